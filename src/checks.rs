@@ -1,0 +1,5 @@
+//! One file per check kind. Each exposes `Params` (typed, validated when the
+//! playbook loads), `DOC` (for `checks list`) and `async fn run`.
+
+pub mod http;
+pub mod tcp;
