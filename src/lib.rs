@@ -14,4 +14,5 @@ pub mod checks;
 pub mod duration;
 pub mod engine;
 pub mod playbook;
+pub mod sys;
 pub mod template;
