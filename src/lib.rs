@@ -11,6 +11,7 @@ pub mod action;
 pub mod cause;
 pub mod check;
 pub mod checks;
+pub mod discovery;
 pub mod duration;
 pub mod engine;
 pub mod playbook;
