@@ -1018,3 +1018,232 @@ fn constant_set(levels: &[&Directive], text: &str) -> Option<String> {
     }
     (!out.contains('$')).then_some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn cfg(text: &str) -> NginxConfig {
+        let main =
+            crate::discovery::nginx::parse_str(text, Path::new("/etc/nginx/nginx.conf")).unwrap();
+        NginxConfig {
+            main,
+            conf_file: PathBuf::from("/etc/nginx/nginx.conf"),
+            prefix: PathBuf::from("/usr/share/nginx"),
+            files: Vec::new(),
+            includes: Vec::new(),
+        }
+    }
+
+    fn req<'a>(host: &'a str, path: &'a str) -> Request<'a> {
+        Request {
+            host,
+            port: 8080,
+            path,
+            local_ip: Some("127.0.0.1".parse().unwrap()),
+        }
+    }
+
+    fn route(c: &NginxConfig, host: &str, path: &str) -> ServiceMap {
+        let mut m = ServiceMap::default();
+        map(c, &req(host, path), &Defaults::default(), &mut m);
+        m
+    }
+
+    const SITE: &str = r#"
+user www-data;
+error_log /var/log/nginx/main-error.log;
+http {
+    log_format main '$remote_addr [$time_local] "$request" $status '
+                    '$upstream_addr $upstream_status';
+    access_log /var/log/nginx/access.log main;
+    proxy_read_timeout 30s;
+    resolver 127.0.0.53 valid=10s;
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        ''      close;
+    }
+    upstream app {
+        server 127.0.0.1:9001 max_fails=3 fail_timeout=10s;
+        server unix:/run/app.sock backup;
+    }
+    server {
+        listen 8080 default_server;
+        server_name _;
+        return 444;
+    }
+    server {
+        listen 127.0.0.1:8080;
+        server_name www.example.test *.example.test ~^(?<sub>.+)\.regex\.test$;
+        root /srv/www;
+        error_log /var/log/nginx/site-error.log warn;
+        location = / { proxy_pass http://app; }
+        location / {
+            try_files $uri $uri/ /index.php?$args;
+        }
+        location ^~ /static/ { root /srv/static; }
+        location ~* \.(png|jpg)$ { expires 1d; }
+        location ~ \.php$ {
+            if ($request_method = POST) {
+                set $x "{ brace }";
+                if ($x) { return 405; }
+            }
+            fastcgi_pass unix:/run/php/php8.2-fpm.sock;
+            fastcgi_read_timeout 120s;
+        }
+        location /api/ {
+            proxy_pass http://127.0.0.1:9002/;
+            proxy_read_timeout 5s;
+            access_log off;
+            location ~ /api/admin { proxy_pass http://[::1]:9003; }
+        }
+        location /dyn/ {
+            set $backend "svc.internal:8443";
+            proxy_pass https://$backend;
+        }
+    }
+    server {
+        listen 127.0.0.1:8080;
+        server_name  .example.org;
+        location / { uwsgi_pass 127.0.0.1:3031; }
+    }
+}
+"#;
+
+    #[test]
+    fn exact_location_with_upstream_group() {
+        let c = cfg(SITE);
+        let m = route(&c, "www.example.test", "/");
+        let r = m.route.as_ref().unwrap();
+        assert_eq!(r.location.as_ref().unwrap().text, "location = /");
+        assert_eq!(m.upstreams.len(), 2);
+        assert_eq!(m.upstreams[0].address, "127.0.0.1:9001");
+        assert_eq!(m.upstreams[0].group.as_deref(), Some("app"));
+        assert!(m.upstreams[0].options.contains(&"max_fails=3".to_owned()));
+        assert!(m.upstreams[1].backup);
+        assert_eq!(m.upstreams[1].kind, "unix");
+        assert_eq!(m.logs.error, vec!["/var/log/nginx/site-error.log"]);
+        assert_eq!(m.logs.access, vec!["/var/log/nginx/access.log"]);
+        assert_eq!(
+            m.logs.access_format.as_deref(),
+            Some("$remote_addr [$time_local] \"$request\" $status $upstream_addr $upstream_status")
+        );
+        assert_eq!(m.worker_user.as_deref(), Some("www-data"));
+        assert_eq!(m.settings["proxy_read_timeout"].value, "30s");
+        assert_eq!(m.resolver.as_deref(), Some("127.0.0.53 valid=10s"));
+    }
+
+    #[test]
+    fn regex_beats_prefix_and_try_files_falls_back_to_php() {
+        let c = cfg(SITE);
+        let m = route(&c, "a.example.test", "/blog/post");
+        let r = m.route.as_ref().unwrap();
+        assert_eq!(r.location.as_ref().unwrap().text, "location ~ \\.php$");
+        assert!(r.why.iter().any(|w| w.contains("try_files")), "{:?}", r.why);
+        assert_eq!(m.upstreams[0].address, "unix:/run/php/php8.2-fpm.sock");
+        assert_eq!(m.upstreams[0].scheme, "fastcgi");
+        assert_eq!(m.settings["fastcgi_read_timeout"].value, "120s");
+        assert!(m.notes.iter().all(|n| !n.contains("fastcgi_pass")));
+    }
+
+    #[test]
+    fn no_regex_prefix_stops_regex_search() {
+        let c = cfg(SITE);
+        let m = route(&c, "www.example.test", "/static/a.png");
+        assert_eq!(
+            m.route.unwrap().location.unwrap().text,
+            "location ^~ /static/"
+        );
+        assert_eq!(m.document_root.as_deref(), Some("/srv/static"));
+        let m = route(&c, "www.example.test", "/img/a.PNG");
+        assert_eq!(
+            m.route.unwrap().location.unwrap().text,
+            "location ~* \\.(png|jpg)$"
+        );
+    }
+
+    #[test]
+    fn nested_regex_inside_prefix_and_ipv6_upstream() {
+        let c = cfg(SITE);
+        let m = route(&c, "www.example.test", "/api/admin/x");
+        assert_eq!(m.upstreams[0].address, "[::1]:9003");
+        let m = route(&c, "www.example.test", "/api/users");
+        assert_eq!(m.upstreams[0].address, "127.0.0.1:9002");
+        assert_eq!(m.settings["proxy_read_timeout"].value, "5s");
+        assert!(m.logs.access.is_empty());
+    }
+
+    #[test]
+    fn server_name_wildcards_regex_and_default() {
+        let c = cfg(SITE);
+        let mut notes = Vec::new();
+        let (s, why) = select_server(&c, &req("x.regex.test", "/"), &mut notes).unwrap();
+        assert!(s.line > 20 && matches!(why, ServerChoice::Name(n) if n.starts_with('~')));
+        let (s, _) = select_server(&c, &req("example.org", "/"), &mut notes).unwrap();
+        assert!(
+            s.children()
+                .iter()
+                .any(|d| d.text() == "server_name .example.org")
+        );
+        // An address with an exact listen never falls to the wildcard server.
+        let (_, why) = select_server(&c, &req("unknown.test", "/"), &mut notes).unwrap();
+        assert_eq!(why, ServerChoice::First);
+        // Another local address reaches only the wildcard listen: default_server.
+        let r = Request {
+            local_ip: Some("127.0.0.2".parse().unwrap()),
+            ..req("www.example.test", "/")
+        };
+        let (s, why) = select_server(&c, &r, &mut notes).unwrap();
+        assert_eq!(why, ServerChoice::Default);
+        assert!(s.last("return").is_some());
+    }
+
+    #[test]
+    fn variable_upstream_with_constant_set_and_https() {
+        let c = cfg(SITE);
+        let m = route(&c, "www.example.test", "/dyn/x");
+        assert_eq!(m.upstreams[0].address, "svc.internal:8443");
+        assert_eq!(m.upstreams[0].kind, "name");
+        assert_eq!(m.upstreams[0].scheme, "https");
+    }
+
+    #[test]
+    fn nested_if_and_map_blocks_parse() {
+        let c = cfg(SITE);
+        let http = c.http().unwrap();
+        let map_block = http.last("map").unwrap();
+        assert_eq!(map_block.children().len(), 2);
+        assert_eq!(map_block.children()[1].name, "");
+        let mut found = false;
+        crate::discovery::directive::walk(&c.main, &mut |d, depth| {
+            if d.name == "set" && d.arg(1) == Some("{ brace }") {
+                found = depth == 4;
+            }
+        });
+        assert!(found, "quoted braces inside nested if");
+    }
+
+    #[test]
+    fn uri_normalisation() {
+        assert_eq!(normalize_uri("/a//b/../c%2Ephp?x=1"), "/a/c.php");
+        assert_eq!(normalize_uri("/a/"), "/a/");
+        assert_eq!(normalize_uri("/%41%"), "/A%");
+    }
+
+    #[test]
+    fn listen_forms() {
+        let l =
+            |s: &str| parse_listen(&s.split(' ').map(str::to_owned).collect::<Vec<_>>()).unwrap();
+        assert_eq!(l("8080").port, 8080);
+        assert!(l("8080").addr.is_none());
+        assert_eq!(
+            l("[::1]:8443 ssl default_server").addr,
+            Some("::1".parse().unwrap())
+        );
+        assert!(l("[::1]:8443 ssl default_server").default);
+        assert!(l("[::]:80").v6);
+        assert_eq!(l("127.0.0.1").port, 80);
+        assert_eq!(l("unix:/run/x.sock").unix.as_deref(), Some("/run/x.sock"));
+    }
+}
