@@ -157,13 +157,11 @@ pub fn options(args: &[String], flag: &str) -> Vec<String> {
 /// (the title joined argv with spaces, so the value spans words).
 pub fn nginx_globals(args: &[String]) -> Option<String> {
     let i = args.iter().position(|a| a == "-g")?;
-    let mut out = Vec::new();
-    for a in &args[i + 1..] {
-        out.push(a.as_str());
-        if a.ends_with(';') {
-            break;
-        }
-    }
+    let out: Vec<&str> = args[i + 1..]
+        .iter()
+        .take_while(|a| !(a.len() == 2 && a.starts_with('-')))
+        .map(String::as_str)
+        .collect();
     Some(out.join(" "))
 }
 
@@ -318,7 +316,10 @@ mod tests {
         let a = arguments(&p);
         assert_eq!(option(&a, "-c").as_deref(), Some("/tmp/x/n.conf"));
         assert_eq!(option(&a, "-p").as_deref(), Some("/tmp/x"));
-        assert_eq!(nginx_globals(&a).as_deref(), Some("pid /tmp/x/n.pid;"));
+        assert_eq!(
+            nginx_globals(&a).as_deref(),
+            Some("pid /tmp/x/n.pid; daemon off;")
+        );
         assert_eq!(kind_of(&p), Kind::Nginx);
     }
 

@@ -4,6 +4,30 @@
 
 use std::path::Path;
 
+/// `/etc/passwd` and `/etc/group` read once, for walks over many processes.
+#[derive(Debug, Clone, Default)]
+pub struct Accounts {
+    passwd: String,
+    group: String,
+}
+
+impl Accounts {
+    pub fn load() -> Self {
+        Accounts {
+            passwd: super::read_text(Path::new("/etc/passwd")).unwrap_or_default(),
+            group: super::read_text(Path::new("/etc/group")).unwrap_or_default(),
+        }
+    }
+
+    pub fn user(&self, uid: u32) -> Option<String> {
+        parse_name(&self.passwd, uid)
+    }
+
+    pub fn group(&self, gid: u32) -> Option<String> {
+        parse_name(&self.group, gid)
+    }
+}
+
 /// The name of `uid` in `/etc/passwd`, if listed.
 pub fn user_name(uid: u32) -> Option<String> {
     name_in(Path::new("/etc/passwd"), uid)

@@ -71,6 +71,11 @@ pub fn pids() -> Vec<u32> {
 
 /// Read one process.
 pub fn process(pid: u32) -> Result<Process, SysError> {
+    process_with(pid, &super::account::Accounts::load())
+}
+
+/// Read one process, naming users and groups from `accounts`.
+pub fn process_with(pid: u32, accounts: &super::account::Accounts) -> Result<Process, SysError> {
     let base = PathBuf::from(format!("/proc/{pid}"));
     let stat = super::read_text(&base.join("stat"))?;
     let (comm, fields) = parse_stat(&stat).ok_or_else(|| SysError {
@@ -101,16 +106,20 @@ pub fn process(pid: u32) -> Result<Process, SysError> {
         cmdline,
         exe,
         uid,
-        user: super::user_name(uid),
+        user: accounts.user(uid),
         gid,
-        group: super::group_name(gid),
+        group: accounts.group(gid),
         start_time,
     })
 }
 
 /// Every readable process (the walk is bounded; vanished ones are skipped).
 pub fn processes() -> Vec<Process> {
-    pids().into_iter().filter_map(|p| process(p).ok()).collect()
+    let accounts = super::account::Accounts::load();
+    pids()
+        .into_iter()
+        .filter_map(|p| process_with(p, &accounts).ok())
+        .collect()
 }
 
 /// Paths of the regular files (and other non-socket targets) a process has

@@ -502,7 +502,10 @@ pub fn map(cfg: &NginxConfig, req: &Request<'_>, defaults: &Defaults, m: &mut Se
         return;
     };
     let mut route = Route {
-        server_block: Some(place(server)),
+        server_block: Some(Place {
+            text: server_summary(server),
+            ..place(server)
+        }),
         ..Route::default()
     };
     route.why.push(match &choice {
