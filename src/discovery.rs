@@ -556,9 +556,14 @@ fn observed_workers(map: &mut ServiceMap, master: &Process, view: &HostView) {
     }
     map.worker_user = Some(user);
     map.worker_group = Some(group);
+    let configured = map
+        .sources
+        .get("worker_user")
+        .map(|s| format!("; configured at {s}"))
+        .unwrap_or_default();
     map.sources.insert(
         "worker_user".into(),
-        format!("/proc/{}/status (worker of {})", w.pid, master.pid),
+        format!("/proc/{}/status (worker of {}){configured}", w.pid, master.pid),
     );
     map.sources.insert(
         "worker_group".into(),
