@@ -295,3 +295,12 @@ pub struct FindingRule {
     pub severity: Severity,
     pub summary: String,
 }
+
+/// The JSON Schema of a playbook file (kept in `assets/playbook.schema.json`).
+pub fn schema() -> serde_json::Value {
+    let mut v = serde_json::to_value(schemars::schema_for!(raw::RawHeader)).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("title".into(), "triage502 playbook".into());
+    }
+    v
+}
