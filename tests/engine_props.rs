@@ -133,12 +133,12 @@ fn exercise(
                 e.back().unwrap();
             }
             Some(input) => {
-                if let Err(_) = e.step(input.clone()) {
+                if e.step(input.clone()).is_err() {
                     prop_assert_eq!(
                         fingerprint(&e),
                         before,
                         "a rejected input changed the state"
-                    )
+                    );
                 } else {
                     let after = fingerprint(&e);
                     let mut again = e.clone();
