@@ -563,7 +563,10 @@ fn observed_workers(map: &mut ServiceMap, master: &Process, view: &HostView) {
         .unwrap_or_default();
     map.sources.insert(
         "worker_user".into(),
-        format!("/proc/{}/status (worker of {}){configured}", w.pid, master.pid),
+        format!(
+            "/proc/{}/status (worker of {}){configured}",
+            w.pid, master.pid
+        ),
     );
     map.sources.insert(
         "worker_group".into(),
