@@ -3,6 +3,8 @@
 //! dirs on loopback ports. From the URL alone, `map` must find the config,
 //! the route, the upstream, the logs and the worker user.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 #[path = "discovery_support/servers.rs"]
 mod servers;
 
