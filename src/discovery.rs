@@ -287,21 +287,20 @@ fn find_front(
         .get("front.pid")
         .and_then(|p| p.parse().ok())
         .or_else(|| front::master_of(&l, &view.procs));
-    match pid {
-        Some(pid) => Some((l, pid)),
-        None => {
-            map.gateway_local = true;
-            map.unknown(
-                "front.pid",
-                format!(
-                    "{l} is listening but its process is unknown: {}",
-                    view.scan
-                        .owner_caveat()
-                        .unwrap_or_else(|| "no process holds the socket".into())
-                ),
-            );
-            None
-        }
+    if let Some(pid) = pid {
+        Some((l, pid))
+    } else {
+        map.gateway_local = true;
+        map.unknown(
+            "front.pid",
+            format!(
+                "{l} is listening but its process is unknown: {}",
+                view.scan
+                    .owner_caveat()
+                    .unwrap_or_else(|| "no process holds the socket".into())
+            ),
+        );
+        None
     }
 }
 

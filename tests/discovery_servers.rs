@@ -38,7 +38,7 @@ struct NginxSite {
     dead_port: u16,
     _app: std::net::TcpListener,
     _fpm: Server,
-    _nginx: Server,
+    nginx: Server,
 }
 
 fn nginx_site() -> NginxSite {
@@ -158,7 +158,7 @@ server {{
         dead_port,
         _app: app_l,
         _fpm: fpm,
-        _nginx: n,
+        nginx: n,
     }
 }
 
@@ -172,7 +172,7 @@ fn nginx_route_upstream_group_logs_and_worker_from_the_url_alone() {
     assert_eq!(s(&m["front"]["kind"]), "nginx");
     assert_eq!(
         m["front"]["pid"].as_u64().unwrap(),
-        u64::from(site._nginx.pid())
+        u64::from(site.nginx.pid())
     );
     assert_eq!(
         s(&m["front"]["config"]),
@@ -605,7 +605,7 @@ fn haproxy_acls_backends_syslog_receiver_and_stats_socket() {
     write(
         &cfg,
         &format!(
-            r#"global
+            r"global
     log 127.0.0.1:{syslog_port} local0
     stats socket {d}/admin.sock mode 600 level admin
     user nobody
@@ -637,7 +637,7 @@ backend shop
 
 backend static
     server st 127.0.0.1:{backup_port}
-"#,
+",
             d = d.display()
         ),
     );

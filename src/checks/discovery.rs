@@ -89,7 +89,7 @@ pub fn report_of(map: &discovery::ServiceMap, label: String) -> CheckReport {
     };
     let mut r = CheckReport::new(DOC.kind, label, outcome, summary);
     r.facts = map.facts.clone();
-    r.evidence = map.evidence.clone();
+    r.evidence.clone_from(&map.evidence);
     for u in &map.unknown {
         r.evidence.push(Evidence::new(
             "unknown",

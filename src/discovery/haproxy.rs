@@ -85,12 +85,11 @@ fn bind_rank(arg: &str, ip: Option<IpAddr>, port: u16) -> u8 {
             let Some((h, p)) = a.rsplit_once(':') else {
                 return 0;
             };
-            let (lo, hi) = match p.split_once('-') {
-                Some((l, h)) => (l.parse().unwrap_or(0), h.parse().unwrap_or(0)),
-                None => {
-                    let v: u16 = p.parse().unwrap_or(0);
-                    (v, v)
-                }
+            let (lo, hi) = if let Some((l, h)) = p.split_once('-') {
+                (l.parse().unwrap_or(0), h.parse().unwrap_or(0))
+            } else {
+                let v: u16 = p.parse().unwrap_or(0);
+                (v, v)
             };
             if port < lo || port > hi {
                 return 0;
@@ -258,17 +257,16 @@ fn route(cfg: &parse::HaproxyConfig, req: &acl::Request, m: &mut ServiceMap, vie
                 ("timeout_connect", "connect", None),
                 ("timeout_queue", "queue", None),
             ] {
-                match with_defaults(be, be_defaults, &|d| {
+                if let Some(d) = with_defaults(be, be_defaults, &|d| {
                     d.is("timeout") && d.arg(0) == Some(name)
                 }) {
-                    Some(d) => m.setting(key, d.arg(1).unwrap_or(""), d.at()),
-                    None => {
-                        let _: Option<&str> = default;
-                        m.unknown(
-                            &format!("settings.{key}"),
-                            format!("timeout {name} is not set (HAProxy warns and waits forever)"),
-                        );
-                    }
+                    m.setting(key, d.arg(1).unwrap_or(""), d.at());
+                } else {
+                    let _: Option<&str> = default;
+                    m.unknown(
+                        &format!("settings.{key}"),
+                        format!("timeout {name} is not set (HAProxy warns and waits forever)"),
+                    );
                 }
             }
             if let Some(d) = with_defaults(be, be_defaults, &|d| d.is("mode")) {
@@ -364,7 +362,7 @@ fn route(cfg: &parse::HaproxyConfig, req: &acl::Request, m: &mut ServiceMap, vie
     if let Some(opt) = fe
         .children()
         .iter()
-        .chain(fe_defaults.map(Directive::children).unwrap_or(&[]))
+        .chain(fe_defaults.map_or(&[][..], Directive::children))
         .find(|d| d.is("option") && matches!(d.arg(0), Some("httplog" | "tcplog")))
     {
         m.logs.access_format_name = opt.arg(0).map(str::to_owned);

@@ -154,7 +154,7 @@ fn parse_file(
                     format!("section header {t:?} has no closing ]"),
                 ));
             };
-            *current = name.trim().to_owned();
+            name.trim().clone_into(current);
             cfg.sections.push(Section {
                 name: current.clone(),
                 file: file.clone(),
@@ -239,7 +239,7 @@ pub fn master(pid: u32, view: &HostView) -> Option<&Process> {
                 if crate::discovery::front::kind_of(parent)
                     == crate::discovery::front::Kind::PhpFpm =>
             {
-                p = parent
+                p = parent;
             }
             _ => break,
         }

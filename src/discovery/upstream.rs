@@ -21,13 +21,14 @@ pub fn resolve_listeners(map: &mut ServiceMap, view: &HostView) {
         }
         let pid = match u.kind.as_str() {
             "unix" => unix(u, view),
-            "tcp" => match parse_socket_addr(&u.address) {
-                Some(sa) => tcp(u, sa, view),
-                None => {
+            "tcp" => {
+                if let Some(sa) = parse_socket_addr(&u.address) {
+                    tcp(u, sa, view)
+                } else {
                     u.listener_note = Some(format!("cannot parse {} as an address", u.address));
                     None
                 }
-            },
+            }
             _ => name(u, view),
         };
         if let Some(pid) = pid
@@ -45,22 +46,19 @@ pub fn resolve_listeners(map: &mut ServiceMap, view: &HostView) {
 }
 
 fn set_listener(u: &mut Upstream, l: &sys::Listener, view: &HostView) -> Option<u32> {
-    match super::front::master_of(l, &view.procs) {
-        Some(pid) => {
-            u.listener = Some(view.label(pid));
-            u.listener_pid = Some(pid);
-            Some(pid)
-        }
-        None => {
-            u.listener_note = Some(format!(
-                "{l} is listening, but its process is unknown{}",
-                view.scan
-                    .owner_caveat()
-                    .map(|c| format!(": {c}"))
-                    .unwrap_or_default()
-            ));
-            None
-        }
+    if let Some(pid) = super::front::master_of(l, &view.procs) {
+        u.listener = Some(view.label(pid));
+        u.listener_pid = Some(pid);
+        Some(pid)
+    } else {
+        u.listener_note = Some(format!(
+            "{l} is listening, but its process is unknown{}",
+            view.scan
+                .owner_caveat()
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default()
+        ));
+        None
     }
 }
 

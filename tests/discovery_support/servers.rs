@@ -243,11 +243,7 @@ pub fn map_json(url: &str, vars: &[(&str, &str)]) -> (serde_json::Value, u8) {
     let text = String::from_utf8(out).unwrap();
     let v: serde_json::Value =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    let code = if code == std::process::ExitCode::SUCCESS {
-        0
-    } else {
-        1
-    };
+    let code = u8::from(code != std::process::ExitCode::SUCCESS);
     (v, code)
 }
 

@@ -225,12 +225,11 @@ pub fn substitute(s: &str, ctx: &mut Context, at: &str) -> String {
             return out;
         };
         let name = &after[..end];
-        match ctx.defines.get(name).or_else(|| ctx.env.get(name)) {
-            Some(v) => out.push_str(v),
-            None => {
-                ctx.undefined.push(format!("${{{name}}} at {at}"));
-                out.push_str(&rest[i..i + 3 + end]);
-            }
+        if let Some(v) = ctx.defines.get(name).or_else(|| ctx.env.get(name)) {
+            out.push_str(v);
+        } else {
+            ctx.undefined.push(format!("${{{name}}} at {at}"));
+            out.push_str(&rest[i..i + 3 + end]);
         }
         rest = &after[end + 1..];
     }

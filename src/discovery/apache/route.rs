@@ -203,7 +203,9 @@ pub fn map(cfg: &ApacheConfig, req: &Request, default_errorlog: Option<&str>, m:
             route.server_block = Some(place(v));
             let mut text = format!("<VirtualHost {}>", v.args.join(" "));
             for d in v.all("ServerName").chain(v.all("ServerAlias")) {
-                text.push_str(&format!(" {};", d.text()));
+                text.push(' ');
+                text.push_str(&d.text());
+                text.push(';');
             }
             m.evidence
                 .push(Evidence::new("virtual host", text).at(v.at()));
@@ -310,29 +312,26 @@ pub fn map(cfg: &ApacheConfig, req: &Request, default_errorlog: Option<&str>, m:
             ));
         }
     });
-    match &handler {
-        Some((d, url, section)) => {
-            if let Some(s) = section {
-                route.location = Some(place(s));
-                m.evidence
-                    .push(Evidence::new("location", format!("<{}>", s.text())).at(s.at()));
-            } else {
-                route.location = Some(place(d));
-            }
-            route.handler = Some(place(d));
+    if let Some((d, url, section)) = &handler {
+        if let Some(s) = section {
+            route.location = Some(place(s));
             m.evidence
-                .push(Evidence::new("upstream", d.text()).at(d.at()));
-            upstreams(cfg, vhost, d, url, m);
+                .push(Evidence::new("location", format!("<{}>", s.text())).at(s.at()));
+        } else {
+            route.location = Some(place(d));
         }
-        None => {
-            if let Some(s) = sections.last() {
-                route.location = Some(place(s));
-            }
-            m.unknown(
-                "upstream",
-                "no ProxyPass or SetHandler \"proxy:...\" applies: httpd serves this path itself",
-            );
+        route.handler = Some(place(d));
+        m.evidence
+            .push(Evidence::new("upstream", d.text()).at(d.at()));
+        upstreams(cfg, vhost, d, url, m);
+    } else {
+        if let Some(s) = sections.last() {
+            route.location = Some(place(s));
         }
+        m.unknown(
+            "upstream",
+            "no ProxyPass or SetHandler \"proxy:...\" applies: httpd serves this path itself",
+        );
     }
     for n in notes {
         m.note(n);
@@ -358,14 +357,13 @@ pub fn map(cfg: &ApacheConfig, req: &Request, default_errorlog: Option<&str>, m:
         Some(d) => m.setting("timeout", d.args.join(" "), d.at()),
         None => m.setting("timeout", "60", "default (httpd built-in)"),
     }
-    match server_level(&cfg.main, vhost, "ProxyTimeout") {
-        Some(d) => m.setting("proxy_timeout", d.args.join(" "), d.at()),
-        None => {
-            let (v, s) = timeout.map_or(("60".to_owned(), "default (Timeout)".to_owned()), |d| {
-                (d.args.join(" "), format!("default (Timeout at {})", d.at()))
-            });
-            m.setting("proxy_timeout", v, s);
-        }
+    if let Some(d) = server_level(&cfg.main, vhost, "ProxyTimeout") {
+        m.setting("proxy_timeout", d.args.join(" "), d.at());
+    } else {
+        let (v, s) = timeout.map_or(("60".to_owned(), "default (Timeout)".to_owned()), |d| {
+            (d.args.join(" "), format!("default (Timeout at {})", d.at()))
+        });
+        m.setting("proxy_timeout", v, s);
     }
     for (name, default) in [
         ("KeepAliveTimeout", "5"),
@@ -387,24 +385,21 @@ pub fn map(cfg: &ApacheConfig, req: &Request, default_errorlog: Option<&str>, m:
         }
     }
     // Document root and cache.
-    match server_level(&cfg.main, vhost, "DocumentRoot") {
-        Some(d) => {
-            if let Some(r) = d.arg(0) {
-                m.document_root = Some(
-                    crate::discovery::source::resolve(&cfg.server_root, r)
-                        .display()
-                        .to_string(),
-                );
-                m.sources.insert("document_root".into(), d.at());
-            }
-        }
-        None => {
-            m.document_root = Some("/var/www/html".into());
-            m.sources.insert(
-                "document_root".into(),
-                "default (httpd built-in on Debian)".into(),
+    if let Some(d) = server_level(&cfg.main, vhost, "DocumentRoot") {
+        if let Some(r) = d.arg(0) {
+            m.document_root = Some(
+                crate::discovery::source::resolve(&cfg.server_root, r)
+                    .display()
+                    .to_string(),
             );
+            m.sources.insert("document_root".into(), d.at());
         }
+    } else {
+        m.document_root = Some("/var/www/html".into());
+        m.sources.insert(
+            "document_root".into(),
+            "default (httpd built-in on Debian)".into(),
+        );
     }
     for d in cfg
         .main
@@ -447,16 +442,13 @@ fn logs(
             root.join(p).display().to_string()
         }
     };
-    match server_level(&cfg.main, vhost, "ErrorLog") {
-        Some(d) => {
-            if let Some(p) = d.arg(0) {
-                m.log("error", &abs(p), &d.at());
-            }
+    if let Some(d) = server_level(&cfg.main, vhost, "ErrorLog") {
+        if let Some(p) = d.arg(0) {
+            m.log("error", &abs(p), &d.at());
         }
-        None => {
-            let p = default_errorlog.unwrap_or("logs/error_log");
-            m.log("error", &abs(p), "default (apache2 -V DEFAULT_ERRORLOG)");
-        }
+    } else {
+        let p = default_errorlog.unwrap_or("logs/error_log");
+        m.log("error", &abs(p), "default (apache2 -V DEFAULT_ERRORLOG)");
     }
     let customs: Vec<&Directive> = match vhost {
         Some(v) if v.all("CustomLog").next().is_some() || v.all("TransferLog").next().is_some() => {
@@ -494,17 +486,17 @@ fn resolve_format(
     spec: Option<&str>,
     m: &mut ServiceMap,
 ) {
-    let formats = cfg
+    let mut formats = cfg
         .main
         .iter()
-        .chain(vhost.map(Directive::children).unwrap_or(&[]))
+        .chain(vhost.map_or(&[][..], Directive::children))
         .filter(|d| d.is("LogFormat"));
     match spec {
         Some(s) if s.contains('%') => {
             m.logs.access_format = Some(s.to_owned());
         }
         Some(nick) => {
-            if let Some(d) = formats.filter(|d| d.arg(1) == Some(nick)).last() {
+            if let Some(d) = formats.rfind(|d| d.arg(1) == Some(nick)) {
                 m.logs.access_format = d.arg(0).map(str::to_owned);
                 m.sources.insert("access_log_format".into(), d.at());
             } else {
@@ -517,7 +509,7 @@ fn resolve_format(
         }
         None => {
             // TransferLog uses the last LogFormat without a nickname.
-            let d = formats.filter(|d| d.args.len() == 1).last();
+            let d = formats.rfind(|d| d.args.len() == 1);
             m.logs.access_format = Some(
                 d.and_then(|d| d.arg(0))
                     .unwrap_or("%h %l %u %t \"%r\" %>s %b")
@@ -561,7 +553,7 @@ fn upstreams(
         let sections = cfg
             .main
             .iter()
-            .chain(vhost.map(Directive::children).unwrap_or(&[]))
+            .chain(vhost.map_or(&[][..], Directive::children))
             .filter(|p| p.is("Proxy") && p.arg(0).is_some_and(|a| a.trim_end_matches('/') == name));
         let mut found = false;
         for p in sections {

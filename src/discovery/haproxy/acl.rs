@@ -153,10 +153,9 @@ fn test(words: &[String], req: &Request) -> Result<bool, String> {
     let (sample, derived) = match fetch {
         "hdr" | "req.hdr" | "hdr_beg" | "hdr_end" | "hdr_dom" | "hdr_sub" | "hdr_reg"
         | "hdr_dir" | "hdr_len" | "req.fhdr" => {
-            let arg = crit
-                .split_once('(')
-                .map(|(_, a)| a.trim_end_matches(')').split(',').next().unwrap_or(""))
-                .unwrap_or("");
+            let arg = crit.split_once('(').map_or("", |(_, a)| {
+                a.trim_end_matches(')').split(',').next().unwrap_or("")
+            });
             if !arg.eq_ignore_ascii_case("host") {
                 return Err(format!("{crit} needs request headers other than Host"));
             }

@@ -70,7 +70,7 @@ impl<'a> Lexer<'a> {
         Some(c)
     }
 
-    fn err(&self, line: u32, col: u32, message: impl Into<String>) -> LexError {
+    fn err(line: u32, col: u32, message: impl Into<String>) -> LexError {
         LexError {
             line,
             col,
@@ -131,7 +131,7 @@ impl<'a> Lexer<'a> {
         loop {
             match self.bump() {
                 None => {
-                    return Err(self.err(
+                    return Err(Self::err(
                         line,
                         col,
                         format!(
@@ -154,7 +154,7 @@ impl<'a> Lexer<'a> {
                         out.push(b'\\');
                         out.push(c);
                     }
-                    None => continue,
+                    None => {}
                 },
                 Some(c) if c == q => break,
                 Some(0) => return Err(self.nul()),
@@ -165,7 +165,7 @@ impl<'a> Lexer<'a> {
         match self.peek() {
             None | Some(b' ' | b'\t' | b'\r' | b'\n' | b';' | b'{' | b'}' | b')') => {}
             Some(c) => {
-                return Err(self.err(
+                return Err(Self::err(
                     self.line,
                     self.col,
                     format!(
@@ -175,7 +175,7 @@ impl<'a> Lexer<'a> {
                 ));
             }
         }
-        self.utf8(out, line, col)
+        Self::utf8(out, line, col)
     }
 
     fn word(&mut self) -> Result<String, LexError> {
@@ -209,28 +209,25 @@ impl<'a> Lexer<'a> {
             out.push(c);
             self.bump();
         }
-        self.utf8(out, line, col)
+        Self::utf8(out, line, col)
     }
 
     fn nul(&self) -> LexError {
-        self.err(
+        Self::err(
             self.line,
             self.col,
             "NUL byte: this is not a text configuration file",
         )
     }
 
-    fn utf8(&self, bytes: Vec<u8>, line: u32, col: u32) -> Result<String, LexError> {
+    fn utf8(bytes: Vec<u8>, line: u32, col: u32) -> Result<String, LexError> {
         String::from_utf8(bytes).map_err(|e| {
             let off = e.utf8_error().valid_up_to();
             let b = e.as_bytes()[off];
-            self.err(
+            Self::err(
                 line,
                 col,
-                format!(
-                    "invalid UTF-8 (byte 0x{b:02X}, {} bytes into this token)",
-                    off
-                ),
+                format!("invalid UTF-8 (byte 0x{b:02X}, {off} bytes into this token)"),
             )
         })
     }

@@ -593,21 +593,17 @@ pub fn map(cfg: &NginxConfig, req: &Request<'_>, defaults: &Defaults, m: &mut Se
         }
     }
 
-    match handler {
-        Some((d, scheme)) => {
-            route.handler = Some(place(d));
-            m.evidence
-                .push(Evidence::new("upstream", d.text()).at(d.at()));
-            upstreams(http, &levels, d, scheme, m);
-        }
-        None => {
-            let what = chain
-                .first()
-                .and_then(|l| l.last("return"))
-                .map(|r| format!("the location answers itself ({} at {})", r.text(), r.at()))
-                .unwrap_or_else(|| "the route serves static files (no *_pass directive)".into());
-            m.unknown("upstream", what);
-        }
+    if let Some((d, scheme)) = handler {
+        route.handler = Some(place(d));
+        m.evidence
+            .push(Evidence::new("upstream", d.text()).at(d.at()));
+        upstreams(http, &levels, d, scheme, m);
+    } else {
+        let what = chain.first().and_then(|l| l.last("return")).map_or_else(
+            || "the route serves static files (no *_pass directive)".into(),
+            |r| format!("the location answers itself ({} at {})", r.text(), r.at()),
+        );
+        m.unknown("upstream", what);
     }
     m.route = Some(route);
 
@@ -644,20 +640,17 @@ pub fn map(cfg: &NginxConfig, req: &Request<'_>, defaults: &Defaults, m: &mut Se
         .iter()
         .find_map(|l| l.last("alias").or_else(|| l.last("root")))
         .or_else(|| inherited(&[server, http], "root"));
-    match root {
-        Some(d) => {
-            if let Some(p) = d.arg(0) {
-                m.document_root = Some(abs(&cfg.prefix, p));
-                m.sources.insert("document_root".into(), d.at());
-            }
+    if let Some(d) = root {
+        if let Some(p) = d.arg(0) {
+            m.document_root = Some(abs(&cfg.prefix, p));
+            m.sources.insert("document_root".into(), d.at());
         }
-        None => {
-            m.document_root = Some(abs(&cfg.prefix, "html"));
-            m.sources.insert(
-                "document_root".into(),
-                "default (root html, relative to the prefix)".into(),
-            );
-        }
+    } else {
+        m.document_root = Some(abs(&cfg.prefix, "html"));
+        m.sources.insert(
+            "document_root".into(),
+            "default (root html, relative to the prefix)".into(),
+        );
     }
     // Resolver.
     if let Some(d) = inherited(&levels, "resolver") {
