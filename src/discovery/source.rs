@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -90,7 +91,8 @@ pub struct Loader {
     pub limits: Limits,
     total: u64,
     count: usize,
-    stack: Vec<PathBuf>,
+    /// Files being read (outermost first) and their (device, inode).
+    stack: Vec<(PathBuf, (u64, u64))>,
     /// Every file read, in order.
     pub files: Vec<PathBuf>,
 }
@@ -127,18 +129,19 @@ impl Loader {
                 self.limits.max_files
             )));
         }
-        let canonical = std::fs::canonicalize(path)
+        // A file is identified by (device, inode): one stat instead of
+        // canonicalizing every path component, and hard links count too.
+        let meta = std::fs::metadata(path)
             .map_err(|e| fail(format!("cannot open {}: {}", path.display(), io_reason(&e))))?;
-        if let Some(pos) = self.stack.iter().position(|p| *p == canonical) {
+        let id = (meta.dev(), meta.ino());
+        if let Some(pos) = self.stack.iter().position(|(_, i)| *i == id) {
             let chain: Vec<String> = self.stack[pos..]
                 .iter()
-                .chain(std::iter::once(&canonical))
-                .map(|p| p.display().to_string())
+                .map(|(p, _)| p.display().to_string())
+                .chain(std::iter::once(path.display().to_string()))
                 .collect();
             return Err(fail(format!("include cycle: {}", chain.join(" -> "))));
         }
-        let meta = std::fs::metadata(&canonical)
-            .map_err(|e| fail(format!("cannot stat {}: {}", path.display(), io_reason(&e))))?;
         if !meta.is_file() {
             return Err(fail(format!(
                 "{} is not a regular file (a device, FIFO or directory cannot be a config file)",
@@ -149,7 +152,7 @@ impl Loader {
             .limits
             .max_file_bytes
             .min(self.limits.max_total_bytes.saturating_sub(self.total));
-        let f = std::fs::File::open(&canonical)
+        let f = std::fs::File::open(path)
             .map_err(|e| fail(format!("cannot open {}: {}", path.display(), io_reason(&e))))?;
         let mut buf = Vec::new();
         f.take(cap + 1)
@@ -166,7 +169,7 @@ impl Loader {
         }
         self.total += buf.len() as u64;
         self.count += 1;
-        self.stack.push(canonical);
+        self.stack.push((path.to_path_buf(), id));
         self.files.push(path.to_path_buf());
         Ok(buf)
     }

@@ -93,11 +93,14 @@ impl<'a> Lexer<'a> {
                     self.bump();
                 }
                 Some(b'#') => {
-                    while let Some(c) = self.peek() {
-                        if c == b'\n' {
-                            break;
+                    // Skip to the newline; the bump over it resets the column.
+                    let rest = &self.src[self.pos..];
+                    match memchr::memchr(b'\n', rest) {
+                        Some(n) => self.pos += n,
+                        None => {
+                            self.col += rest.iter().filter(|&&c| c & 0xC0 != 0x80).count() as u32;
+                            self.pos = self.src.len();
                         }
-                        self.bump();
                     }
                 }
                 Some(c) => {
@@ -183,6 +186,25 @@ impl<'a> Lexer<'a> {
         let mut out = Vec::new();
         let mut variable = false;
         while let Some(c) = self.peek() {
+            // Fast path: a run of ordinary bytes (never a newline) at once.
+            let start = self.pos;
+            while let Some(&b) = self.src.get(self.pos) {
+                if matches!(
+                    b,
+                    b' ' | b'\t' | b'\r' | b'\n' | b';' | b'{' | b'\\' | b'$' | 0
+                ) {
+                    break;
+                }
+                self.pos += 1;
+                if b & 0xC0 != 0x80 {
+                    self.col += 1;
+                }
+            }
+            if self.pos > start {
+                out.extend_from_slice(&self.src[start..self.pos]);
+                variable = false;
+                continue;
+            }
             match c {
                 b' ' | b'\t' | b'\r' | b'\n' | b';' => break,
                 b'{' if !variable => break,

@@ -474,7 +474,15 @@ pub fn map(cfg: &NginxConfig, req: &Request<'_>, defaults: &Defaults, m: &mut Se
         args: Vec::new(),
         file: std::sync::Arc::from(cfg.conf_file.as_path()),
         line: 0,
-        block: Some(cfg.main.clone()),
+        // Only simple main-context directives are inherited (error_log, user):
+        // the blocks (http, events) are left out instead of deep-copied.
+        block: Some(
+            cfg.main
+                .iter()
+                .filter(|d| d.block.is_none())
+                .cloned()
+                .collect(),
+        ),
     };
     worker_user(cfg, defaults, m);
     let mut notes = Vec::new();
