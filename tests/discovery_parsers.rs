@@ -140,7 +140,7 @@ fn apache_parse(p: &str) -> Result<apache::ApacheConfig, ConfigError> {
         &f,
         f.parent().unwrap(),
         &[],
-        Default::default(),
+        std::collections::BTreeMap::default(),
         Limits::default(),
     )
 }

@@ -95,12 +95,11 @@ impl<'a> Lexer<'a> {
                 Some(b'#') => {
                     // Skip to the newline; the bump over it resets the column.
                     let rest = &self.src[self.pos..];
-                    match memchr::memchr(b'\n', rest) {
-                        Some(n) => self.pos += n,
-                        None => {
-                            self.col += rest.iter().filter(|&&c| c & 0xC0 != 0x80).count() as u32;
-                            self.pos = self.src.len();
-                        }
+                    if let Some(n) = memchr::memchr(b'\n', rest) {
+                        self.pos += n;
+                    } else {
+                        self.col += rest.iter().filter(|&&c| c & 0xC0 != 0x80).count() as u32;
+                        self.pos = self.src.len();
                     }
                 }
                 Some(c) => {
