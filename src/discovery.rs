@@ -207,6 +207,10 @@ pub async fn discover(
         ..Front::default()
     });
     map.sources.insert(
+        "front.kind".into(),
+        format!("/proc/{pid}/exe, comm and cmdline ({})", proc_.program()),
+    );
+    map.sources.insert(
         "front.pid".into(),
         format!(
             "/proc/net/{} inode {} held by /proc/{pid}/fd",

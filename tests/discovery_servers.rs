@@ -698,3 +698,53 @@ backend static
     let (m, _) = map_json(&format!("http://other.localhost:{port}/"), &[]);
     assert_eq!(s(&m["facts"]["upstream.group"]), "static");
 }
+
+/// The `discovery` check kind publishes the playbook's fact names and the
+/// deciding config lines as evidence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_kind_publishes_facts_and_config_evidence() {
+    let site = tokio::task::spawn_blocking(nginx_site).await.unwrap();
+    let spec: triage502::check::CheckSpec = toml::from_str::<toml::Table>(&format!(
+        "c = {{ discovery = {{ url = \"http://shop.localhost:{}/index.php\", overrides = {{ access_log = \"/srv/a.log\" }} }} }}",
+        site.port
+    ))
+    .unwrap()["c"]
+        .clone()
+        .try_into()
+        .unwrap();
+    let ctx = triage502::check::CheckContext::last(std::time::Duration::from_secs(3600));
+    let r = spec.run(&ctx).await;
+    assert_eq!(r.outcome, triage502::check::Outcome::Ok, "{r:#?}");
+    let d = site.dir.path();
+    for (k, v) in [
+        ("front.kind", "nginx".to_owned()),
+        ("front.pid", site.nginx.pid().to_string()),
+        ("front.config", d.join("nginx.conf").display().to_string()),
+        ("upstream", format!("unix:{}/php.sock", d.display())),
+        ("upstream.kind", "unix".into()),
+        ("upstream.socket", format!("{}/php.sock", d.display())),
+        ("upstream.scheme", "fastcgi".into()),
+        ("error_logs", format!("{}/logs/shop-error.log", d.display())),
+        ("access_logs", "/srv/a.log".into()),
+        ("worker_user", "www-data".into()),
+        ("worker_group", "www-data".into()),
+        ("document_root", format!("{}/www", d.display())),
+        ("php_fpm.pool", "www".into()),
+        ("gateway_local", "yes".into()),
+        ("settings.proxy_read_timeout", "33s".into()),
+    ] {
+        assert_eq!(r.facts.get(k), Some(&v), "fact {k}");
+    }
+    assert!(r.facts["front.version"].starts_with("nginx/"));
+    assert!(r.facts["route.location"].ends_with(&format!(":{}", line_of(&d.join("conf.d/10-sites.conf"), "location ~ \\.php$"))));
+    let sites = d.join("conf.d/10-sites.conf").display().to_string();
+    assert!(r.evidence.iter().any(|e| e.label == "server block" && e.source.as_deref() == Some(&format!("{sites}:6"))));
+    assert!(r.evidence.iter().any(|e| e.label == "upstream" && e.text.starts_with("fastcgi_pass unix:")));
+    assert!(r.evidence.iter().any(|e| e.label == "overridden" && e.text == "access_logs = /srv/a.log"));
+    for f in r.facts.keys() {
+        assert!(
+            triage502::check::known_facts().any(|k| k == f) || f.starts_with("settings.") || f.starts_with("php_fpm.") || f == "route.server_block",
+            "fact {f} is not documented in the kind's DOC"
+        );
+    }
+}
