@@ -736,15 +736,105 @@ async fn check_kind_publishes_facts_and_config_evidence() {
         assert_eq!(r.facts.get(k), Some(&v), "fact {k}");
     }
     assert!(r.facts["front.version"].starts_with("nginx/"));
-    assert!(r.facts["route.location"].ends_with(&format!(":{}", line_of(&d.join("conf.d/10-sites.conf"), "location ~ \\.php$"))));
+    assert!(r.facts["route.location"].ends_with(&format!(
+        ":{}",
+        line_of(&d.join("conf.d/10-sites.conf"), "location ~ \\.php$")
+    )));
     let sites = d.join("conf.d/10-sites.conf").display().to_string();
-    assert!(r.evidence.iter().any(|e| e.label == "server block" && e.source.as_deref() == Some(&format!("{sites}:6"))));
-    assert!(r.evidence.iter().any(|e| e.label == "upstream" && e.text.starts_with("fastcgi_pass unix:")));
-    assert!(r.evidence.iter().any(|e| e.label == "overridden" && e.text == "access_logs = /srv/a.log"));
+    assert!(
+        r.evidence.iter().any(
+            |e| e.label == "server block" && e.source.as_deref() == Some(&format!("{sites}:6"))
+        )
+    );
+    assert!(
+        r.evidence
+            .iter()
+            .any(|e| e.label == "upstream" && e.text.starts_with("fastcgi_pass unix:"))
+    );
+    assert!(
+        r.evidence
+            .iter()
+            .any(|e| e.label == "overridden" && e.text == "access_logs = /srv/a.log")
+    );
     for f in r.facts.keys() {
         assert!(
-            triage502::check::known_facts().any(|k| k == f) || f.starts_with("settings.") || f.starts_with("php_fpm.") || f == "route.server_block",
+            triage502::check::known_facts().any(|k| k == f)
+                || f.starts_with("settings.")
+                || f.starts_with("php_fpm.")
+                || f == "route.server_block",
             "fact {f} is not documented in the kind's DOC"
         );
     }
+}
+
+/// Run by `without_root_the_map_says_what_needs_root` as user nobody:
+/// maps `T502_PROBE_URL` and prints the JSON between markers.
+#[test]
+#[ignore = "run as nobody by without_root_the_map_says_what_needs_root"]
+fn probe_map_from_env() {
+    let url = std::env::var("T502_PROBE_URL").unwrap();
+    let (m, _) = map_json(&url, &[]);
+    println!("T502-BEGIN{m}T502-END");
+}
+
+/// Not root: the listener is seen in /proc/net/tcp, but nginx's
+/// /proc/PID/fd is not readable, so the front is unknown and the map says
+/// why ("run as root") instead of guessing.
+#[test]
+fn without_root_the_map_says_what_needs_root() {
+    let runuser = require("runuser");
+    let site = nginx_site();
+    let me = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(runuser)
+        .args(["-u", "nobody", "--"])
+        .arg(&me)
+        .args([
+            "--ignored",
+            "--exact",
+            "probe_map_from_env",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            "T502_PROBE_URL",
+            format!("http://shop.localhost:{}/", site.port),
+        )
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = text
+        .split("T502-BEGIN")
+        .nth(1)
+        .and_then(|t| t.split("T502-END").next())
+        .unwrap_or_else(|| {
+            panic!(
+                "no map printed: {text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let m: Value = serde_json::from_str(json).unwrap();
+    assert_eq!(m["gateway_local"], true, "{m:#}");
+    assert!(m.get("front").is_none());
+    let u = m["unknown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["fact"] == "front.pid")
+        .unwrap();
+    let reason = s(&u["reason"]);
+    assert!(
+        reason.contains(&format!(
+            "127.0.0.1:{} is listening but its process is unknown",
+            site.port
+        )),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("permission denied: run as root"),
+        "{reason}"
+    );
+    assert!(
+        m.get("gateway").is_none(),
+        "not 'elsewhere': it is here, just unreadable"
+    );
 }
