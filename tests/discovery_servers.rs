@@ -149,7 +149,7 @@ server {{
     );
     n.wait_tcp(&format!("127.0.0.1:{port}"));
     n.wait_tcp(&format!("[::1]:{port6}"));
-    n.wait_workers();
+    n.wait_children(3); // 1 worker, the cache manager and the cache loader
     NginxSite {
         dir,
         port,
@@ -443,6 +443,7 @@ User www-data
 Group www-data
 ServerName localhost
 Listen 127.0.0.1:{port}
+StartServers 2
 Timeout 45
 ErrorLog ${{LOGDIR}}/error.log
 LogFormat "%h %l %u %t \"%r\" %>s %b \"%{{Referer}}i\" \"%{{User-Agent}}i\"" combined
@@ -508,7 +509,7 @@ IncludeOptional missing/*.conf
         ],
     );
     a.wait_tcp(&format!("127.0.0.1:{port}"));
-    a.wait_workers();
+    a.wait_children(2); // StartServers 2
     let shop = d.join("sites/10-shop.conf");
 
     let (m, code) = map_json(&format!("http://shop.localhost:{port}/api/orders"), &[]);
@@ -836,5 +837,38 @@ fn without_root_the_map_says_what_needs_root() {
     assert!(
         m.get("gateway").is_none(),
         "not 'elsewhere': it is here, just unreadable"
+    );
+}
+
+/// The URL's host points at another address (a CDN, a load balancer) but
+/// the origin listens here on the same port: map it by pinning, and say so.
+/// (TEST-NET-2 addresses: nothing is sent anywhere, discovery only reads.)
+#[test]
+fn a_host_pointing_elsewhere_is_pinned_to_the_local_origin() {
+    let site = nginx_site();
+    let (m, code) = map_json(&format!("http://198.51.100.7:{}/", site.port), &[]);
+    assert_eq!(code, 0, "{m:#}");
+    assert_eq!(s(&m["front"]["kind"]), "nginx");
+    assert_eq!(
+        s(&m["target"]["local_endpoint"]),
+        format!("127.0.0.1:{}", site.port)
+    );
+    assert!(
+        m["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| s(n).contains("pinning the host")),
+        "{:#}",
+        m["notes"]
+    );
+    let t = map_text(&format!("http://198.51.100.7:{}/", site.port));
+    assert!(t.contains("client → (CDN/LB?) → front nginx"), "{t}");
+    // Another port with no local listener: the gateway is elsewhere.
+    let port = free_port();
+    let (m, _) = map_json(&format!("http://198.51.100.7:{port}/"), &[]);
+    assert!(
+        s(&m["gateway"]).contains("resolves to 198.51.100.7, which is another host"),
+        "{m:#}"
     );
 }
