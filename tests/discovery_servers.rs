@@ -674,6 +674,16 @@ backend static
     assert_eq!(s(&m["settings"]["timeout_server"]["value"]), "3s");
     assert_eq!(s(&m["settings"]["timeout_connect"]["value"]), "2s");
     assert_eq!(s(&m["stats_socket"]), format!("{}/admin.sock", d.display()));
+    assert!(
+        !m["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| s(n).contains("has no listener")),
+        "the renamed stats socket is found: {:#}",
+        m["notes"]
+    );
+    assert_eq!(s(&m["settings"]["timeout_queue"]["value"]), "2s");
     assert_eq!(s(&m["worker_user"]), "nobody");
     let rx = &m["logs"]["syslog"][0];
     assert!(
