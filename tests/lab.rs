@@ -1,0 +1,165 @@
+//! The incident lab: real nginx, apache2, php-fpm and haproxy fail on this machine in every way
+//! the cause taxonomy describes (see `tests/lab/README.md`).
+//!
+//! Each test brings one scenario up on loopback ports, provokes it with a plain HTTP client, and
+//! asserts the status a client really sees and the real log lines that prove the cause. Needs root
+//! and the servers; without them every test fails with the install command. Scenarios run side by
+//! side (`cargo test --test lab`).
+
+#[path = "lab/harness.rs"]
+mod harness;
+
+use harness::{Lab, SCENARIOS};
+
+/// Brings `name` up, provokes it, and checks status and log lines against the catalogue.
+fn scenario(name: &str) {
+    let mut lab = Lab::start(name);
+    let seen = lab.provoke();
+    lab.assert_expected(&seen);
+}
+
+/// One `#[test]` per scenario, so they run in parallel and fail one by one.
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                scenario(stringify!($name));
+            }
+        )*
+
+        /// Every scenario of the catalogue has a test above (and no test names a missing one).
+        #[test]
+        fn every_catalogue_scenario_has_a_test() {
+            let tested = [$(stringify!($name)),*];
+            let catalogued: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+            assert_eq!(tested.as_slice(), catalogued.as_slice());
+        }
+    };
+}
+
+scenarios!(
+    nginx_upstream_refused,
+    nginx_socket_missing,
+    nginx_socket_permission,
+    nginx_upstream_timeout,
+    nginx_upstream_closed,
+    nginx_invalid_response,
+    nginx_header_too_big,
+    nginx_app_fatal_segv,
+    nginx_app_fatal_undefined,
+    nginx_upstream_overloaded,
+    nginx_no_live_upstreams,
+    nginx_dns_failure,
+    nginx_recent_change,
+    nginx_cache_fault,
+    nginx_firewall_blocked,
+    nginx_tls_upstream,
+    nginx_resource_exhaustion,
+    nginx_config_error,
+    nginx_ipv6_only_app,
+    nginx_frontend_down,
+    nginx_healthy,
+    apache_upstream_refused,
+    apache_invalid_response,
+    apache_upstream_timeout,
+    apache_socket_missing,
+    haproxy_upstream_refused,
+    haproxy_invalid_response,
+);
+
+/// The firewall scenario leaves no iptables rule behind, even though its test drops everything
+/// while the rule is in place.
+#[test]
+fn firewall_rules_are_removed_on_drop() {
+    let lab = Lab::start("nginx_firewall_blocked");
+    let tag = lab
+        .dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("scenario dir name")
+        .to_owned();
+    let rules = || {
+        let out = std::process::Command::new("iptables")
+            .args(["-w", "-S"])
+            .output()
+            .expect("iptables -S");
+        String::from_utf8_lossy(&out.stdout)
+            .matches(tag.as_str())
+            .count()
+    };
+    assert_eq!(
+        rules(),
+        2,
+        "the scenario adds one INPUT and one OUTPUT rule"
+    );
+    let pids = lab.pids();
+    let dir = lab.dir.clone();
+    drop(lab);
+    assert_eq!(rules(), 0, "rules tagged {tag} left behind");
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    let alive: Vec<u32> = pids
+        .into_iter()
+        .filter(|p| harness::process::is_alive(*p))
+        .collect();
+    assert!(alive.is_empty(), "processes left running: {alive:?}");
+}
+
+/// A panicking test still tears its scenario down: processes stopped, dir removed.
+#[test]
+fn a_panicking_test_cleans_up() {
+    let record: std::sync::Arc<std::sync::Mutex<(Vec<u32>, std::path::PathBuf)>> =
+        std::sync::Arc::default();
+    let inside = std::sync::Arc::clone(&record);
+    let result = std::thread::spawn(move || {
+        let lab = Lab::start("nginx_healthy");
+        *inside.lock().expect("record") = (lab.pids(), lab.dir.clone());
+        panic!("deliberate panic with a running scenario");
+    })
+    .join();
+    assert!(result.is_err(), "the thread should have panicked");
+    let (pids, dir) = record.lock().expect("record").clone();
+    assert!(!pids.is_empty(), "the scenario ran processes");
+    let alive: Vec<u32> = pids
+        .into_iter()
+        .filter(|p| harness::process::is_alive(*p))
+        .collect();
+    assert!(alive.is_empty(), "processes left running: {alive:?}");
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+/// The diagnosis from the URL alone names the scenario's cause first. Pending the engine:
+/// `triage502 run --non-interactive --format json` with discovery, checks and log analysis lands
+/// with issues 2–5; until then this test is ignored on purpose, never faked.
+#[test]
+#[ignore = "pending the engine: `triage502 run --non-interactive --url URL --format json` (issues 2-5)"]
+fn diagnosis_names_the_root_cause() {
+    for spec in SCENARIOS {
+        let mut lab = Lab::start(spec.name);
+        lab.provoke();
+        let report = harness::diagnose(&lab.url);
+        let findings = report["findings"].as_array().cloned().unwrap_or_default();
+        let causes: Vec<&str> = findings
+            .iter()
+            .filter_map(|f| f["cause"].as_str())
+            .collect();
+        if spec.causes.is_empty() {
+            assert_eq!(report["status"], "healthy", "{}: {report:#}", spec.name);
+            assert!(causes.is_empty(), "{}: invented {causes:?}", spec.name);
+        } else {
+            assert_eq!(
+                causes.first(),
+                spec.causes.first(),
+                "{}: {report:#}",
+                spec.name
+            );
+            for c in spec.causes {
+                assert!(
+                    causes.contains(c),
+                    "{}: {c} missing from {causes:?}",
+                    spec.name
+                );
+            }
+        }
+    }
+}
