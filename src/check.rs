@@ -268,6 +268,90 @@ pub fn known_facts() -> impl Iterator<Item = &'static str> {
     KINDS.iter().flat_map(|d| d.facts.iter().copied())
 }
 
+/// The text of `triage502 checks list`: every kind, its parameters (from the
+/// schema of its `Params`), the facts it publishes, and an example.
+pub fn checks_list_text() -> String {
+    use std::fmt::Write as _;
+    let schema = serde_json::to_value(schemars::schema_for!(CheckSpec)).unwrap_or_default();
+    let mut out = String::new();
+    for d in KINDS {
+        let _ = writeln!(out, "{}\n    {}", d.kind, d.summary);
+        let params = find_params(&schema, d.kind);
+        if !params.is_empty() {
+            let _ = writeln!(out, "    params:");
+            for (name, ty, desc, required) in params {
+                let req = if required { " (required)" } else { "" };
+                let _ = writeln!(out, "      {name}: {ty}{req}  {desc}");
+            }
+        }
+        if !d.facts.is_empty() {
+            let _ = writeln!(out, "    facts: {}", d.facts.join(", "));
+        }
+        let _ = writeln!(out, "    example: checks = [{}]\n", d.example);
+    }
+    out
+}
+
+fn find_params(schema: &serde_json::Value, kind: &str) -> Vec<(String, String, String, bool)> {
+    let defs = schema.get("$defs");
+    let variants = schema
+        .get("oneOf")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let Some(variant) = variants
+        .iter()
+        .find(|v| v.pointer(&format!("/properties/{kind}")).is_some())
+    else {
+        return vec![];
+    };
+    let mut p = variant
+        .pointer(&format!("/properties/{kind}"))
+        .cloned()
+        .unwrap_or_default();
+    if let Some(r) = p.get("$ref").and_then(|r| r.as_str()) {
+        let name = r.rsplit('/').next().unwrap_or_default();
+        p = defs.and_then(|d| d.get(name)).cloned().unwrap_or_default();
+    }
+    let required: Vec<String> = p
+        .get("required")
+        .and_then(|r| serde_json::from_value(r.clone()).ok())
+        .unwrap_or_default();
+    let Some(props) = p.get("properties").and_then(|p| p.as_object()) else {
+        return vec![];
+    };
+    props
+        .iter()
+        .map(|(name, v)| {
+            let ty = v
+                .get("type")
+                .map(|t| match t {
+                    serde_json::Value::Array(a) => a
+                        .iter()
+                        .filter_map(|x| x.as_str())
+                        .filter(|x| *x != "null")
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                    other => other.as_str().unwrap_or("").to_owned(),
+                })
+                .filter(|t| !t.is_empty())
+                .or_else(|| {
+                    v.get("$ref")
+                        .or_else(|| v.pointer("/anyOf/0/$ref"))
+                        .and_then(|r| r.as_str())
+                        .map(|r| r.rsplit('/').next().unwrap_or("").to_owned())
+                })
+                .unwrap_or_else(|| "value".into());
+            let desc = v
+                .get("description")
+                .and_then(|d| d.as_str())
+                .unwrap_or("")
+                .replace('\n', " ");
+            (name.clone(), ty, desc, required.contains(name))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

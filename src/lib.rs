@@ -11,7 +11,25 @@ pub mod action;
 pub mod cause;
 pub mod check;
 pub mod checks;
+pub mod cli;
 pub mod duration;
 pub mod engine;
 pub mod playbook;
+pub mod report;
+pub mod runner;
+pub mod scenario;
 pub mod template;
+pub mod walk;
+
+/// The interactive wizard (the TUI) for `triage502 [URL]` and `run` without
+/// `--non-interactive`.
+pub fn interactive(
+    url: Option<String>,
+    walk: &cli::WalkArgs,
+) -> anyhow::Result<std::process::ExitCode> {
+    let _ = (url, walk);
+    Err(cli::UsageError(
+        "the interactive wizard is not built yet; use `triage502 run --non-interactive URL`".into(),
+    )
+    .into())
+}
