@@ -2,39 +2,57 @@
 //!
 //! Invariants: rules only ever match the loopback interface and one lab port; each carries the
 //! comment `triage502-lab:<scenario dir name>` so a later run can find and delete rules left by a
-//! killed test process; one lab scenario at a time holds the firewall (an exclusive `flock` on a
-//! lock file, across threads and processes); `Drop` deletes every rule it added, then releases the
-//! lock, also when the test panics.
+//! killed test process; one lab scenario at a time holds the firewall (a lock directory created
+//! atomically, across threads and processes; a lock whose owner process is gone is taken over);
+//! `Drop` deletes every rule it added, then releases the lock, also when the test panics.
 
-use std::fs::{File, OpenOptions};
+use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-/// The lock file shared by all lab processes on this machine.
-const LOCK_PATH: &str = "/tmp/triage502-lab/iptables.lock";
+use super::process;
+
+/// The lock directory shared by all lab processes on this machine; `owner` inside holds the pid.
+const LOCK_DIR: &str = "/tmp/triage502-lab/iptables.lock";
+/// How long a scenario waits for another one to release the firewall.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Rules added by one scenario; removed on drop.
 #[derive(Debug)]
 pub struct Firewall {
-    lock: File,
     rules: Vec<Vec<String>>,
 }
 
 impl Firewall {
     /// Takes the lab's firewall lock (waits for another scenario to finish with it).
     pub fn acquire() -> anyhow::Result<Self> {
-        let lock = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(LOCK_PATH)
-            .with_context(|| format!("cannot open {LOCK_PATH}"))?;
-        lock.lock().context("cannot lock the lab's firewall")?;
-        Ok(Self {
-            lock,
-            rules: Vec::new(),
-        })
+        let deadline = Instant::now() + LOCK_TIMEOUT;
+        let dir = Path::new(LOCK_DIR);
+        loop {
+            match std::fs::create_dir(dir) {
+                Ok(()) => {
+                    std::fs::write(dir.join("owner"), std::process::id().to_string())?;
+                    return Ok(Self { rules: Vec::new() });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(dir.join("owner"))
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u32>().ok());
+                    // An owner that died without Drop (SIGKILL) leaves the lock behind.
+                    if owner.is_some_and(|pid| !process::is_alive(pid)) {
+                        let _ = std::fs::remove_dir_all(dir);
+                        continue;
+                    }
+                }
+                Err(e) => return Err(e).with_context(|| format!("cannot create {LOCK_DIR}")),
+            }
+            if Instant::now() > deadline {
+                bail!("the lab's firewall lock {LOCK_DIR} is still held after {LOCK_TIMEOUT:?}");
+            }
+            std::thread::sleep(process::POLL * 5);
+        }
     }
 
     /// Drops TCP packets to `port` on `lo`, inbound and outbound, so a connect to it times out.
@@ -73,7 +91,7 @@ impl Drop for Firewall {
                 eprintln!("lab: could not remove iptables rule {spec:?}: {e:#}");
             }
         }
-        let _ = self.lock.unlock();
+        let _ = std::fs::remove_dir_all(LOCK_DIR);
     }
 }
 
@@ -106,7 +124,7 @@ pub fn remove_tagged(tag: &str) {
             .split_whitespace()
             .map(|w| w.trim_matches('"').to_owned())
             .collect();
-        if words.first().map(String::as_str) == Some("-A") && words.iter().any(|w| *w == needle) {
+        if words.first().map(String::as_str) == Some("-A") && words.contains(&needle) {
             let _ = iptables("-D", &words[1..]);
         }
     }

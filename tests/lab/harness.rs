@@ -31,6 +31,7 @@ pub mod stale;
 pub mod template;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -284,7 +285,7 @@ impl RunningScenario {
     pub fn dump_logs(&self) -> String {
         let mut out = String::new();
         for (name, path) in &self.logs {
-            out.push_str(&format!("--- {name} log {} ---\n", path.display()));
+            let _ = writeln!(out, "--- {name} log {} ---", path.display());
             let text = self.log(name);
             let tail: Vec<&str> = text.lines().rev().take(40).collect();
             for line in tail.into_iter().rev() {
