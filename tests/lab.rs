@@ -128,6 +128,89 @@ fn a_panicking_test_cleans_up() {
     assert!(!dir.exists(), "{} left behind", dir.display());
 }
 
+/// Masters run as root and their workers as an unprivileged user, like packaged services.
+#[test]
+fn masters_run_as_root_and_workers_unprivileged() {
+    let uid = |pid: u32| -> u32 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|u| u.parse().ok())
+            })
+            .unwrap_or_else(|| panic!("no uid for pid {pid}"))
+    };
+    let expected_workers = [
+        ("nginx_socket_permission", "nginx", 65534), // nobody
+        ("nginx_socket_permission", "php-fpm", 33),  // www-data
+        ("apache_upstream_refused", "apache2", 33),
+        ("haproxy_invalid_response", "haproxy", 65534),
+    ];
+    for (scenario, daemon, worker_uid) in expected_workers {
+        let lab = Lab::start(scenario);
+        let (_, master) = lab
+            .masters()
+            .into_iter()
+            .find(|(name, _)| *name == daemon)
+            .unwrap_or_else(|| panic!("{scenario} runs no {daemon}"));
+        assert_eq!(
+            uid(master),
+            0,
+            "{scenario}: {daemon} master {master} is not root"
+        );
+        let workers: Vec<u32> = harness::process::session_members(master)
+            .into_iter()
+            .filter(|p| *p != master && harness::process::is_alive(*p))
+            .collect();
+        assert!(!workers.is_empty(), "{scenario}: {daemon} has no workers");
+        for w in workers {
+            assert_eq!(uid(w), worker_uid, "{scenario}: {daemon} worker {w}");
+        }
+    }
+}
+
+/// A scenario dir left by a test process that was killed (no `Drop` ran) is cleaned by the next
+/// run: its recorded processes are stopped by pid and the dir is removed.
+#[test]
+fn leftovers_of_a_killed_run_are_cleaned() {
+    // A pid that is certainly gone: a child that has exited and been reaped.
+    let mut gone = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    let dead_pid = gone.id();
+    gone.wait().expect("reap true");
+    let dir =
+        std::path::Path::new(harness::stale::LAB_ROOT).join(format!("killed_run-{dead_pid}-0"));
+    std::fs::create_dir_all(dir.join("logs")).expect("leftover dir");
+    let port = harness::ports::free_port().expect("port");
+    let leftover = harness::process::start_child(
+        "leftover app",
+        &[
+            env!("CARGO_BIN_EXE_lab-upstream"),
+            "http",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--behaviour",
+            "healthy",
+        ],
+        &dir.join("logs/app.log"),
+        &dir,
+        true,
+    )
+    .expect("leftover app");
+    let pid = leftover.child.id();
+    // Forget the handle as a killed test process would (its Drop never runs).
+    std::mem::forget(leftover);
+    harness::stale::clean_orphans();
+    assert!(harness::process::wait_gone(
+        &[pid],
+        std::time::Duration::from_secs(5)
+    ));
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
 /// The diagnosis from the URL alone names the scenario's cause first. Pending the engine:
 /// `triage502 run --non-interactive --format json` with discovery, checks and log analysis lands
 /// with issues 2–5; until then this test is ignored on purpose, never faked.

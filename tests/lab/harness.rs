@@ -177,6 +177,14 @@ impl RunningScenario {
         pids
     }
 
+    /// Each daemon the scenario started, by name, with its master pid.
+    pub fn masters(&self) -> Vec<(&str, u32)> {
+        self.daemons
+            .iter()
+            .map(|d| (d.name.as_str(), d.pid))
+            .collect()
+    }
+
     /// Makes the requests that trigger the incident and returns what the client saw.
     pub fn provoke(&mut self) -> Observed {
         setup::provoke(self)
@@ -196,6 +204,14 @@ impl RunningScenario {
             spec.status,
             self.dump_logs()
         );
+        if spec.status.is_none() {
+            let port = self.port("front_port");
+            assert!(
+                !servers::is_listening(port),
+                "{}: something listens on the front port {port}",
+                spec.name
+            );
+        }
         for (path, reply) in &seen.controls {
             assert_eq!(
                 reply.status(),

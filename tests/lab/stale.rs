@@ -16,17 +16,20 @@ pub const LAB_ROOT: &str = "/tmp/triage502-lab";
 /// Cleans leftovers once per process.
 pub fn clean_once() {
     static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let Ok(entries) = std::fs::read_dir(LAB_ROOT) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let dir = entry.path();
-            if dir.is_dir() && owner_is_gone(&dir) {
-                clean(&dir);
-            }
+    ONCE.call_once(clean_orphans);
+}
+
+/// Cleans every scenario dir whose test process is gone.
+pub fn clean_orphans() {
+    let Ok(entries) = std::fs::read_dir(LAB_ROOT) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        if dir.is_dir() && owner_is_gone(&dir) {
+            clean(&dir);
         }
-    });
+    }
 }
 
 /// Whether the test process that made `dir` no longer runs.
