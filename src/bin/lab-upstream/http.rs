@@ -124,7 +124,11 @@ fn read_head(stream: &mut TcpStream) -> anyhow::Result<String> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0_u8; 4096];
     while buf.len() < MAX_HEAD {
-        let n = stream.read(&mut chunk)?;
+        let n = match stream.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
         if n == 0 {
             break;
         }
