@@ -105,6 +105,7 @@ scenarios!(
     apache_socket_missing,
     haproxy_upstream_refused,
     haproxy_invalid_response,
+    haproxy_edge_error,
 );
 
 /// The firewall scenario leaves no iptables rule behind, even though its test drops everything

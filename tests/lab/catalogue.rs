@@ -442,6 +442,26 @@ pub const SCENARIOS: &[Scenario] = &[
             r#"haproxy\[\d+\]: \S+ \[[^\]]+\] fe_shop be_app/app1 .* 502 \d+ - - PH-- .*"GET / HTTP/1\.1""#,
         )],
     },
+    Scenario {
+        name: "haproxy_edge_error",
+        front: Front::Haproxy,
+        what: "the load balancer's health check asks the origin for /healthz, which a deploy removed: the LB answers 503 while the origin serves / with 200",
+        status: Some(503),
+        causes: &["edge_error"],
+        path: "/",
+        healthy_paths: &[],
+        proof: &[
+            p(
+                "haproxy",
+                r#"haproxy\[\d+\]: Server be_origin/origin1 is DOWN, reason: Layer7 wrong status, code: 404, info: "Not Found""#,
+            ),
+            p(
+                "haproxy",
+                r#"haproxy\[\d+\]: \S+ \[[^\]]+\] fe_shop be_origin/<NOSRV> .* 503 \d+ - - SC-- .*"GET / HTTP/1\.1""#,
+            ),
+            p("origin-access", r#""GET /healthz HTTP/1\.[01]" 404 "#),
+        ],
+    },
 ];
 
 /// The scenario called `name`.

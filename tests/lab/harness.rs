@@ -324,7 +324,7 @@ impl Drop for RunningScenario {
             c.stop();
         }
         self.firewall.take();
-        if std::thread::panicking() && std::env::var_os("TRIAGE502_LAB_KEEP").is_some() {
+        if std::env::var_os("TRIAGE502_LAB_KEEP").is_some() {
             eprintln!("lab: kept {} for inspection", self.dir.display());
             return;
         }

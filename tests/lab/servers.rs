@@ -37,6 +37,24 @@ impl RunningScenario {
 
     /// Starts nginx with `DIR/nginx.conf` and waits for it to listen on the front port.
     pub fn start_nginx(&mut self) -> anyhow::Result<()> {
+        self.start_nginx_on("front_port")?;
+        self.logs.insert("error", self.path("logs/error.log"));
+        self.logs.insert("access", self.path("logs/access.log"));
+        Ok(())
+    }
+
+    /// Starts nginx as the origin behind a load balancer, listening on the `app_port`; its logs
+    /// are `origin-error` and `origin-access`.
+    pub fn start_origin_nginx(&mut self) -> anyhow::Result<()> {
+        self.start_nginx_on("app_port")?;
+        self.logs
+            .insert("origin-error", self.path("logs/error.log"));
+        self.logs
+            .insert("origin-access", self.path("logs/access.log"));
+        Ok(())
+    }
+
+    fn start_nginx_on(&mut self, port_var: &str) -> anyhow::Result<()> {
         let nginx = tools().nginx.display().to_string();
         let prefix = format!("{}/", self.dir.display());
         let conf = self.path_str("nginx.conf");
@@ -47,9 +65,7 @@ impl RunningScenario {
             &self.dir,
         )?;
         self.daemons.push(daemon);
-        self.logs.insert("error", self.path("logs/error.log"));
-        self.logs.insert("access", self.path("logs/access.log"));
-        wait_listening(self.port("front_port"), "nginx")
+        wait_listening(self.port(port_var), "nginx")
     }
 
     /// `nginx -s reload` with the same `-p`/`-c`, then waits until the old workers are replaced.

@@ -108,6 +108,15 @@ pub fn bring_up(rs: &mut RunningScenario) -> anyhow::Result<()> {
             })
             .map(drop)
         }
+        "haproxy_edge_error" => {
+            rs.start_origin_nginx()?;
+            rs.start_haproxy()?;
+            rs.wait_for_line(&super::Proof {
+                log: "haproxy",
+                pattern: r"Server be_origin/origin1 is DOWN",
+            })
+            .map(drop)
+        }
         "haproxy_invalid_response" => {
             rs.start_app(&app, "garbage", &[])?;
             rs.start_haproxy()
@@ -118,13 +127,19 @@ pub fn bring_up(rs: &mut RunningScenario) -> anyhow::Result<()> {
 
 /// Makes the requests that trigger the incident.
 pub fn provoke(rs: &mut RunningScenario) -> Observed {
-    let controls: Vec<(String, Reply)> = rs
+    let mut controls: Vec<(String, Reply)> = rs
         .spec
         .healthy_paths
         .iter()
         .map(|p| ((*p).to_owned(), client::get(&format!("{}{p}", rs.base))))
         .collect();
     match rs.spec.name {
+        // The origin behind the load balancer answers when asked directly.
+        "haproxy_edge_error" => {
+            let origin = format!("http://127.0.0.1:{}/", rs.var("app_port"));
+            let reply = client::get(&origin);
+            controls.push((origin, reply));
+        }
         // The first request marks both peers failed; the second finds no live upstream.
         "nginx_no_live_upstreams" => {
             client::get(&rs.url);
