@@ -618,6 +618,15 @@ pub fn resume_with(
     Ok((engine, journal, session))
 }
 
+/// Where the walk is: `playbook/node`, or `end (node)` when it is over.
+pub fn position(engine: &Engine) -> String {
+    match (engine.effect(), engine.current()) {
+        (Effect::Done(c), _) => format!("the end ({})", c.node),
+        (_, Some((pb, node))) => format!("{}/{}", pb.id, node.id),
+        (_, None) => "an unknown node".into(),
+    }
+}
+
 /// The meta of a new session from the walk about to start.
 pub fn meta_for(engine: &Engine, url: Option<String>, read_only: bool) -> Meta {
     let version = engine
