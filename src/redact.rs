@@ -63,8 +63,13 @@ fn rules() -> &'static [Rule] {
                 "${1}[REDACTED]@",
             ),
             r(
-                "secret header",
-                r#"(?i)\b(authorization|proxy-authorization|cookie|set-cookie|x-api-key|x-auth-token|x-csrf-token|x-amz-security-token|api-key|private-token)(\s*[:=]\s*|"?\s+")("?)(?:[^\s"\[;]|\[[^R])[^\r\n"]*"#,
+                "credential header",
+                r#"(?i)\b(authorization|proxy-authorization|x-api-key|x-auth-token|x-csrf-token|x-amz-security-token|api-key|private-token)(\s*[:=]\s*|"?\s+")("?)(?:(?:basic|bearer|digest|token|negotiate|ntlm)\s+)?(?:[^\s"'\[;,]|\[[^R])[^\s"';]*"#,
+                "${1}${2}${3}[REDACTED]",
+            ),
+            r(
+                "cookie",
+                r#"(?i)\b(cookie|set-cookie)(\s*[:=]\s*|"?\s+")("?)(?:[^\s"\[;]|\[[^R])[^\r\n"]*"#,
                 "${1}${2}${3}[REDACTED]",
             ),
             r(
@@ -427,7 +432,7 @@ mod tests {
     fn preview_names_what_and_where_without_the_secret() {
         let m = preview("ok line\nAuthorization: Bearer abcdefghijkl\n");
         assert_eq!(m.len(), 1, "{m:?}");
-        assert_eq!(m[0].what, "secret header");
+        assert_eq!(m[0].what, "credential header");
         assert_eq!(m[0].location, "line 2, column 1");
         let json = serde_json::to_string(&m).unwrap();
         assert!(!json.contains("abcdefghijkl"));

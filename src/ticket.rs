@@ -139,8 +139,8 @@ pub struct Tried {
     pub output: String,
     /// What the next checks showed afterwards (verify-after-fix).
     pub after: String,
-    /// The undo, when the change is still in place.
-    pub still_changed: String,
+    /// How to undo the change, when the playbook says.
+    pub undo: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -420,8 +420,8 @@ impl Ticket {
                     summary: r.summary.clone(),
                     output,
                     after,
-                    still_changed: if r.ok {
-                        undo.map(|u| format!("still changed; undo: {u}"))
+                    undo: if r.ok {
+                        undo.map(|u| format!("to undo: {u}"))
                             .unwrap_or_default()
                     } else {
                         String::new()
@@ -482,11 +482,20 @@ impl Ticket {
             (None, Some("none")) => "site-wide (operator: every page fails)".into(),
             _ => "unknown (operator to confirm)".into(),
         };
-        let status_seen = fact("http.status")
+        // What was seen first (facts are overwritten by later checks, e.g. verify-after-fix).
+        let first_fact = |k: &str| {
+            trail.iter().find_map(|s| match &s.record {
+                Record::Checks { reports, .. } => reports
+                    .iter()
+                    .find_map(|r| r.facts.get(k).filter(|v| !v.is_empty()).cloned()),
+                _ => None,
+            })
+        };
+        let status_seen = first_fact("http.status")
             .map(|s| format!("HTTP {s}"))
-            .or_else(|| fact("http.error").map(|e| format!("no answer ({e})")))
+            .or_else(|| first_fact("http.error").map(|e| format!("no answer ({e})")))
             .unwrap_or_else(|| "not observed".into());
-        let code = fact("http.status")
+        let code = first_fact("http.status")
             .filter(|s| s.starts_with('5'))
             .unwrap_or_else(|| "502".into());
 
@@ -547,7 +556,15 @@ impl Ticket {
             ),
         };
         let escalation = escalation(&findings, &tried, end, trail.len(), &recent_changes, &values);
-        let asks = asks(&findings, &meta.host, &since, &front_server, &edge, &escalation);
+        let asks = asks(
+            &findings,
+            &meta.host,
+            &since,
+            &front_server,
+            &edge,
+            &escalation,
+            end == Some(EndKind::Resolved),
+        );
         let steps = trail
             .iter()
             .filter(|s| !matches!(s.record, Record::Routed { .. }))
@@ -767,9 +784,15 @@ fn asks(
     front: &str,
     edge: &str,
     criteria: &[Criterion],
+    resolved: bool,
 ) -> Vec<String> {
     let mut v = Vec::new();
-    if let Some(f) = findings.first() {
+    if let (true, Some(f)) = (resolved, findings.first()) {
+        v.push(format!(
+            "The errors stopped during this session; please review the root cause on {host} to prevent a recurrence: {} ({}).",
+            f.title, f.summary
+        ));
+    } else if let Some(f) = findings.first() {
         v.push(format!(
             "Please confirm and fix the primary cause on {host}: {} ({}).",
             f.title, f.summary
