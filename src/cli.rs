@@ -275,42 +275,43 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         return crate::interactive(url, &args.walk);
     }
     let answers: BTreeMap<String, String> = args.answers.iter().cloned().collect();
-    let (engine, mut journal, url, started_at) = match &args.walk.resume {
-        Some(id) => {
-            let overrides: BTreeMap<String, String> = args.walk.vars.iter().cloned().collect();
-            let id = Some(id.as_str()).filter(|i| *i != "latest");
-            let (engine, journal, session) = crate::journal::resume_with(id, &overrides)
-                .map_err(|e| usage(e.to_string()))?;
-            let at = crate::journal::position(&engine);
-            eprintln!(
-                "triage502: resuming session {} at {at} ({})",
-                journal.id(),
-                journal.path().display()
-            );
-            let started: jiff::Timestamp = session.meta.started_at.parse().unwrap_or_else(|_| jiff::Timestamp::now());
-            (engine, Some(journal), session.meta.url, started)
-        }
-        None => {
-            let (lib, id) = select_playbook(args.walk.playbook.as_deref())?;
-            let values = initial_values(&lib, &id, url.as_deref(), &args.walk.vars)?;
-            let engine = Engine::start(lib, &id, values).map_err(|e| usage(e.to_string()))?;
-            let mut meta = crate::journal::meta_for(&engine, url.clone(), args.walk.read_only);
-            meta.playbook_file = args
-                .walk
-                .playbook
-                .as_deref()
-                .map(PathBuf::from)
-                .filter(|p| p.is_file())
-                .and_then(|p| std::fs::canonicalize(p).ok());
-            let journal = match crate::journal::Journal::create(meta) {
-                Ok(j) => Some(j),
-                Err(e) => {
-                    eprintln!("warning: this session is not journalled: {e}");
-                    None
-                }
-            };
-            (engine, journal, url, jiff::Timestamp::now())
-        }
+    let (engine, mut journal, url, started_at) = if let Some(id) = &args.walk.resume {
+        let overrides: BTreeMap<String, String> = args.walk.vars.iter().cloned().collect();
+        let id = Some(id.as_str()).filter(|i| *i != "latest");
+        let (engine, journal, session) =
+            crate::journal::resume_with(id, &overrides).map_err(|e| usage(e.to_string()))?;
+        let at = crate::journal::position(&engine);
+        eprintln!(
+            "triage502: resuming session {} at {at} ({})",
+            journal.id(),
+            journal.path().display()
+        );
+        let started: jiff::Timestamp = session
+            .meta
+            .started_at
+            .parse()
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        (engine, Some(journal), session.meta.url, started)
+    } else {
+        let (lib, id) = select_playbook(args.walk.playbook.as_deref())?;
+        let values = initial_values(&lib, &id, url.as_deref(), &args.walk.vars)?;
+        let engine = Engine::start(lib, &id, values).map_err(|e| usage(e.to_string()))?;
+        let mut meta = crate::journal::meta_for(&engine, url.clone(), args.walk.read_only);
+        meta.playbook_file = args
+            .walk
+            .playbook
+            .as_deref()
+            .map(PathBuf::from)
+            .filter(|p| p.is_file())
+            .and_then(|p| std::fs::canonicalize(p).ok());
+        let journal = match crate::journal::Journal::create(meta) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                eprintln!("warning: this session is not journalled: {e}");
+                None
+            }
+        };
+        (engine, journal, url, jiff::Timestamp::now())
     };
     let t0 = std::time::Instant::now();
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -324,13 +325,22 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         }
     };
     let engine = rt
-        .block_on(crate::walk::walk_observed(engine, &answers, ctx, &mut observe))
+        .block_on(crate::walk::walk_observed(
+            engine,
+            &answers,
+            ctx,
+            &mut observe,
+        ))
         .map_err(|e| usage(e.to_string()))?;
     if let Some(j) = journal.as_mut() {
         if let Err(e) = j.end(&engine) {
             eprintln!("warning: journal write failed: {e}");
         }
-        eprintln!("triage502: session {} journalled in {}", j.id(), j.path().display());
+        eprintln!(
+            "triage502: session {} journalled in {}",
+            j.id(),
+            j.path().display()
+        );
     }
     let report = Report::from_engine(&engine, url, started_at, t0.elapsed().as_millis() as u64);
     let text = match args.format {

@@ -107,7 +107,9 @@ pub enum Event {
         node: Option<String>,
     },
     /// The session was picked up again (after an SSH drop or a crash).
-    Resumed { pid: u32 },
+    Resumed {
+        pid: u32,
+    },
     End {
         status: Status,
         end: Option<EndKind>,
@@ -242,9 +244,18 @@ pub fn os_name() -> Option<String> {
 /// Whether a value's name says it holds a secret (it is not written to the journal).
 pub fn secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["password", "passwd", "secret", "token", "api_key", "apikey", "credential", "cookie"]
-        .iter()
-        .any(|k| n.contains(k))
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "credential",
+        "cookie",
+    ]
+    .iter()
+    .any(|k| n.contains(k))
 }
 
 /// A new session id: UTC start time (sorts chronologically) and a per-process suffix.
@@ -287,7 +298,7 @@ impl Journal {
         }
         for (k, v) in &mut meta.initial_values {
             if secret_name(k) {
-                *v = crate::redact::MASK.to_owned();
+                crate::redact::MASK.clone_into(v);
             }
         }
         // Bounded: a clash needs another process with the same second and salt.
@@ -419,16 +430,10 @@ pub fn load(path: &Path) -> Result<Session, JournalError> {
         .read_to_end(&mut bytes)
         .map_err(io_err(path))?;
     let name = path.display().to_string();
-    let mut torn;
-    let complete = match bytes.iter().rposition(|b| *b == b'\n') {
-        Some(i) => {
-            torn = i + 1 < bytes.len();
-            &bytes[..=i]
-        }
-        None => {
-            torn = !bytes.is_empty();
-            &bytes[..0]
-        }
+    let (complete, mut torn) = if let Some(i) = bytes.iter().rposition(|b| *b == b'\n') {
+        (&bytes[..=i], i + 1 < bytes.len())
+    } else {
+        (&bytes[..0], !bytes.is_empty())
     };
     let lines: Vec<&[u8]> = complete.split(|b| *b == b'\n').collect();
     // `split` yields an empty piece after the final newline.
@@ -454,12 +459,12 @@ pub fn load(path: &Path) -> Result<Session, JournalError> {
         }
     }
     let mut it = entries.into_iter();
-    let meta = match it.next() {
-        Some(Entry {
-            event: Event::Start(m),
-            ..
-        }) => m,
-        _ => return Err(JournalError::NoStart { path: name }),
+    let Some(Entry {
+        event: Event::Start(meta),
+        ..
+    }) = it.next()
+    else {
+        return Err(JournalError::NoStart { path: name });
     };
     Ok(Session {
         path: path.to_owned(),
@@ -560,8 +565,8 @@ pub fn rebuild(
         id: session.meta.id.clone(),
         message: e.to_string(),
     };
-    let engine = Engine::replay(library, &session.meta.playbook, values, &inputs)
-        .map_err(rebuild_err)?;
+    let engine =
+        Engine::replay(library, &session.meta.playbook, values, &inputs).map_err(rebuild_err)?;
     Ok((
         engine,
         Rebuilt {
@@ -598,12 +603,7 @@ pub fn resume_with(
         id: session.meta.id.clone(),
         message,
     })?;
-    let (engine, rebuilt) = rebuild(
-        Arc::new(lib),
-        &session,
-        overrides,
-        jiff::Timestamp::now(),
-    )?;
+    let (engine, rebuilt) = rebuild(Arc::new(lib), &session, overrides, jiff::Timestamp::now())?;
     journal.append(&Event::Resumed {
         pid: std::process::id(),
     })?;
@@ -797,6 +797,7 @@ end = "resolved"
     }
 
     #[test]
+    #[allow(clippy::many_single_char_names)] // short-lived test bindings
     fn stale_trailing_checks_are_dropped_fresh_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         let mut m = meta();
@@ -807,7 +808,9 @@ end = "resolved"
         let (e, r) = rebuild(lib(), &s, &BTreeMap::new(), now).unwrap();
         assert!(!r.dropped_stale_checks);
         assert!(matches!(e.effect(), Effect::Ask { node, .. } if node == "ask"));
-        let later = now.checked_add(jiff::SignedDuration::from_mins(10)).unwrap();
+        let later = now
+            .checked_add(jiff::SignedDuration::from_mins(10))
+            .unwrap();
         let (e, r) = rebuild(lib(), &s, &BTreeMap::new(), later).unwrap();
         assert!(r.dropped_stale_checks);
         assert!(matches!(e.effect(), Effect::RunChecks { node, .. } if node == "probe"));

@@ -118,8 +118,10 @@ fn ipv4_re() -> &'static Regex {
 fn ipv6_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        Regex::new(r"(?i)\b[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}\b|::[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){0,6}")
-            .expect("constant pattern is valid (tested)")
+        Regex::new(
+            r"(?i)\b[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}\b|::[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){0,6}",
+        )
+        .expect("constant pattern is valid (tested)")
     })
 }
 
@@ -177,12 +179,7 @@ impl Pseudonyms {
         if let Some(p) = self.map.get(original) {
             return p.clone();
         }
-        let n = self
-            .map
-            .values()
-            .filter(|v| v.starts_with(prefix))
-            .count()
-            + 1;
+        let n = self.map.values().filter(|v| v.starts_with(prefix)).count() + 1;
         let p = format!("{prefix}{n}");
         self.map.insert(original.to_owned(), p.clone());
         p

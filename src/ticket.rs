@@ -246,10 +246,7 @@ fn status_str(s: Status) -> &'static str {
 fn describe_step(s: &Step) -> String {
     let mut what = format!("{}: {}", s.title, outcome_of(s));
     if let Record::Checks { reports, .. } = &s.record {
-        let parts: Vec<String> = reports
-            .iter()
-            .map(|r| one_line(&r.summary))
-            .collect();
+        let parts: Vec<String> = reports.iter().map(|r| one_line(&r.summary)).collect();
         if !parts.is_empty() {
             let _ = write!(what, " ({})", parts.join("; "));
         }
@@ -269,14 +266,11 @@ fn answer_at<'a>(engine: &'a Engine, node: &str) -> Option<&'a str> {
 
 impl Ticket {
     /// Build the ticket of a saved session with the playbooks of `library`.
-    pub fn build(session: &Session, library: Arc<Library>) -> anyhow::Result<Ticket> {
+    pub fn build(session: &Session, library: &Arc<Library>) -> anyhow::Result<Ticket> {
         let meta = &session.meta;
-        let mut engine = Engine::start(
-            library.clone(),
-            &meta.playbook,
-            meta.initial_values.clone(),
-        )
-        .with_context(|| format!("cannot replay session {}", meta.id))?;
+        let mut engine =
+            Engine::start(library.clone(), &meta.playbook, meta.initial_values.clone())
+                .with_context(|| format!("cannot replay session {}", meta.id))?;
         let mut timeline = vec![TimelineItem {
             at: hhmm(&meta.started_at, true),
             what: format!(
@@ -400,8 +394,10 @@ impl Ticket {
                 let after = trail[i + 1..]
                     .iter()
                     .find(|x| matches!(x.record, Record::Checks { .. }))
-                    .map(|x| format!("then {}", describe_step(x)))
-                    .unwrap_or_else(|| "no check ran afterwards".into());
+                    .map_or_else(
+                        || "no check ran afterwards".into(),
+                        |x| format!("then {}", describe_step(x)),
+                    );
                 let undo = library
                     .get(&s.playbook)
                     .and_then(|p| p.node(&s.node))
@@ -421,8 +417,7 @@ impl Ticket {
                     output,
                     after,
                     undo: if r.ok {
-                        undo.map(|u| format!("to undo: {u}"))
-                            .unwrap_or_default()
+                        undo.map(|u| format!("to undo: {u}")).unwrap_or_default()
                     } else {
                         String::new()
                     },
@@ -474,8 +469,10 @@ impl Ticket {
                     && !v.is_empty()
                     && (k.contains("rate") || k.contains("per_min"))
             })
-            .map(|(k, v)| format!("{v} per minute ({k})"))
-            .unwrap_or_else(|| "unknown (no access-log figures in this session)".into());
+            .map_or_else(
+                || "unknown (no access-log figures in this session)".into(),
+                |(k, v)| format!("{v} per minute ({k})"),
+            );
         let scope = match (fact("access.scope"), answer_at(&engine, "pages")) {
             (Some(s), _) => s,
             (None, Some("some")) => "page-specific (operator: other pages work)".into(),
@@ -503,16 +500,18 @@ impl Ticket {
         let front_server = match (fact("front.server"), fact("front.version")) {
             (Some(s), Some(v)) if !s.contains(&v) => format!("{s} {v}"),
             (Some(s), _) => s,
-            (None, _) => fact("http.server")
-                .map(|s| format!("{s} (from the Server header)"))
-                .unwrap_or_else(|| "unknown".into()),
+            (None, _) => fact("http.server").map_or_else(
+                || "unknown".into(),
+                |s| format!("{s} (from the Server header)"),
+            ),
         };
         let mut upstreams: Vec<String> = values
             .iter()
             .filter(|(k, _)| {
-                (k.as_str() == "upstream" || k.starts_with("upstream.") || k.starts_with("upstreams"))
-                    && !k.ends_with(".host")
-                    && !k.ends_with(".port")
+                (k.as_str() == "upstream"
+                    || k.starts_with("upstream.")
+                    || k.starts_with("upstreams"))
+                    && !matches!(k.rsplit('.').next(), Some("host" | "port"))
             })
             .flat_map(|(k, v)| v.lines().take(20).map(move |l| format!("{l} ({k})")))
             .filter(|l| !l.starts_with(" ("))
@@ -523,14 +522,14 @@ impl Ticket {
             .filter(|(k, v)| (k.starts_with("edge.") || k.starts_with("cdn.")) && !v.is_empty())
             .map(|(k, v)| format!("{k}: {}", one_line(v)))
             .collect();
-        let edge = if !edge_facts.is_empty() {
-            edge_facts.join("; ")
-        } else {
+        let edge = if edge_facts.is_empty() {
             match answer_at(&engine, "who") {
                 Some("yes") => "a CDN or load balancer is in front (operator)".into(),
                 Some("no") => "none: clients reach this server directly (operator)".into(),
                 _ => "unknown (operator to confirm)".into(),
             }
+        } else {
+            edge_facts.join("; ")
         };
 
         let mut recent_changes: Vec<String> = findings
@@ -549,13 +548,22 @@ impl Ticket {
         let summary = match (primary, status) {
             (Some(f), _) => format!("{code} on {url} since {since}: {}", f.title),
             (None, Status::Healthy) => {
-                format!("{code} reported on {url} since {since}: no fault found, the site answers normally now")
+                format!(
+                    "{code} reported on {url} since {since}: no fault found, the site answers normally now"
+                )
             }
-            (None, _) => format!(
-                "{code} on {url} since {since}: cause not established (see ruled out)"
-            ),
+            (None, _) => {
+                format!("{code} on {url} since {since}: cause not established (see ruled out)")
+            }
         };
-        let escalation = escalation(&findings, &tried, end, trail.len(), &recent_changes, &values);
+        let escalation = escalation(
+            &findings,
+            &tried,
+            end,
+            trail.len(),
+            &recent_changes,
+            &values,
+        );
         let asks = asks(
             &findings,
             &meta.host,
@@ -575,7 +583,12 @@ impl Ticket {
                     Record::Checks { reports, .. } => reports
                         .iter()
                         .map(|r| {
-                            format!("{} {}: {}", r.outcome.as_str(), r.label, one_line(&r.summary))
+                            format!(
+                                "{} {}: {}",
+                                r.outcome.as_str(),
+                                r.label,
+                                one_line(&r.summary)
+                            )
                         })
                         .collect(),
                     _ => Vec::new(),
@@ -638,12 +651,11 @@ fn recovery(trail: &[Step], tried: &[Tried], end: Option<EndKind>, done: bool) -
         Record::Checks { outcome, .. } => Some((s.title.clone(), *outcome)),
         _ => None,
     });
-    let fixed_by = tried.iter().find(|t| t.result == "done" && t.after.contains(": ok"));
+    let fixed_by = tried
+        .iter()
+        .find(|t| t.result == "done" && t.after.contains(": ok"));
     match (end, fixed_by, last_check) {
-        (_, Some(t), _) => format!(
-            "recovered after `{}` ({}): {}",
-            t.command, t.title, t.after
-        ),
+        (_, Some(t), _) => format!("recovered after `{}` ({}): {}", t.command, t.title, t.after),
         (Some(EndKind::Resolved), None, _) => "the walk ended resolved".into(),
         (_, None, Some((title, Outcome::Problem))) => {
             format!("not recovered: the last check ({title}) still shows the problem")
@@ -689,7 +701,11 @@ fn escalation(
             "no",
             "the walk ended resolved",
         ),
-        None => crit("Errors persist after the basic steps", CONFIRM, "the walk has not ended"),
+        None => crit(
+            "Errors persist after the basic steps",
+            CONFIRM,
+            "the walk has not ended",
+        ),
     });
     let from_logs: Vec<&str> = findings
         .iter()
@@ -724,9 +740,16 @@ fn escalation(
         Some(f) => crit(
             "Recurring at peak traffic",
             "likely",
-            format!("{} was found; {CONFIRM} that it recurs at peak times", f.title),
+            format!(
+                "{} was found; {CONFIRM} that it recurs at peak times",
+                f.title
+            ),
         ),
-        None => crit("Recurring at peak traffic", CONFIRM, "not measurable from one session"),
+        None => crit(
+            "Recurring at peak traffic",
+            CONFIRM,
+            "not measurable from one session",
+        ),
     });
     let access: Vec<String> = values
         .iter()
@@ -744,23 +767,28 @@ fn escalation(
         },
     ));
     let change = findings.iter().find(|f| f.cause == Cause::RecentChange);
-    v.push(match (change, changes.iter().any(|c| c.contains("reports a change"))) {
-        (Some(f), _) => crit(
-            "A platform change (e.g. a PHP upgrade)",
-            "yes",
-            format!("recent change found: {}", f.summary),
-        ),
-        (None, true) => crit(
-            "A platform change (e.g. a PHP upgrade)",
-            CONFIRM,
-            "the operator reports a recent change; confirm whether it was a platform change",
-        ),
-        (None, false) => crit(
-            "A platform change (e.g. a PHP upgrade)",
-            CONFIRM,
-            "no change was found",
-        ),
-    });
+    v.push(
+        match (
+            change,
+            changes.iter().any(|c| c.contains("reports a change")),
+        ) {
+            (Some(f), _) => crit(
+                "A platform change (e.g. a PHP upgrade)",
+                "yes",
+                format!("recent change found: {}", f.summary),
+            ),
+            (None, true) => crit(
+                "A platform change (e.g. a PHP upgrade)",
+                CONFIRM,
+                "the operator reports a recent change; confirm whether it was a platform change",
+            ),
+            (None, false) => crit(
+                "A platform change (e.g. a PHP upgrade)",
+                CONFIRM,
+                "no change was found",
+            ),
+        },
+    );
     v.push(crit(
         "Several sites affected",
         CONFIRM,
@@ -809,7 +837,10 @@ fn asks(
         "Please check the web server and upstream service logs on your side for the period since {since}."
     ));
     if edge.contains("CDN") || edge.starts_with("edge.") || edge.starts_with("cdn.") {
-        v.push("Please check the CDN / load balancer logs for this host and its origin health checks.".into());
+        v.push(
+            "Please check the CDN / load balancer logs for this host and its origin health checks."
+                .into(),
+        );
     }
     let yes: Vec<&str> = criteria
         .iter()
@@ -862,7 +893,11 @@ pub fn template_source(format: TicketFormat) -> anyhow::Result<(String, String)>
 }
 
 /// Render a template over a (redacted) ticket value.
-pub fn render_template(name: &str, source: &str, ctx: &serde_json::Value) -> anyhow::Result<String> {
+pub fn render_template(
+    name: &str,
+    source: &str,
+    ctx: &serde_json::Value,
+) -> anyhow::Result<String> {
     let mut env = minijinja::Environment::new();
     let syntax = minijinja::syntax::SyntaxConfig::builder()
         .trim_blocks(true)
@@ -991,7 +1026,7 @@ pub fn render_session(
 ) -> anyhow::Result<Rendered> {
     let session = journal::load(path)?;
     let lib = library_for(&session)?;
-    let ticket = Ticket::build(&session, lib)?;
+    let ticket = Ticket::build(&session, &lib)?;
     let (mut r, mapping) = redactor_for(&session, ips, hosts);
     let text = render(&ticket, format, &mut r)?;
     let mapping = if (ips || hosts) && !r.pseudonyms.map.is_empty() {
@@ -1044,8 +1079,10 @@ pub fn sessions_command(out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         "ID", "STARTED", "LAST EVENT", "STATUS"
     )?;
     let short = |t: &str| {
-        t.parse::<jiff::Timestamp>()
-            .map_or_else(|_| t.to_owned(), |t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
+        t.parse::<jiff::Timestamp>().map_or_else(
+            |_| t.to_owned(),
+            |t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
+        )
     };
     for s in all {
         writeln!(

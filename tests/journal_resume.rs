@@ -88,7 +88,8 @@ fn slow_server() -> SlowServer {
                 // Bounded: the test ends within minutes; a dropped client ends the write.
                 for _ in 0..6000 {
                     if r.load(Ordering::SeqCst) {
-                        let body = "<html><title>502 Bad Gateway</title><center>nginx</center></html>";
+                        let body =
+                            "<html><title>502 Bad Gateway</title><center>nginx</center></html>";
                         let _ = write!(
                             s,
                             "HTTP/1.1 502 Bad Gateway\r\nServer: nginx\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -114,7 +115,10 @@ fn bin(state: &Path) -> Command {
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !f() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -160,7 +164,10 @@ fn crash_then_resume(signal: &str) {
         assert!(st.success());
     }
     let status = child.wait().unwrap();
-    assert!(!status.success(), "the walk was not interrupted: {status:?}");
+    assert!(
+        !status.success(),
+        "the walk was not interrupted: {status:?}"
+    );
 
     // The journal holds everything before the slow check, intact.
     let path = only_journal(&state);
@@ -222,7 +229,10 @@ fn crash_then_resume(signal: &str) {
     let out = bin(&state).arg("sessions").output().unwrap();
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(listing.contains(&s.meta.id), "{listing}");
-    assert!(listing.contains("inconclusive (escalate)") || listing.contains("problem (escalate)"), "{listing}");
+    assert!(
+        listing.contains("inconclusive (escalate)") || listing.contains("problem (escalate)"),
+        "{listing}"
+    );
     drop(open);
 }
 

@@ -76,7 +76,10 @@ fn normalise(s: &str, tmp: &Path) -> String {
     s = s.replace(&os, "<OS>");
     let subs = [
         (r"\d{8}T\d{6}Z-[0-9a-f]{4}(-\d+)?", "<ID>"),
-        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", "<TIMESTAMP>"),
+        (
+            r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z",
+            "<TIMESTAMP>",
+        ),
         (r"\b\d{2}:\d{2}:\d{2}\b", "<HH:MM:SS>"),
         (r"\b\d{2}:\d{2} UTC\b", "<HH:MM> UTC"),
         (r"127\.0\.0\.1:\d+", "127.0.0.1:<PORT>"),
@@ -130,8 +133,16 @@ fn ticket_of_a_refused_upstream_session() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["findings"][0]["cause"], "upstream_refused");
     assert_eq!(v["session"]["end"], "escalate");
-    assert!(v["summary"].as_str().unwrap().starts_with("502 on http://127.0.0.1:"));
-    assert_eq!(v["impact"]["scope"], "site-wide (operator: every page fails)");
+    assert!(
+        v["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("502 on http://127.0.0.1:")
+    );
+    assert_eq!(
+        v["impact"]["scope"],
+        "site-wide (operator: every page fails)"
+    );
     assert_eq!(v["escalation"][0]["applies"], "yes");
     // The file output and the session prefix select the same ticket.
     let out = tmp.path().join("t.md");
@@ -258,12 +269,8 @@ fn fixed_session(dir: &Path) -> (PathBuf, PathBuf) {
     let (lib, failures) = Library::standard(std::slice::from_ref(&pb)).unwrap();
     assert!(failures.is_empty(), "{}", failures[0].rendered);
     let lib = Arc::new(lib);
-    let mut engine = Engine::start(
-        lib,
-        "fixdemo",
-        [("url".to_owned(), url.clone())].into(),
-    )
-    .unwrap();
+    let mut engine =
+        Engine::start(lib, "fixdemo", [("url".to_owned(), url.clone())].into()).unwrap();
     let mut meta = journal::meta_for(&engine, Some(url), false);
     meta.playbook_file = Some(pb.clone());
     let sessions = dir.join("state/triage502/sessions");
@@ -335,7 +342,10 @@ fn ticket_of_a_fixed_session_shows_what_was_tried_and_what_it_changed() {
     let tmp = tempfile::tempdir().unwrap();
     let (_path, state) = fixed_session(tmp.path());
     let md = text(&bin(&state).arg("ticket").output().unwrap());
-    assert!(md.contains("recovered after `systemctl restart php8.2-fpm`"), "{md}");
+    assert!(
+        md.contains("recovered after `systemctl restart php8.2-fpm`"),
+        "{md}"
+    );
     insta::assert_snapshot!("fixed_md", normalise(&md, tmp.path()));
 }
 
@@ -356,7 +366,10 @@ fn no_planted_secret_survives_in_any_format() {
                     .unwrap(),
             );
             for s in SECRETS {
-                assert!(!out.contains(s), "{s} survived in {format} {flags:?}:\n{out}");
+                assert!(
+                    !out.contains(s),
+                    "{s} survived in {format} {flags:?}:\n{out}"
+                );
             }
             assert!(out.contains("[REDACTED]"), "{format}");
             assert!(out.contains("page=2"), "over-redacted {format}:\n{out}");
@@ -410,7 +423,10 @@ fn a_team_template_overrides_the_embedded_one() {
             .output()
             .unwrap(),
     );
-    assert!(out.starts_with("TEAM TICKET: 502 on http://[REDACTED]@127.0.0.1:"), "{out}");
+    assert!(
+        out.starts_with("TEAM TICKET: 502 on http://[REDACTED]@127.0.0.1:"),
+        "{out}"
+    );
     assert!(out.contains("* upstream_refused"), "{out}");
     assert!(!out.contains("tok3nS3CR3T"), "{out}");
     // A broken template names its file and line.
