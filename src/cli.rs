@@ -275,6 +275,7 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         return crate::interactive(url, &args.walk);
     }
     let answers: BTreeMap<String, String> = args.answers.iter().cloned().collect();
+    let mut ended = false;
     let (engine, mut journal, url, started_at) = if let Some(id) = &args.walk.resume {
         let overrides: BTreeMap<String, String> = args.walk.vars.iter().cloned().collect();
         let id = Some(id.as_str()).filter(|i| *i != "latest");
@@ -286,6 +287,7 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             journal.id(),
             journal.path().display()
         );
+        ended = session.end().is_some();
         let started: jiff::Timestamp = session
             .meta
             .started_at
@@ -332,7 +334,7 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             &mut observe,
         ))
         .map_err(|e| usage(e.to_string()))?;
-    if let Some(j) = journal.as_mut() {
+    if let Some(j) = journal.as_mut().filter(|_| !ended) {
         if let Err(e) = j.end(&engine) {
             eprintln!("warning: journal write failed: {e}");
         }

@@ -561,6 +561,15 @@ pub fn rebuild(
     for (k, v) in overrides {
         values.insert(k.clone(), v.clone());
     }
+    if let Some((k, _)) = values
+        .iter()
+        .find(|(_, v)| v.as_str() == crate::redact::MASK)
+    {
+        return Err(JournalError::Rebuild {
+            id: session.meta.id.clone(),
+            message: format!("`{k}` is a secret and was not journalled: pass --var {k}=VALUE"),
+        });
+    }
     let rebuild_err = |e: EngineError| JournalError::Rebuild {
         id: session.meta.id.clone(),
         message: e.to_string(),
@@ -782,6 +791,19 @@ end = "resolved"
     }
 
     #[test]
+    fn secret_values_must_be_given_again_on_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = meta();
+        let j = Journal::create_in(dir.path(), &mut m).unwrap();
+        let s = load(j.path()).unwrap();
+        let now = jiff::Timestamp::now();
+        let err = rebuild(lib(), &s, &BTreeMap::new(), now).unwrap_err();
+        assert!(err.to_string().contains("--var db_password=VALUE"), "{err}");
+        let given = [("db_password".to_owned(), "x".to_owned())].into();
+        assert!(rebuild(lib(), &s, &given, now).is_ok());
+    }
+
+    #[test]
     fn a_bad_line_before_the_last_is_an_error_naming_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let mut m = meta();
@@ -804,14 +826,15 @@ end = "resolved"
         let mut j = Journal::create_in(dir.path(), &mut m).unwrap();
         j.input(&Input::ChecksDone(vec![report()])).unwrap();
         let s = load(j.path()).unwrap();
+        let given: BTreeMap<String, String> = [("db_password".to_owned(), "x".to_owned())].into();
         let now = jiff::Timestamp::now();
-        let (e, r) = rebuild(lib(), &s, &BTreeMap::new(), now).unwrap();
+        let (e, r) = rebuild(lib(), &s, &given, now).unwrap();
         assert!(!r.dropped_stale_checks);
         assert!(matches!(e.effect(), Effect::Ask { node, .. } if node == "ask"));
         let later = now
             .checked_add(jiff::SignedDuration::from_mins(10))
             .unwrap();
-        let (e, r) = rebuild(lib(), &s, &BTreeMap::new(), later).unwrap();
+        let (e, r) = rebuild(lib(), &s, &given, later).unwrap();
         assert!(r.dropped_stale_checks);
         assert!(matches!(e.effect(), Effect::RunChecks { node, .. } if node == "probe"));
         // An answer after the checks: nothing is dropped, however old.
@@ -821,7 +844,7 @@ end = "resolved"
         })
         .unwrap();
         let s = load(j.path()).unwrap();
-        let (e, r) = rebuild(lib(), &s, &BTreeMap::new(), later).unwrap();
+        let (e, r) = rebuild(lib(), &s, &given, later).unwrap();
         assert!(!r.dropped_stale_checks);
         assert!(matches!(e.effect(), Effect::Done(_)));
         assert_eq!(e.trail().len(), 3);
