@@ -440,3 +440,112 @@ fn a_team_template_overrides_the_embedded_one() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("ticket.md.j2:2"), "{err}");
 }
+
+/// A real nginx on a loopback port, proxying to `upstream`; stopped by PID on drop.
+struct Nginx {
+    dir: PathBuf,
+    url: String,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("nginx.pid")) {
+            let _ = Command::new("kill").args(["-QUIT", pid.trim()]).status();
+        }
+    }
+}
+
+fn nginx(dir: &Path, upstream: &str) -> Nginx {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let d = dir.display();
+    let conf = format!(
+        r"
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log {d}/access.log;
+    client_body_temp_path {d}/tmp_body;
+    proxy_temp_path {d}/tmp_proxy;
+    fastcgi_temp_path {d}/tmp_fcgi;
+    uwsgi_temp_path {d}/tmp_uwsgi;
+    scgi_temp_path {d}/tmp_scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        server_name shop.test;
+        location / {{ proxy_pass http://{upstream}; }}
+    }}
+}}
+"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let out = Command::new("nginx")
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("nginx is needed for this test ({e}): apt-get install -y nginx")
+        });
+    assert!(
+        out.status.success(),
+        "nginx did not start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n = Nginx {
+        dir: dir.to_owned(),
+        url: format!("http://127.0.0.1:{port}/checkout"),
+    };
+    // Bounded wait for the listener.
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    n
+}
+
+#[test]
+fn ticket_of_a_real_nginx_with_its_upstream_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let upstream = dead_port();
+    let web = nginx(tmp.path(), &upstream);
+    let run = bin(&state)
+        .args(["run", "--non-interactive", &web.url])
+        .args(["--var", &format!("upstream={upstream}")])
+        .args(["--answer", "who=no", "--answer", "changes=no"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let md = text(&bin(&state).arg("ticket").output().unwrap());
+    assert!(
+        md.contains("Front server:** nginx/1.22") || md.contains("Front server:** nginx"),
+        "{md}"
+    );
+    let txt = text(
+        &bin(&state)
+            .args(["ticket", "--format", "text"])
+            .output()
+            .unwrap(),
+    );
+    let norm = |s: &str| {
+        Regex::new(r"nginx/\d+\.\d+\.\d+")
+            .unwrap()
+            .replace_all(&normalise(s, tmp.path()), "nginx/<VERSION>")
+            .into_owned()
+    };
+    insta::assert_snapshot!("nginx_md", norm(&md));
+    insta::assert_snapshot!("nginx_text", norm(&txt));
+    drop(web);
+}
