@@ -408,6 +408,11 @@ impl Journal {
         })
     }
 
+    /// Append that the operator went back one step (after `engine.back()`).
+    pub fn back(&mut self) -> Result<(), JournalError> {
+        self.append(&Event::Back { reason: None })
+    }
+
     /// Append the end of the walk.
     pub fn end(&mut self, engine: &Engine) -> Result<(), JournalError> {
         let end = match engine.effect() {
@@ -511,6 +516,12 @@ pub fn find(id: Option<&str>) -> Result<PathBuf, JournalError> {
             .map(|s| s.path.clone())
             .ok_or(JournalError::NotFound(None)),
         Some(id) => {
+            if !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(JournalError::NotFound(Some(id.to_owned())));
+            }
             let exact = dir.join(format!("{id}.jsonl"));
             if exact.is_file() {
                 return Ok(exact);

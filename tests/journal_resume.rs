@@ -185,6 +185,16 @@ fn crash_then_resume(signal: &str) {
     assert_eq!(reports[0].facts["tcp.result"], "connected");
     assert!(matches!(&inputs[1], Input::Answer { choice, .. } if choice == "yes"));
 
+    // The ticket of the interrupted session renders (status: in progress).
+    let t = bin(&state)
+        .args(["ticket", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    let t: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
+    assert_eq!(t["session"]["status"], "in progress");
+    assert_eq!(t["recovery"], "the session is still in progress");
+
     // Resume: the quick check is not run again, the slow one is, at the same node.
     server.release.store(true, Ordering::SeqCst);
     let out = bin(&state)
