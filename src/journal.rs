@@ -13,6 +13,12 @@
 //! event pops the last one) and replaying them: completed actions are
 //! recorded inputs and are never executed again. Files and the directory are
 //! private to the user (0600/0700): they hold unredacted evidence.
+//!
+//! A front end journals like this: `Journal::create(meta_for(&engine, url,
+//! read_only))` at the start (or `resume(id)` to pick a session up again),
+//! `journal.input(&input)` after every accepted `engine.step(input)`,
+//! `journal.back()` after `engine.back()`, `journal.note(text, node)` for the
+//! operator's notes and `journal.end(&engine)` when the effect is `Done`.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

@@ -84,7 +84,7 @@ fn rules() -> &'static [Rule] {
             ),
             r(
                 "secret parameter",
-                r#"(?i)\b([\w.-]*(?:passw(?:or)?d|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|client[_-]?secret|credential|session[_-]?id|sessid|phpsessid|auth)[\w.-]*|key|sig|signature|x-amz-signature|x-amz-credential|pass)(\s*[:=]\s*)(?:"(?:[^"\[]|\[[^R])[^"]*"|'(?:[^'\[]|\[[^R])[^']*'|(?:[^\s&;,"'\[]|\[[^R])[^\s&;,"']*)"#,
+                r#"(?i)\b([\w.-]*(?:passw(?:or)?d|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|client[_-]?secret|credential|session[_-]?id|sessid|phpsessid|auth)[\w.-]*|key|sig|signature|x-amz-signature|x-amz-credential|pass)("?\s*[:=]\s*)(?:"(?:[^"\[]|\[[^R])[^"]*"|'(?:[^'\[]|\[[^R])[^']*'|(?:[^\s&;,"'\[]|\[[^R])[^\s&;,"']*)"#,
                 "${1}${2}[REDACTED]",
             ),
             r(
@@ -402,6 +402,8 @@ mod tests {
             "proxy_set_header Authorization \"Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.abcdefSIG\";",
             "api_key=keyvalue88",
             "define('AUTH_SALT', 'wpSalt!x');",
+            r#"{"user": "bob", "password": "hunter2pw", "api_key":"keyvalue88"}"#,
+            "postgres://app:s3cr3tDB@db.internal:5432/shop",
             r#"1.2.3.4 - - [23/Nov/2026:09:21:00 +0000] "GET /cart?password=hunter2pw HTTP/1.1" 502 157 "-" "curl" "cookie=sessabc999""#,
         ]
         .join("\n")
