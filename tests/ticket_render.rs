@@ -549,3 +549,31 @@ fn ticket_of_a_real_nginx_with_its_upstream_down() {
     insta::assert_snapshot!("nginx_text", norm(&txt));
     drop(web);
 }
+
+#[test]
+fn the_run_report_is_redacted_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let base = serve(Arc::new(AtomicU16::new(502)));
+    let url = format!(
+        "{}/cart?token=tok3nS3CR3T&page=2",
+        base.replace("http://", "http://admin:hunter2pw@")
+    );
+    for format in ["md", "json"] {
+        let out = bin(&state)
+            .args(["run", "--non-interactive", "--format", format, &url])
+            .args(["--var", &format!("upstream={}", dead_port())])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let report = String::from_utf8(out.stdout).unwrap();
+        assert!(report.contains("page=2"), "{report}");
+        for s in ["tok3nS3CR3T", "hunter2pw"] {
+            assert!(!report.contains(s), "{s} in the {format} report:\n{report}");
+        }
+    }
+    // Two sessions journalled, newest first in the list.
+    let out = text(&bin(&state).arg("sessions").output().unwrap());
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(!out.contains("tok3nS3CR3T"), "{out}");
+}
