@@ -39,7 +39,7 @@ pub const MAX_OUTPUT_CHARS: usize = 2_000;
 /// `triage502 ticket`.
 #[derive(Debug, Args)]
 pub struct TicketArgs {
-    /// Session id or unique prefix (default: the newest session).
+    /// Session id, unique prefix, or a journal file (default: the newest session).
     pub session: Option<String>,
     #[arg(long, value_enum, default_value = "md")]
     pub format: TicketFormat,
@@ -1046,8 +1046,13 @@ pub fn render_session(
 
 /// `triage502 ticket`.
 pub fn ticket_command(args: &TicketArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let path = journal::find(args.session.as_deref())
-        .map_err(|e| crate::cli::UsageError(e.to_string()))?;
+    let given = args.session.as_deref().map(Path::new);
+    let path = match given {
+        // A journal file copied from another machine.
+        Some(p) if p.extension().is_some_and(|e| e == "jsonl") && p.is_file() => p.to_owned(),
+        _ => journal::find(args.session.as_deref())
+            .map_err(|e| crate::cli::UsageError(e.to_string()))?,
+    };
     let r = render_session(&path, args.format, args.redact_ips, args.redact_hosts)?;
     match &args.output {
         Some(p) => {

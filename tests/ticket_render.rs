@@ -155,6 +155,11 @@ fn ticket_of_a_refused_upstream_session() {
             .unwrap(),
     );
     assert_eq!(std::fs::read_to_string(&out).unwrap(), md);
+    // A journal file given by path (e.g. copied from another machine).
+    let copy = tmp.path().join("copied.jsonl");
+    std::fs::copy(only_session(&state), &copy).unwrap();
+    let again = text(&bin(&state).arg("ticket").arg(&copy).output().unwrap());
+    assert_eq!(again.lines().next(), md.lines().next());
 }
 
 #[test]
