@@ -362,7 +362,16 @@ impl Journal {
             .take(MAX_JOURNAL_BYTES)
             .read_to_end(&mut bytes)
             .map_err(io_err(path))?;
-        let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        // Keep every line that parses; `load` already refused a bad line before the last,
+        // so this cuts an unterminated tail or a garbled last line.
+        let mut keep = 0;
+        let mut at = 0;
+        for line in bytes.split_inclusive(|b| *b == b'\n') {
+            at += line.len();
+            if line.ends_with(b"\n") && serde_json::from_slice::<Entry>(line).is_ok() {
+                keep = at;
+            }
+        }
         if keep < bytes.len() {
             file.set_len(keep as u64).map_err(io_err(path))?;
             file.sync_data().map_err(io_err(path))?;
@@ -805,6 +814,19 @@ end = "resolved"
             assert!(!again.torn, "cut at {cut}");
             assert_eq!(again.events.len(), 3, "cut at {cut}");
         }
+        // A complete but garbled last line (a crash mid-sector) is torn too, and cut on reopen.
+        let mut garbled = full[..before].to_vec();
+        garbled.extend_from_slice(&[0u8; 40]);
+        garbled.push(b'\n');
+        std::fs::write(&torn_path, &garbled).unwrap();
+        let s = load(&torn_path).unwrap();
+        assert!(s.torn);
+        assert_eq!(s.events.len(), 2);
+        let (mut j3, _) = Journal::reopen(&torn_path).unwrap();
+        j3.note("after garbage", None).unwrap();
+        let again = load(&torn_path).unwrap();
+        assert!(!again.torn);
+        assert_eq!(again.events.len(), 3);
     }
 
     #[test]
