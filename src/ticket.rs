@@ -908,6 +908,11 @@ pub fn render_template(
     env.set_syntax(syntax);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.add_filter("oneline", |s: String| one_line(&s));
+    env.add_filter("code", |s: String| code_span(&s));
+    env.add_filter("fenced", |s: String| {
+        let fence = "`".repeat(3.max(longest_backtick_run(&s) + 1));
+        format!("{fence}\n{s}\n{fence}")
+    });
     env.add_filter("indent_lines", |s: String, prefix: String| {
         s.lines()
             .map(|l| format!("{prefix}{l}"))
@@ -925,6 +930,27 @@ pub fn render_template(
         .map_err(|e| anyhow::anyhow!("{}: {e}", place(&e)))?;
     t.render(to_template_value(ctx))
         .map_err(|e| anyhow::anyhow!("{}: template error: {e}", place(&e)))
+}
+
+fn longest_backtick_run(s: &str) -> usize {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in s.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    longest
+}
+
+/// A Markdown code span that survives backticks in its text.
+pub fn code_span(s: &str) -> String {
+    let longest = longest_backtick_run(s);
+    if longest == 0 {
+        format!("`{s}`")
+    } else {
+        let fence = "`".repeat(longest + 1);
+        format!("{fence} {s} {fence}")
+    }
 }
 
 /// A JSON value as a template value (minijinja is built without its serde feature).
