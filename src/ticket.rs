@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::cause::Cause;
 use crate::check::{Evidence, Outcome};
-use crate::engine::{Effect, Engine, Input, Record, Step};
+use crate::engine::{Effect, Engine, Record, Step};
 use crate::journal::{self, Event, Session};
 use crate::playbook::library::Library;
 use crate::playbook::{EndKind, NodeKind};
@@ -283,7 +283,6 @@ impl Ticket {
         }];
         let mut notes = Vec::new();
         let mut resumed = 0;
-        let mut step_times: Vec<String> = Vec::new();
         for e in &session.events {
             let at = hhmm(&e.at, true);
             match &e.event {
@@ -294,7 +293,6 @@ impl Ticket {
                         .step(i.clone())
                         .with_context(|| format!("cannot replay session {}", meta.id))?;
                     for s in &engine.trail()[before..] {
-                        step_times.push(at.clone());
                         if matches!(s.record, Record::Routed { .. }) {
                             continue;
                         }
@@ -303,13 +301,9 @@ impl Ticket {
                             what: describe_step(s),
                         });
                     }
-                    if let Input::ActionDone(r) = i {
-                        let _ = r;
-                    }
                 }
                 Event::Back { reason } => {
                     engine.back().context("cannot replay a back step")?;
-                    step_times.truncate(engine.trail().len());
                     timeline.push(TimelineItem {
                         at,
                         what: format!(
