@@ -14,11 +14,14 @@ pub mod checks;
 pub mod cli;
 pub mod duration;
 pub mod engine;
+pub mod journal;
 pub mod playbook;
+pub mod redact;
 pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod template;
+pub mod ticket;
 pub mod walk;
 
 /// The interactive wizard (the TUI) for `triage502 [URL]` and `run` without

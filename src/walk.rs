@@ -20,9 +20,19 @@ pub const NOT_RUN: &str =
 
 /// Walk until the engine is done. `answers` maps question node ids to choice ids.
 pub async fn walk(
+    engine: Engine,
+    answers: &BTreeMap<String, String>,
+    ctx: CheckContext,
+) -> Result<Engine, EngineError> {
+    walk_observed(engine, answers, ctx, &mut |_| {}).await
+}
+
+/// [`walk`], telling `observe` every input the engine accepted (the journal).
+pub async fn walk_observed(
     mut engine: Engine,
     answers: &BTreeMap<String, String>,
     ctx: CheckContext,
+    observe: &mut dyn FnMut(&Input),
 ) -> Result<Engine, EngineError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut runner = Runner::new(ctx, tx);
@@ -53,7 +63,8 @@ pub async fn walk(
                 reason: NOT_RUN.into(),
             },
         };
-        engine.step(input)?;
+        engine.step(input.clone())?;
+        observe(&input);
     }
     Ok(engine)
 }
