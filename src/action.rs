@@ -285,6 +285,29 @@ impl ActionSpec {
         }
     }
 
+    /// Substitute `{{ name }}` values. A command's argv items are rendered one
+    /// for one: a value with newlines or shell metacharacters stays exactly one
+    /// argument (no list expansion, never a shell). Other kinds use the
+    /// engine's JSON rendering, where a list param written as
+    /// `["{{ cache_paths }}"]` expands to one item per line.
+    pub fn render(&self, values: &crate::template::Values) -> Result<ActionSpec, String> {
+        if let ActionSpec::Command(c) = self {
+            let argv = c
+                .argv
+                .iter()
+                .map(|a| crate::template::render(a, values).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(ActionSpec::Command(CommandAction {
+                argv,
+                timeout: c.timeout,
+            }));
+        }
+        serde_json::to_value(self)
+            .map_err(|e| e.to_string())
+            .and_then(|j| crate::template::render_json(&j, values).map_err(|e| e.to_string()))
+            .and_then(|j| serde_json::from_value::<ActionSpec>(j).map_err(|e| e.to_string()))
+    }
+
     /// A short human description.
     pub fn describe(&self) -> String {
         match self {

@@ -56,6 +56,9 @@ pub struct WalkArgs {
     /// Never run any action; they are only shown.
     #[arg(long)]
     pub read_only: bool,
+    /// Run no action above this risk tier: reversible, disruptive or destructive.
+    #[arg(long, value_name = "TIER")]
+    pub max_tier: Option<crate::action::Tier>,
     /// The incident window: how far back logs are read (e.g. 30m, 2h).
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub since: HumanDuration,
@@ -274,7 +277,12 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let ctx = CheckContext::last(args.walk.since.0);
     let engine = rt
-        .block_on(crate::walk::walk(engine, &answers, ctx))
+        .block_on(crate::walk::walk_with_policy(
+            engine,
+            &answers,
+            ctx,
+            &crate::action::ExecPolicy::non_interactive(args.walk.read_only, args.walk.max_tier),
+        ))
         .map_err(|e| usage(e.to_string()))?;
     let report = Report::from_engine(&engine, url, started_at, t0.elapsed().as_millis() as u64);
     let text = match args.format {

@@ -149,10 +149,10 @@ impl Plan {
                         match cache::measure(&dir) {
                             Ok(sz) => {
                                 self.affects
-                                    .push(format!("{}: {}", dir.display(), sz.describe()))
+                                    .push(format!("{}: {}", dir.display(), sz.describe()));
                             }
                             Err(e) => {
-                                self.blocked = Some(format!("cannot read {}: {e}", dir.display()))
+                                self.blocked = Some(format!("cannot read {}: {e}", dir.display()));
                             }
                         }
                         if let Ok((uid, gid, mode)) = cache::ownership(&dir) {
