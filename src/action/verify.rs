@@ -125,17 +125,17 @@ pub async fn probe(url: &str) -> Probe {
     }
 }
 
-/// Probe `url` `n` times (at most [`MAX_PROBES`]), `pause` apart (at most
-/// [`MAX_PAUSE`]), after a fix; `before` are the probes from before it.
+/// Probe `url` `n` times (at most [`MAX_PROBES`]), each after a `pause` (at
+/// most [`MAX_PAUSE`]), after a fix; `before` are the probes from before it.
 pub async fn verify(url: &str, n: usize, pause: Duration, before: Vec<Probe>) -> VerifyResult {
     let n = n.clamp(1, MAX_PROBES);
     let pause = pause.min(MAX_PAUSE);
     let mut after = Vec::with_capacity(n);
     let c = client();
-    for i in 0..n {
-        if i > 0 {
-            tokio::time::sleep(pause).await;
-        }
+    for _ in 0..n {
+        // The first probe waits too: a reload hands over to new workers
+        // asynchronously, and the old ones may answer for a moment.
+        tokio::time::sleep(pause).await;
         after.push(match &c {
             Ok(c) => probe_with(c, url).await,
             Err(e) => Probe {
