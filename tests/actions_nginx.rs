@@ -69,10 +69,6 @@ impl Lab {
         )
     }
 
-    fn write(&self, path: &Path, text: &str) {
-        std::fs::write(path, text).unwrap();
-    }
-
     fn service(&self, op: ServiceOp) -> ServiceAction {
         ServiceAction {
             unit: "nginx".into(),
@@ -87,7 +83,7 @@ impl Lab {
 
     /// Run nginx in the foreground as our child.
     fn start_foreground(&mut self, body: &str) -> u32 {
-        self.write(&self.conf_path(), &self.config(false, body));
+        write(&self.conf_path(), &self.config(false, body));
         let child = Command::new(nginx_bin())
             .arg("-p")
             .arg(self.dir.path())
@@ -136,6 +132,10 @@ impl Drop for Lab {
             let _ = c.wait();
         }
     }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
 }
 
 fn alive(pid: u32) -> bool {
@@ -234,7 +234,7 @@ async fn a_broken_config_is_refused_before_anything_is_signalled() {
     let mut lab = Lab::new();
     let master = lab.start_foreground("location / { return 200 \"ok\\n\"; }");
     let before = workers(master);
-    lab.write(
+    write(
         &lab.conf_path(),
         &lab.config(false, "location / { bogus_directive on; }"),
     );
@@ -281,7 +281,7 @@ async fn a_broken_config_is_refused_before_anything_is_signalled() {
 async fn a_stopped_nginx_is_started_verified_and_restarted() {
     no_systemd();
     let lab = Lab::new();
-    lab.write(
+    write(
         &lab.conf_path(),
         &lab.config(true, "location / { return 200 \"ok\\n\"; }"),
     );
@@ -315,14 +315,14 @@ async fn a_config_change_is_rolled_back_with_a_copy_a_test_and_a_reload() {
     lab.start_foreground("location / { return 502; }");
     assert_eq!(status_of(&lab.url()), Some(502));
     let backup = lab.dir.path().join("nginx.conf.bak");
-    lab.write(
+    write(
         &backup,
         &lab.config(false, "location / { return 200 \"ok\\n\"; }"),
     );
     let file = lab.conf_path().display().to_string();
     assert_eq!(
         triage502::action::rollback::find_backups(&file),
-        [backup.clone()]
+        std::slice::from_ref(&backup)
     );
     let spec = ActionSpec::Rollback(RollbackAction {
         file: file.clone(),
@@ -383,7 +383,7 @@ async fn a_backup_that_fails_the_config_test_is_put_back() {
     lab.start_foreground("location / { return 200 \"ok\\n\"; }");
     let current = std::fs::read_to_string(lab.conf_path()).unwrap();
     let backup = lab.dir.path().join("nginx.conf.orig");
-    lab.write(&backup, "events {\n  this is not nginx\n");
+    write(&backup, "events {\n  this is not nginx\n");
     let spec = ActionSpec::Rollback(RollbackAction {
         file: lab.conf_path().display().to_string(),
         backup: backup.display().to_string(),
