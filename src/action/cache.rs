@@ -170,8 +170,13 @@ pub fn clear(dir: &Path) -> io::Result<Cleared> {
         };
         match r {
             Ok(()) => {}
-            // Removed by the server meanwhile.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            // Removed by the server meanwhile, or refilled by it while we
+            // emptied it: the cache is live, both are fine.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty
+                ) => {}
             Err(e) => {
                 if errors.len() < 20 {
                     errors.push(format!("{}: {e}", p.display()));
