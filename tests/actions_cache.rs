@@ -7,9 +7,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use triage502::action::{
-    ActionSpec, ClearCacheAction, ExecPolicy, Plan, Tier, UndoList, execute,
-};
+use triage502::action::{ActionSpec, ClearCacheAction, ExecPolicy, Plan, Tier, UndoList, execute};
 use triage502::engine::PlannedAction;
 
 fn consent() -> ExecPolicy {
@@ -68,7 +66,10 @@ async fn entries_go_and_the_directory_owner_and_mode_stay() {
     let affects = plan.affects.join("\n");
     assert!(affects.contains("17 files"), "{affects}");
     // 15 entries of 1000 bytes plus two symlinks (their own size, not their targets').
-    assert!(affects.contains(" 14.") && affects.contains("KiB"), "{affects}");
+    assert!(
+        affects.contains(" 14.") && affects.contains("KiB"),
+        "{affects}"
+    );
     assert!(affects.contains("mode 0750"), "{affects}");
     assert!(plan.undo.contains("cannot be undone"));
     assert_eq!(
@@ -78,12 +79,19 @@ async fn entries_go_and_the_directory_owner_and_mode_stay() {
 
     let x = execute(&spec, Tier::Destructive, &consent()).await;
     assert!(x.result.ok, "{:#?}", x.result);
-    assert!(x.result.summary.contains("deleted 17 cache files"), "{}", x.result.summary);
+    assert!(
+        x.result.summary.contains("deleted 17 cache files"),
+        "{}",
+        x.result.summary
+    );
     assert!(x.result.summary.contains("owner and mode are kept"));
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
     let m = std::fs::metadata(&cache).unwrap();
     assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (33, 33, 0o750));
-    assert_eq!(std::fs::read_to_string(outside.join("data")).unwrap(), "keep me");
+    assert_eq!(
+        std::fs::read_to_string(outside.join("data")).unwrap(),
+        "keep me"
+    );
     let mut u = UndoList::new();
     u.apply(&x);
     assert!(u.is_empty(), "nothing to undo: it cannot be undone");
@@ -111,7 +119,11 @@ async fn a_path_outside_the_configured_caches_is_refused() {
         assert!(plan.blocked.is_some(), "{path}");
         let x = execute(&spec, Tier::Destructive, &consent()).await;
         assert!(!x.result.ok, "{path}");
-        assert!(x.result.summary.contains("refusing"), "{}", x.result.summary);
+        assert!(
+            x.result.summary.contains("refusing"),
+            "{}",
+            x.result.summary
+        );
     }
     // No cache path found by discovery: nothing may be cleared.
     let spec = ActionSpec::ClearCache(ClearCacheAction {
@@ -119,7 +131,12 @@ async fn a_path_outside_the_configured_caches_is_refused() {
         allowed: vec![],
         worker_user: None,
     });
-    assert!(!execute(&spec, Tier::Destructive, &consent()).await.result.ok);
+    assert!(
+        !execute(&spec, Tier::Destructive, &consent())
+            .await
+            .result
+            .ok
+    );
     assert!(other.join("index.html").is_file());
 }
 

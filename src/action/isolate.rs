@@ -182,10 +182,21 @@ async fn run(r: &mut Run<'_>) -> Result<(Vec<String>, String), String> {
             ),
         ));
     }
-    let (culprit, untested) = r.bisect(candidates).await?;
+    let (culprit, mut untested) = r.bisect(candidates).await?;
     let mut culprits = vec![culprit.clone()];
     // Groups set aside while bisecting: enable each, and look one by one
     // at any that brings the error back (a second faulty plugin).
+    // Usually they are all innocent: one probe with all of them back.
+    let all: Vec<String> = untested.iter().flatten().cloned().collect();
+    if !all.is_empty() {
+        r.switch(&all, PluginOp::Enable).await?;
+        let p = r.probe(&format!("re-enabled {}", all.join(", "))).await?;
+        if p.answers() {
+            untested.clear();
+        } else {
+            r.switch(&all, PluginOp::Disable).await?;
+        }
+    }
     for group in untested {
         r.switch(&group, PluginOp::Enable).await?;
         let p = r.probe(&format!("re-enabled {}", group.join(", "))).await?;
