@@ -19,7 +19,7 @@ use super::{
     ActionSpec, ClearCacheAction, CommandAction, PluginAction, PluginOp, RollbackAction,
     ServiceAction, ServiceOp, Tier,
 };
-use crate::engine::ActionResult;
+use crate::engine::{ActionResult, Input};
 
 /// Each service command may run this long.
 pub const SERVICE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -45,6 +45,17 @@ pub struct Executed {
 }
 
 impl Executed {
+    /// What the engine must be told: `ActionDeclined` when the policy
+    /// refused (nothing ran), else `ActionDone` with the result.
+    pub fn input(&self) -> Input {
+        match &self.refused {
+            Some(reason) => Input::ActionDeclined {
+                reason: reason.clone(),
+            },
+            None => Input::ActionDone(self.result.clone()),
+        }
+    }
+
     fn new(result: ActionResult) -> Executed {
         Executed {
             result,
