@@ -381,6 +381,7 @@ async fn the_executor_refuses_under_read_only_even_with_consent() {
         max_tier: None,
         interactive_consent: true,
         search_path: Some(lab.bin().into_os_string()),
+        systemd: None,
     };
     for (spec, tier) in every_spec(&lab) {
         let x = execute(&spec, tier, &policy).await;
@@ -401,6 +402,7 @@ async fn the_executor_refuses_above_max_tier_and_without_consent() {
         max_tier: Some(Tier::Reversible),
         interactive_consent: true,
         search_path: Some(lab.bin().into_os_string()),
+        systemd: None,
     };
     for (spec, tier) in every_spec(&lab) {
         if spec.effective_tier(tier) > Tier::Reversible {
@@ -497,4 +499,63 @@ async fn metacharacters_reach_the_argv_literally_through_the_engine() {
     }
     engine.step(Input::ActionDone(x.result)).unwrap();
     assert!(matches!(engine.effect(), Effect::Done(_)));
+}
+
+#[tokio::test]
+async fn under_systemd_the_config_test_runs_before_systemctl() {
+    let lab = Lab::new();
+    let spec = ActionSpec::Service(Box::new(ServiceAction {
+        unit: "nginx".into(),
+        op: ServiceOp::Restart,
+        server: None,
+        config: None,
+        prefix: None,
+        pid: None,
+        pid_file: None,
+    }));
+    let policy = ExecPolicy {
+        interactive_consent: true,
+        search_path: Some(lab.bin().into_os_string()),
+        systemd: Some(true),
+        ..ExecPolicy::default()
+    };
+    let x = execute(&spec, Tier::Disruptive, &policy).await;
+    assert!(x.result.ok, "{:#?}", x.result);
+    assert_eq!(
+        lab.calls(),
+        [
+            vec!["nginx".to_owned(), "-t".into()],
+            vec!["systemctl".to_owned(), "restart".into(), "nginx".into()],
+        ]
+    );
+
+    // A failing config test: systemctl is never called.
+    let failing = lab.p("failing-bin");
+    std::fs::create_dir(&failing).unwrap();
+    for name in ["nginx", "systemctl"] {
+        let log = lab.p("calls.log");
+        std::fs::write(
+            failing.join(name),
+            format!(
+                "#!/bin/sh\nprintf '%s\\0' \"${{0##*/}}\" \"$@\" >> '{l}'\nprintf '\\001' >> '{l}'\necho 'nginx: [emerg] unknown directive \"bogus\" in /etc/nginx/nginx.conf:3' >&2\nexit 1\n",
+                l = log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(failing.join(name), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+    }
+    std::fs::remove_file(lab.p("calls.log")).unwrap();
+    let policy = ExecPolicy {
+        search_path: Some(failing.into_os_string()),
+        ..policy
+    };
+    let x = execute(&spec, Tier::Disruptive, &policy).await;
+    assert!(!x.result.ok);
+    assert!(
+        x.result.summary.contains("unknown directive"),
+        "{}",
+        x.result.summary
+    );
+    assert_eq!(lab.calls(), [vec!["nginx".to_owned(), "-t".into()]]);
 }

@@ -18,6 +18,9 @@ pub struct ExecPolicy {
     pub interactive_consent: bool,
     /// Where programs are looked up and the children's `PATH` (default: this process's `PATH`).
     pub search_path: Option<OsString>,
+    /// Whether systemd manages services; `None` detects it
+    /// (`/run/systemd/system` exists). Set only to test both paths.
+    pub systemd: Option<bool>,
 }
 
 impl ExecPolicy {
@@ -28,6 +31,7 @@ impl ExecPolicy {
             max_tier,
             interactive_consent: false,
             search_path: None,
+            systemd: None,
         }
     }
 
@@ -47,6 +51,11 @@ impl ExecPolicy {
             return Some(crate::walk::NOT_RUN.into());
         }
         None
+    }
+
+    /// Is systemd managing services here (or, in tests, said to be)?
+    pub fn systemd(&self) -> bool {
+        self.systemd.unwrap_or_else(super::service::systemd_running)
     }
 
     /// Find `program` on the search path.
@@ -75,6 +84,7 @@ mod tests {
             max_tier: Some(Tier::Destructive),
             interactive_consent: true,
             search_path: None,
+            systemd: None,
         };
         assert!(p.refusal(Tier::Reversible).unwrap().contains("read-only"));
     }

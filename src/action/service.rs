@@ -183,7 +183,7 @@ pub fn config_test(s: &ServiceAction, policy: &ExecPolicy) -> Option<Vec<String>
 
 /// The steps of the operation on this host, or why it cannot be done.
 pub fn steps(s: &ServiceAction, policy: &ExecPolicy) -> Result<Vec<Step>, String> {
-    if systemd_running() {
+    if policy.systemd() {
         return Ok(vec![Step::Command(vec![
             "systemctl".into(),
             s.op.to_string(),
@@ -290,19 +290,41 @@ mod tests {
 
     #[test]
     fn php_fpm_reload_signals_the_master() {
-        if systemd_running() {
-            return;
-        }
         let mut s = svc("php8.2-fpm", ServiceOp::Reload);
         s.pid = Some(std::process::id().to_string());
+        let no_systemd = ExecPolicy {
+            systemd: Some(false),
+            ..ExecPolicy::default()
+        };
         assert_eq!(
-            steps(&s, &ExecPolicy::default()).unwrap(),
+            steps(&s, &no_systemd).unwrap(),
             vec![Step::Command(vec![
                 "kill".into(),
                 "-USR2".into(),
                 std::process::id().to_string()
             ])]
         );
+    }
+
+    #[test]
+    fn systemd_units_go_through_systemctl() {
+        let systemd = ExecPolicy {
+            systemd: Some(true),
+            ..ExecPolicy::default()
+        };
+        assert_eq!(
+            steps(&svc("shop-app", ServiceOp::Restart), &systemd).unwrap(),
+            vec![Step::Command(vec![
+                "systemctl".into(),
+                "restart".into(),
+                "shop-app".into()
+            ])]
+        );
+        let signals = ExecPolicy {
+            systemd: Some(false),
+            ..ExecPolicy::default()
+        };
+        assert!(steps(&svc("shop-app", ServiceOp::Restart), &signals).is_err());
     }
 
     #[test]
