@@ -109,7 +109,22 @@ pub async fn execute(spec: &ActionSpec, tier: Tier, policy: &ExecPolicy) -> Exec
     }
     match spec {
         ActionSpec::Service(s) => Executed::new(run_service(s, policy).await),
-        ActionSpec::ClearCache(c) => Executed::new(clear_cache(c)),
+        ActionSpec::ClearCache(c) => {
+            // Deleting a large cache is blocking file-system work.
+            let c = c.clone();
+            let argv = spec.argv();
+            let r = tokio::task::spawn_blocking(move || clear_cache(&c))
+                .await
+                .unwrap_or_else(|e| ActionResult {
+                    argv,
+                    ok: false,
+                    exit_code: None,
+                    output: String::new(),
+                    summary: format!("clearing the cache stopped: {e}"),
+                    duration_ms: 0,
+                });
+            Executed::new(r)
+        }
         ActionSpec::Plugin(p) => switch_plugin(p, policy).await,
         ActionSpec::IsolatePlugins(i) => {
             let t0 = Instant::now();

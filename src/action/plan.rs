@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::policy::ExecPolicy;
+use super::service::Step;
 use super::{ActionSpec, PluginOp, Tier, cache, plugin, rollback, service};
 use crate::engine::PlannedAction;
 
@@ -71,6 +72,8 @@ fn file_name(p: &str) -> String {
 
 impl Plan {
     /// The plan for an offered action. `why` is the node's guidance.
+    /// It reads the disk (cache size, the diff, pid files; all bounded):
+    /// call it from `spawn_blocking` when a large cache may be measured.
     pub fn new(offer: &PlannedAction, why: &str, policy: &ExecPolicy) -> Plan {
         let mut plan = Plan {
             title: offer.title.clone(),
@@ -91,21 +94,19 @@ impl Plan {
                 .first()
                 .map_or_else(String::new, |a| file_name(a)),
         };
-        let Some(spec) = &offer.spec else {
+        if let Some(spec) = &offer.spec {
+            plan.tier = spec.effective_tier(offer.tier);
+            plan.fill(spec, policy);
+        } else {
             plan.commands.push(super::shell_quote(&offer.argv));
-            plan.refused = policy
-                .refusal(offer.tier)
-                .filter(|_| policy.read_only || policy.max_tier.is_some_and(|m| offer.tier > m));
-            return plan;
-        };
-        plan.tier = spec.effective_tier(offer.tier);
-        plan.fill(spec, policy);
-        // Consent is what the dialog is for: only the session's rules refuse here.
-        let p = ExecPolicy {
+        }
+        // Consent is what the dialog asks for: only the session's rules
+        // (--read-only, --max-tier) refuse here.
+        plan.refused = ExecPolicy {
             interactive_consent: true,
             ..policy.clone()
-        };
-        plan.refused = p.refusal(plan.tier);
+        }
+        .refusal(plan.tier);
         plan
     }
 
@@ -315,8 +316,6 @@ impl Plan {
         s
     }
 }
-
-use service::Step;
 
 #[cfg(test)]
 mod tests {
