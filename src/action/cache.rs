@@ -52,6 +52,50 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
+/// Directories never cleared, even when a (mistaken or overridden)
+/// `allowed` list names them: the system's own trees and the usual homes of
+/// data and sites.
+const NEVER: &[&str] = &[
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/var",
+    "/var/lib",
+    "/var/log",
+    "/var/www",
+    "/var/cache",
+];
+/// Trees nothing under which is ever a cache to clear.
+const NEVER_UNDER: &[&str] = &[
+    "/boot", "/dev", "/etc", "/proc", "/sys", "/usr/bin", "/usr/lib",
+];
+
+/// Why `p` (resolved) must never be cleared, if so.
+pub fn system_path(p: &Path) -> Option<String> {
+    if NEVER.iter().any(|n| p == Path::new(n)) {
+        return Some("a system directory, not a cache".into());
+    }
+    NEVER_UNDER
+        .iter()
+        .find(|n| p.starts_with(n))
+        .map(|n| format!("inside {n}"))
+}
+
 /// Check that `path` is a real directory equal to or inside one of the
 /// `allowed` cache paths (both resolved), and return it resolved.
 pub fn check_allowed(path: &str, allowed: &[String]) -> Result<PathBuf, String> {
@@ -64,12 +108,13 @@ pub fn check_allowed(path: &str, allowed: &[String]) -> Result<PathBuf, String> 
     if !p.is_dir() {
         return Err(format!("{} is not a directory", p.display()));
     }
-    if p == Path::new("/") {
-        return Err("refusing to clear /".into());
+    if let Some(why) = system_path(&p) {
+        return Err(format!("refusing to clear {}: {why}", p.display()));
     }
     for a in allowed {
         if let Ok(a) = std::fs::canonicalize(a) {
-            if a != Path::new("/") && p.starts_with(&a) {
+            // An allowed entry that is a system directory authorises nothing.
+            if system_path(&a).is_none() && p.starts_with(&a) {
                 return Ok(p);
             }
         }
@@ -210,6 +255,11 @@ mod tests {
         // A symlink inside the cache pointing out of it resolves outside: refused.
         std::os::unix::fs::symlink(&other, cache.join("escape")).unwrap();
         assert!(check_allowed(&cache.join("escape").display().to_string(), &allowed).is_err());
+        for sys in ["/", "/etc", "/usr", "/var/lib"] {
+            let e = check_allowed(sys, &[sys.to_owned()]).unwrap_err();
+            assert!(e.contains("refusing"), "{e}");
+        }
+        assert!(check_allowed("/etc/nginx", &["/etc".to_owned()]).is_err());
         let dotdot = format!("{}/../other", cache.display());
         assert!(check_allowed(&dotdot, &allowed).is_err());
         assert!(check_allowed(&cache.display().to_string(), &[]).is_err());
