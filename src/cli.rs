@@ -56,6 +56,9 @@ pub struct WalkArgs {
     /// Never run any action; they are only shown.
     #[arg(long)]
     pub read_only: bool,
+    /// Run no action above this risk tier: reversible, disruptive or destructive.
+    #[arg(long, value_name = "TIER")]
+    pub max_tier: Option<crate::action::Tier>,
     /// The incident window: how far back logs are read (e.g. 30m, 2h).
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub since: HumanDuration,
@@ -327,10 +330,11 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         }
     };
     let engine = rt
-        .block_on(crate::walk::walk_observed(
+        .block_on(crate::walk::walk_with_policy(
             engine,
             &answers,
             ctx,
+            &crate::action::ExecPolicy::non_interactive(args.walk.read_only, args.walk.max_tier),
             &mut observe,
         ))
         .map_err(|e| usage(e.to_string()))?;
