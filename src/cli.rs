@@ -59,6 +59,9 @@ pub struct WalkArgs {
     /// The incident window: how far back logs are read (e.g. 30m, 2h).
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub since: HumanDuration,
+    /// Plain ASCII marks and borders (for terminals without UTF-8 line drawing).
+    #[arg(long)]
+    pub ascii: bool,
 }
 
 #[derive(Debug, Subcommand)]
