@@ -126,7 +126,7 @@ impl App {
                 .library
                 .get(&setup.playbook)
                 .is_some_and(|p| p.var("url").is_some());
-        App {
+        let mut app = App {
             setup,
             url,
             url_input: String::new(),
@@ -146,7 +146,11 @@ impl App {
             now,
             started_at,
             quit: false,
+        };
+        if app.editing_url {
+            app.url_error = app.validate_url("");
         }
+        app
     }
 
     /// The screen keys are interpreted for.
@@ -252,10 +256,9 @@ impl App {
                 if self.running.is_empty() || self.is_running() {
                     return None;
                 }
-                let reports = self
-                    .running
-                    .iter_mut()
-                    .filter_map(|s| s.report.clone())
+                let reports = std::mem::take(&mut self.running)
+                    .into_iter()
+                    .filter_map(|s| s.report)
                     .collect();
                 self.feed(Input::ChecksDone(reports))
             }
@@ -493,6 +496,7 @@ impl App {
                     return None;
                 }
                 let reports = self.cancel_slots();
+                self.running.clear();
                 self.notice = Some("checks cancelled; recorded as inconclusive".into());
                 let next = self.feed(Input::ChecksDone(reports));
                 Some(next.unwrap_or(Command::Cancel))

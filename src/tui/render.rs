@@ -27,6 +27,7 @@ fn theme(app: &App) -> Theme {
 fn block<'a>(t: Theme, title: impl Into<Line<'a>>) -> Block<'a> {
     Block::bordered()
         .border_set(t.border())
+        .padding(ratatui::widgets::Padding::horizontal(1))
         .title(title.into().style(t.title()))
 }
 
@@ -349,7 +350,11 @@ fn checks_height(app: &App, engine: &Engine) -> u16 {
     } else {
         app.running.len()
     };
-    if n == 0 { 0 } else { (n.min(6) as u16) + 2 }
+    if n == 0 {
+        0
+    } else {
+        ((n * 2).min(8) as u16) + 2
+    }
 }
 
 fn last_checks(engine: &Engine) -> Option<(&Step, &[crate::check::CheckReport])> {
@@ -412,7 +417,12 @@ fn render_checks(app: &App, engine: &Engine, frame: &mut Frame, area: Rect) {
             lines,
         )
     };
-    frame.render_widget(Paragraph::new(lines).block(block(t, title)), area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(t, title)),
+        area,
+    );
 }
 
 /// The focus panel: guidance, the question, the action or the conclusion.
