@@ -106,7 +106,7 @@ pub fn keymap(screen: Screen, key: KeyEvent) -> Option<Action> {
         (S::Question, K::Up) => Some(A::SelectPrev),
         (S::Question, K::Down) => Some(A::SelectNext),
         (S::Action, K::Char('y' | 'Y')) => Some(A::ConfirmAction),
-        (S::Action, K::Char('n' | 'N')) => Some(A::Decline),
+        (S::Action, K::Char('n' | 'N') | K::Esc) => Some(A::Decline),
         (S::Start | S::Step | S::Question | S::Action | S::Done, K::Enter) => Some(A::Continue),
         (S::Step | S::Question | S::Action | S::Done, K::Backspace | K::Char('b')) => Some(A::Back),
         (S::Step | S::Question | S::Action | S::Done, K::Char('r')) => Some(A::Rerun),
