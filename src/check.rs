@@ -268,36 +268,6 @@ pub fn known_facts() -> impl Iterator<Item = &'static str> {
     KINDS.iter().flat_map(|d| d.facts.iter().copied())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn combine_prefers_problem_then_inconclusive() {
-        use Outcome::{Inconclusive as I, Ok as O, Problem as P};
-        assert_eq!(Outcome::combine([O, I, P]), P);
-        assert_eq!(Outcome::combine([O, I]), I);
-        assert_eq!(Outcome::combine([O, O]), O);
-        assert_eq!(Outcome::combine([]), O);
-    }
-
-    #[test]
-    fn every_kind_example_parses_as_a_spec() {
-        for d in KINDS {
-            let v: CheckSpec = toml::from_str::<toml::Table>(&format!("c = {}", d.example))
-                .map_err(|e| e.to_string())
-                .and_then(|t| {
-                    t["c"]
-                        .clone()
-                        .try_into()
-                        .map_err(|e: toml::de::Error| e.to_string())
-                })
-                .unwrap_or_else(|e| panic!("example of {} does not parse: {e}", d.kind));
-            assert_eq!(v.kind(), d.kind);
-        }
-    }
-}
-
 /// The text of `triage502 checks list`: every kind, its parameters (from the
 /// schema of its `Params`), the facts it publishes, and an example.
 pub fn checks_list_text() -> String {
@@ -380,4 +350,34 @@ fn find_params(schema: &serde_json::Value, kind: &str) -> Vec<(String, String, S
             (name.clone(), ty, desc, required.contains(name))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combine_prefers_problem_then_inconclusive() {
+        use Outcome::{Inconclusive as I, Ok as O, Problem as P};
+        assert_eq!(Outcome::combine([O, I, P]), P);
+        assert_eq!(Outcome::combine([O, I]), I);
+        assert_eq!(Outcome::combine([O, O]), O);
+        assert_eq!(Outcome::combine([]), O);
+    }
+
+    #[test]
+    fn every_kind_example_parses_as_a_spec() {
+        for d in KINDS {
+            let v: CheckSpec = toml::from_str::<toml::Table>(&format!("c = {}", d.example))
+                .map_err(|e| e.to_string())
+                .and_then(|t| {
+                    t["c"]
+                        .clone()
+                        .try_into()
+                        .map_err(|e: toml::de::Error| e.to_string())
+                })
+                .unwrap_or_else(|e| panic!("example of {} does not parse: {e}", d.kind));
+            assert_eq!(v.kind(), d.kind);
+        }
+    }
 }

@@ -193,15 +193,14 @@ pub fn select_playbook(choice: Option<&str>) -> anyhow::Result<(Arc<Library>, St
     let (lib, failures) = Library::standard(&extra).map_err(usage)?;
     let id = if is_file {
         let src = Source::read(&path).map_err(usage)?;
-        match library::declared_id(&src.text) {
-            Some(id) => id,
-            None => {
-                let l = crate::playbook::load::load(&src.text, &std::collections::HashSet::new());
-                return Err(usage(format!(
-                    "invalid playbook:\n{}",
-                    library::render_all(&src, &l.diagnostics)
-                )));
-            }
+        if let Some(id) = library::declared_id(&src.text) {
+            id
+        } else {
+            let l = crate::playbook::load::load(&src.text, &std::collections::HashSet::new());
+            return Err(usage(format!(
+                "invalid playbook:\n{}",
+                library::render_all(&src, &l.diagnostics)
+            )));
         }
     } else {
         choice.to_owned()
@@ -263,6 +262,7 @@ pub fn initial_values(
     Ok(values)
 }
 
+#[allow(clippy::needless_pass_by_value)] // consumed by value from the parsed Cli
 fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let url = args.url.clone().or(args.url_flag.clone());
     if !args.non_interactive {
@@ -286,7 +286,7 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     };
     match &args.output {
         Some(p) => {
-            std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?
+            std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
         }
         None => out.write_all(text.as_bytes())?,
     }
@@ -305,7 +305,7 @@ fn playbook_command(cmd: PlaybookCommand, out: &mut dyn Write) -> anyhow::Result
                 let mut src = l.origin.to_string();
                 if !l.shadows.is_empty() {
                     let s: Vec<String> = l.shadows.iter().map(ToString::to_string).collect();
-                    src.push_str(&format!(" (shadows {})", s.join(", ")));
+                    src = format!("{src} (shadows {})", s.join(", "));
                 }
                 if !l.valid {
                     src.push_str(" [INVALID]");

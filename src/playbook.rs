@@ -291,6 +291,8 @@ pub enum Cond {
 #[derive(Debug, Clone)]
 pub struct FindingRule {
     pub on: Outcome,
+    /// An extra condition on a value.
+    pub cond: Option<Cond>,
     pub cause: Cause,
     pub severity: Severity,
     pub summary: String,

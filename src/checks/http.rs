@@ -4,6 +4,7 @@
 //! `problem`; a connection that fails before any answer means the front
 //! server itself is not answering (`frontend_down`).
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -152,7 +153,7 @@ async fn response_report(
         } else {
             String::from_utf8_lossy(v.as_bytes()).into_owned()
         };
-        header_text.push_str(&format!("{k}: {shown}\n"));
+        let _ = writeln!(header_text, "{k}: {shown}");
     }
     let mut body = Vec::new();
     let mut truncated = false;
@@ -182,7 +183,7 @@ async fn response_report(
     };
     let mut summary = format!("{} answered {status} in {headers_ms} ms", p.url);
     if !server.is_empty() {
-        summary.push_str(&format!(" (server: {server})"));
+        let _ = write!(summary, " (server: {server})");
     }
     let mut r = CheckReport::new(DOC.kind, label, outcome, summary)
         .with_fact("http.status", code.to_string())
