@@ -238,6 +238,11 @@ fn number_keys_answer_and_back_returns_to_the_question() {
     let s = screen_text(&a, 80, 24);
     assert!(s.contains("Note the time") && s.contains("No"), "{s}");
     snap(&a, "step_guidance");
+    key(&mut a, KeyCode::Char('g'));
+    let g = screen_text(&a, 80, 24);
+    assert!(g.contains("Write down when the 502s started"), "{g}");
+    snap(&a, "guidance_overlay");
+    key(&mut a, KeyCode::Esc);
     let cmd = key(&mut a, KeyCode::Char('b'));
     assert!(
         !matches!(cmd, Some(Command::Run { .. })),

@@ -82,6 +82,7 @@ pub struct Slot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlay {
     Help,
+    Guidance,
     Ticket,
     ConfirmQuit,
 }
@@ -157,6 +158,7 @@ impl App {
     pub fn screen(&self) -> Screen {
         match self.overlay {
             Some(Overlay::Help) => return Screen::Help,
+            Some(Overlay::Guidance) => return Screen::Guidance,
             Some(Overlay::Ticket) => return Screen::Ticket,
             Some(Overlay::ConfirmQuit) => return Screen::ConfirmQuit,
             None => {}
@@ -537,6 +539,11 @@ impl App {
             Action::Help => {
                 self.overlay_scroll = 0;
                 self.overlay = Some(Overlay::Help);
+                None
+            }
+            Action::Guidance => {
+                self.overlay_scroll = 0;
+                self.overlay = Some(Overlay::Guidance);
                 None
             }
             Action::Close => {

@@ -8,7 +8,8 @@ Keys
   Enter  continue / take the highlighted choice   1-9  pick a choice
   b, Backspace  back one step     r  re-run this step's checks
   Esc    stop running checks (recorded inconclusive) / close a window
-  ↑↓ PgUp PgDn  scroll evidence   t  ticket preview   ?  help   q  quit
+  ↑↓ PgUp PgDn  scroll evidence   t  ticket preview   g  whole guidance
+  ?  help   q  quit (asks)
 
 Marks
   {marks}

@@ -27,6 +27,8 @@ pub enum Screen {
     Help,
     /// The ticket (report) preview overlay.
     Ticket,
+    /// The current step's whole guidance, over the screen.
+    Guidance,
     /// "Quit triage502?"
     ConfirmQuit,
 }
@@ -61,6 +63,8 @@ pub enum Action {
     Ticket,
     /// Open the help.
     Help,
+    /// Show the current step's whole guidance.
+    Guidance,
     /// Close the open window (help, ticket, quit question).
     Close,
     /// Ask whether to quit.
@@ -95,13 +99,13 @@ pub fn keymap(screen: Screen, key: KeyEvent) -> Option<Action> {
         (S::ActionTyped, K::Enter) => Some(A::ConfirmAction),
         (S::ActionTyped, K::Backspace) => Some(A::Erase),
         (S::ActionTyped, K::Esc) => Some(A::Decline),
-        (S::Help | S::Ticket, K::Esc | K::Char('q' | '?')) => Some(A::Close),
-        (S::Ticket, K::Char('t')) => Some(A::Close),
-        (S::Help | S::Ticket, K::Up | K::Char('k')) => Some(A::ScrollUp),
-        (S::Help | S::Ticket, K::Down | K::Char('j')) => Some(A::ScrollDown),
-        (S::Help | S::Ticket, K::PageUp) => Some(A::PageUp),
-        (S::Help | S::Ticket, K::PageDown | K::Char(' ')) => Some(A::PageDown),
-        (S::Help | S::Ticket, _) => None,
+        (S::Help | S::Ticket | S::Guidance, K::Esc | K::Char('q' | '?')) => Some(A::Close),
+        (S::Ticket, K::Char('t')) | (S::Guidance, K::Char('g')) => Some(A::Close),
+        (S::Help | S::Ticket | S::Guidance, K::Up | K::Char('k')) => Some(A::ScrollUp),
+        (S::Help | S::Ticket | S::Guidance, K::Down | K::Char('j')) => Some(A::ScrollDown),
+        (S::Help | S::Ticket | S::Guidance, K::PageUp) => Some(A::PageUp),
+        (S::Help | S::Ticket | S::Guidance, K::PageDown | K::Char(' ')) => Some(A::PageDown),
+        (S::Help | S::Ticket | S::Guidance, _) => None,
         (S::Question, K::Char(d @ '1'..='9')) => Some(A::Choose(d as usize - '1' as usize)),
         (S::Question, K::Up) => Some(A::SelectPrev),
         (S::Question, K::Down) => Some(A::SelectNext),
@@ -116,6 +120,7 @@ pub fn keymap(screen: Screen, key: KeyEvent) -> Option<Action> {
         (S::Step | S::Question | S::Done | S::Action, K::PageUp) => Some(A::PageUp),
         (S::Step | S::Question | S::Done | S::Action, K::PageDown) => Some(A::PageDown),
         (S::Step | S::Question | S::Action | S::Done, K::Char('t')) => Some(A::Ticket),
+        (S::Step | S::Question | S::Action | S::Done, K::Char('g')) => Some(A::Guidance),
         (_, K::Char('?') | K::F(1)) => Some(A::Help),
         (_, K::Char('q')) => Some(A::Quit),
         _ => None,

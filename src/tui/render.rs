@@ -6,7 +6,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::{Line, Span, Text};
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use crate::engine::{Effect, Engine, Record, Step};
@@ -66,6 +66,7 @@ pub fn render(app: &App, frame: &mut Frame) {
     }
     match app.overlay {
         Some(Overlay::Help) => render_help(app, frame, body),
+        Some(Overlay::Guidance) => render_guidance(app, frame, body),
         Some(Overlay::Ticket) => render_ticket(app, frame, body),
         Some(Overlay::ConfirmQuit) => render_quit(app, frame, area),
         None => {}
@@ -103,12 +104,12 @@ fn hints_for(app: &App) -> &'static str {
             "Enter continue · b back · r re-run · ↑↓ evidence · t ticket · ? help · q quit"
         }
         Screen::Question => {
-            "1-9 choose · ↑↓ Enter pick · b back · r re-run · t ticket · ? help · q quit"
+            "1-9 or ↑↓+Enter choose · b back · r re-run · t ticket · ? help · q quit"
         }
         Screen::Action => "y confirm · n / Enter decline · b back · t ticket · ? help · q quit",
         Screen::ActionTyped => "type the name + Enter to confirm · Esc decline · F1 help",
         Screen::Done => "Enter/t ticket · b back · ↑↓ evidence · ? help · q quit",
-        Screen::Help => "↑↓ PgUp PgDn scroll · Esc close",
+        Screen::Help | Screen::Guidance => "↑↓ PgUp PgDn scroll · Esc close",
         Screen::Ticket => "↑↓ PgUp PgDn scroll · Esc close",
         Screen::ConfirmQuit => "y quit · n stay",
     }
@@ -223,16 +224,22 @@ fn render_walk(app: &App, frame: &mut Frame, area: Rect) {
         Layout::horizontal([Constraint::Length(path_w), Constraint::Min(20)]).areas(top);
     render_path(app, engine, frame, path);
     render_findings(app, engine, frame, findings);
-    let checks_h = checks_height(app, engine);
-    let [node, checks, evidence] = Layout::vertical([
-        Constraint::Min(4),
+    let checks = checks_content(app, engine);
+    let checks_h = checks.as_ref().map_or(0, |(_, l)| {
+        wrapped_height(l, main.width.saturating_sub(4)).min(main.height / 3) + 2
+    });
+    let focus = focus_content(app, engine);
+    let room = main.height.saturating_sub(checks_h + 3).max(4);
+    let focus_h = focus.height(main.width).clamp(4, room);
+    let [node, checks_area, evidence] = Layout::vertical([
+        Constraint::Length(focus_h),
         Constraint::Length(checks_h),
         Constraint::Min(3),
     ])
     .areas(main);
-    render_focus(app, engine, frame, node);
-    if checks_h > 0 {
-        render_checks(app, engine, frame, checks);
+    render_focus(app, focus, frame, node);
+    if let Some(c) = checks {
+        render_checks(app, c, frame, checks_area);
     }
     render_evidence(app, engine, frame, evidence);
 }
@@ -343,20 +350,6 @@ fn render_findings(app: &App, engine: &Engine, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(lines).block(block(t, title)), area);
 }
 
-/// Height of the checks box: the running batch, else the last checks done.
-fn checks_height(app: &App, engine: &Engine) -> u16 {
-    let n = if app.running.is_empty() {
-        last_checks(engine).map_or(0, |(_, r)| r.len())
-    } else {
-        app.running.len()
-    };
-    if n == 0 {
-        0
-    } else {
-        ((n * 2).min(8) as u16) + 2
-    }
-}
-
 fn last_checks(engine: &Engine) -> Option<(&Step, &[crate::check::CheckReport])> {
     engine.trail().iter().rev().find_map(|s| match &s.record {
         Record::Checks { reports, .. } => Some((s, reports.as_slice())),
@@ -370,12 +363,10 @@ fn secs(d: std::time::Duration) -> String {
 
 /// The checks running now (spinner, elapsed / timeout), or the summaries of
 /// the last ones.
-fn render_checks(app: &App, engine: &Engine, frame: &mut Frame, area: Rect) {
+fn checks_content(app: &App, engine: &Engine) -> Option<(String, Vec<Line<'static>>)> {
     let t = theme(app);
     let (title, lines): (String, Vec<Line>) = if app.running.is_empty() {
-        let Some((step, reports)) = last_checks(engine) else {
-            return;
-        };
+        let (step, reports) = last_checks(engine)?;
         let lines = reports
             .iter()
             .map(|r| {
@@ -417,26 +408,43 @@ fn render_checks(app: &App, engine: &Engine, frame: &mut Frame, area: Rect) {
             lines,
         )
     };
+    Some((title, lines))
+}
+
+fn render_checks(app: &App, content: (String, Vec<Line<'static>>), frame: &mut Frame, area: Rect) {
+    let (title, lines) = content;
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .block(block(t, title)),
+            .block(block(theme(app), title)),
         area,
     );
 }
 
-/// The focus panel: guidance, the question, the action or the conclusion.
-fn render_focus(app: &App, engine: &Engine, frame: &mut Frame, area: Rect) {
+/// What the focus panel shows: its heading, the reflowed guidance, and the
+/// interactive part (question and choices, action, verdict) that must stay
+/// fully visible.
+struct Focus {
+    heading: String,
+    guidance: Vec<Line<'static>>,
+    tail: Vec<Line<'static>>,
+}
+
+impl Focus {
+    /// Rows the panel needs at `width` (borders included).
+    fn height(&self, width: u16) -> u16 {
+        let w = width.saturating_sub(4);
+        wrapped_height(&self.guidance, w) + wrapped_height(&self.tail, w) + 2
+    }
+}
+
+fn focus_content(app: &App, engine: &Engine) -> Focus {
     let t = theme(app);
     let (title, guidance) = engine
         .current()
         .map(|(_, n)| (n.title.clone(), n.guidance.trim().to_owned()))
         .unwrap_or_default();
     let mut lines: Vec<Line> = Vec::new();
-    if !guidance.is_empty() {
-        lines.extend(Text::raw(guidance).lines);
-        lines.push(Line::raw(""));
-    }
     let heading = match engine.effect() {
         Effect::RunChecks { .. } => {
             lines.push(Line::styled(
@@ -509,12 +517,104 @@ fn render_focus(app: &App, engine: &Engine, frame: &mut Frame, area: Rect) {
             format!(" Done: {title} ")
         }
     };
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(block(t, heading)),
-        area,
-    );
+    let guidance: Vec<Line> = reflow(&guidance)
+        .lines()
+        .map(|l| Line::raw(l.to_owned()))
+        .collect();
+    if !guidance.is_empty() {
+        lines.insert(0, Line::raw(""));
+    }
+    Focus {
+        heading,
+        guidance,
+        tail: lines,
+    }
+}
+
+/// The focus panel: guidance on top (cut with a note when the terminal is
+/// too small), the question, action or verdict always whole at the bottom.
+fn render_focus(app: &App, focus: Focus, frame: &mut Frame, area: Rect) {
+    let t = theme(app);
+    let Focus {
+        heading,
+        guidance: g_lines,
+        tail: lines,
+    } = focus;
+    let b = block(t, heading);
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    let tail_h = wrapped_height(&lines, inner.width).min(inner.height);
+    let [top, bottom] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(tail_h)]).areas(inner);
+    let clipped = wrapped_height(&g_lines, top.width) > top.height;
+    let mut g = Paragraph::new(g_lines).wrap(Wrap { trim: false });
+    if clipped && top.height > 1 {
+        let [text, more] = Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(top);
+        frame.render_widget(g, text);
+        frame.render_widget(
+            Paragraph::new(Line::styled("... g shows all of it", t.dim())),
+            more,
+        );
+    } else {
+        g = g.style(Style::default());
+        frame.render_widget(g, top);
+    }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), bottom);
+}
+
+/// Lines needed to show `lines` word-wrapped at `width` (greedy, like
+/// ratatui's wrapping; a word longer than the width is split).
+pub fn wrapped_height(lines: &[Line], width: u16) -> u16 {
+    let w = usize::from(width.max(1));
+    let mut total = 0usize;
+    for line in lines {
+        let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+        let mut rows = 1usize;
+        let mut cur = 0usize;
+        for word in text.split(' ') {
+            let n = word.chars().count();
+            let need = if cur == 0 { n } else { cur + 1 + n };
+            if need <= w {
+                cur = need;
+            } else if n <= w {
+                rows += 1;
+                cur = n;
+            } else {
+                rows += usize::from(cur > 0) + (n - 1) / w;
+                cur = n % w;
+            }
+        }
+        total += rows;
+    }
+    total.min(usize::from(u16::MAX)) as u16
+}
+
+/// Join the hard-wrapped lines of each paragraph of playbook text (blank
+/// lines separate paragraphs; list items keep their own line).
+pub fn reflow(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.trim().lines().map(str::trim) {
+        let item = line.starts_with("- ")
+            || line.starts_with("* ")
+            || line
+                .split_once(". ")
+                .is_some_and(|(n, _)| n.parse::<u32>().is_ok());
+        if line.is_empty() {
+            out.push_str("\n\n");
+        } else if out.is_empty() || out.ends_with('\n') {
+            out.push_str(line);
+        } else if item {
+            out.push('\n');
+            out.push_str(line);
+        } else {
+            out.push(' ');
+            out.push_str(line);
+        }
+    }
+    while out.contains("\n\n\n") {
+        out = out.replace("\n\n\n", "\n\n");
+    }
+    out
 }
 
 fn action_lines(app: &App, a: &crate::engine::PlannedAction, lines: &mut Vec<Line<'static>>) {
@@ -640,6 +740,23 @@ fn render_help(app: &App, frame: &mut Frame, area: Rect) {
             .scroll((app.overlay_scroll, 0))
             .block(block(t, " Help (Esc closes) ")),
         r,
+    );
+}
+
+/// The current step's guidance (and question) in full, scrollable.
+fn render_guidance(app: &App, frame: &mut Frame, area: Rect) {
+    let t = theme(app);
+    let Some(engine) = &app.engine else { return };
+    let focus = focus_content(app, engine);
+    let mut lines = focus.guidance;
+    lines.extend(focus.tail);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((app.overlay_scroll, 0))
+            .block(block(t, format!("{}(Esc closes) ", focus.heading))),
+        area,
     );
 }
 
