@@ -408,3 +408,15 @@ fn stale_runner_events_are_ignored() {
         "results of a cancelled batch must not count"
     );
 }
+
+#[test]
+fn scrolling_stops_at_the_end_of_the_evidence() {
+    let mut a = at_question();
+    for _ in 0..50 {
+        key(&mut a, KeyCode::PageDown);
+    }
+    // 2 evidence items: 1 + 1 and 1 + 2 lines.
+    assert_eq!(a.evidence_scroll, 4);
+    key(&mut a, KeyCode::PageUp);
+    assert_eq!(a.evidence_scroll, 0);
+}

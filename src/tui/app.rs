@@ -447,13 +447,46 @@ impl App {
         self.feed(Input::ActionDeclined { reason })
     }
 
+    /// How far the open view can scroll: about its number of lines, so
+    /// scrolling back up never needs presses "past the end".
+    fn scroll_limit(&self) -> usize {
+        match self.overlay {
+            Some(Overlay::Ticket) => self.report().map_or(0, |r| r.to_markdown().lines().count()),
+            Some(Overlay::Help) => crate::tui::help::HELP.lines().count(),
+            Some(Overlay::Guidance) => self
+                .engine
+                .as_ref()
+                .and_then(Engine::current)
+                .map_or(0, |(_, n)| n.guidance.lines().count() + 10),
+            Some(Overlay::ConfirmQuit) => 0,
+            None => self.engine.as_ref().map_or(0, |e| {
+                e.trail()
+                    .iter()
+                    .rev()
+                    .find_map(|s| match &s.record {
+                        crate::engine::Record::Checks { reports, .. } => Some(
+                            reports
+                                .iter()
+                                .flat_map(|r| &r.evidence)
+                                .map(|e| 1 + e.text.lines().take(200).count())
+                                .sum(),
+                        ),
+                        _ => None,
+                    })
+                    .unwrap_or(0)
+            }),
+        }
+    }
+
     fn scroll(&mut self, delta: i32) {
+        let limit = i32::try_from(self.scroll_limit().saturating_sub(1)).unwrap_or(i32::MAX);
         let target = if self.overlay.is_some() {
             &mut self.overlay_scroll
         } else {
             &mut self.evidence_scroll
         };
-        *target = (i32::from(*target) + delta).clamp(0, i32::from(u16::MAX)) as u16;
+        let max = limit.min(i32::from(u16::MAX));
+        *target = (i32::from(*target) + delta).clamp(0, max.max(0)) as u16;
     }
 
     fn apply(&mut self, action: Action) -> Option<Command> {
