@@ -103,7 +103,7 @@ async fn the_loop_runs_real_checks_and_draws_their_results() {
         .buffer()
         .content()
         .iter()
-        .map(|c| c.symbol())
+        .map(ratatui::buffer::Cell::symbol)
         .collect();
     assert!(screen.contains("Ticket preview"), "{screen}");
     assert!(screen.contains("## Findings"), "{screen}");
