@@ -147,6 +147,32 @@ fn is_walk_screen(s: &str) -> bool {
     s.contains("Path (") && s.contains("Findings (")
 }
 
+/// Press Enter (take defaults, continue) and Esc on actions (decline) until
+/// the walk ends; check each screen on the way. Returns the final screen.
+fn walk_to_the_end(sess: &Session) -> String {
+    for _ in 0..60 {
+        let s = sess.wait("a walk screen without running checks", |s| {
+            is_walk_screen(s) && !s.contains("checks running")
+        });
+        assert!(s.lines().count() <= 24 && s.contains("? help"), "{s}");
+        if s.contains("Done: ") {
+            return s;
+        }
+        if s.contains("Action: ") {
+            assert!(s.contains("Runs exactly:") && s.contains("Tier:"), "{s}");
+            sess.send("Escape");
+        } else if s.contains("Question: ") {
+            assert!(s.contains("(default)"), "{s}");
+            sess.send("Enter");
+        } else {
+            sess.send("Enter");
+        }
+        // Let the key be handled before reading the screen again.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    panic!("the walk did not end within 60 steps:\n{}", sess.screen());
+}
+
 #[test]
 fn walk_the_default_playbook_in_tmux_to_the_ticket_and_quit() {
     let url = bad_gateway_server();
@@ -171,29 +197,7 @@ fn walk_the_default_playbook_in_tmux_to_the_ticket_and_quit() {
     });
 
     sess.send("Enter");
-    let mut done = String::new();
-    for _ in 0..60 {
-        let s = sess.wait("a walk screen without running checks", |s| {
-            is_walk_screen(s) && !s.contains("checks running")
-        });
-        assert!(s.lines().count() <= 24 && s.contains("? help"), "{s}");
-        if s.contains("Done: ") {
-            done = s;
-            break;
-        }
-        if s.contains("Action: ") {
-            assert!(s.contains("Runs exactly:") && s.contains("Tier:"), "{s}");
-            sess.send("Escape");
-        } else if s.contains("Question: ") {
-            assert!(s.contains("(default)"), "{s}");
-            sess.send("Enter");
-        } else {
-            sess.send("Enter");
-        }
-        // Let the key be handled before reading the screen again.
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    assert!(!done.is_empty(), "the walk did not end within 60 steps");
+    let done = walk_to_the_end(&sess);
     // The probe saw the 502 from nginx: its summary is on the screen.
     assert!(done.contains("502"), "{done}");
 
@@ -239,5 +243,106 @@ fn sighup_restores_the_terminal() {
         !s.contains("Start: diagnose"),
         "the alternate screen was not left:\n{s}"
     );
+    sess.assert_sane_terminal();
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real nginx on loopback proxying to a port where nothing listens.
+struct Nginx {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    port: u16,
+    upstream: u16,
+}
+
+impl Nginx {
+    fn upstream_refused() -> Nginx {
+        let bin = which::which("nginx")
+            .expect("nginx is missing: install it with `apt-get install -y nginx`");
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let (port, upstream) = (free_port(), free_port());
+        let conf = format!(
+            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/cb;\n  \
+             proxy_temp_path {d}/pt;\n  fastcgi_temp_path {d}/ft;\n  uwsgi_temp_path {d}/ut;\n  \
+             scgi_temp_path {d}/st;\n  server {{ listen 127.0.0.1:{port}; \
+             location / {{ proxy_pass http://127.0.0.1:{upstream}; }} }}\n}}\n"
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        let child = Command::new(bin)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&path)
+            .args(["-g", "daemon off;"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "nginx did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx {
+            child,
+            _dir: dir,
+            port,
+            upstream,
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM, not SIGKILL: the master then stops its workers too.
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn real_nginx_upstream_refused_reaches_the_finding_and_the_ticket() {
+    let ngx = Nginx::upstream_refused();
+    let url = format!("http://127.0.0.1:{}/", ngx.port);
+    let sess = Session::new("nginx");
+    sess.wait("the shell prompt", |s| s.contains('$'));
+    sess.type_line(&format!(
+        "{BIN} --var upstream=127.0.0.1:{} {url}",
+        ngx.upstream
+    ));
+    sess.wait("the start screen", |s| s.contains("Start: diagnose a 502"));
+    sess.send("Enter");
+    let done = walk_to_the_end(&sess);
+    assert!(done.contains("The upstream refuses connections"), "{done}");
+    sess.send("t");
+    let ticket = sess.wait("the ticket preview", |s| s.contains("Ticket preview"));
+    assert!(
+        ticket.contains("## Findings") && ticket.contains("upstream_refused"),
+        "{ticket}"
+    );
+    sess.send("Escape");
+    sess.send("q");
+    sess.wait("the quit question", |s| s.contains("Quit triage502?"));
+    sess.send("y");
+    let after = sess.wait("the summary line", |s| {
+        s.contains("triage502: problem found")
+    });
+    assert!(after.contains("upstream_refused"), "{after}");
     sess.assert_sane_terminal();
 }

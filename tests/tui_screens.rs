@@ -227,7 +227,10 @@ fn question_screen_numbers_the_choices_and_marks_the_default() {
     let a = at_question();
     let s = screen_text(&a, 80, 24);
     assert!(s.contains("3. I don't know  (default)"), "{s}");
-    assert!(s.contains("Findings (1)") && s.contains("refused"), "{s}");
+    assert!(
+        s.contains("Findings (1, most likely first)") && s.contains("refused"),
+        "{s}"
+    );
     snap(&a, "question");
 }
 

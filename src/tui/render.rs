@@ -215,15 +215,15 @@ fn render_start(app: &App, frame: &mut Frame, area: Rect) {
 /// The walk: path on the left, the current step on the right, findings below.
 fn render_walk(app: &App, frame: &mut Frame, area: Rect) {
     let Some(engine) = &app.engine else { return };
-    let n_findings = engine.findings().len().min(4) as u16;
-    let findings_h = if n_findings == 0 { 3 } else { n_findings + 2 };
-    let [top, findings] =
+    let findings = findings_lines(app, engine);
+    let findings_h = wrapped_height(&findings, area.width.saturating_sub(4)).clamp(1, 4) + 2;
+    let [top, findings_area] =
         Layout::vertical([Constraint::Min(6), Constraint::Length(findings_h)]).areas(area);
     let path_w = (area.width / 3).clamp(18, 40);
     let [path, main] =
         Layout::horizontal([Constraint::Length(path_w), Constraint::Min(20)]).areas(top);
     render_path(app, engine, frame, path);
-    render_findings(app, engine, frame, findings);
+    render_findings(app, engine, findings, frame, findings_area);
     let checks = checks_content(app, engine);
     let checks_h = checks.as_ref().map_or(0, |(_, l)| {
         wrapped_height(l, main.width.saturating_sub(4)).min(main.height / 3) + 2
@@ -310,10 +310,22 @@ fn render_path(app: &App, engine: &Engine, frame: &mut Frame, area: Rect) {
             ),
         ]));
     }
-    // Keep the newest steps visible: each line may wrap, so estimate by width.
-    let inner_h = area.height.saturating_sub(2) as usize;
-    let skip = lines.len().saturating_sub(inner_h);
-    let lines: Vec<Line> = lines.into_iter().skip(skip).collect();
+    // Keep the newest steps visible: drop the oldest until the wrapped
+    // rows fit, and say how many are hidden.
+    let inner_h = area.height.saturating_sub(2);
+    let width = area.width.saturating_sub(4);
+    let mut skip = 0;
+    while skip < lines.len()
+        && wrapped_height(&lines[skip..], width) + u16::from(skip > 0) > inner_h
+    {
+        skip += 1;
+    }
+    let mut shown: Vec<Line> = Vec::new();
+    if skip > 0 {
+        shown.push(Line::styled(format!("({skip} earlier)"), t.dim()));
+    }
+    shown.extend(lines.into_iter().skip(skip));
+    let lines = shown;
     let title = format!(" Path ({} steps) ", engine.trail().len());
     frame.render_widget(
         Paragraph::new(lines)
@@ -323,31 +335,47 @@ fn render_path(app: &App, engine: &Engine, frame: &mut Frame, area: Rect) {
     );
 }
 
-/// The findings so far, ranked (root causes first).
-fn render_findings(app: &App, engine: &Engine, frame: &mut Frame, area: Rect) {
+/// The findings so far, ranked (root causes first), one wrapped line each.
+fn findings_lines(app: &App, engine: &Engine) -> Vec<Line<'static>> {
     let t = theme(app);
     let ranked = rank(engine.findings());
-    let lines: Vec<Line> = if ranked.is_empty() {
-        vec![Line::styled("none yet", t.dim())]
-    } else {
-        ranked
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                Line::from(vec![
-                    Span::styled(format!("{}. ", i + 1), t.dim()),
-                    Span::styled(
-                        f.cause.info().title.clone(),
-                        t.fg(Color::Red).add_modifier(Modifier::BOLD),
-                    ),
-                    Span::styled(format!(" [{}] ", f.severity), t.dim()),
-                    Span::raw(one_line(&f.summary)),
-                ])
-            })
-            .collect()
-    };
-    let title = format!(" Findings ({}) ", ranked.len());
-    frame.render_widget(Paragraph::new(lines).block(block(t, title)), area);
+    if ranked.is_empty() {
+        return vec![Line::styled("none yet", t.dim())];
+    }
+    ranked
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            Line::from(vec![
+                Span::styled(format!("{}. ", i + 1), t.dim()),
+                Span::styled(
+                    f.cause.info().title.clone(),
+                    t.fg(Color::Red).add_modifier(Modifier::BOLD),
+                ),
+                Span::styled(format!(" [{}] ", f.severity), t.dim()),
+                Span::raw(one_line(&f.summary)),
+            ])
+        })
+        .collect()
+}
+
+fn render_findings(
+    app: &App,
+    engine: &Engine,
+    lines: Vec<Line<'static>>,
+    frame: &mut Frame,
+    area: Rect,
+) {
+    let title = format!(
+        " Findings ({}, most likely first) ",
+        engine.findings().len()
+    );
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(theme(app), title)),
+        area,
+    );
 }
 
 fn last_checks(engine: &Engine) -> Option<(&Step, &[crate::check::CheckReport])> {
@@ -547,19 +575,38 @@ fn render_focus(app: &App, focus: Focus, frame: &mut Frame, area: Rect) {
     let [top, bottom] =
         Layout::vertical([Constraint::Min(0), Constraint::Length(tail_h)]).areas(inner);
     let clipped = wrapped_height(&g_lines, top.width) > top.height;
-    let mut g = Paragraph::new(g_lines).wrap(Wrap { trim: false });
-    if clipped && top.height > 1 {
-        let [text, more] = Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(top);
-        frame.render_widget(g, text);
-        frame.render_widget(
-            Paragraph::new(Line::styled("... g shows all of it", t.dim())),
-            more,
-        );
+    let g = Paragraph::new(g_lines).wrap(Wrap { trim: false });
+    let tail = Paragraph::new(lines).wrap(Wrap { trim: false });
+    if clipped {
+        let note = Paragraph::new(Line::styled("... g shows all of it", t.dim()));
+        if top.height >= 1 {
+            let [text, more] =
+                Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(top);
+            frame.render_widget(g, text);
+            frame.render_widget(note, more);
+            frame.render_widget(tail, bottom);
+        } else {
+            // No room at all: the note takes the blank row above the tail.
+            frame.render_widget(tail, bottom);
+            frame.render_widget(
+                Clear,
+                Rect {
+                    height: 1,
+                    ..bottom
+                },
+            );
+            frame.render_widget(
+                note,
+                Rect {
+                    height: 1,
+                    ..bottom
+                },
+            );
+        }
     } else {
-        g = g.style(Style::default());
         frame.render_widget(g, top);
+        frame.render_widget(tail, bottom);
     }
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), bottom);
 }
 
 /// Lines needed to show `lines` word-wrapped at `width` (greedy, like
