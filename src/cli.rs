@@ -65,6 +65,9 @@ pub struct WalkArgs {
     /// Continue a saved session where it stopped (the newest when no ID is given).
     #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "latest")]
     pub resume: Option<String>,
+    /// Plain ASCII marks and borders (for terminals without UTF-8 line drawing).
+    #[arg(long)]
+    pub ascii: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,6 +22,7 @@ pub mod runner;
 pub mod scenario;
 pub mod template;
 pub mod ticket;
+pub mod tui;
 pub mod walk;
 
 /// The interactive wizard (the TUI) for `triage502 [URL]` and `run` without
@@ -30,9 +31,5 @@ pub fn interactive(
     url: Option<String>,
     walk: &cli::WalkArgs,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let _ = (url, walk);
-    Err(cli::UsageError(
-        "the interactive wizard is not built yet; use `triage502 run --non-interactive URL`".into(),
-    )
-    .into())
+    tui::interactive(url, walk)
 }
