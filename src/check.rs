@@ -216,10 +216,11 @@ pub struct KindDoc {
 pub enum CheckSpec {
     Http(checks::http::Params),
     Tcp(checks::tcp::Params),
+    Discovery(checks::discovery::Params),
 }
 
 /// Documentation of every kind, in the order `checks list` prints them.
-pub const KINDS: &[KindDoc] = &[checks::http::DOC, checks::tcp::DOC];
+pub const KINDS: &[KindDoc] = &[checks::http::DOC, checks::tcp::DOC, checks::discovery::DOC];
 
 /// Upper bound on any check's own timeout: a check never holds the operator longer.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(120);
@@ -229,6 +230,7 @@ impl CheckSpec {
         match self {
             CheckSpec::Http(_) => checks::http::DOC.kind,
             CheckSpec::Tcp(_) => checks::tcp::DOC.kind,
+            CheckSpec::Discovery(_) => checks::discovery::DOC.kind,
         }
     }
 
@@ -237,6 +239,7 @@ impl CheckSpec {
         match self {
             CheckSpec::Http(p) => p.label(),
             CheckSpec::Tcp(p) => p.label(),
+            CheckSpec::Discovery(p) => p.label(),
         }
     }
 
@@ -245,6 +248,7 @@ impl CheckSpec {
         let t = match self {
             CheckSpec::Http(p) => p.timeout(),
             CheckSpec::Tcp(p) => p.timeout(),
+            CheckSpec::Discovery(p) => p.timeout(),
         };
         t.min(MAX_TIMEOUT)
     }
@@ -254,6 +258,7 @@ impl CheckSpec {
         match self {
             CheckSpec::Http(p) => checks::http::run(p, ctx).await,
             CheckSpec::Tcp(p) => checks::tcp::run(p, ctx).await,
+            CheckSpec::Discovery(p) => checks::discovery::run(p, ctx).await,
         }
     }
 

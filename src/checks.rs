@@ -1,5 +1,6 @@
 //! One file per check kind. Each exposes `Params` (typed, validated when the
 //! playbook loads), `DOC` (for `checks list`) and `async fn run`.
 
+pub mod discovery;
 pub mod http;
 pub mod tcp;
