@@ -280,7 +280,9 @@ pub fn fingerprint(status: u16, headers: &[(String, String)], body: &[u8]) -> Fi
     }
 
     // Akamai.
-    if server.contains("akamaighost") && body_t.contains("Reference #") {
+    if server.contains("akamaighost")
+        && (body_t.contains("Reference #") || body_t.contains("Reference&#32;&#35;"))
+    {
         return mk(Generator::Akamai, gw, "Akamai error page with `Reference #`".into());
     }
     if server.starts_with("microsoft-azure-application-gateway") {
