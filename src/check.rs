@@ -216,18 +216,38 @@ pub struct KindDoc {
 pub enum CheckSpec {
     Http(checks::http::Params),
     UpstreamProbe(checks::upstream_probe::Params),
+    Pages(checks::pages::Params),
     Dns(checks::dns::Params),
     Tcp(checks::tcp::Params),
     UnixSocket(checks::unix_socket::Params),
+    Listener(checks::listener::Params),
+    Service(checks::service::Params),
+    ConfigTest(checks::config_test::Params),
+    Resources(checks::resources::Params),
+    RecentChanges(checks::recent_changes::Params),
+    Firewall(checks::firewall::Params),
+    Plugins(checks::plugins::Params),
+    Cache(checks::cache::Params),
+    Command(checks::command::Params),
 }
 
 /// Documentation of every kind, in the order `checks list` prints them.
 pub const KINDS: &[KindDoc] = &[
     checks::http::DOC,
     checks::upstream_probe::DOC,
+    checks::pages::DOC,
     checks::dns::DOC,
     checks::tcp::DOC,
     checks::unix_socket::DOC,
+    checks::listener::DOC,
+    checks::service::DOC,
+    checks::config_test::DOC,
+    checks::resources::DOC,
+    checks::recent_changes::DOC,
+    checks::firewall::DOC,
+    checks::plugins::DOC,
+    checks::cache::DOC,
+    checks::command::DOC,
 ];
 
 /// Upper bound on any check's own timeout: a check never holds the operator longer.
@@ -238,9 +258,19 @@ impl CheckSpec {
         match self {
             CheckSpec::Http(_) => checks::http::DOC.kind,
             CheckSpec::UpstreamProbe(_) => checks::upstream_probe::DOC.kind,
+            CheckSpec::Pages(_) => checks::pages::DOC.kind,
             CheckSpec::Dns(_) => checks::dns::DOC.kind,
             CheckSpec::Tcp(_) => checks::tcp::DOC.kind,
             CheckSpec::UnixSocket(_) => checks::unix_socket::DOC.kind,
+            CheckSpec::Listener(_) => checks::listener::DOC.kind,
+            CheckSpec::Service(_) => checks::service::DOC.kind,
+            CheckSpec::ConfigTest(_) => checks::config_test::DOC.kind,
+            CheckSpec::Resources(_) => checks::resources::DOC.kind,
+            CheckSpec::RecentChanges(_) => checks::recent_changes::DOC.kind,
+            CheckSpec::Firewall(_) => checks::firewall::DOC.kind,
+            CheckSpec::Plugins(_) => checks::plugins::DOC.kind,
+            CheckSpec::Cache(_) => checks::cache::DOC.kind,
+            CheckSpec::Command(_) => checks::command::DOC.kind,
         }
     }
 
@@ -249,9 +279,19 @@ impl CheckSpec {
         match self {
             CheckSpec::Http(p) => p.label(),
             CheckSpec::UpstreamProbe(p) => p.label(),
+            CheckSpec::Pages(p) => p.label(),
             CheckSpec::Dns(p) => p.label(),
             CheckSpec::Tcp(p) => p.label(),
             CheckSpec::UnixSocket(p) => p.label(),
+            CheckSpec::Listener(p) => p.label(),
+            CheckSpec::Service(p) => p.label(),
+            CheckSpec::ConfigTest(p) => p.label(),
+            CheckSpec::Resources(p) => p.label(),
+            CheckSpec::RecentChanges(p) => p.label(),
+            CheckSpec::Firewall(p) => p.label(),
+            CheckSpec::Plugins(p) => p.label(),
+            CheckSpec::Cache(p) => p.label(),
+            CheckSpec::Command(p) => p.label(),
         }
     }
 
@@ -260,9 +300,19 @@ impl CheckSpec {
         let t = match self {
             CheckSpec::Http(p) => p.timeout(),
             CheckSpec::UpstreamProbe(p) => p.timeout(),
+            CheckSpec::Pages(p) => p.timeout(),
             CheckSpec::Dns(p) => p.timeout(),
             CheckSpec::Tcp(p) => p.timeout(),
             CheckSpec::UnixSocket(p) => p.timeout(),
+            CheckSpec::Listener(p) => p.timeout(),
+            CheckSpec::Service(p) => p.timeout(),
+            CheckSpec::ConfigTest(p) => p.timeout(),
+            CheckSpec::Resources(p) => p.timeout(),
+            CheckSpec::RecentChanges(p) => p.timeout(),
+            CheckSpec::Firewall(p) => p.timeout(),
+            CheckSpec::Plugins(p) => p.timeout(),
+            CheckSpec::Cache(p) => p.timeout(),
+            CheckSpec::Command(p) => p.timeout(),
         };
         t.min(MAX_TIMEOUT)
     }
@@ -272,9 +322,19 @@ impl CheckSpec {
         match self {
             CheckSpec::Http(p) => checks::http::run(p, ctx).await,
             CheckSpec::UpstreamProbe(p) => checks::upstream_probe::run(p, ctx).await,
+            CheckSpec::Pages(p) => checks::pages::run(p, ctx).await,
             CheckSpec::Dns(p) => checks::dns::run(p, ctx).await,
             CheckSpec::Tcp(p) => checks::tcp::run(p, ctx).await,
             CheckSpec::UnixSocket(p) => checks::unix_socket::run(p, ctx).await,
+            CheckSpec::Listener(p) => checks::listener::run(p, ctx).await,
+            CheckSpec::Service(p) => checks::service::run(p, ctx).await,
+            CheckSpec::ConfigTest(p) => checks::config_test::run(p, ctx).await,
+            CheckSpec::Resources(p) => checks::resources::run(p, ctx).await,
+            CheckSpec::RecentChanges(p) => checks::recent_changes::run(p, ctx).await,
+            CheckSpec::Firewall(p) => checks::firewall::run(p, ctx).await,
+            CheckSpec::Plugins(p) => checks::plugins::run(p, ctx).await,
+            CheckSpec::Cache(p) => checks::cache::run(p, ctx).await,
+            CheckSpec::Command(p) => checks::command::run(p, ctx).await,
         }
     }
 
