@@ -2,11 +2,14 @@
 //! (`nginx -t`, `apache2ctl -t` / `apache2 -t -f`, `php-fpm -t`, `haproxy -c`),
 //! and summarise the errors as `file:line: message`.
 //!
-//! Read-only in intent: the user-supplied config is used as-is. Caveat
-//! (documented in `checks list`): `nginx -t` opens the log files named in
-//! the config, which creates them when missing, and may create its temp
-//! directories; `apache2ctl -t` sources /etc/apache2/envvars. No pid file is
-//! written and no running server is signalled.
+//! Read-only in intent: the user-supplied config is used as-is. Caveats
+//! (documented in `checks list`, observed with nginx 1.22 and php-fpm 8.2):
+//! `nginx -t` opens the log files the config names and, when they are
+//! missing, creates them, an empty pid file and its temp directories (an
+//! existing pid file is opened without truncation and left unchanged);
+//! `php-fpm -t` appends its "test is successful" notice to its error_log;
+//! `apache2ctl -t` sources /etc/apache2/envvars. No running server is
+//! signalled.
 
 use std::time::{Duration, Instant};
 
@@ -50,7 +53,7 @@ pub enum Server {
 
 pub const DOC: KindDoc = KindDoc {
     kind: "config_test",
-    summary: "Validate a server's config with its own tool (nginx -t, apache2ctl -t / apache2 -t -f, php-fpm -t -y, haproxy -c -f); errors summarised as file:line. Note: nginx -t opens (and may create) the log files the config names.",
+    summary: "Validate a server's config with its own tool (nginx -t, apache2ctl -t / apache2 -t -f, php-fpm -t -y, haproxy -c -f); errors summarised as file:line. Caveats: nginx -t creates missing log files, an empty pid file and temp dirs; php-fpm -t appends a notice to its error_log.",
     example: r#"{ config_test = { server = "nginx", config = "/etc/nginx/nginx.conf" } }"#,
     facts: &["config_test.result", "config_test.errors"],
 };

@@ -247,9 +247,9 @@ async fn review(p: &Params, ctx: &CheckContext) -> CheckReport {
     match listing(ns, "nft", &["list", "ruleset"]).await {
         Ok(t) => {
             read_rules += 1;
-            // iptables-nft rules also show up in nft; report each once.
-            let m: Vec<String> = nft_matches(&t, flow).into_iter().filter(|x| !x.contains("xt ") && !x.contains("counter packets")).collect();
+            let m = nft_matches(&t, flow);
             ev.push(Evidence::new("nftables", format!("{} could block {}:{}", m.len(), flow.ip, flow.port)).at("nft list ruleset"));
+            // iptables-nft rules show up in both listings: report them once.
             if blocking.is_empty() {
                 blocking.extend(m);
             }
