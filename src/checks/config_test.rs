@@ -6,7 +6,9 @@
 //! (documented in `checks list`, observed with nginx 1.22 and php-fpm 8.2):
 //! `nginx -t` opens the log files the config names and, when they are
 //! missing, creates them, an empty pid file and its temp directories (an
-//! existing pid file is opened without truncation and left unchanged);
+//! existing pid file is opened without truncation and left unchanged), and,
+//! run as root, chowns its temp directories to the worker user (a no-op on a
+//! working install, where they already belong to it);
 //! `php-fpm -t` appends its "test is successful" notice to its error_log;
 //! `apache2ctl -t` sources /etc/apache2/envvars. No running server is
 //! signalled.
@@ -53,7 +55,7 @@ pub enum Server {
 
 pub const DOC: KindDoc = KindDoc {
     kind: "config_test",
-    summary: "Validate a server's config with its own tool (nginx -t, apache2ctl -t / apache2 -t -f, php-fpm -t -y, haproxy -c -f); errors summarised as file:line. Caveats: nginx -t creates missing log files, an empty pid file and temp dirs; php-fpm -t appends a notice to its error_log.",
+    summary: "Validate a server's config with its own tool (nginx -t, apache2ctl -t / apache2 -t -f, php-fpm -t -y, haproxy -c -f); errors summarised as file:line. Caveats: nginx -t creates missing log files, an empty pid file and temp dirs, and (as root) chowns its temp dirs to the worker user; php-fpm -t appends a notice to its error_log.",
     example: r#"{ config_test = { server = "nginx", config = "/etc/nginx/nginx.conf" } }"#,
     facts: &["config_test.result", "config_test.errors"],
 };
