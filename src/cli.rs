@@ -56,9 +56,18 @@ pub struct WalkArgs {
     /// Never run any action; they are only shown.
     #[arg(long)]
     pub read_only: bool,
+    /// Run no action above this risk tier: reversible, disruptive or destructive.
+    #[arg(long, value_name = "TIER")]
+    pub max_tier: Option<crate::action::Tier>,
     /// The incident window: how far back logs are read (e.g. 30m, 2h).
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub since: HumanDuration,
+    /// Continue a saved session where it stopped (the newest when no ID is given).
+    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "latest")]
+    pub resume: Option<String>,
+    /// Plain ASCII marks and borders (for terminals without UTF-8 line drawing).
+    #[arg(long)]
+    pub ascii: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +80,10 @@ pub enum Command {
     /// Describe the automated checks.
     #[command(subcommand)]
     Checks(ChecksCommand),
+    /// List saved sessions: id, URL, start, last event, status.
+    Sessions,
+    /// Render the support ticket of a saved session (the newest by default).
+    Ticket(crate::ticket::TicketArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -166,6 +179,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => crate::interactive(cli.url, &cli.walk),
         Some(Command::Run(args)) => run_command(args, &mut out),
         Some(Command::Playbook(cmd)) => playbook_command(cmd, &mut out),
+        Some(Command::Sessions) => crate::ticket::sessions_command(&mut out),
+        Some(Command::Ticket(args)) => crate::ticket::ticket_command(&args, &mut out),
         Some(Command::Checks(ChecksCommand::List)) => {
             write!(out, "{}", crate::check::checks_list_text())?;
             Ok(ExitCode::SUCCESS)
@@ -265,21 +280,85 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     if !args.non_interactive {
         return crate::interactive(url, &args.walk);
     }
-    let (lib, id) = select_playbook(args.walk.playbook.as_deref())?;
-    let values = initial_values(&lib, &id, url.as_deref(), &args.walk.vars)?;
     let answers: BTreeMap<String, String> = args.answers.iter().cloned().collect();
-    let engine = Engine::start(lib, &id, values).map_err(|e| usage(e.to_string()))?;
-    let started_at = jiff::Timestamp::now();
+    let mut ended = false;
+    let (engine, mut journal, url, started_at) = if let Some(id) = &args.walk.resume {
+        let overrides: BTreeMap<String, String> = args.walk.vars.iter().cloned().collect();
+        let id = Some(id.as_str()).filter(|i| *i != "latest");
+        let (engine, journal, session) =
+            crate::journal::resume_with(id, &overrides).map_err(|e| usage(e.to_string()))?;
+        let at = crate::journal::position(&engine);
+        eprintln!(
+            "triage502: resuming session {} at {at} ({})",
+            journal.id(),
+            journal.path().display()
+        );
+        ended = session.end().is_some();
+        let started: jiff::Timestamp = session
+            .meta
+            .started_at
+            .parse()
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        (engine, Some(journal), session.meta.url, started)
+    } else {
+        let (lib, id) = select_playbook(args.walk.playbook.as_deref())?;
+        let values = initial_values(&lib, &id, url.as_deref(), &args.walk.vars)?;
+        let engine = Engine::start(lib, &id, values).map_err(|e| usage(e.to_string()))?;
+        let mut meta = crate::journal::meta_for(&engine, url.clone(), args.walk.read_only);
+        meta.playbook_file = args
+            .walk
+            .playbook
+            .as_deref()
+            .map(PathBuf::from)
+            .filter(|p| p.is_file())
+            .and_then(|p| std::fs::canonicalize(p).ok());
+        let journal = match crate::journal::Journal::create(meta) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                eprintln!("warning: this session is not journalled: {e}");
+                None
+            }
+        };
+        (engine, journal, url, jiff::Timestamp::now())
+    };
     let t0 = std::time::Instant::now();
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let ctx = CheckContext::last(args.walk.since.0);
+    let mut observe = |i: &crate::engine::Input| {
+        if let Some(j) = journal.as_mut() {
+            if let Err(e) = j.input(i) {
+                eprintln!("warning: journal write failed, journalling stops: {e}");
+                journal = None;
+            }
+        }
+    };
     let engine = rt
-        .block_on(crate::walk::walk(engine, &answers, ctx))
+        .block_on(crate::walk::walk_with_policy(
+            engine,
+            &answers,
+            ctx,
+            &crate::action::ExecPolicy::non_interactive(args.walk.read_only, args.walk.max_tier),
+            &mut observe,
+        ))
         .map_err(|e| usage(e.to_string()))?;
+    if let Some(j) = journal.as_mut().filter(|_| !ended) {
+        if let Err(e) = j.end(&engine) {
+            eprintln!("warning: journal write failed: {e}");
+        }
+        eprintln!(
+            "triage502: session {} journalled in {}",
+            j.id(),
+            j.path().display()
+        );
+    }
     let report = Report::from_engine(&engine, url, started_at, t0.elapsed().as_millis() as u64);
     let text = match args.format {
-        ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
-        ReportFormat::Md => report.to_markdown(),
+        ReportFormat::Json => {
+            let mut v = serde_json::to_value(&report)?;
+            crate::redact::value(&mut v);
+            serde_json::to_string_pretty(&v)? + "\n"
+        }
+        ReportFormat::Md => crate::redact::text(&report.to_markdown()),
     };
     match &args.output {
         Some(p) => {

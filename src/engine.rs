@@ -878,11 +878,7 @@ fn plan_action(
     undo: Option<String>,
     values: &Values,
 ) -> PlannedAction {
-    let rendered = serde_json::to_value(spec)
-        .map_err(|e| e.to_string())
-        .and_then(|j| template::render_json(&j, values).map_err(|e| e.to_string()))
-        .and_then(|j| serde_json::from_value::<ActionSpec>(j).map_err(|e| e.to_string()));
-    match rendered {
+    match spec.render(values) {
         Ok(s) => PlannedAction {
             node: node.id.clone(),
             title: node.title.clone(),

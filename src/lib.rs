@@ -15,12 +15,16 @@ pub mod cli;
 pub mod discovery;
 pub mod duration;
 pub mod engine;
+pub mod journal;
 pub mod playbook;
+pub mod redact;
 pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod sys;
 pub mod template;
+pub mod ticket;
+pub mod tui;
 pub mod walk;
 
 /// The interactive wizard (the TUI) for `triage502 [URL]` and `run` without
@@ -29,9 +33,5 @@ pub fn interactive(
     url: Option<String>,
     walk: &cli::WalkArgs,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let _ = (url, walk);
-    Err(cli::UsageError(
-        "the interactive wizard is not built yet; use `triage502 run --non-interactive URL`".into(),
-    )
-    .into())
+    tui::interactive(url, walk)
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use tokio::sync::mpsc;
 
+use crate::action::ExecPolicy;
 use crate::check::CheckContext;
 use crate::engine::{AnswerSource, Effect, Engine, EngineError, Input};
 use crate::runner::{Runner, collect_batch};
@@ -20,10 +21,35 @@ pub const NOT_RUN: &str =
 
 /// Walk until the engine is done. `answers` maps question node ids to choice ids.
 pub async fn walk(
-    mut engine: Engine,
+    engine: Engine,
     answers: &BTreeMap<String, String>,
     ctx: CheckContext,
 ) -> Result<Engine, EngineError> {
+    walk_with_policy(
+        engine,
+        answers,
+        ctx,
+        &ExecPolicy::non_interactive(false, None),
+        &mut |_| {},
+    )
+    .await
+}
+
+/// [`walk`] under the session's `--read-only`/`--max-tier`, telling `observe`
+/// every input the engine accepted (the journal). The reason an action is
+/// listed as not run names the rule that stopped it. No action is ever
+/// executed here, whatever `policy` says.
+pub async fn walk_with_policy(
+    mut engine: Engine,
+    answers: &BTreeMap<String, String>,
+    ctx: CheckContext,
+    policy: &ExecPolicy,
+    observe: &mut dyn FnMut(&Input),
+) -> Result<Engine, EngineError> {
+    let policy = ExecPolicy {
+        interactive_consent: false,
+        ..policy.clone()
+    };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut runner = Runner::new(ctx, tx);
     let mut batch = 0u64;
@@ -49,11 +75,15 @@ pub async fn walk(
                 },
             },
             Effect::Inform { .. } => Input::Continue,
-            Effect::Offer(_) => Input::ActionDeclined {
-                reason: NOT_RUN.into(),
-            },
+            Effect::Offer(a) => {
+                let tier = a.spec.as_ref().map_or(a.tier, |s| s.effective_tier(a.tier));
+                Input::ActionDeclined {
+                    reason: policy.refusal(tier).unwrap_or_else(|| NOT_RUN.into()),
+                }
+            }
         };
-        engine.step(input)?;
+        engine.step(input.clone())?;
+        observe(&input);
     }
     Ok(engine)
 }

@@ -10,6 +10,10 @@ fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_triage502"));
     // Only the shipped playbooks: no user directories.
     c.env("XDG_CONFIG_HOME", "/nonexistent-triage502-test");
+    c.env(
+        "XDG_STATE_HOME",
+        std::env::temp_dir().join("triage502-cli-test-state"),
+    );
     c
 }
 
