@@ -1,14 +1,15 @@
 //! Real servers for discovery tests: nginx, apache2, haproxy and php-fpm
 //! from Debian's packages, each started in the foreground with its own
 //! configuration in a temp dir, on loopback ports only, and stopped by PID
-//! (SIGTERM to the master, SIGKILL after 5s) when the guard drops — also
-//! when the test panics.
+//! (SIGTERM to its process group, SIGKILL after 5s) when the guard drops —
+//! also when the test panics.
 
 #![allow(dead_code)]
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,8 +54,11 @@ impl Server {
         let stderr_file = dir.join(format!("{name}.stderr"));
         let err = std::fs::File::create(&stderr_file).unwrap();
         let out = err.try_clone().unwrap();
+        // Its own process group (pgid = the master's pid), so stopping it
+        // reaches every worker, even one forked while it shuts down.
         let child = Command::new(argv[0])
             .args(&argv[1..])
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -135,40 +139,26 @@ impl Server {
 }
 
 impl Drop for Server {
-    /// SIGTERM to the master, wait up to 5s, SIGKILL; then SIGKILL any of
-    /// its workers (noted before the signal) that outlived it.
+    /// SIGTERM to the server's process group (the master and its workers),
+    /// wait up to 5s for the master, then SIGKILL the group.
     fn drop(&mut self) {
-        let master = self.child.id();
-        let workers: Vec<u32> = triage502::sys::processes()
-            .iter()
-            .filter(|p| p.ppid == master)
-            .map(|p| p.pid)
-            .collect();
-        let _ = Command::new("kill")
-            .args(["-TERM", &master.to_string()])
-            .status();
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let start = Instant::now();
-        let mut exited = false;
         while start.elapsed() < Duration::from_secs(5) {
             if let Ok(Some(_)) = self.child.try_wait() {
-                exited = true;
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        if !exited {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        // Workers that outlived the master (or a master that would not stop).
         std::thread::sleep(Duration::from_millis(100));
-        for w in workers {
-            // Only a worker still orphaned from this master (not a reused PID).
-            if triage502::sys::process(w).is_ok_and(|p| p.ppid == 1 || p.ppid == master) {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &w.to_string()])
-                    .status();
-            }
-        }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
