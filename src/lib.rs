@@ -13,5 +13,6 @@ pub mod check;
 pub mod checks;
 pub mod duration;
 pub mod engine;
+pub mod logs;
 pub mod playbook;
 pub mod template;
