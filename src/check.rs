@@ -216,10 +216,17 @@ pub struct KindDoc {
 pub enum CheckSpec {
     Http(checks::http::Params),
     Tcp(checks::tcp::Params),
+    LogScan(checks::log_scan::Params),
+    AccessLog(checks::access_log::Params),
 }
 
 /// Documentation of every kind, in the order `checks list` prints them.
-pub const KINDS: &[KindDoc] = &[checks::http::DOC, checks::tcp::DOC];
+pub const KINDS: &[KindDoc] = &[
+    checks::http::DOC,
+    checks::tcp::DOC,
+    checks::log_scan::DOC,
+    checks::access_log::DOC,
+];
 
 /// Upper bound on any check's own timeout: a check never holds the operator longer.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(120);
@@ -229,6 +236,8 @@ impl CheckSpec {
         match self {
             CheckSpec::Http(_) => checks::http::DOC.kind,
             CheckSpec::Tcp(_) => checks::tcp::DOC.kind,
+            CheckSpec::LogScan(_) => checks::log_scan::DOC.kind,
+            CheckSpec::AccessLog(_) => checks::access_log::DOC.kind,
         }
     }
 
@@ -237,6 +246,8 @@ impl CheckSpec {
         match self {
             CheckSpec::Http(p) => p.label(),
             CheckSpec::Tcp(p) => p.label(),
+            CheckSpec::LogScan(p) => p.label(),
+            CheckSpec::AccessLog(p) => p.label(),
         }
     }
 
@@ -245,6 +256,8 @@ impl CheckSpec {
         let t = match self {
             CheckSpec::Http(p) => p.timeout(),
             CheckSpec::Tcp(p) => p.timeout(),
+            CheckSpec::LogScan(p) => p.timeout(),
+            CheckSpec::AccessLog(p) => p.timeout(),
         };
         t.min(MAX_TIMEOUT)
     }
@@ -254,6 +267,8 @@ impl CheckSpec {
         match self {
             CheckSpec::Http(p) => checks::http::run(p, ctx).await,
             CheckSpec::Tcp(p) => checks::tcp::run(p, ctx).await,
+            CheckSpec::LogScan(p) => checks::log_scan::run(p, ctx).await,
+            CheckSpec::AccessLog(p) => checks::access_log::run(p, ctx).await,
         }
     }
 
