@@ -112,9 +112,10 @@ impl Catalogue {
             };
             return Some(self.verdict(i as usize, sig, head, entry, &caps));
         }
-        // Nothing matched: a gap worth showing only when the server called it an error.
+        // Nothing matched: a gap worth showing only when it mentions upstream
+        // trouble and the server called it an error.
         let errorish = head.level.is_some_and(format::Level::is_error);
-        errorish.then(|| Classification {
+        (marker && errorish).then(|| Classification {
             role: Role::Unmatched,
             cause: None,
             signature: None,
