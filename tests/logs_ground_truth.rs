@@ -45,10 +45,20 @@ fn check(flavor: Flavor) {
     }
     assert_eq!(scan.unmatched.count, 0, "{:#?}", scan.unmatched);
     let top = scan.causes.first().unwrap();
-    assert_eq!(Some(top.cause.id()), truth.causes.iter().max_by_key(|c| c.1).map(|c| c.0.as_str()));
+    assert_eq!(
+        Some(top.cause.id()),
+        truth
+            .causes
+            .iter()
+            .max_by_key(|c| c.1)
+            .map(|c| c.0.as_str())
+    );
     assert!(!top.samples.is_empty() && top.samples.len() <= 3);
     assert!(scan.files[0].start > 0, "the window was found by seeking");
-    assert!(scan.files[0].bytes_read < scan.files[0].size / 2, "read only the window");
+    assert!(
+        scan.files[0].bytes_read < scan.files[0].size / 2,
+        "read only the window"
+    );
 
     // Access log: the same numbers as the truth.
     assert_eq!(acc.requests, truth.requests);
@@ -69,7 +79,11 @@ fn check(flavor: Flavor) {
         .collect();
     assert_eq!(got, want);
     // The series covers the window and sums to the totals.
-    let s502: u64 = acc.per_minute.iter().map(|m| m.s502 + m.s503 + m.s504).sum();
+    let s502: u64 = acc
+        .per_minute
+        .iter()
+        .map(|m| m.s502 + m.s503 + m.s504)
+        .sum();
     assert_eq!(s502, truth.gateway_errors);
 }
 

@@ -301,7 +301,10 @@ pub fn generate(spec: &Spec, err: &mut impl Write, acc: &mut impl Write) -> io::
                     );
                     o.error(&line)?;
                     if in_win(ts) {
-                        *tally.secondary.entry("no_live_upstreams".into()).or_default() += 1;
+                        *tally
+                            .secondary
+                            .entry("no_live_upstreams".into())
+                            .or_default() += 1;
                     }
                 } else {
                     let t0 = o.nginx_time(ts);
@@ -511,8 +514,14 @@ pub fn generate_files(spec: &Spec, dir: &Path) -> io::Result<Truth> {
         Flavor::Nginx => "nginx",
         Flavor::Apache => "apache",
     };
-    let mut err = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.join(format!("{name}-error.log")))?);
-    let mut acc = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.join(format!("{name}-access.log")))?);
+    let mut err = io::BufWriter::with_capacity(
+        1 << 20,
+        std::fs::File::create(dir.join(format!("{name}-error.log")))?,
+    );
+    let mut acc = io::BufWriter::with_capacity(
+        1 << 20,
+        std::fs::File::create(dir.join(format!("{name}-access.log")))?,
+    );
     let truth = generate(spec, &mut err, &mut acc)?;
     let json = serde_json::to_string_pretty(&truth).map_err(io::Error::other)?;
     std::fs::write(dir.join(format!("{name}-truth.json")), json)?;
