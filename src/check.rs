@@ -230,6 +230,8 @@ pub enum CheckSpec {
     Cache(checks::cache::Params),
     Command(checks::command::Params),
     Discovery(checks::discovery::Params),
+    LogScan(checks::log_scan::Params),
+    AccessLog(checks::access_log::Params),
 }
 
 /// Documentation of every kind, in the order `checks list` prints them.
@@ -250,6 +252,8 @@ pub const KINDS: &[KindDoc] = &[
     checks::cache::DOC,
     checks::command::DOC,
     checks::discovery::DOC,
+    checks::log_scan::DOC,
+    checks::access_log::DOC,
 ];
 
 /// Upper bound on any check's own timeout: a check never holds the operator longer.
@@ -274,6 +278,8 @@ impl CheckSpec {
             CheckSpec::Cache(_) => checks::cache::DOC.kind,
             CheckSpec::Command(_) => checks::command::DOC.kind,
             CheckSpec::Discovery(_) => checks::discovery::DOC.kind,
+            CheckSpec::LogScan(_) => checks::log_scan::DOC.kind,
+            CheckSpec::AccessLog(_) => checks::access_log::DOC.kind,
         }
     }
 
@@ -296,6 +302,8 @@ impl CheckSpec {
             CheckSpec::Cache(p) => p.label(),
             CheckSpec::Command(p) => p.label(),
             CheckSpec::Discovery(p) => p.label(),
+            CheckSpec::LogScan(p) => p.label(),
+            CheckSpec::AccessLog(p) => p.label(),
         }
     }
 
@@ -318,6 +326,8 @@ impl CheckSpec {
             CheckSpec::Cache(p) => p.timeout(),
             CheckSpec::Command(p) => p.timeout(),
             CheckSpec::Discovery(p) => p.timeout(),
+            CheckSpec::LogScan(p) => p.timeout(),
+            CheckSpec::AccessLog(p) => p.timeout(),
         };
         t.min(MAX_TIMEOUT)
     }
@@ -341,6 +351,8 @@ impl CheckSpec {
             CheckSpec::Cache(p) => checks::cache::run(p, ctx).await,
             CheckSpec::Command(p) => checks::command::run(p, ctx).await,
             CheckSpec::Discovery(p) => checks::discovery::run(p, ctx).await,
+            CheckSpec::LogScan(p) => checks::log_scan::run(p, ctx).await,
+            CheckSpec::AccessLog(p) => checks::access_log::run(p, ctx).await,
         }
     }
 
@@ -393,7 +405,10 @@ fn schema_type(v: &serde_json::Value, defs: &serde_json::Value, depth: u8) -> St
     if let Some(e) = v.get("enum").and_then(Value::as_array) {
         return e
             .iter()
-            .map(|x| x.as_str().map_or_else(|| x.to_string(), |s| format!("\"{s}\"")))
+            .map(|x| {
+                x.as_str()
+                    .map_or_else(|| x.to_string(), |s| format!("\"{s}\""))
+            })
             .collect::<Vec<_>>()
             .join(" | ");
     }
@@ -510,7 +525,11 @@ pub fn checks_list_text() -> String {
                 .as_ref()
                 .map(|d| format!(" [default: {d}]"))
                 .unwrap_or_default();
-            let _ = writeln!(s, "    {} ({}{req}){def}\n        {}", p.name, p.ty, p.description);
+            let _ = writeln!(
+                s,
+                "    {} ({}{req}){def}\n        {}",
+                p.name, p.ty, p.description
+            );
         }
         if !k.facts.is_empty() {
             let _ = writeln!(s, "  facts: {}", k.facts.join(", "));
@@ -538,12 +557,21 @@ mod tests {
         let text = checks_list_text();
         let docs = params_docs();
         for k in KINDS {
-            assert!(text.contains(&format!("{}\n  ", k.kind)), "{} missing", k.kind);
+            assert!(
+                text.contains(&format!("{}\n  ", k.kind)),
+                "{} missing",
+                k.kind
+            );
             assert!(text.contains(k.example), "example of {} missing", k.kind);
             let params = &docs[k.kind];
             assert!(!params.is_empty(), "{} has no params", k.kind);
             for p in params {
-                assert!(!p.description.is_empty(), "{}.{} has no doc comment", k.kind, p.name);
+                assert!(
+                    !p.description.is_empty(),
+                    "{}.{} has no doc comment",
+                    k.kind,
+                    p.name
+                );
                 assert!(text.contains(&format!("    {} (", p.name)));
             }
         }
