@@ -30,7 +30,12 @@ fn tree() -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 fn p(path: &Path, user: &str) -> Params {
-    Params { paths: vec![path.display().to_string()], user: Some(user.into()), max_entries: None, min_free_percent: None }
+    Params {
+        paths: vec![path.display().to_string()],
+        user: Some(user.into()),
+        max_entries: None,
+        min_free_percent: None,
+    }
 }
 
 #[tokio::test]

@@ -736,14 +736,32 @@ async fn check_kind_publishes_facts_and_config_evidence() {
         assert_eq!(r.facts.get(k), Some(&v), "fact {k}");
     }
     assert!(r.facts["front.version"].starts_with("nginx/"));
-    assert!(r.facts["route.location"].ends_with(&format!(":{}", line_of(&d.join("conf.d/10-sites.conf"), "location ~ \\.php$"))));
+    assert!(r.facts["route.location"].ends_with(&format!(
+        ":{}",
+        line_of(&d.join("conf.d/10-sites.conf"), "location ~ \\.php$")
+    )));
     let sites = d.join("conf.d/10-sites.conf").display().to_string();
-    assert!(r.evidence.iter().any(|e| e.label == "server block" && e.source.as_deref() == Some(&format!("{sites}:6"))));
-    assert!(r.evidence.iter().any(|e| e.label == "upstream" && e.text.starts_with("fastcgi_pass unix:")));
-    assert!(r.evidence.iter().any(|e| e.label == "overridden" && e.text == "access_logs = /srv/a.log"));
+    assert!(
+        r.evidence.iter().any(
+            |e| e.label == "server block" && e.source.as_deref() == Some(&format!("{sites}:6"))
+        )
+    );
+    assert!(
+        r.evidence
+            .iter()
+            .any(|e| e.label == "upstream" && e.text.starts_with("fastcgi_pass unix:"))
+    );
+    assert!(
+        r.evidence
+            .iter()
+            .any(|e| e.label == "overridden" && e.text == "access_logs = /srv/a.log")
+    );
     for f in r.facts.keys() {
         assert!(
-            triage502::check::known_facts().any(|k| k == f) || f.starts_with("settings.") || f.starts_with("php_fpm.") || f == "route.server_block",
+            triage502::check::known_facts().any(|k| k == f)
+                || f.starts_with("settings.")
+                || f.starts_with("php_fpm.")
+                || f == "route.server_block",
             "fact {f} is not documented in the kind's DOC"
         );
     }

@@ -60,7 +60,6 @@ macro_rules! scenarios {
         mod diagnosis {
             $(
                 #[test]
-                #[ignore = "pending the engine: `triage502 run --non-interactive --url URL --format json` (issues 2-5)"]
                 fn $name() {
                     super::diagnosis(stringify!($name));
                 }
