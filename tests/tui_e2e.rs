@@ -49,13 +49,23 @@ fn tmux(args: &[&str]) -> String {
 }
 
 /// A tmux session running a plain shell; killed (only this one) on drop.
+/// Its journals go to `XDG_STATE_HOME` in a temp dir, never the real state dir.
 struct Session {
     name: String,
     _dir: tempfile::TempDir,
+    _state: Option<tempfile::TempDir>,
 }
 
 impl Session {
     fn new(tag: &str) -> Session {
+        let state = tempfile::tempdir().unwrap();
+        let mut s = Session::with_state(tag, state.path());
+        s._state = Some(state);
+        s
+    }
+
+    /// A session whose `XDG_STATE_HOME` is `state` (shared to test resume).
+    fn with_state(tag: &str, state: &std::path::Path) -> Session {
         assert!(
             which::which("tmux").is_ok(),
             "tmux is missing: install it with `apt-get install -y tmux`"
@@ -74,9 +84,16 @@ impl Session {
             &name,
             "-c",
             &d,
-            "env PS1='$ ' TERM=xterm-256color bash --norc --noprofile",
+            &format!(
+                "env PS1='$ ' TERM=xterm-256color XDG_STATE_HOME='{}' bash --norc --noprofile",
+                state.display()
+            ),
         ]);
-        Session { name, _dir: dir }
+        Session {
+            name,
+            _dir: dir,
+            _state: None,
+        }
     }
 
     fn screen(&self) -> String {
@@ -159,7 +176,12 @@ fn walk_to_the_end(sess: &Session) -> String {
             return s;
         }
         if s.contains("Action: ") {
-            assert!(s.contains("Runs exactly:") && s.contains("Tier:"), "{s}");
+            if !s.contains("Runs exactly") {
+                // The dialog's details are still being prepared.
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            assert!(s.contains("Tier:"), "{s}");
             sess.send("Escape");
         } else if s.contains("Question: ") {
             assert!(s.contains("(default)"), "{s}");
@@ -171,6 +193,19 @@ fn walk_to_the_end(sess: &Session) -> String {
         std::thread::sleep(Duration::from_millis(300));
     }
     panic!("the walk did not end within 60 steps:\n{}", sess.screen());
+}
+
+/// Page down the open preview until `text` shows; returns that screen.
+fn page_to(sess: &Session, text: &str) -> String {
+    for _ in 0..12 {
+        let s = sess.screen();
+        if s.contains(text) {
+            return s;
+        }
+        sess.send("PageDown");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("`{text}` never showed:\n{}", sess.screen());
 }
 
 #[test]
@@ -202,11 +237,14 @@ fn walk_the_default_playbook_in_tmux_to_the_ticket_and_quit() {
     assert!(done.contains("502"), "{done}");
 
     sess.send("t");
-    let ticket = sess.wait("the ticket preview", |s| s.contains("Ticket preview"));
+    let ticket = sess.wait("the ticket preview", |s| {
+        s.contains("Ticket preview") && s.contains("## Impact")
+    });
     assert!(
-        ticket.contains("## Findings") && ticket.contains(&url),
+        ticket.contains("Masked before export") && ticket.contains(&url),
         "{ticket}"
     );
+    page_to(&sess, "## Findings");
     sess.send("PageDown");
     sess.send("Escape");
     sess.wait("the done screen again", |s| {
@@ -331,11 +369,11 @@ fn real_nginx_upstream_refused_reaches_the_finding_and_the_ticket() {
     let done = walk_to_the_end(&sess);
     assert!(done.contains("The upstream refuses connections"), "{done}");
     sess.send("t");
-    let ticket = sess.wait("the ticket preview", |s| s.contains("Ticket preview"));
-    assert!(
-        ticket.contains("## Findings") && ticket.contains("upstream_refused"),
-        "{ticket}"
-    );
+    sess.wait("the ticket preview", |s| {
+        s.contains("Ticket preview") && s.contains("## Impact")
+    });
+    let findings = page_to(&sess, "## Findings");
+    assert!(findings.contains("upstream_refused"), "{findings}");
     sess.send("Escape");
     sess.send("q");
     sess.wait("the quit question", |s| s.contains("Quit triage502?"));
