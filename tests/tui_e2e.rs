@@ -53,14 +53,14 @@ fn tmux(args: &[&str]) -> String {
 struct Session {
     name: String,
     _dir: tempfile::TempDir,
-    _state: Option<tempfile::TempDir>,
+    state: Option<tempfile::TempDir>,
 }
 
 impl Session {
     fn new(tag: &str) -> Session {
         let state = tempfile::tempdir().unwrap();
         let mut s = Session::with_state(tag, state.path());
-        s._state = Some(state);
+        s.state = Some(state);
         s
     }
 
@@ -92,7 +92,7 @@ impl Session {
         Session {
             name,
             _dir: dir,
-            _state: None,
+            state: None,
         }
     }
 
