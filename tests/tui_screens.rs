@@ -560,3 +560,108 @@ fn scrolling_stops_at_the_end_of_the_evidence() {
     key(&mut a, KeyCode::PageUp);
     assert_eq!(a.evidence_scroll, 0);
 }
+
+/// Times, dates and durations change per run: mask them for snapshots.
+fn timeless(s: &str) -> String {
+    let re = regex::Regex::new(
+        r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z?|\b\d{2}:\d{2}(:\d{2})?\b|\b\d+ ms\b",
+    )
+    .unwrap();
+    re.replace_all(s, |c: &regex::Captures| "#".repeat(c[0].chars().count()))
+        .into_owned()
+}
+
+#[test]
+fn journalled_session_note_and_ticket_preview() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pb = tmp.path().join("tui_walk.toml");
+    std::fs::write(&pb, WALK).unwrap();
+    let mut a = app(Some(URL));
+    key(&mut a, KeyCode::Enter);
+    let mut meta =
+        triage502::journal::meta_for(a.engine.as_ref().unwrap(), Some(URL.into()), false);
+    meta.playbook_file = Some(pb);
+    meta.id = "20260102T030405Z-test".into();
+    meta.host = "lab-host".into();
+    meta.os = Some("Test OS".into());
+    a.journal = Some(
+        triage502::journal::Journal::create_in(&tmp.path().join("sessions"), &mut meta).unwrap(),
+    );
+    for (index, report) in probe_reports().into_iter().enumerate() {
+        a.update(Msg::Runner(RunnerEvent::Finished {
+            batch: a.batch,
+            index,
+            report,
+        }));
+    }
+    // A note at the question, with a secret the ticket must not carry.
+    key(&mut a, KeyCode::Char('n'));
+    typed(&mut a, "saw db password=hunter2 in wp-config");
+    key(&mut a, KeyCode::Enter);
+    assert!(
+        a.notice.as_deref().unwrap_or("").contains("note saved"),
+        "{:?}",
+        a.notice
+    );
+    key(&mut a, KeyCode::Enter); // the default choice
+    let cmd = key(&mut a, KeyCode::Enter); // past the guidance
+    give_plan(&mut a, cmd);
+    key(&mut a, KeyCode::Esc); // decline
+    assert_eq!(a.screen(), Screen::Done);
+    let Some(Command::RenderTicket(path)) = key(&mut a, KeyCode::Char('t')) else {
+        panic!("t renders the ticket from the journal");
+    };
+    assert!(screen_text(&a, 80, 24).contains("rendering"));
+    let r =
+        triage502::ticket::render_session(&path, triage502::ticket::TicketFormat::Md, false, false)
+            .unwrap();
+    assert!(
+        !r.text.contains("hunter2") && r.text.contains("wp-config"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("declined by the operator"), "{}", r.text);
+    a.update(Msg::Ticket(Ok(Box::new(r))));
+    let s = screen_text(&a, 80, 24);
+    assert!(
+        s.contains("Masked before export: ")
+            && s.contains("secret parameter")
+            && s.contains("## Impact"),
+        "{s}"
+    );
+    insta::assert_snapshot!("ticket_journal_80x24", timeless(&s));
+    insta::assert_snapshot!("ticket_journal_120x40", timeless(&screen_text(&a, 120, 40)));
+    // `w` writes it beside the journal.
+    key(&mut a, KeyCode::Char('w'));
+    let written = a.ticket_file.clone().unwrap();
+    assert!(
+        std::fs::read_to_string(&written)
+            .unwrap()
+            .contains("## Findings")
+    );
+    // `y` hands the loop the text for OSC 52.
+    let Some(Command::Clipboard(text)) = key(&mut a, KeyCode::Char('y')) else {
+        panic!("y copies");
+    };
+    assert!(text.contains("## Findings"));
+    // The journal holds the note, every input and the end.
+    let session = triage502::journal::load(&path).unwrap();
+    let kinds: Vec<String> = session
+        .events
+        .iter()
+        .map(|e| {
+            serde_json::to_value(&e.event)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .keys()
+                .next()
+                .unwrap()
+                .clone()
+        })
+        .collect();
+    assert!(
+        kinds.contains(&"note".to_owned()) && kinds.last() == Some(&"end".to_owned()),
+        "{kinds:?}"
+    );
+}
