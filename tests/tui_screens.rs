@@ -665,3 +665,32 @@ fn journalled_session_note_and_ticket_preview() {
         "{kinds:?}"
     );
 }
+
+#[test]
+fn quit_lists_what_is_still_changed() {
+    let mut a = at_action(false);
+    typed(&mut a, "php8.2-fpm");
+    assert!(matches!(
+        key(&mut a, KeyCode::Enter),
+        Some(Command::Execute { .. })
+    ));
+    let Msg::Executed(mut x, v) = executed(true, 502, 200) else {
+        unreachable!()
+    };
+    x.undo.push(triage502::action::UndoEntry {
+        key: "plugin:/srv/wp:evil".into(),
+        what: "plugin evil is still disabled".into(),
+        undo: None,
+        how: "wp plugin activate evil".into(),
+    });
+    a.update(Msg::Executed(x, v));
+    assert!(screen_text(&a, 80, 24).contains("Still changed: plugin evil is still disabled"));
+    key(&mut a, KeyCode::Esc);
+    key(&mut a, KeyCode::Char('q'));
+    let s = screen_text(&a, 80, 24);
+    assert!(
+        s.contains("Still changed: plugin evil is still disabled"),
+        "{s}"
+    );
+    assert_eq!(a.undo.still_changed().len(), 1);
+}

@@ -315,7 +315,10 @@ impl App {
         meta.playbook_file.clone_from(&self.setup.playbook_file);
         match Journal::create(meta) {
             Ok(j) => self.journal = Some(j),
-            Err(e) => self.journal_error = Some(format!("this session is not journalled: {e}")),
+            Err(e) => {
+                self.journal_error = Some(format!("this session is not journalled: {e}"));
+                self.notice.clone_from(&self.journal_error);
+            }
         }
     }
 

@@ -964,11 +964,30 @@ fn render_action_result(app: &App, frame: &mut Frame, area: Rect) {
 
 fn render_quit(app: &App, frame: &mut Frame, area: Rect) {
     let t = theme(app);
-    let r = popup(area, 44, 5);
+    let mut lines = vec![Line::raw("Quit triage502?")];
+    if let Some(j) = &app.journal {
+        lines.push(Line::styled(
+            format!("The session is saved ({}).", j.id()),
+            t.dim(),
+        ));
+    }
+    for c in app.undo.still_changed() {
+        lines.push(Line::styled(
+            format!("Still changed: {c}"),
+            t.fg(Color::Yellow),
+        ));
+    }
+    lines.push(Line::styled("y = quit, n or Esc = stay", t.dim()));
+    let h = u16::try_from(lines.len())
+        .unwrap_or(u16::MAX)
+        .saturating_add(2)
+        .max(5);
+    let r = popup(area, 60, h);
     frame.render_widget(Clear, r);
-    let lines = vec![
-        Line::raw("Quit triage502?"),
-        Line::styled("y = quit, n or Esc = stay", t.dim()),
-    ];
-    frame.render_widget(Paragraph::new(lines).block(block(t, " Quit ")), r);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(t, " Quit ")),
+        r,
+    );
 }
