@@ -537,9 +537,20 @@ fn confirmed_action_starts_the_upstream_and_the_wizard_sees_200() {
 
 #[test]
 fn sighup_then_resume_continues_at_the_same_node() {
+    resume_after("HUP");
+}
+
+#[test]
+fn kill_9_then_resume_continues_at_the_same_node() {
+    resume_after("KILL");
+}
+
+/// Stop the wizard at the action offer with `signal`, then `--resume` in a
+/// new tmux session (same state dir) and find the same offer again.
+fn resume_after(signal: &str) {
     let lab = Lab::new();
     let state = tempfile::tempdir().unwrap();
-    let sess = Session::with_state("hup1", state.path());
+    let sess = Session::with_state(&format!("{signal}-1"), state.path());
     sess.wait("the shell prompt", |s| s.contains('$'));
     sess.type_line(&lab.command());
     sess.wait("the start screen", |s| s.contains("Enter start"));
@@ -548,14 +559,26 @@ fn sighup_then_resume_continues_at_the_same_node() {
     let pid = sess
         .child_pid()
         .expect("the app runs under the pane's shell");
-    let st = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    let st = Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .unwrap();
     assert!(st.success());
-    let s = sess.wait("the resume hint", |s| s.contains("--resume"));
-    assert!(s.contains("stopped by SIGHUP"), "{s}");
+    if signal == "KILL" {
+        // Nothing can restore a terminal after SIGKILL: the shell gets it back raw.
+        sess.wait("the shell again", |s| {
+            s.contains("Killed") || s.contains('$')
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        sess.type_line("stty sane");
+    } else {
+        let s = sess.wait("the resume hint", |s| s.contains("--resume"));
+        assert!(s.contains("stopped by SIGHUP"), "{s}");
+    }
     sess.assert_sane_terminal();
     drop(sess);
 
-    let again = Session::with_state("hup2", state.path());
+    let again = Session::with_state(&format!("{signal}-2"), state.path());
     again.wait("the shell prompt", |s| s.contains('$'));
     again.type_line(&format!("{BIN} --resume"));
     let s = again.wait("the same action offered again", |s| {
