@@ -271,6 +271,11 @@ pub fn interactive(url: Option<String>, walk: &WalkArgs) -> anyhow::Result<ExitC
         let mut app = App::new(setup, url, started_at);
         let (tx, mut rx) = mpsc::unbounded_channel();
         if let Some((engine, journal)) = resumed {
+            app.notice = Some(format!(
+                "resumed session {} at {}",
+                journal.id(),
+                crate::journal::position(&engine)
+            ));
             app.resume(engine, journal);
             let _ = tx.send(Msg::Begin);
         }

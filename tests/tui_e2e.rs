@@ -527,6 +527,17 @@ fn confirmed_action_starts_the_upstream_and_the_wizard_sees_200() {
     sess.send("Escape");
     let done = sess.wait("the end of the walk", |s| s.contains("Done: "));
     assert!(done.contains("Resolved"), "{done}");
+    // The ticket (from the journal) records the fix and its before/after.
+    sess.send("t");
+    sess.wait("the ticket preview", |s| {
+        s.contains("Ticket preview") && s.contains("## Impact")
+    });
+    let tried = page_to(&sess, "verify-after-fix");
+    assert!(
+        tried.contains("## What was tried") || tried.contains("nginx -p"),
+        "{tried}"
+    );
+    sess.send("Escape");
     sess.send("q");
     sess.wait("the quit question", |s| s.contains("Quit triage502?"));
     sess.send("y");
@@ -585,7 +596,10 @@ fn resume_after(signal: &str) {
         s.contains("Action: Start the upstream") && s.contains("type `nginx`")
     });
     // The trail was rebuilt from the journal: the probe's result is on the path.
-    assert!(s.contains("✗ Request the failing"), "{s}");
+    assert!(
+        s.contains("✗ Request the failing") && s.contains("resumed session"),
+        "{s}"
+    );
     // `q` would be typed into the confirmation field: Ctrl-C asks to quit.
     again.send("C-c");
     again.wait("the quit question", |s| s.contains("Quit triage502?"));
