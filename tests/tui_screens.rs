@@ -429,7 +429,11 @@ fn max_tier_refuses_a_disruptive_action() {
     key(&mut a, KeyCode::Enter);
     let cmd = key(&mut a, KeyCode::Enter);
     give_plan(&mut a, cmd);
-    assert!(screen_text(&a, 80, 24).contains("--max-tier"));
+    let s = screen_text(&a, 80, 24);
+    assert!(
+        s.contains("--max-tier") && s.contains("max tier reversible"),
+        "{s}"
+    );
     assert_eq!(key(&mut a, KeyCode::Enter), None);
     let md = a.report().unwrap().to_markdown();
     assert!(md.contains("above this session's --max-tier"), "{md}");

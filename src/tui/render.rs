@@ -91,6 +91,11 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
             format!("{d} READ-ONLY"),
             t.fg(Color::Yellow).add_modifier(Modifier::BOLD),
         ));
+    } else if let Some(max) = app.setup.max_tier {
+        spans.push(Span::styled(
+            format!("{d} max tier {max}"),
+            t.fg(Color::Yellow),
+        ));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
