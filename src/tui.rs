@@ -5,7 +5,10 @@
 //! tick, and SIGTERM/SIGINT/SIGHUP); one `App::update` handles it; `render`
 //! draws a pure view. The loop is generic over the ratatui `Backend` so tests
 //! drive the real app on `TestBackend`. Bursts are coalesced: every message
-//! waiting is applied before one frame is drawn.
+//! waiting is applied before one frame is drawn. Slow work the app asks for
+//! (action plans, actions, ticket rendering) runs on tokio tasks that report
+//! back on the same channel. After the terminal is restored, what is still
+//! changed, where the ticket was written and how to resume are printed.
 
 pub mod app;
 pub mod clipboard;

@@ -1,8 +1,16 @@
 //! The wizard's state and its one `update` function.
 //!
 //! Invariants: the engine decides, the runner runs, the app only shows and
-//! forwards. `update` never blocks and never spawns: it returns a `Command`
-//! for the loop to carry out. Every runner event carries its batch number;
+//! forwards. `update` never spawns and never waits on a child, the network
+//! or a large read: it returns a `Command` for the loop to carry out (checks,
+//! building an action's plan, running a confirmed action and its
+//! verify-after-fix, rendering the ticket). The only I/O it does itself is
+//! small and local: one journal line per event (appended and fsynced, so a
+//! crash loses at most the event in flight) and writing the ticket file on `w`.
+//! An action runs only after `Plan::confirmation()` accepted the operator's
+//! input, under an `ExecPolicy` with this session's `--read-only`/`--max-tier`
+//! (the executor checks the policy again). Every input the engine accepts is
+//! journalled; so are Back, notes and the End of the walk. Every runner event carries its batch number;
 //! events of an older batch (cancelled, re-run, walked back) are ignored.
 //! Time enters only through `Msg::Tick` (`now`), so tests that send no ticks
 //! see fixed durations.
