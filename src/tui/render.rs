@@ -982,6 +982,12 @@ fn render_quit(app: &App, frame: &mut Frame, area: Rect) {
             t.fg(Color::Yellow),
         ));
     }
+    if app.executing.is_some() {
+        lines.push(Line::styled(
+            "An action is running: quitting stops it; its result is not recorded.",
+            t.fg(Color::Red),
+        ));
+    }
     lines.push(Line::styled("y = quit, n or Esc = stay", t.dim()));
     let h = u16::try_from(lines.len())
         .unwrap_or(u16::MAX)
