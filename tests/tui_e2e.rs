@@ -375,6 +375,8 @@ fn real_nginx_upstream_refused_reaches_the_finding_and_the_ticket() {
     let findings = page_to(&sess, "## Findings");
     assert!(findings.contains("upstream_refused"), "{findings}");
     sess.send("Escape");
+    // Wait before `q`: Esc and a quick `q` would arrive as one Alt-q.
+    sess.wait("the preview closed", |s| !s.contains("Ticket preview"));
     sess.send("q");
     sess.wait("the quit question", |s| s.contains("Quit triage502?"));
     sess.send("y");
@@ -538,6 +540,8 @@ fn confirmed_action_starts_the_upstream_and_the_wizard_sees_200() {
         "{tried}"
     );
     sess.send("Escape");
+    // Wait before `q`: Esc and a quick `q` would arrive as one Alt-q.
+    sess.wait("the preview closed", |s| !s.contains("Ticket preview"));
     sess.send("q");
     sess.wait("the quit question", |s| s.contains("Quit triage502?"));
     sess.send("y");
