@@ -21,17 +21,28 @@ impl Drop for Nginx {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn get(port: u16, path: &str) -> u16 {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
-    buf.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    buf.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -60,7 +71,12 @@ http {{
     );
     std::fs::write(d.join("nginx.conf"), conf).unwrap();
     let child = Command::new(nginx)
-        .args(["-p", &d.display().to_string(), "-c", &d.join("nginx.conf").display().to_string()])
+        .args([
+            "-p",
+            &d.display().to_string(),
+            "-c",
+            &d.join("nginx.conf").display().to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -86,11 +102,20 @@ http {{
     let w = Window::last(Duration::from_secs(600));
     let r = logs::scan(&[d.join("error.log")], &w, &ScanOptions::default());
     let text = std::fs::read_to_string(d.join("error.log")).unwrap();
-    let find = |c: Cause| r.causes.iter().find(|s| s.cause == c).unwrap_or_else(|| panic!("{c} not found in:\n{text}\n{r:#?}"));
+    let find = |c: Cause| {
+        r.causes
+            .iter()
+            .find(|s| s.cause == c)
+            .unwrap_or_else(|| panic!("{c} not found in:\n{text}\n{r:#?}"))
+    };
     let refused = find(Cause::UpstreamRefused);
     assert_eq!(refused.count, 3, "{text}");
     assert_eq!(refused.paths[0].value, "/app/cart");
-    assert!(refused.upstreams[0].value.contains(&format!("127.0.0.1:{dead}")));
+    assert!(
+        refused.upstreams[0]
+            .value
+            .contains(&format!("127.0.0.1:{dead}"))
+    );
     let missing = find(Cause::SocketMissing);
     assert_eq!(missing.count, 3, "{text}");
     assert!(missing.sockets[0].value.ends_with("php-fpm-missing.sock"));

@@ -6,6 +6,7 @@
 //! and `access.error_rate`. Failures concentrated on a few pages point at an
 //! application fault on those pages (§4 item 7 of the signatures catalogue).
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
