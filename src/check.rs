@@ -215,7 +215,21 @@ pub struct KindDoc {
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum CheckSpec {
     Http(checks::http::Params),
+    UpstreamProbe(checks::upstream_probe::Params),
+    Pages(checks::pages::Params),
+    Dns(checks::dns::Params),
     Tcp(checks::tcp::Params),
+    UnixSocket(checks::unix_socket::Params),
+    Listener(checks::listener::Params),
+    Service(checks::service::Params),
+    ConfigTest(checks::config_test::Params),
+    Resources(checks::resources::Params),
+    RecentChanges(checks::recent_changes::Params),
+    Firewall(checks::firewall::Params),
+    Plugins(checks::plugins::Params),
+    Cache(checks::cache::Params),
+    Command(checks::command::Params),
+    Discovery(checks::discovery::Params),
     LogScan(checks::log_scan::Params),
     AccessLog(checks::access_log::Params),
 }
@@ -223,7 +237,21 @@ pub enum CheckSpec {
 /// Documentation of every kind, in the order `checks list` prints them.
 pub const KINDS: &[KindDoc] = &[
     checks::http::DOC,
+    checks::upstream_probe::DOC,
+    checks::pages::DOC,
+    checks::dns::DOC,
     checks::tcp::DOC,
+    checks::unix_socket::DOC,
+    checks::listener::DOC,
+    checks::service::DOC,
+    checks::config_test::DOC,
+    checks::resources::DOC,
+    checks::recent_changes::DOC,
+    checks::firewall::DOC,
+    checks::plugins::DOC,
+    checks::cache::DOC,
+    checks::command::DOC,
+    checks::discovery::DOC,
     checks::log_scan::DOC,
     checks::access_log::DOC,
 ];
@@ -235,7 +263,21 @@ impl CheckSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             CheckSpec::Http(_) => checks::http::DOC.kind,
+            CheckSpec::UpstreamProbe(_) => checks::upstream_probe::DOC.kind,
+            CheckSpec::Pages(_) => checks::pages::DOC.kind,
+            CheckSpec::Dns(_) => checks::dns::DOC.kind,
             CheckSpec::Tcp(_) => checks::tcp::DOC.kind,
+            CheckSpec::UnixSocket(_) => checks::unix_socket::DOC.kind,
+            CheckSpec::Listener(_) => checks::listener::DOC.kind,
+            CheckSpec::Service(_) => checks::service::DOC.kind,
+            CheckSpec::ConfigTest(_) => checks::config_test::DOC.kind,
+            CheckSpec::Resources(_) => checks::resources::DOC.kind,
+            CheckSpec::RecentChanges(_) => checks::recent_changes::DOC.kind,
+            CheckSpec::Firewall(_) => checks::firewall::DOC.kind,
+            CheckSpec::Plugins(_) => checks::plugins::DOC.kind,
+            CheckSpec::Cache(_) => checks::cache::DOC.kind,
+            CheckSpec::Command(_) => checks::command::DOC.kind,
+            CheckSpec::Discovery(_) => checks::discovery::DOC.kind,
             CheckSpec::LogScan(_) => checks::log_scan::DOC.kind,
             CheckSpec::AccessLog(_) => checks::access_log::DOC.kind,
         }
@@ -245,7 +287,21 @@ impl CheckSpec {
     pub fn label(&self) -> String {
         match self {
             CheckSpec::Http(p) => p.label(),
+            CheckSpec::UpstreamProbe(p) => p.label(),
+            CheckSpec::Pages(p) => p.label(),
+            CheckSpec::Dns(p) => p.label(),
             CheckSpec::Tcp(p) => p.label(),
+            CheckSpec::UnixSocket(p) => p.label(),
+            CheckSpec::Listener(p) => p.label(),
+            CheckSpec::Service(p) => p.label(),
+            CheckSpec::ConfigTest(p) => p.label(),
+            CheckSpec::Resources(p) => p.label(),
+            CheckSpec::RecentChanges(p) => p.label(),
+            CheckSpec::Firewall(p) => p.label(),
+            CheckSpec::Plugins(p) => p.label(),
+            CheckSpec::Cache(p) => p.label(),
+            CheckSpec::Command(p) => p.label(),
+            CheckSpec::Discovery(p) => p.label(),
             CheckSpec::LogScan(p) => p.label(),
             CheckSpec::AccessLog(p) => p.label(),
         }
@@ -255,7 +311,21 @@ impl CheckSpec {
     pub fn timeout(&self) -> Duration {
         let t = match self {
             CheckSpec::Http(p) => p.timeout(),
+            CheckSpec::UpstreamProbe(p) => p.timeout(),
+            CheckSpec::Pages(p) => p.timeout(),
+            CheckSpec::Dns(p) => p.timeout(),
             CheckSpec::Tcp(p) => p.timeout(),
+            CheckSpec::UnixSocket(p) => p.timeout(),
+            CheckSpec::Listener(p) => p.timeout(),
+            CheckSpec::Service(p) => p.timeout(),
+            CheckSpec::ConfigTest(p) => p.timeout(),
+            CheckSpec::Resources(p) => p.timeout(),
+            CheckSpec::RecentChanges(p) => p.timeout(),
+            CheckSpec::Firewall(p) => p.timeout(),
+            CheckSpec::Plugins(p) => p.timeout(),
+            CheckSpec::Cache(p) => p.timeout(),
+            CheckSpec::Command(p) => p.timeout(),
+            CheckSpec::Discovery(p) => p.timeout(),
             CheckSpec::LogScan(p) => p.timeout(),
             CheckSpec::AccessLog(p) => p.timeout(),
         };
@@ -266,7 +336,21 @@ impl CheckSpec {
     pub async fn run(&self, ctx: &CheckContext) -> CheckReport {
         match self {
             CheckSpec::Http(p) => checks::http::run(p, ctx).await,
+            CheckSpec::UpstreamProbe(p) => checks::upstream_probe::run(p, ctx).await,
+            CheckSpec::Pages(p) => checks::pages::run(p, ctx).await,
+            CheckSpec::Dns(p) => checks::dns::run(p, ctx).await,
             CheckSpec::Tcp(p) => checks::tcp::run(p, ctx).await,
+            CheckSpec::UnixSocket(p) => checks::unix_socket::run(p, ctx).await,
+            CheckSpec::Listener(p) => checks::listener::run(p, ctx).await,
+            CheckSpec::Service(p) => checks::service::run(p, ctx).await,
+            CheckSpec::ConfigTest(p) => checks::config_test::run(p, ctx).await,
+            CheckSpec::Resources(p) => checks::resources::run(p, ctx).await,
+            CheckSpec::RecentChanges(p) => checks::recent_changes::run(p, ctx).await,
+            CheckSpec::Firewall(p) => checks::firewall::run(p, ctx).await,
+            CheckSpec::Plugins(p) => checks::plugins::run(p, ctx).await,
+            CheckSpec::Cache(p) => checks::cache::run(p, ctx).await,
+            CheckSpec::Command(p) => checks::command::run(p, ctx).await,
+            CheckSpec::Discovery(p) => checks::discovery::run(p, ctx).await,
             CheckSpec::LogScan(p) => checks::log_scan::run(p, ctx).await,
             CheckSpec::AccessLog(p) => checks::access_log::run(p, ctx).await,
         }
@@ -283,6 +367,178 @@ pub fn known_facts() -> impl Iterator<Item = &'static str> {
     KINDS.iter().flat_map(|d| d.facts.iter().copied())
 }
 
+/// One parameter of a kind, as documented by its schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamDoc {
+    pub name: String,
+    pub ty: String,
+    pub required: bool,
+    pub description: String,
+    /// From the schema's `default`, else from "(default …)" in the description.
+    pub default: Option<String>,
+}
+
+fn schema_type(v: &serde_json::Value, defs: &serde_json::Value, depth: u8) -> String {
+    use serde_json::Value;
+    if depth > 6 {
+        return "value".into();
+    }
+    if let Some(r) = v.get("$ref").and_then(Value::as_str) {
+        let name = r.rsplit('/').next().unwrap_or("");
+        if name == "Duration" {
+            return "duration".into();
+        }
+        return defs
+            .get(name)
+            .map_or_else(|| name.to_owned(), |d| schema_type(d, defs, depth + 1));
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(alts) = v.get(key).and_then(Value::as_array) {
+            let parts: Vec<String> = alts
+                .iter()
+                .filter(|a| a.get("type").and_then(Value::as_str) != Some("null"))
+                .map(|a| schema_type(a, defs, depth + 1))
+                .collect();
+            return parts.join(" | ");
+        }
+    }
+    if let Some(e) = v.get("enum").and_then(Value::as_array) {
+        return e
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map_or_else(|| x.to_string(), |s| format!("\"{s}\""))
+            })
+            .collect::<Vec<_>>()
+            .join(" | ");
+    }
+    if let Some(c) = v.get("const") {
+        return c.to_string();
+    }
+    let ty = match v.get("type") {
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("value")
+            .to_owned(),
+        _ => "value".into(),
+    };
+    match ty.as_str() {
+        "array" => format!(
+            "list of {}",
+            v.get("items")
+                .map_or_else(|| "value".into(), |i| schema_type(i, defs, depth + 1))
+        ),
+        "object" if v.get("properties").is_some() => "table".into(),
+        "object" => "table".into(),
+        _ => ty,
+    }
+}
+
+/// The parameters of every kind, from the JSON schema of [`CheckSpec`].
+pub fn params_docs() -> BTreeMap<String, Vec<ParamDoc>> {
+    use serde_json::Value;
+    let schema = serde_json::to_value(schemars::schema_for!(CheckSpec)).unwrap_or(Value::Null);
+    let defs = schema.get("$defs").cloned().unwrap_or(Value::Null);
+    let mut out = BTreeMap::new();
+    let variants = schema
+        .get("oneOf")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for v in variants {
+        let Some((kind, inner)) = v
+            .get("properties")
+            .and_then(Value::as_object)
+            .and_then(|o| o.iter().next().map(|(k, x)| (k.clone(), x.clone())))
+        else {
+            continue;
+        };
+        let params = inner
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| defs.get(r.rsplit('/').next().unwrap_or("")))
+            .cloned()
+            .unwrap_or(inner);
+        let required: Vec<&str> = params
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut docs = Vec::new();
+        if let Some(props) = params.get("properties").and_then(Value::as_object) {
+            for (name, p) in props {
+                let description = p
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let default = p
+                    .get("default")
+                    .filter(|d| !d.is_null())
+                    .map(ToString::to_string)
+                    .or_else(|| {
+                        let i = description.find("(default ")?;
+                        let rest = &description[i + "(default ".len()..];
+                        let end = rest.find([')', ',', ';']).unwrap_or(rest.len());
+                        Some(rest[..end].trim().trim_end_matches(':').to_owned())
+                    })
+                    .or_else(|| {
+                        let i = description.find("default: ")?;
+                        let rest = &description[i + "default: ".len()..];
+                        let end = rest.find(['.', ';']).unwrap_or(rest.len());
+                        Some(rest[..end].trim().to_owned())
+                    });
+                docs.push(ParamDoc {
+                    name: name.clone(),
+                    ty: schema_type(p, &defs, 0),
+                    required: required.contains(&name.as_str()),
+                    description,
+                    default,
+                });
+            }
+        }
+        // Required first, then in schema (declaration) order.
+        docs.sort_by_key(|d| !d.required);
+        out.insert(kind, docs);
+    }
+    out
+}
+
+/// The text of `triage502 checks list`: every kind with its summary,
+/// parameters (name, type, description, default) and an example.
+pub fn checks_list_text() -> String {
+    use std::fmt::Write as _;
+    let docs = params_docs();
+    let mut s = String::new();
+    for k in KINDS {
+        let _ = writeln!(s, "{}\n  {}", k.kind, k.summary);
+        let _ = writeln!(s, "  params:");
+        for p in docs.get(k.kind).map(Vec::as_slice).unwrap_or_default() {
+            let req = if p.required { ", required" } else { "" };
+            let def = p
+                .default
+                .as_ref()
+                .map(|d| format!(" [default: {d}]"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "    {} ({}{req}){def}\n        {}",
+                p.name, p.ty, p.description
+            );
+        }
+        if !k.facts.is_empty() {
+            let _ = writeln!(s, "  facts: {}", k.facts.join(", "));
+        }
+        let _ = writeln!(s, "  example:\n    {}\n", k.example);
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +550,36 @@ mod tests {
         assert_eq!(Outcome::combine([O, I]), I);
         assert_eq!(Outcome::combine([O, O]), O);
         assert_eq!(Outcome::combine([]), O);
+    }
+
+    #[test]
+    fn checks_list_shows_every_kind_with_params_and_example() {
+        let text = checks_list_text();
+        let docs = params_docs();
+        for k in KINDS {
+            assert!(
+                text.contains(&format!("{}\n  ", k.kind)),
+                "{} missing",
+                k.kind
+            );
+            assert!(text.contains(k.example), "example of {} missing", k.kind);
+            let params = &docs[k.kind];
+            assert!(!params.is_empty(), "{} has no params", k.kind);
+            for p in params {
+                assert!(
+                    !p.description.is_empty(),
+                    "{}.{} has no doc comment",
+                    k.kind,
+                    p.name
+                );
+                assert!(text.contains(&format!("    {} (", p.name)));
+            }
+        }
+        let http = &docs["http"];
+        let timeout = http.iter().find(|p| p.name == "timeout").unwrap();
+        assert_eq!(timeout.ty, "duration");
+        assert_eq!(timeout.default.as_deref(), Some("10s"));
+        assert!(http.iter().find(|p| p.name == "url").unwrap().required);
     }
 
     #[test]

@@ -1,8 +1,19 @@
 //! `http`: request the URL the way a browser would and record what came back.
 //!
-//! No retries, a capped redirect count, a capped body. A 5xx answer is a
-//! `problem`; a connection that fails before any answer means the front
-//! server itself is not answering (`frontend_down`).
+//! No retries, a capped redirect count, a body capped at 64 KiB. A 5xx answer
+//! is a `problem`, fingerprinted to say who generated it (see
+//! [`fingerprint`]); a connection that fails before any answer means the front
+//! server itself is not answering (`frontend_down`). Cookies and credentials
+//! are redacted from the recorded headers.
+//!
+//! Timings: DNS is measured by resolving the host ourselves (the request is
+//! then pinned to that address, so reqwest does not resolve again); connect is
+//! measured on a separate TCP connection opened just before the request (an
+//! approximation: reqwest exposes no per-phase timings); TLS is not separable
+//! from the first byte and is reported as included in it; first byte is the
+//! time until the response headers arrived; total includes reading the body.
+
+pub mod fingerprint;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -13,26 +24,34 @@ use serde::{Deserialize, Serialize};
 use crate::cause::{Cause, Severity};
 use crate::check::{CheckContext, CheckReport, Evidence, KindDoc, Outcome};
 use crate::duration::HumanDuration;
+use fingerprint::{Fingerprint, Generator};
 
 /// Parameters of the `http` check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// The URL to request.
+    /// The URL to request (http or https).
     pub url: String,
     /// `GET` (default) or `HEAD`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<Method>,
-    /// Whole-request timeout (default 10s).
+    /// Timeout of each request, connect included (default 10s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<HumanDuration>,
-    /// Redirects followed at most (default 0: report the redirect itself).
+    /// Redirects followed at most (default 0: report the redirect itself; at most 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_redirects: Option<u8>,
     /// Connect to this IP instead of resolving the host (like curl --resolve),
-    /// keeping the Host header: tests the origin behind a CDN.
+    /// keeping the Host header and SNI: tests the origin behind a CDN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolve: Option<String>,
+    /// Send the request this many times (default 1, at most 20) to tell an
+    /// intermittent failure from a permanent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<u8>,
+    /// Pause between repeated requests (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<HumanDuration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -44,13 +63,23 @@ pub enum Method {
 
 pub const DOC: KindDoc = KindDoc {
     kind: "http",
-    summary: "Request a URL (no retry, capped body) and record status, timing, server and a body excerpt.",
-    example: r#"{ http = { url = "{{ url }}", timeout = "10s" } }"#,
-    facts: &["http.status", "http.server", "http.remote"],
+    summary: "Request a URL (no retry, capped body): status, timings, remote address, redacted headers, body excerpt, and who generated an error page (proxy, CDN/LB or the app).",
+    example: r#"{ http = { url = "https://shop.example.com/checkout", timeout = "10s", repeat = 5, pause = "2s", resolve = "203.0.113.10" } }"#,
+    facts: &[
+        "http.status",
+        "http.server",
+        "http.remote",
+        "http.generator",
+        "http.gateway_error",
+        "http.failures",
+        "http.error",
+    ],
 };
 
 /// How much of a body is kept as evidence.
 pub const BODY_CAP: usize = 64 * 1024;
+const MAX_REPEAT: u8 = 20;
+const MAX_REDIRECTS: u8 = 10;
 
 impl Params {
     pub fn label(&self) -> String {
@@ -58,48 +87,383 @@ impl Params {
             Some(Method::Head) => "HEAD",
             _ => "GET",
         };
-        format!("{m} {}", self.url)
+        let mut s = format!("{m} {}", self.url);
+        if let Some(ip) = &self.resolve {
+            s.push_str(&format!(" via {ip}"));
+        }
+        if self.repeats() > 1 {
+            s.push_str(&format!(" ×{}", self.repeats()));
+        }
+        s
+    }
+    fn per_request(&self) -> Duration {
+        self.timeout.map_or(Duration::from_secs(10), |d| d.0)
+    }
+    fn repeats(&self) -> u8 {
+        self.repeat.unwrap_or(1).clamp(1, MAX_REPEAT)
+    }
+    fn pause_time(&self) -> Duration {
+        self.pause.map_or(Duration::from_secs(1), |d| d.0)
     }
     pub fn timeout(&self) -> Duration {
-        self.timeout.map_or(Duration::from_secs(10), |d| d.0)
+        let n = u32::from(self.repeats());
+        self.per_request() * n + self.pause_time() * (n - 1) + Duration::from_secs(1)
     }
 }
 
-fn build_client(p: &Params, url: &reqwest::Url) -> Result<reqwest::Client, String> {
+/// Per-phase timings of one request, in milliseconds.
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    pub dns: Option<u128>,
+    pub connect: Option<u128>,
+    pub first_byte: Option<u128>,
+    pub total: Option<u128>,
+}
+
+impl Timings {
+    fn text(&self, https: bool, pinned: bool) -> String {
+        let f = |v: Option<u128>| v.map_or("-".to_owned(), |v| format!("{v} ms"));
+        format!(
+            "dns {}, connect {} (separate connection, approximate), tls {}, first byte {}, total {}",
+            if pinned {
+                "skipped (pinned address)".to_owned()
+            } else {
+                f(self.dns)
+            },
+            f(self.connect),
+            if https {
+                "included in first byte"
+            } else {
+                "n/a (plain http)"
+            },
+            f(self.first_byte),
+            f(self.total)
+        )
+    }
+}
+
+/// How one request failed before any response.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// `dns`, `refused`, `timeout`, `unreachable`, `tls`, `closed`, `error`.
+    pub kind: &'static str,
+    pub text: String,
+    /// The failure happened while connecting (the front server is not answering).
+    pub connect_phase: bool,
+}
+
+/// One request's result.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub timings: Timings,
+    pub remote: Option<SocketAddr>,
+    pub status: Option<u16>,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub truncated: bool,
+    pub failure: Option<Failure>,
+}
+
+impl Attempt {
+    fn failed(&self) -> bool {
+        self.failure.is_some() || self.status.is_some_and(|s| s >= 500)
+    }
+}
+
+const REDACTED: &[&str] = &[
+    "set-cookie",
+    "cookie",
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+];
+
+/// The headers as text, one per line, with cookies and credentials redacted.
+pub fn headers_text(headers: &[(String, String)]) -> String {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            if REDACTED.iter().any(|r| k.eq_ignore_ascii_case(r)) {
+                format!("{k}: [redacted]")
+            } else {
+                format!("{k}: {v}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn io_kind(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => "refused",
+        K::TimedOut => "timeout",
+        K::HostUnreachable | K::NetworkUnreachable => "unreachable",
+        _ => "error",
+    }
+}
+
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    let mut n = 0;
+    while let Some(x) = src {
+        let t = x.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = x.source();
+        n += 1;
+        if n > 8 {
+            break;
+        }
+    }
+    s
+}
+
+fn classify_reqwest(e: &reqwest::Error, timeout: Duration) -> Failure {
+    let text = chain(e);
+    let lower = text.to_ascii_lowercase();
+    if e.is_timeout() {
+        return Failure {
+            kind: "timeout",
+            text: format!(
+                "no complete answer within {} ({text})",
+                HumanDuration(timeout)
+            ),
+            connect_phase: e.is_connect(),
+        };
+    }
+    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        return Failure {
+            kind: "tls",
+            text,
+            connect_phase: true,
+        };
+    }
+    if e.is_connect() {
+        let kind = if lower.contains("refused") {
+            "refused"
+        } else if lower.contains("unreachable") {
+            "unreachable"
+        } else {
+            "error"
+        };
+        return Failure {
+            kind,
+            text,
+            connect_phase: true,
+        };
+    }
+    let kind =
+        if lower.contains("closed") || lower.contains("reset") || lower.contains("incomplete") {
+            "closed"
+        } else {
+            "error"
+        };
+    Failure {
+        kind,
+        text,
+        connect_phase: false,
+    }
+}
+
+/// Send one request and record everything about it.
+pub async fn attempt(p: &Params, url: &reqwest::Url) -> Attempt {
+    let timeout = p.per_request();
+    let started = Instant::now();
+    let mut a = Attempt {
+        timings: Timings::default(),
+        remote: None,
+        status: None,
+        reason: String::new(),
+        headers: Vec::new(),
+        body: Vec::new(),
+        truncated: false,
+        failure: None,
+    };
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    // 1. DNS (ours), unless pinned.
+    let addr: SocketAddr = if let Some(ip) = &p.resolve {
+        match ip.parse::<std::net::IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, port),
+            Err(_) => {
+                a.failure = Some(Failure {
+                    kind: "error",
+                    text: format!("resolve = `{ip}` is not an IP address"),
+                    connect_phase: false,
+                });
+                return a;
+            }
+        }
+    } else if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        a.timings.dns = Some(0);
+        SocketAddr::new(ip, port)
+    } else {
+        let t = Instant::now();
+        let res =
+            tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port))).await;
+        a.timings.dns = Some(t.elapsed().as_millis());
+        match res {
+            Ok(Ok(mut it)) => {
+                if let Some(x) = it.next() {
+                    x
+                } else {
+                    a.failure = Some(Failure {
+                        kind: "dns",
+                        text: format!("{host} resolved to no address"),
+                        connect_phase: true,
+                    });
+                    return a;
+                }
+            }
+            Ok(Err(e)) => {
+                a.failure = Some(Failure {
+                    kind: "dns",
+                    text: format!("{host} does not resolve: {e}"),
+                    connect_phase: true,
+                });
+                return a;
+            }
+            Err(_) => {
+                a.failure = Some(Failure {
+                    kind: "dns",
+                    text: format!(
+                        "resolving {host} took longer than {}",
+                        HumanDuration(timeout)
+                    ),
+                    connect_phase: true,
+                });
+                return a;
+            }
+        }
+    };
+    // 2. Connect (ours, on a separate connection, closed at once).
+    let t = Instant::now();
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => {
+            a.timings.connect = Some(t.elapsed().as_millis());
+            drop(s);
+        }
+        Ok(Err(e)) => {
+            a.failure = Some(Failure {
+                kind: io_kind(&e),
+                text: format!("connect to {addr}: {e}"),
+                connect_phase: true,
+            });
+            return a;
+        }
+        Err(_) => {
+            a.failure = Some(Failure {
+                kind: "timeout",
+                text: format!(
+                    "connect to {addr}: no answer within {} (SYNs unanswered: filtered or host down)",
+                    HumanDuration(timeout)
+                ),
+                connect_phase: true,
+            });
+            return a;
+        }
+    }
+    // 3. The request itself, pinned to the same address.
+    let redirects = p.max_redirects.unwrap_or(0).min(MAX_REDIRECTS);
+    let policy = if redirects == 0 {
+        reqwest::redirect::Policy::none()
+    } else {
+        reqwest::redirect::Policy::limited(usize::from(redirects))
+    };
     let mut b = reqwest::Client::builder()
-        .timeout(p.timeout())
-        .connect_timeout(p.timeout())
-        .redirect(reqwest::redirect::Policy::limited(usize::from(
-            p.max_redirects.unwrap_or(0),
-        )))
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(policy)
         .user_agent(concat!("triage502/", env!("CARGO_PKG_VERSION")))
-        .no_proxy();
-    if p.max_redirects.unwrap_or(0) == 0 {
-        b = b.redirect(reqwest::redirect::Policy::none());
+        .no_proxy()
+        .pool_max_idle_per_host(0);
+    if host.parse::<std::net::IpAddr>().is_err() {
+        b = b.resolve(&host, addr);
     }
-    if let Some(ip) = &p.resolve {
-        let ip: std::net::IpAddr = ip
-            .parse()
-            .map_err(|_| format!("resolve = `{ip}` is not an IP address"))?;
-        let host = url.host_str().unwrap_or_default();
-        let port = url.port_or_known_default().unwrap_or(80);
-        b = b.resolve(host, SocketAddr::new(ip, port));
+    let client = match b.build() {
+        Ok(c) => c,
+        Err(e) => {
+            a.failure = Some(Failure {
+                kind: "error",
+                text: format!("cannot build an HTTP client: {e}"),
+                connect_phase: false,
+            });
+            return a;
+        }
+    };
+    let method = match p.method {
+        Some(Method::Head) => reqwest::Method::HEAD,
+        _ => reqwest::Method::GET,
+    };
+    let mut resp = match client.request(method, url.clone()).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            a.failure = Some(classify_reqwest(&e, timeout));
+            a.timings.total = Some(started.elapsed().as_millis());
+            return a;
+        }
+    };
+    a.timings.first_byte = Some(started.elapsed().as_millis());
+    a.remote = resp.remote_addr().or(Some(addr));
+    a.status = Some(resp.status().as_u16());
+    a.reason = resp.status().canonical_reason().unwrap_or("").to_owned();
+    a.headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = BODY_CAP.saturating_sub(a.body.len());
+                a.body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if chunk.len() > room {
+                    a.truncated = true;
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                a.truncated = true;
+                a.failure = None;
+                a.reason
+                    .push_str(&format!(" (body read failed: {})", chain(&e)));
+                break;
+            }
+        }
     }
-    b.build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+    a.timings.total = Some(started.elapsed().as_millis());
+    a
 }
 
 pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
     let label = p.label();
     let started = Instant::now();
     let url = match reqwest::Url::parse(&p.url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
         Ok(u) => {
             return CheckReport::new(
                 DOC.kind,
                 label,
                 Outcome::Inconclusive,
-                format!("unsupported scheme `{}` (use http or https)", u.scheme()),
+                format!(
+                    "unsupported URL `{}` (use http:// or https:// with a host)",
+                    u
+                ),
             );
         }
         Err(e) => {
@@ -111,127 +475,192 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
             );
         }
     };
-    let client = match build_client(p, &url) {
-        Ok(c) => c,
-        Err(e) => return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, e),
-    };
-    let method = match p.method {
-        Some(Method::Head) => reqwest::Method::HEAD,
-        _ => reqwest::Method::GET,
-    };
-    let mut report = match client.request(method, url.clone()).send().await {
-        Ok(resp) => response_report(p, label, resp, started).await,
-        Err(e) => error_report(p, label, &e),
-    };
+    if let Some(ip) = &p.resolve
+        && ip.parse::<std::net::IpAddr>().is_err()
+    {
+        return CheckReport::new(
+            DOC.kind,
+            label,
+            Outcome::Inconclusive,
+            format!("resolve = `{ip}` is not an IP address"),
+        );
+    }
+    let n = p.repeats();
+    let mut attempts = Vec::with_capacity(usize::from(n));
+    for i in 0..n {
+        if i > 0 {
+            tokio::time::sleep(p.pause_time()).await;
+        }
+        attempts.push(attempt(p, &url).await);
+    }
+    let mut report = summarise(p, &url, label, &attempts);
     report.duration_ms = started.elapsed().as_millis() as u64;
     report
 }
 
-async fn response_report(
-    p: &Params,
-    label: String,
-    mut resp: reqwest::Response,
-    started: Instant,
-) -> CheckReport {
-    let headers_ms = started.elapsed().as_millis();
-    let status = resp.status();
-    let server = resp
-        .headers()
-        .get(reqwest::header::SERVER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let remote = resp
-        .remote_addr()
-        .map(|a| a.to_string())
+fn status_line(a: &Attempt) -> String {
+    match (&a.failure, a.status) {
+        (Some(f), _) => format!("failed ({}): {}", f.kind, f.text),
+        (None, Some(s)) => format!("{s} {}", a.reason),
+        (None, None) => "no answer".into(),
+    }
+}
+
+fn summarise(p: &Params, url: &reqwest::Url, label: String, attempts: &[Attempt]) -> CheckReport {
+    let https = url.scheme() == "https";
+    let pinned = p.resolve.is_some();
+    let n = attempts.len();
+    let failures = attempts.iter().filter(|a| a.failed()).count();
+    // The first failing attempt is the one shown in detail; else the last.
+    let Some(shown) = attempts.iter().find(|a| a.failed()).or(attempts.last()) else {
+        return CheckReport::new(
+            DOC.kind,
+            label,
+            Outcome::Inconclusive,
+            "no request was sent",
+        );
+    };
+    let remote = shown.remote.map(|a| a.to_string()).unwrap_or_default();
+    let server = shown
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("server"))
+        .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    let mut header_text = String::new();
-    for (k, v) in resp.headers() {
-        let shown = if k == reqwest::header::SET_COOKIE || k == reqwest::header::COOKIE {
-            "[redacted]".to_owned()
-        } else {
-            String::from_utf8_lossy(v.as_bytes()).into_owned()
-        };
-        header_text.push_str(&format!("{k}: {shown}\n"));
-    }
-    let mut body = Vec::new();
-    let mut truncated = false;
-    loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                let room = BODY_CAP.saturating_sub(body.len());
-                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if chunk.len() > room {
-                    truncated = true;
-                    break;
-                }
-            }
-            Ok(None) => break,
-            Err(_) => {
-                truncated = true;
-                break;
-            }
-        }
-    }
-    let excerpt: String = String::from_utf8_lossy(&body).chars().take(300).collect();
-    let code = status.as_u16();
-    let outcome = if status.is_server_error() {
+    let fp: Option<Fingerprint> = shown
+        .status
+        .map(|s| fingerprint::fingerprint(s, &shown.headers, &shown.body));
+    let pattern = if n == 1 {
+        String::new()
+    } else if failures == 0 {
+        format!(" ({n}/{n} requests fine)")
+    } else if failures == n {
+        format!(" (every one of {n} requests failed: permanent)")
+    } else {
+        format!(" ({failures} of {n} requests failed: intermittent)")
+    };
+    let outcome = if failures > 0 {
         Outcome::Problem
     } else {
         Outcome::Ok
     };
-    let mut summary = format!("{} answered {status} in {headers_ms} ms", p.url);
-    if !server.is_empty() {
-        summary.push_str(&format!(" (server: {server})"));
+    let mut summary = match (&shown.failure, shown.status) {
+        (Some(f), _) => format!("{}: {}{pattern}", p.url, f.text),
+        (None, Some(s)) => {
+            let mut t = format!(
+                "{} answered {s} {} in {} ms",
+                p.url,
+                shown.reason,
+                shown.timings.first_byte.unwrap_or(0)
+            );
+            if let Some(f) = &fp
+                && f.generator != Generator::None
+            {
+                t.push_str(&format!(", generated by {}", f.generator.id()));
+            } else if !server.is_empty() {
+                t.push_str(&format!(" (server: {server})"));
+            }
+            t.push_str(&pattern);
+            t
+        }
+        (None, None) => format!("{}: no answer{pattern}", p.url),
+    };
+    if summary.len() > 400 {
+        summary.truncate(
+            summary
+                .char_indices()
+                .nth(400)
+                .map_or(summary.len(), |(i, _)| i),
+        );
     }
     let mut r = CheckReport::new(DOC.kind, label, outcome, summary)
-        .with_fact("http.status", code.to_string())
-        .with_fact("http.server", server)
-        .with_fact("http.remote", remote.clone())
-        .with_evidence(
-            Evidence::new("status", format!("HTTP {status} from {remote}")).at(p.url.clone()),
+        .with_fact(
+            "http.status",
+            shown.status.map(|s| s.to_string()).unwrap_or_default(),
         )
-        .with_evidence(Evidence::new("headers", header_text.trim_end().to_owned()))
-        .with_evidence(Evidence::new(
+        .with_fact("http.server", server.clone())
+        .with_fact("http.remote", remote.clone())
+        .with_fact(
+            "http.generator",
+            fp.as_ref().map_or("none", |f| f.generator.id()),
+        )
+        .with_fact(
+            "http.gateway_error",
+            if fp.as_ref().is_some_and(|f| f.gateway_error) {
+                "yes"
+            } else {
+                "no"
+            },
+        )
+        .with_fact("http.failures", format!("{failures}/{n}"))
+        .with_fact("http.error", shown.failure.as_ref().map_or("", |f| f.kind));
+    for (i, a) in attempts.iter().enumerate() {
+        if n > 1 {
+            r = r.with_evidence(Evidence::new(
+                format!("request {}", i + 1),
+                format!("{} — {}", status_line(a), a.timings.text(https, pinned)),
+            ));
+        }
+    }
+    r = r.with_evidence(
+        Evidence::new("timings", shown.timings.text(https, pinned)).at(p.url.clone()),
+    );
+    if let Some(s) = shown.status {
+        r = r.with_evidence(
+            Evidence::new("status", format!("HTTP {s} {} from {remote}", shown.reason))
+                .at(p.url.clone()),
+        );
+        r = r.with_evidence(Evidence::new("headers", headers_text(&shown.headers)));
+        let excerpt: String = String::from_utf8_lossy(&shown.body)
+            .chars()
+            .take(600)
+            .collect();
+        r = r.with_evidence(Evidence::new(
             "body",
             format!(
                 "{} bytes{}: {}",
-                body.len(),
-                if truncated { "+ (truncated)" } else { "" },
+                shown.body.len(),
+                if shown.truncated {
+                    " (truncated at the cap)"
+                } else {
+                    ""
+                },
                 excerpt.trim()
             ),
         ));
-    if !status.is_server_error() {
-        r = r.exclude(Cause::FrontendDown, format!("{} answered {status}", p.url));
+        r = r.exclude(Cause::FrontendDown, format!("{} answered {s}", p.url));
     }
-    r
-}
-
-fn error_report(p: &Params, label: String, e: &reqwest::Error) -> CheckReport {
-    use std::error::Error as _;
-    let mut chain = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        src = s.source();
+    if let Some(f) = &fp
+        && f.generator != Generator::None
+    {
+        r = r.with_evidence(Evidence::new(
+            "generator",
+            format!("{}: {}", f.generator.id(), f.reason),
+        ));
+        let status = shown.status.unwrap_or(0);
+        if f.generator.is_edge() && f.gateway_error && !f.origin_reported {
+            let cf52x = f.generator == Generator::Cloudflare && (520..=527).contains(&status);
+            r = r.diagnose(
+                Cause::EdgeError,
+                if cf52x { Severity::High } else { Severity::Medium },
+                format!(
+                    "{} generated the {status} itself ({}); compare with a direct request to the origin (param `resolve`)",
+                    f.generator.id(),
+                    f.reason
+                ),
+                vec![Evidence::new("generator", f.reason.clone()).at(p.url.clone())],
+            );
+        } else if f.origin_reported {
+            r = r.exclude(
+                Cause::EdgeError,
+                format!("{}: look one hop further, at the origin", f.reason),
+            );
+        }
     }
-    let (result, what) = if e.is_timeout() {
-        (
-            "timeout",
-            format!("no answer within {}", HumanDuration(p.timeout())),
-        )
-    } else if e.is_connect() {
-        ("connect", "the connection failed".to_owned())
-    } else {
-        ("error", "the request failed".to_owned())
-    };
-    let summary = format!("{}: {what} ({chain})", p.url);
-    let mut r = CheckReport::new(DOC.kind, label, Outcome::Problem, summary)
-        .with_fact("http.status", "")
-        .with_fact("http.error", result)
-        .with_evidence(Evidence::new("error", chain.clone()).at(p.url.clone()));
-    if e.is_connect() {
+    if let Some(f) = &shown.failure
+        && f.connect_phase
+        && f.kind != "tls"
+    {
         r = r.diagnose(
             Cause::FrontendDown,
             Severity::Critical,
@@ -239,7 +668,7 @@ fn error_report(p: &Params, label: String, e: &reqwest::Error) -> CheckReport {
                 "Nothing answers at {}: no gateway error is even produced",
                 p.url
             ),
-            vec![Evidence::new("connect", chain).at(p.url.clone())],
+            vec![Evidence::new("connect", f.text.clone()).at(p.url.clone())],
         );
     }
     r
@@ -250,14 +679,21 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    async fn serve_once(response: &'static [u8]) -> String {
+    /// Serves the same response to every connection (the check opens a
+    /// timing connection before the request).
+    async fn serve(response: &'static [u8]) -> String {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         tokio::spawn(async move {
-            if let Ok((mut s, _)) = l.accept().await {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let _ = s.write_all(response).await;
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    if let Ok(n) = s.read(&mut buf).await
+                        && n > 0
+                    {
+                        let _ = s.write_all(response).await;
+                    }
+                });
             }
         });
         format!("http://{addr}/")
@@ -270,25 +706,38 @@ mod tests {
             timeout: Some(HumanDuration(Duration::from_secs(3))),
             max_redirects: None,
             resolve: None,
+            repeat: None,
+            pause: None,
         }
+    }
+
+    fn ctx() -> CheckContext {
+        CheckContext::last(Duration::from_secs(60))
     }
 
     #[tokio::test]
     async fn bad_gateway_is_a_problem_with_status_fact() {
-        let url = serve_once(b"HTTP/1.1 502 Bad Gateway\r\nServer: nginx\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbad").await;
-        let r = run(&params(url), &CheckContext::last(Duration::from_secs(60))).await;
+        let url = serve(b"HTTP/1.1 502 Bad Gateway\r\nServer: nginx\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbad").await;
+        let r = run(&params(url), &ctx()).await;
         assert_eq!(r.outcome, Outcome::Problem);
         assert_eq!(r.facts["http.status"], "502");
         assert_eq!(r.facts["http.server"], "nginx");
+        assert_eq!(r.facts["http.generator"], "upstream_app");
+        assert_eq!(r.facts["http.failures"], "1/1");
     }
 
     #[tokio::test]
-    async fn ok_page_is_ok_and_rules_out_frontend_down() {
-        let url = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: s=secret\r\nConnection: close\r\n\r\nhi").await;
-        let r = run(&params(url), &CheckContext::last(Duration::from_secs(60))).await;
+    async fn ok_page_is_ok_and_redacts_credentials() {
+        let url = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: s=secret\r\nConnection: close\r\n\r\nhi").await;
+        let r = run(&params(url), &ctx()).await;
         assert_eq!(r.outcome, Outcome::Ok);
         assert!(r.excluded.iter().any(|x| x.cause == Cause::FrontendDown));
         assert!(!format!("{r:?}").contains("secret"), "cookies are redacted");
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.label == "timings" && e.text.contains("connect"))
+        );
     }
 
     #[tokio::test]
@@ -296,18 +745,15 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/", l.local_addr().unwrap());
         drop(l);
-        let r = run(&params(url), &CheckContext::last(Duration::from_secs(60))).await;
+        let r = run(&params(url), &ctx()).await;
         assert_eq!(r.outcome, Outcome::Problem);
         assert_eq!(r.diagnoses[0].cause, Cause::FrontendDown);
+        assert_eq!(r.facts["http.error"], "refused");
     }
 
     #[tokio::test]
     async fn not_a_url_is_inconclusive() {
-        let r = run(
-            &params("ftp://x/".into()),
-            &CheckContext::last(Duration::from_secs(60)),
-        )
-        .await;
+        let r = run(&params("ftp://x/".into()), &ctx()).await;
         assert_eq!(r.outcome, Outcome::Inconclusive);
     }
 }

@@ -29,7 +29,7 @@ pub const DOC: KindDoc = KindDoc {
     kind: "tcp",
     summary: "Open a TCP connection: refused, timed out (filtered), unreachable and DNS failure are distinct.",
     example: r#"{ tcp = { address = "{{ upstream }}", timeout = "3s" } }"#,
-    facts: &["tcp.result", "tcp.peer"],
+    facts: &["tcp.result", "tcp.peer", "tcp.ipv4", "tcp.ipv6"],
 };
 
 impl Params {
@@ -87,6 +87,21 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
     let label = p.label();
     let started = Instant::now();
     let timeout = p.timeout();
+    let port_ok = p
+        .address
+        .rsplit_once(':')
+        .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok());
+    if !port_ok {
+        return CheckReport::new(
+            DOC.kind,
+            label,
+            Outcome::Inconclusive,
+            format!(
+                "`{}` is not host:port (write 127.0.0.1:8080, [::1]:8080 or app.internal:8080)",
+                p.address
+            ),
+        );
+    }
     let addrs: Vec<SocketAddr> =
         match tokio::time::timeout(timeout, tokio::net::lookup_host(p.address.as_str())).await {
             Ok(Ok(a)) => a.collect(),
@@ -110,12 +125,19 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
                 .with_fact("tcp.result", "dns");
             }
         };
-    let mut results = Vec::new();
-    // IPv4 and IPv6 are tried separately: `localhost` may be [::1] and 127.0.0.1.
-    for addr in addrs.iter().copied() {
-        let (r, text) = connect_once(addr, timeout).await;
-        results.push((addr, r, text));
-    }
+    let mut addrs = addrs;
+    addrs.sort();
+    addrs.dedup();
+    addrs.truncate(16);
+    // IPv4 and IPv6 are tried separately (and concurrently): `localhost` may
+    // be [::1] and 127.0.0.1, and only one of them may have a listener.
+    let results: Vec<(SocketAddr, Connect, String)> =
+        futures::future::join_all(addrs.iter().copied().map(|addr| async move {
+            let t = Instant::now();
+            let (r, text) = connect_once(addr, timeout).await;
+            (addr, r, format!("{text} ({} ms)", t.elapsed().as_millis()))
+        }))
+        .await;
     let mut report = summarise(&p.address, &results, label);
     report.duration_ms = started.elapsed().as_millis() as u64;
     report
@@ -155,11 +177,26 @@ fn summarise(
             String::new(),
         )
     };
+    let family = |v6: bool| {
+        results
+            .iter()
+            .filter(|r| r.0.is_ipv6() == v6)
+            .map(|r| r.1)
+            .fold(None, |acc: Option<Connect>, c| match acc {
+                Some(Connect::Connected) => acc,
+                _ => Some(c),
+            })
+            .map_or("", Connect::as_str)
+    };
     let mut report = CheckReport::new(DOC.kind, label, outcome, summary)
         .with_fact("tcp.result", result)
-        .with_fact("tcp.peer", peer);
+        .with_fact("tcp.peer", peer)
+        .with_fact("tcp.ipv4", family(false))
+        .with_fact("tcp.ipv6", family(true));
     for (addr, _, text) in results {
-        report = report.with_evidence(Evidence::new("connect", format!("{addr}: {text}")));
+        report = report.with_evidence(
+            Evidence::new("connect", format!("{addr}: {text}")).at(target.to_owned()),
+        );
     }
     report
 }
@@ -207,7 +244,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unparseable_address_is_a_dns_problem() {
+    async fn name_that_does_not_resolve_is_a_dns_problem() {
+        let r = run(
+            &Params {
+                address: "t502-nonexistent.invalid:80".into(),
+                timeout: None,
+            },
+            &ctx(),
+        )
+        .await;
+        assert_eq!(r.outcome, Outcome::Problem);
+        assert_eq!(r.facts["tcp.result"], "dns");
+    }
+
+    #[tokio::test]
+    async fn address_without_port_is_inconclusive() {
         let r = run(
             &Params {
                 address: "no-port-here".into(),
@@ -216,7 +267,23 @@ mod tests {
             &ctx(),
         )
         .await;
-        assert_eq!(r.outcome, Outcome::Problem);
-        assert_eq!(r.facts["tcp.result"], "dns");
+        assert_eq!(r.outcome, Outcome::Inconclusive);
+    }
+
+    #[tokio::test]
+    async fn families_are_reported_separately() {
+        // Only IPv4 listens; localhost may also be ::1 (refused).
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let r = run(
+            &Params {
+                address: format!("localhost:{port}"),
+                timeout: None,
+            },
+            &ctx(),
+        )
+        .await;
+        assert_eq!(r.facts["tcp.ipv4"], "connected", "{r:?}");
+        assert_ne!(r.facts["tcp.ipv6"], "connected");
     }
 }

@@ -24,6 +24,7 @@ fn edges(pb: &Playbook, id: &str) -> Vec<(String, String)> {
                 Cond::Found(c) => format!("found {c}"),
                 Cond::FactEquals(f, v) => format!("{f} = {v}"),
                 Cond::FactPresent(f) => format!("{f} known"),
+                Cond::Unexplained => "unexplained".to_owned(),
             };
             (label, w.next.clone())
         })
@@ -40,7 +41,7 @@ fn edges(pb: &Playbook, id: &str) -> Vec<(String, String)> {
             out.push(("inconclusive".into(), inconclusive.clone()));
         }
         NodeKind::Question { choices, .. } => {
-            out.extend(choices.iter().map(|c| (c.id.clone(), c.next.clone())))
+            out.extend(choices.iter().map(|c| (c.id.clone(), c.next.clone())));
         }
         NodeKind::Action {
             done,

@@ -187,7 +187,8 @@ pub struct RawChoice {
 }
 
 /// A condition that routes the walk. Give `found`, or `fact` with `equals`
-/// (or `fact` alone: present and not empty).
+/// (or `fact` alone: present and not empty), or `unexplained = true` (no
+/// root cause established yet).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawWhen {
@@ -201,6 +202,10 @@ pub struct RawWhen {
     pub fact: Option<S<String>>,
     #[serde(default)]
     pub equals: Option<String>,
+    /// True: matches while no root cause has been found (consequences such
+    /// as `no_live_upstreams` do not count).
+    #[serde(default)]
+    pub unexplained: bool,
     #[schemars(with = "String")]
     pub next: S<String>,
 }
@@ -212,6 +217,13 @@ pub struct RawFinding {
     /// The outcome that records it (default `problem`).
     #[serde(default = "problem", rename = "on")]
     pub when: Outcome,
+    /// Only when this value (a fact or variable) ...
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub fact: Option<S<String>>,
+    /// ... equals this text (without `equals`: is known and not empty).
+    #[serde(default)]
+    pub equals: Option<String>,
     #[schemars(with = "String")]
     pub cause: S<String>,
     #[serde(default)]

@@ -1,0 +1,582 @@
+//! `recent_changes`: what changed shortly before the errors began?
+//!
+//! Files under the given config dirs modified in the window (with a unified
+//! diff against a `.bak`/`.orig`/`~`/`.dpkg-old`/`.save` copy, or `git diff`
+//! when the dir is in a git work tree), package installs and upgrades from
+//! the dpkg/apt/dnf/yum logs, service restarts and reloads (the journal when
+//! readable, or the servers' own `[notice]` lines), and plugin directories.
+//! The window is `[window_from - lookback, window_to]`.
+//! Invariants: walks at most [`MAX_ENTRIES`] entries and [`MAX_DEPTH`] levels;
+//! reads at most 1 MiB per file for diffs and the last 8 MiB of each log;
+//! `git` runs with `--no-optional-locks` so it never refreshes the index.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::cause::{Cause, Severity};
+use crate::check::{CheckContext, CheckReport, Evidence, KindDoc, Outcome};
+use crate::checks::tool;
+use crate::duration::HumanDuration;
+
+/// Parameters of the `recent_changes` check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Config dirs to look in (default: /etc/nginx, /etc/apache2, /etc/httpd,
+    /// /etc/php, /etc/haproxy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<String>,
+    /// How far before the incident window a change still counts (default 24h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookback: Option<HumanDuration>,
+    /// Package manager logs (default: /var/log/dpkg.log, /var/log/apt/history.log,
+    /// /var/log/dnf.log, /var/log/yum.log).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub package_logs: Vec<String>,
+    /// Server error logs scanned for restart/reload notices (default: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_logs: Vec<String>,
+    /// Plugin directories whose entries' change times are listed, e.g.
+    /// `/var/www/html/wp-content/plugins` (default: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugin_dirs: Vec<String>,
+}
+
+pub const DOC: KindDoc = KindDoc {
+    kind: "recent_changes",
+    summary: "What changed before the errors began: config files (with a diff against a .bak/.orig/~ copy or git), package installs/upgrades (dpkg, apt, dnf, yum), service restarts/reloads (journal or the servers' notices), plugin dirs.",
+    example: r#"{ recent_changes = { dirs = ["/etc/nginx", "/etc/php/8.2"], lookback = "24h", server_logs = ["{{ error_logs }}"], plugin_dirs = ["/var/www/html/wp-content/plugins"] } }"#,
+    facts: &[
+        "changes.files",
+        "changes.backup",
+        "changes.packages",
+        "changes.restarts",
+    ],
+};
+
+pub const MAX_ENTRIES: usize = 50_000;
+pub const MAX_DEPTH: usize = 10;
+const FILE_CAP: u64 = 1 << 20;
+const LOG_TAIL: u64 = 8 << 20;
+const BACKUP_SUFFIXES: &[&str] = &[
+    ".bak",
+    ".orig",
+    "~",
+    ".dpkg-old",
+    ".dpkg-dist",
+    ".save",
+    ".old",
+];
+
+impl Params {
+    pub fn label(&self) -> String {
+        "recent changes".into()
+    }
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+}
+
+fn read_file(path: &Path) -> std::io::Result<String> {
+    let mut v = Vec::new();
+    std::fs::File::open(path)?
+        .take(FILE_CAP)
+        .read_to_end(&mut v)?;
+    Ok(String::from_utf8_lossy(&v).into_owned())
+}
+
+/// The last `LOG_TAIL` bytes of a log.
+fn read_tail(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if len > LOG_TAIL {
+        f.seek(SeekFrom::Start(len - LOG_TAIL))?;
+    }
+    let mut v = Vec::new();
+    f.take(LOG_TAIL).read_to_end(&mut v)?;
+    Ok(String::from_utf8_lossy(&v).into_owned())
+}
+
+fn is_backup(name: &str) -> bool {
+    BACKUP_SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+/// Files changed in `[from, to]` under `root` (not following symlinks).
+fn changed_files(
+    root: &Path,
+    from: SystemTime,
+    to: SystemTime,
+    budget: &mut usize,
+) -> Vec<(PathBuf, SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.filter_map(Result::ok) {
+            if *budget == 0 {
+                return out;
+            }
+            *budget -= 1;
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            let name = e.file_name().to_string_lossy().into_owned();
+            if m.is_dir() {
+                if depth < MAX_DEPTH && name != ".git" {
+                    stack.push((e.path(), depth + 1));
+                }
+            } else if let Ok(t) = m.modified()
+                && t >= from
+                && t <= to
+                && !is_backup(&name)
+            {
+                out.push((e.path(), t));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn backup_of(file: &Path) -> Option<PathBuf> {
+    let name = file.file_name()?.to_string_lossy().into_owned();
+    BACKUP_SUFFIXES
+        .iter()
+        .map(|s| file.with_file_name(format!("{name}{s}")))
+        .find(|p| p.is_file())
+}
+
+/// A unified diff of two texts, at most 200 lines.
+pub fn unified_diff(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
+    let d = similar::TextDiff::from_lines(old, new);
+    let text = d
+        .unified_diff()
+        .context_radius(2)
+        .header(old_name, new_name)
+        .to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() > 200 {
+        format!(
+            "{}\n… ({} more lines)",
+            lines[..200].join("\n"),
+            lines.len() - 200
+        )
+    } else {
+        text
+    }
+}
+
+fn git_root(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .take(32)
+        .find(|d| d.join(".git").exists())
+        .map(Path::to_path_buf)
+}
+
+async fn git_diff(root: &Path, file: &Path) -> Option<String> {
+    let args: Vec<String> = vec![
+        "--no-optional-locks".into(),
+        "-C".into(),
+        root.display().to_string(),
+        "diff".into(),
+        "--no-color".into(),
+        "--no-ext-diff".into(),
+        "HEAD".into(),
+        "--".into(),
+        file.display().to_string(),
+    ];
+    let o = tool::run("git", &args, Duration::from_secs(10), 256 * 1024)
+        .await
+        .ok()?;
+    (o.code == Some(0) && !o.stdout.trim().is_empty()).then(|| {
+        let lines: Vec<&str> = o.stdout.lines().take(200).collect();
+        lines.join("\n")
+    })
+}
+
+fn ts(t: &str) -> Option<i64> {
+    // `2026-11-23 10:00:00` or `2026-11-23T10:00:00` (local time), or with an offset/Z.
+    let t = t.trim();
+    if let Ok(x) = t.parse::<jiff::Timestamp>() {
+        return Some(x.as_second());
+    }
+    let dt: jiff::civil::DateTime = t.replacen(' ', "T", 1).parse().ok()?;
+    Some(
+        dt.to_zoned_datetime(jiff::tz::TimeZone::system())
+            .ok()?
+            .timestamp()
+            .as_second(),
+    )
+}
+
+/// Package events in the window from dpkg, apt history, dnf and yum logs.
+pub fn package_events(text: &str, from: i64, to: i64) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut apt_start: Option<i64> = None;
+    for l in text.lines() {
+        if out.len() >= 100 {
+            break;
+        }
+        // dpkg.log: `2026-11-23 10:00:00 upgrade nginx:amd64 1.22.1-9 1.22.1-9+deb12u1`
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if w.len() >= 4 && matches!(w[2], "install" | "upgrade" | "remove" | "purge") {
+            if let Some(t) = ts(&format!("{} {}", w[0], w[1]))
+                && t >= from
+                && t <= to
+            {
+                out.push(l.trim().to_owned());
+            }
+            continue;
+        }
+        // apt history: `Start-Date: 2026-11-23  10:00:00` then `Upgrade: …`
+        if let Some(rest) = l.strip_prefix("Start-Date:") {
+            apt_start = ts(&rest.split_whitespace().collect::<Vec<_>>().join(" "));
+            continue;
+        }
+        if let Some(t) = apt_start
+            && t >= from
+            && t <= to
+            && ["Install:", "Upgrade:", "Remove:", "Purge:"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        {
+            let line: String = l.chars().take(400).collect();
+            out.push(format!("apt {line}"));
+            continue;
+        }
+        // dnf.log: `2026-11-23T10:00:00+0000 INFO Upgraded: …` / yum.log `Nov 23 10:00:00 Updated: …`
+        if (l.contains("Upgraded:")
+            || l.contains("Installed:")
+            || l.contains("Updated:")
+            || l.contains("Erased:"))
+            && let Some(first) = w.first()
+            && let Some(t) = ts(&first.replace("+0000", "Z"))
+            && t >= from
+            && t <= to
+        {
+            out.push(l.trim().to_owned());
+        }
+    }
+    out
+}
+
+/// Restart/reload notices of nginx, Apache, php-fpm and HAProxy.
+pub fn restart_lines(text: &str) -> Vec<String> {
+    const MARKS: &[&str] = &[
+        "signal process started",
+        "reconfiguring",
+        "start worker processes",
+        "resuming normal operations",
+        "caught SIGTERM, shutting down",
+        "SIGHUP received",
+        "SIGUSR1 received",
+        "Graceful restart requested",
+        "ready to handle connections",
+        "Reloading PHP",
+        "exiting, bye-bye",
+        "Proxy started",
+        "Stopping proxies",
+        "Started ",
+        "Stopped ",
+        "Reloaded ",
+        "Reloading ",
+    ];
+    text.lines()
+        .filter(|l| MARKS.iter().any(|m| l.contains(m)))
+        .map(|l| l.trim().chars().take(300).collect())
+        .collect()
+}
+
+/// The timestamp of an nginx/php-fpm/Apache/journal log line, if it has one.
+fn line_time(l: &str) -> Option<i64> {
+    // nginx: `2026/11/23 10:00:00 [notice] …`
+    if l.len() >= 19 && l.as_bytes().get(4) == Some(&b'/') {
+        return ts(&l[..19].replace('/', "-"));
+    }
+    // Apache: `[Mon Nov 23 10:00:00.123456 2026] …`, php-fpm: `[23-Nov-2026 10:00:00] …`
+    if let Some(inner) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
+        for fmt in ["%a %b %d %H:%M:%S%.f %Y", "%d-%b-%Y %H:%M:%S"] {
+            if let Ok(dt) = jiff::civil::DateTime::strptime(fmt, inner) {
+                return Some(
+                    dt.to_zoned_datetime(jiff::tz::TimeZone::system())
+                        .ok()?
+                        .timestamp()
+                        .as_second(),
+                );
+            }
+        }
+    }
+    // journal short-iso: `2026-11-23T10:00:00+0000 host unit[pid]: …`
+    l.split_whitespace()
+        .next()
+        .and_then(|w| ts(w).or_else(|| ts(&w.replace("+0000", "Z"))))
+}
+
+pub async fn run(p: &Params, ctx: &CheckContext) -> CheckReport {
+    let started = Instant::now();
+    let mut r = look(p, ctx).await;
+    r.duration_ms = started.elapsed().as_millis() as u64;
+    r
+}
+
+async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
+    let label = p.label();
+    let lookback = p.lookback.map_or(Duration::from_secs(86400), |d| d.0);
+    let from_s = ctx.window_from.as_second() - lookback.as_secs() as i64;
+    let to_s = ctx.window_to.as_second() + 60;
+    let to_sys = |s: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(s.max(0) as u64);
+    let (from, to) = (to_sys(from_s), to_sys(to_s));
+    let dirs: Vec<String> = if p.dirs.is_empty() {
+        [
+            "/etc/nginx",
+            "/etc/apache2",
+            "/etc/httpd",
+            "/etc/php",
+            "/etc/haproxy",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    } else {
+        p.dirs
+            .iter()
+            .filter(|d| !d.trim().is_empty())
+            .cloned()
+            .collect()
+    };
+    let mut looked = 0usize;
+    let mut unreadable = Vec::new();
+    let mut ev = Vec::new();
+    let mut files = Vec::new();
+    let mut first_backup = String::new();
+    let mut budget = MAX_ENTRIES;
+    for d in &dirs {
+        let root = Path::new(d);
+        match std::fs::read_dir(root) {
+            Ok(_) => looked += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && p.dirs.is_empty() => continue,
+            Err(e) => {
+                unreadable.push(format!("{d}: {e}"));
+                continue;
+            }
+        }
+        let repo = git_root(root);
+        for (f, t) in changed_files(root, from, to, &mut budget)
+            .into_iter()
+            .take(200)
+        {
+            let when = jiff::Timestamp::try_from(t)
+                .map(|x| x.to_string())
+                .unwrap_or_default();
+            files.push(f.display().to_string());
+            let diff = if let Some(b) = backup_of(&f) {
+                if first_backup.is_empty() {
+                    first_backup = b.display().to_string();
+                }
+                match (read_file(&b), read_file(&f)) {
+                    (Ok(old), Ok(new)) => Some(unified_diff(
+                        &old,
+                        &new,
+                        &b.display().to_string(),
+                        &f.display().to_string(),
+                    )),
+                    (Err(e), _) | (_, Err(e)) => Some(format!("cannot read for a diff: {e}")),
+                }
+            } else if let Some(root) = &repo {
+                git_diff(root, &f).await
+            } else {
+                None
+            };
+            let text = match diff {
+                Some(d) => format!("{} modified {when}\n{d}", f.display()),
+                None => format!(
+                    "{} modified {when} (no backup copy or git history to diff against)",
+                    f.display()
+                ),
+            };
+            ev.push(Evidence::new("changed file", text).at(f.display().to_string()));
+        }
+    }
+    // Packages.
+    let pkg_logs: Vec<String> = if p.package_logs.is_empty() {
+        [
+            "/var/log/dpkg.log",
+            "/var/log/apt/history.log",
+            "/var/log/dnf.log",
+            "/var/log/yum.log",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    } else {
+        p.package_logs.clone()
+    };
+    let mut packages = Vec::new();
+    for l in pkg_logs.iter().filter(|s| !s.trim().is_empty()) {
+        match read_tail(Path::new(l)) {
+            Ok(t) => {
+                looked += 1;
+                let evs = package_events(&t, from_s, to_s);
+                if !evs.is_empty() {
+                    ev.push(Evidence::new("packages", evs.join("\n")).at(l.clone()));
+                }
+                packages.extend(evs);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && p.package_logs.is_empty() => {}
+            Err(e) => unreadable.push(format!("{l}: {e}")),
+        }
+    }
+    // Restarts: server logs, then the journal.
+    let mut restarts = Vec::new();
+    for l in p.server_logs.iter().filter(|s| !s.trim().is_empty()) {
+        match read_tail(Path::new(l)) {
+            Ok(t) => {
+                looked += 1;
+                let lines: Vec<String> = restart_lines(&t)
+                    .into_iter()
+                    .filter(|x| line_time(x).is_none_or(|t| t >= from_s && t <= to_s))
+                    .take(50)
+                    .collect();
+                if !lines.is_empty() {
+                    ev.push(Evidence::new("restarts", lines.join("\n")).at(l.clone()));
+                }
+                restarts.extend(lines);
+            }
+            Err(e) => unreadable.push(format!(
+                "{l}: {e}{}",
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    " (run as root or add yourself to group adm)"
+                } else {
+                    ""
+                }
+            )),
+        }
+    }
+    if std::path::Path::new("/run/systemd/system").is_dir() && tool::find("journalctl").is_ok() {
+        let since = jiff::Timestamp::from_second(from_s)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        let args: Vec<String> = [
+            "--no-pager",
+            "-q",
+            "-o",
+            "short-iso",
+            "--since",
+            since.as_str(),
+            "_PID=1",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        if let Ok(o) = tool::run("journalctl", &args, Duration::from_secs(10), 2 << 20).await
+            && o.code == Some(0)
+        {
+            looked += 1;
+            let lines: Vec<String> = restart_lines(&o.stdout).into_iter().take(50).collect();
+            if !lines.is_empty() {
+                ev.push(Evidence::new("restarts", lines.join("\n")).at(o.argv));
+            }
+            restarts.extend(lines);
+        }
+    }
+    // Plugin dirs: entries whose mtime is in the window.
+    for d in p.plugin_dirs.iter().filter(|s| !s.trim().is_empty()) {
+        match std::fs::read_dir(d) {
+            Ok(rd) => {
+                looked += 1;
+                let mut changed = Vec::new();
+                for e in rd.filter_map(Result::ok).take(5000) {
+                    if let Ok(m) = e.metadata()
+                        && let Ok(t) = m.modified()
+                        && t >= from
+                        && t <= to
+                    {
+                        changed.push(e.path().display().to_string());
+                    }
+                }
+                changed.sort();
+                if !changed.is_empty() {
+                    ev.push(Evidence::new("plugins changed", changed.join("\n")).at(d.clone()));
+                    files.extend(changed);
+                }
+            }
+            Err(e) => unreadable.push(format!("{d}: {e}")),
+        }
+    }
+    let mut r = CheckReport::new(DOC.kind, label, Outcome::Ok, String::new())
+        .with_fact("changes.files", files.join("\n"))
+        .with_fact("changes.backup", first_backup)
+        .with_fact("changes.packages", packages.join("\n"))
+        .with_fact("changes.restarts", restarts.join("\n"));
+    for u in &unreadable {
+        r = r.with_evidence(Evidence::new("not readable", u.clone()));
+    }
+    let n = files.len() + packages.len() + restarts.len();
+    if n > 0 {
+        let mut parts = Vec::new();
+        if !files.is_empty() {
+            parts.push(format!(
+                "{} file(s) changed ({})",
+                files.len(),
+                files.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if !packages.is_empty() {
+            parts.push(format!("{} package event(s)", packages.len()));
+        }
+        if !restarts.is_empty() {
+            parts.push(format!("{} restart/reload notice(s)", restarts.len()));
+        }
+        let s = format!("changes before the errors: {}", parts.join("; "));
+        r.outcome = Outcome::Problem;
+        r.summary.clone_from(&s);
+        for e in &ev {
+            r = r.with_evidence(e.clone());
+        }
+        r = r.diagnose(Cause::RecentChange, Severity::Medium, s, ev);
+    } else if looked == 0 {
+        r.outcome = Outcome::Inconclusive;
+        r.summary = if unreadable.is_empty() {
+            "none of the config dirs or logs exist here".into()
+        } else {
+            format!("could not look: {}", unreadable.join("; "))
+        };
+    } else {
+        r.summary = format!(
+            "no change found in the {} window before the errors",
+            HumanDuration(lookback)
+        );
+        r = r.exclude(
+            Cause::RecentChange,
+            "no config, package, restart or plugin change in the window",
+        );
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpkg_and_apt_events_in_the_window() {
+        let t = "2026-11-23 10:00:00 upgrade nginx:amd64 1.22.1-9 1.22.1-9+deb12u1\n2020-01-01 10:00:00 install x:amd64 <none> 1\nStart-Date: 2026-11-23  10:05:00\nUpgrade: php8.2-fpm:amd64 (8.2.1, 8.2.2)\n";
+        let from = ts("2026-11-23 00:00:00").unwrap();
+        let ev = package_events(t, from, from + 86400);
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert!(ev[1].starts_with("apt Upgrade: php8.2-fpm"));
+    }
+
+    #[test]
+    fn nginx_reload_notice_is_a_restart() {
+        let l = "2026/11/23 10:00:00 [notice] 123#123: signal process started";
+        assert_eq!(restart_lines(l).len(), 1);
+        assert!(line_time(l).is_some());
+    }
+}

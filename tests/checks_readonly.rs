@@ -1,0 +1,167 @@
+//! Every check kind, run against one temp tree, changes no file: content,
+//! mode and mtime of every entry (files, dirs, the socket) are identical
+//! before and after. Runs through `CheckSpec` so each registered kind is
+//! covered; a new kind without an entry here fails the test.
+
+#[path = "support/dns_stub.rs"]
+mod dns_stub;
+#[path = "support/listeners.rs"]
+mod listeners;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use triage502::check::{CheckSpec, KINDS};
+
+#[derive(Debug, PartialEq, Eq)]
+struct State {
+    content: Option<Vec<u8>>,
+    mode: u32,
+    uid: u32,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, State> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let content = m.is_file().then(|| std::fs::read(&p).unwrap());
+        if m.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        }
+        out.insert(
+            p,
+            State {
+                content,
+                mode: m.mode(),
+                uid: m.uid(),
+                mtime: (m.mtime(), m.mtime_nsec()),
+                ctime: (m.ctime(), m.ctime_nsec()),
+            },
+        );
+    }
+    out
+}
+
+fn spec(toml_text: &str) -> CheckSpec {
+    let t: toml::Table =
+        toml::from_str(&format!("c = {toml_text}")).unwrap_or_else(|e| panic!("{toml_text}: {e}"));
+    t["c"]
+        .clone()
+        .try_into()
+        .unwrap_or_else(|e| panic!("{toml_text}: {e}"))
+}
+
+#[tokio::test]
+async fn no_check_kind_changes_any_file() {
+    listeners::require("nginx", "nginx");
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    let r = root.display().to_string();
+    // The tree: configs with a backup, a WordPress plugin, a cache, logs, a socket.
+    std::fs::create_dir_all(root.join("etc/nginx")).unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    // As on a working install, nginx's temp dirs belong to its worker user
+    // (`nobody` by default): `nginx -t` run as root chowns them to that user
+    // otherwise (see config_test's documentation).
+    let nobody = triage502::checks::permission::lookup("nobody").unwrap();
+    for t in ["body", "proxy", "fcgi", "uwsgi", "scgi"] {
+        std::fs::create_dir_all(root.join("tmp").join(t)).unwrap();
+        std::os::unix::fs::chown(root.join("tmp").join(t), Some(nobody.uid), None).unwrap();
+    }
+    std::fs::write(
+        root.join("etc/nginx/nginx.conf"),
+        format!("pid {r}/nginx.pid;\nerror_log stderr;\nevents {{}}\nhttp {{\n access_log off;\n client_body_temp_path {r}/tmp/body;\n proxy_temp_path {r}/tmp/proxy;\n fastcgi_temp_path {r}/tmp/fcgi;\n uwsgi_temp_path {r}/tmp/uwsgi;\n scgi_temp_path {r}/tmp/scgi;\n server {{ listen 127.0.0.1:18085; }}\n}}\n"),
+    )
+    .unwrap();
+    std::fs::write(root.join("nginx.pid"), "").unwrap();
+    std::fs::write(root.join("etc/nginx/nginx.conf.bak"), "events {}\n").unwrap();
+    std::fs::create_dir_all(root.join("www/wp-content/plugins/shop")).unwrap();
+    std::fs::write(
+        root.join("www/wp-content/plugins/shop/shop.php"),
+        "<?php\n/* Plugin Name: Shop\nVersion: 1.0 */\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("cache/a/1f")).unwrap();
+    std::fs::write(root.join("cache/a/1f/entry"), "cached").unwrap();
+    std::fs::write(root.join("error.log"), "2026/11/23 10:00:00 [notice] 1#1: signal process started\nPHP Fatal error: x in /srv/wp-content/plugins/shop/shop.php:2\n").unwrap();
+    std::fs::write(
+        root.join("dpkg.log"),
+        "2026-11-23 10:00:00 upgrade nginx:amd64 1 2\n",
+    )
+    .unwrap();
+    let sock = root.join("app.sock");
+    let _unix = listeners::unix_reply(&sock, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let http = listeners::start(listeners::Behaviour::Reply(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    ))
+    .await;
+    let dns = dns_stub::start().await;
+
+    let specs = [
+        format!(r#"{{ http = {{ url = "http://{http}/" }} }}"#),
+        format!(r#"{{ upstream_probe = {{ address = "unix:{r}/app.sock" }} }}"#),
+        format!(r#"{{ pages = {{ url = "http://{http}", paths = ["/a"] }} }}"#),
+        format!(r#"{{ dns = {{ name = "ok.test", resolver = "{dns}" }} }}"#),
+        format!(r#"{{ tcp = {{ address = "{http}" }} }}"#),
+        format!(r#"{{ unix_socket = {{ path = "unix:{r}/app.sock", user = "www-data" }} }}"#),
+        format!(r#"{{ listener = {{ address = "unix:{r}/app.sock" }} }}"#),
+        r#"{ service = { unit = "nginx", via = "proc" } }"#.to_owned(),
+        format!(
+            r#"{{ config_test = {{ server = "nginx", config = "{r}/etc/nginx/nginx.conf", prefix = "{r}" }} }}"#
+        ),
+        format!(
+            r#"{{ resources = {{ paths = ["{r}", "{r}/cache"], pids = ["{}"] }} }}"#,
+            std::process::id()
+        ),
+        format!(
+            r#"{{ recent_changes = {{ dirs = ["{r}/etc/nginx"], package_logs = ["{r}/dpkg.log"], server_logs = ["{r}/error.log"], plugin_dirs = ["{r}/www/wp-content/plugins"] }} }}"#
+        ),
+        format!(r#"{{ firewall = {{ address = "127.0.0.1:18085" }} }}"#),
+        format!(r#"{{ plugins = {{ document_root = "{r}/www", fatal_log = "{r}/error.log" }} }}"#),
+        format!(r#"{{ cache = {{ paths = ["{r}/cache"], user = "root" }} }}"#),
+        format!(r#"{{ command = {{ argv = ["cat", "{r}/dpkg.log"], ok_if = ["upgrade"] }} }}"#),
+    ];
+    let before = snapshot(root);
+    let ctx = listeners::ctx();
+    let mut kinds = BTreeSet::new();
+    for s in &specs {
+        let spec = spec(s);
+        let report = spec.run(&ctx).await;
+        assert_eq!(report.kind, spec.kind());
+        eprintln!(
+            "{}: {} — {}",
+            spec.kind(),
+            report.outcome.as_str(),
+            report.summary
+        );
+        kinds.insert(spec.kind());
+        let after = snapshot(root);
+        for (path, st) in &before {
+            assert_eq!(
+                after.get(path),
+                Some(st),
+                "{} changed {}",
+                spec.kind(),
+                path.display()
+            );
+        }
+        assert_eq!(
+            after.len(),
+            before.len(),
+            "{} created or removed entries: {:?}",
+            spec.kind(),
+            after
+                .keys()
+                .filter(|k| !before.contains_key(*k))
+                .collect::<Vec<_>>()
+        );
+    }
+    let all: BTreeSet<&str> = KINDS.iter().map(|k| k.kind).collect();
+    assert_eq!(kinds, all, "every registered kind must be run here");
+}
