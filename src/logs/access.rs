@@ -475,7 +475,7 @@ fn summarise_file(
             return rep;
         }
     };
-    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let size = f.metadata().map_or(0, |m| m.len());
     rep.size = size;
     let detected;
     let layout = if let Some(l) = given {
