@@ -207,6 +207,7 @@ pub fn summarise(s: &AccessSummary, label: String) -> CheckReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Write as _;
 
     #[tokio::test]
     async fn page_specific_failures_publish_scope_and_paths() {
@@ -225,10 +226,15 @@ mod tests {
             let mon = [
                 "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
             ][dt.month() as usize - 1];
-            text.push_str(&format!(
-                "10.0.0.1 - - [{:02}/{mon}/{}:{:02}:{:02}:{:02} +0000] \"GET {path} HTTP/1.1\" {status} 157 \"-\" \"curl\"\n",
-                dt.day(), dt.year(), dt.hour(), dt.minute(), dt.second()
-            ));
+            let _ = writeln!(
+                text,
+                "10.0.0.1 - - [{:02}/{mon}/{}:{:02}:{:02}:{:02} +0000] \"GET {path} HTTP/1.1\" {status} 157 \"-\" \"curl\"",
+                dt.day(),
+                dt.year(),
+                dt.hour(),
+                dt.minute(),
+                dt.second()
+            );
         }
         std::fs::write(&p, text).unwrap();
         let r = run(

@@ -6,6 +6,7 @@
 //! upstream and the failing paths become facts for later nodes. A file that
 //! cannot be read makes the check inconclusive with the remedy.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -192,10 +193,10 @@ pub fn summarise(rep: &ScanReport, label: String) -> CheckReport {
             c.last_seen.as_deref().unwrap_or("?")
         );
         if let Some(u) = c.upstreams.first() {
-            summary.push_str(&format!("; upstream {}", u.value));
+            let _ = write!(summary, "; upstream {}", u.value);
         }
         if let Some(s) = c.sockets.first() {
-            summary.push_str(&format!("; socket {}", s.value));
+            let _ = write!(summary, "; socket {}", s.value);
         }
         if !c.paths.is_empty() {
             let p: Vec<String> = c
@@ -204,7 +205,7 @@ pub fn summarise(rep: &ScanReport, label: String) -> CheckReport {
                 .take(3)
                 .map(|p| format!("{} ({})", p.value, p.count))
                 .collect();
-            summary.push_str(&format!("; paths {}", p.join(", ")));
+            let _ = write!(summary, "; paths {}", p.join(", "));
         }
         r = r.diagnose(c.cause, severity(rank, c.role, c.count), summary, evidence);
     }

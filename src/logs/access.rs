@@ -334,10 +334,10 @@ pub fn summarise_with(
     for path in files {
         reports.push(summarise_file(path, given.as_ref(), window, zone, &mut acc));
     }
-    Ok(finish(acc, window, reports, started))
+    Ok(finish(&acc, window, reports, started))
 }
 
-fn finish(acc: Acc, window: &Window, files: Vec<AccessFile>, started: Instant) -> AccessSummary {
+fn finish(acc: &Acc, window: &Window, files: Vec<AccessFile>, started: Instant) -> AccessSummary {
     let gateway_errors: u64 = acc.by_status[502..=504].iter().sum();
     let by_status: BTreeMap<u16, u64> = acc
         .by_status
@@ -475,7 +475,7 @@ fn summarise_file(
             return rep;
         }
     };
-    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let size = f.metadata().map_or(0, |m| m.len());
     rep.size = size;
     let detected;
     let layout = if let Some(l) = given {
@@ -483,12 +483,11 @@ fn summarise_file(
     } else {
         let mut head = vec![0u8; 64 * 1024];
         let n = std::os::unix::fs::FileExt::read_at(&f, &mut head, 0).unwrap_or(0);
-        match layout::detect(&head[..n]) {
-            Some(l) => {
-                detected = l;
-                &detected
-            }
-            None => {
+        if let Some(l) = layout::detect(&head[..n]) {
+            detected = l;
+            &detected
+        } else {
+            {
                 rep.error = Some(format!(
                     "{}: access-log format not recognised; give it with --log-format (a log_format / LogFormat string)",
                     path.display()

@@ -418,7 +418,9 @@ impl Catalogue {
                 owners.push(Vec::new());
             }
         }
+        // A DFA: slower to build (once), several times faster to search than the NFA.
         let prefilter = AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(&literals)
             .map_err(|e| CatalogueError {
                 file: (*sources.first().map_or(&"", |s| &s.0)).to_owned(),

@@ -131,6 +131,15 @@ impl Catalogue {
         entry: &[u8],
         caps: &regex::bytes::Captures<'_>,
     ) -> Classification {
+        if sig.not_a_cause {
+            // Negative controls need no fields: they are only counted.
+            return Classification {
+                role: Role::Ignored,
+                cause: None,
+                signature: Some(idx),
+                fields: Fields::default(),
+            };
+        }
         let mut f = format::fields(head, entry);
         if let Some(e) = cap_str(caps, "errno").and_then(|s| s.parse().ok()) {
             f.errno = Some(e);

@@ -147,11 +147,11 @@ pub struct ClassifyArgs {
     pub signatures: Option<PathBuf>,
 }
 
-fn bad_input(out: &mut dyn Write, msg: &str) -> anyhow::Result<ExitCode> {
+fn bad_input(out: &mut dyn Write, msg: &str) -> ExitCode {
     // Bad input goes to stderr so JSON on stdout stays valid.
     let _ = out.flush();
     eprintln!("triage502 logs: {msg}");
-    Ok(ExitCode::from(2))
+    ExitCode::from(2)
 }
 
 fn catalogue(extra: Option<&PathBuf>) -> Result<Catalogue, String> {
@@ -178,11 +178,11 @@ pub fn run(cmd: LogsCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
 fn run_scan(a: &ScanArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let window = match a.window.window() {
         Ok(w) => w,
-        Err(e) => return bad_input(out, &e.to_string()),
+        Err(e) => return Ok(bad_input(out, &e.to_string())),
     };
     let cat = match catalogue(a.signatures.as_ref()) {
         Ok(c) => c,
-        Err(e) => return bad_input(out, &e),
+        Err(e) => return Ok(bad_input(out, &e)),
     };
     let opts = ScanOptions {
         catalogue: &cat,
@@ -204,7 +204,7 @@ fn run_scan(a: &ScanArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         .filter(|f| !f.rotated && f.error.is_some())
         .count();
     if operands_failed == a.files.len() {
-        return bad_input(out, "no file could be read");
+        return Ok(bad_input(out, "no file could be read"));
     }
     Ok(ExitCode::from(u8::from(!report.causes.is_empty())))
 }
@@ -212,11 +212,11 @@ fn run_scan(a: &ScanArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
 fn run_access(a: &AccessArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let window = match a.window.window() {
         Ok(w) => w,
-        Err(e) => return bad_input(out, &e.to_string()),
+        Err(e) => return Ok(bad_input(out, &e.to_string())),
     };
     let summary = match access::summarise(&a.files, a.log_format.as_deref(), &window) {
         Ok(s) => s,
-        Err(e) => return bad_input(out, &format!("--log-format: {e}")),
+        Err(e) => return Ok(bad_input(out, &format!("--log-format: {e}"))),
     };
     match a.format {
         Output::Json => {
@@ -226,7 +226,7 @@ fn run_access(a: &AccessArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Output::Text => out.write_all(access::render_text(&summary).as_bytes())?,
     }
     if summary.files.iter().all(|f| f.error.is_some()) {
-        return bad_input(out, "no access log could be read");
+        return Ok(bad_input(out, "no access log could be read"));
     }
     Ok(ExitCode::from(u8::from(summary.gateway_errors > 0)))
 }
@@ -247,14 +247,14 @@ struct Verdict<'a> {
 fn run_classify(a: &ClassifyArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let cat = match catalogue(a.signatures.as_ref()) {
         Ok(c) => c,
-        Err(e) => return bad_input(out, &e),
+        Err(e) => return Ok(bad_input(out, &e)),
     };
     let input: Box<dyn BufRead + Send> = match &a.input {
         None => Box::new(std::io::BufReader::new(std::io::stdin())),
         Some(p) if p.as_os_str() == "-" => Box::new(std::io::BufReader::new(std::io::stdin())),
         Some(p) => match std::fs::File::open(p) {
             Ok(f) => Box::new(std::io::BufReader::with_capacity(1 << 16, f)),
-            Err(e) => return bad_input(out, &format!("{}: {e}", p.display())),
+            Err(e) => return Ok(bad_input(out, &format!("{}: {e}", p.display()))),
         },
     };
     // A reader thread feeds lines; a pause of 300 ms completes the pending

@@ -241,6 +241,10 @@ struct Tally {
 }
 
 /// Generate both logs; returns the truth for the window.
+#[allow(
+    clippy::many_single_char_names,
+    reason = "r (rng), t (time), o (output) are used on every line"
+)]
 pub fn generate(spec: &Spec, err: &mut impl Write, acc: &mut impl Write) -> io::Result<Truth> {
     let mut r = Rng(spec.seed ^ 0x5eed);
     let start = spec.end - spec.days * 86_400;

@@ -291,9 +291,7 @@ pub fn redact(text: &[u8]) -> String {
     while let Some(q) = rest.find('?') {
         let (before, after) = rest.split_at(q);
         out.push_str(before);
-        let end = after
-            .find(|c: char| c == ' ' || c == '"' || c == '\n')
-            .unwrap_or(after.len());
+        let end = after.find([' ', '"', '\n']).unwrap_or(after.len());
         if after[..end].contains('=') {
             out.push_str("?[redacted]");
         } else {

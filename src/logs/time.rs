@@ -7,6 +7,11 @@
 //! UTC offset per hour so the hot path does no time-zone lookups.
 //! Invariant: no parser reads past the slice it is given, none panics.
 
+#![allow(
+    clippy::many_single_char_names,
+    reason = "y, mo, d, h, mi, s are the calendar fields of the layouts"
+)]
+
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;

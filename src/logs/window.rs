@@ -56,13 +56,11 @@ pub fn probe(
             let starts_line =
                 at == 0 || (read_at_full(f, &mut prev, at - 1)? == 1 && prev[0] == b'\n');
             if !starts_line {
-                match memchr::memchr(b'\n', data) {
-                    Some(i) => pos = i + 1,
-                    None => {
-                        at += n as u64;
-                        continue;
-                    }
-                }
+                let Some(i) = memchr::memchr(b'\n', data) else {
+                    at += n as u64;
+                    continue;
+                };
+                pos = i + 1;
             }
             skip_partial = false;
         }
