@@ -196,3 +196,94 @@ fn haproxy_and_php_fpm_errors_are_located() {
     .unwrap_err();
     assert_eq!(at(&e), ("bad_section.conf".into(), 3, 1), "{e}");
 }
+
+/// The configurations Debian's packages ship parse, and map a URL, with
+/// Debian's envvars for Apache (`${APACHE_LOG_DIR}`, `${APACHE_RUN_USER}`).
+#[test]
+fn debian_shipped_configs_parse_and_route() {
+    let need = |p: &str| {
+        assert!(
+            Path::new(p).exists(),
+            "{p} is missing: run `apt-get install -y nginx apache2 haproxy php8.2-fpm` (as root)"
+        );
+    };
+    need("/etc/nginx/nginx.conf");
+    need("/etc/apache2/apache2.conf");
+    need("/etc/haproxy/haproxy.cfg");
+    need("/etc/php/8.2/fpm/php-fpm.conf");
+
+    let cfg = nginx::parse(
+        Path::new("/etc/nginx/nginx.conf"),
+        Path::new("/usr/share/nginx"),
+        None,
+        Limits::default(),
+    )
+    .unwrap();
+    assert!(cfg.http().is_some());
+    let mut m = triage502::discovery::ServiceMap::default();
+    let req = nginx::route::Request {
+        host: "localhost",
+        port: 80,
+        path: "/",
+        local_ip: Some("127.0.0.1".parse().unwrap()),
+    };
+    nginx::route::map(&cfg, &req, &nginx::route::Defaults::default(), &mut m);
+    assert_eq!(m.worker_user.as_deref(), Some("www-data"));
+    assert_eq!(m.logs.error, vec!["/var/log/nginx/error.log"]);
+    assert_eq!(m.logs.access, vec!["/var/log/nginx/access.log"]);
+    let server = m.route.as_ref().unwrap().server_block.as_ref().unwrap();
+    assert!(
+        server.file.starts_with("/etc/nginx/sites-enabled/"),
+        "{server:?}"
+    );
+
+    let env =
+        apache::parse::parse_envvars(&std::fs::read_to_string("/etc/apache2/envvars").unwrap());
+    let cfg = apache::parse_config(
+        Path::new("/etc/apache2/apache2.conf"),
+        Path::new("/etc/apache2"),
+        &[],
+        env,
+        Limits::default(),
+    )
+    .unwrap();
+    assert!(
+        cfg.context.undefined.is_empty(),
+        "{:?}",
+        cfg.context.undefined
+    );
+    let mut m = triage502::discovery::ServiceMap::default();
+    let req = apache::route::Request {
+        host: "localhost".into(),
+        port: 80,
+        path: "/".into(),
+        local_ip: Some("127.0.0.1".parse().unwrap()),
+    };
+    apache::route::map(&cfg, &req, None, &mut m);
+    assert_eq!(m.worker_user.as_deref(), Some("www-data"));
+    assert_eq!(m.logs.error, vec!["/var/log/apache2/error.log"]);
+    assert_eq!(m.logs.access, vec!["/var/log/apache2/access.log"]);
+    assert_eq!(m.logs.access_format_name.as_deref(), Some("combined"));
+    assert!(
+        m.route
+            .unwrap()
+            .server_block
+            .unwrap()
+            .file
+            .starts_with("/etc/apache2/sites-enabled/")
+    );
+
+    let h = haproxy::parse::parse(
+        &[Path::new("/etc/haproxy/haproxy.cfg").to_path_buf()],
+        Limits::default(),
+    )
+    .unwrap();
+    assert!(h.sections.iter().any(|s| s.is("global")));
+    let f = php_fpm::parse(
+        Path::new("/etc/php/8.2/fpm/php-fpm.conf"),
+        None,
+        Limits::default(),
+    )
+    .unwrap();
+    assert!(f.pool_for("unix:/run/php/php8.2-fpm.sock").is_some());
+}

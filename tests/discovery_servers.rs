@@ -149,7 +149,7 @@ server {{
     );
     n.wait_tcp(&format!("127.0.0.1:{port}"));
     n.wait_tcp(&format!("[::1]:{port6}"));
-    n.wait_workers();
+    n.wait_children(3); // 1 worker, the cache manager and the cache loader
     NginxSite {
         dir,
         port,
@@ -443,6 +443,7 @@ User www-data
 Group www-data
 ServerName localhost
 Listen 127.0.0.1:{port}
+StartServers 2
 Timeout 45
 ErrorLog ${{LOGDIR}}/error.log
 LogFormat "%h %l %u %t \"%r\" %>s %b \"%{{Referer}}i\" \"%{{User-Agent}}i\"" combined
@@ -508,7 +509,7 @@ IncludeOptional missing/*.conf
         ],
     );
     a.wait_tcp(&format!("127.0.0.1:{port}"));
-    a.wait_workers();
+    a.wait_children(2); // StartServers 2
     let shop = d.join("sites/10-shop.conf");
 
     let (m, code) = map_json(&format!("http://shop.localhost:{port}/api/orders"), &[]);
@@ -673,6 +674,16 @@ backend static
     assert_eq!(s(&m["settings"]["timeout_server"]["value"]), "3s");
     assert_eq!(s(&m["settings"]["timeout_connect"]["value"]), "2s");
     assert_eq!(s(&m["stats_socket"]), format!("{}/admin.sock", d.display()));
+    assert!(
+        !m["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| s(n).contains("has no listener")),
+        "the renamed stats socket is found: {:#}",
+        m["notes"]
+    );
+    assert_eq!(s(&m["settings"]["timeout_queue"]["value"]), "2s");
     assert_eq!(s(&m["worker_user"]), "nobody");
     let rx = &m["logs"]["syslog"][0];
     assert!(
@@ -765,4 +776,109 @@ async fn check_kind_publishes_facts_and_config_evidence() {
             "fact {f} is not documented in the kind's DOC"
         );
     }
+}
+
+/// Run by `without_root_the_map_says_what_needs_root` as user nobody:
+/// maps `T502_PROBE_URL` and prints the JSON between markers.
+#[test]
+#[ignore = "run as nobody by without_root_the_map_says_what_needs_root"]
+fn probe_map_from_env() {
+    let url = std::env::var("T502_PROBE_URL").unwrap();
+    let (m, _) = map_json(&url, &[]);
+    println!("T502-BEGIN{m}T502-END");
+}
+
+/// Not root: the listener is seen in /proc/net/tcp, but nginx's
+/// /proc/PID/fd is not readable, so the front is unknown and the map says
+/// why ("run as root") instead of guessing.
+#[test]
+fn without_root_the_map_says_what_needs_root() {
+    let runuser = require("runuser");
+    let site = nginx_site();
+    let me = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(runuser)
+        .args(["-u", "nobody", "--"])
+        .arg(&me)
+        .args([
+            "--ignored",
+            "--exact",
+            "probe_map_from_env",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            "T502_PROBE_URL",
+            format!("http://shop.localhost:{}/", site.port),
+        )
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = text
+        .split("T502-BEGIN")
+        .nth(1)
+        .and_then(|t| t.split("T502-END").next())
+        .unwrap_or_else(|| {
+            panic!(
+                "no map printed: {text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let m: Value = serde_json::from_str(json).unwrap();
+    assert_eq!(m["gateway_local"], true, "{m:#}");
+    assert!(m.get("front").is_none());
+    let u = m["unknown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["fact"] == "front.pid")
+        .unwrap();
+    let reason = s(&u["reason"]);
+    assert!(
+        reason.contains(&format!(
+            "127.0.0.1:{} is listening but its process is unknown",
+            site.port
+        )),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("permission denied: run as root"),
+        "{reason}"
+    );
+    assert!(
+        m.get("gateway").is_none(),
+        "not 'elsewhere': it is here, just unreadable"
+    );
+}
+
+/// The URL's host points at another address (a CDN, a load balancer) but
+/// the origin listens here on the same port: map it by pinning, and say so.
+/// (TEST-NET-2 addresses: nothing is sent anywhere, discovery only reads.)
+#[test]
+fn a_host_pointing_elsewhere_is_pinned_to_the_local_origin() {
+    let site = nginx_site();
+    let (m, code) = map_json(&format!("http://198.51.100.7:{}/", site.port), &[]);
+    assert_eq!(code, 0, "{m:#}");
+    assert_eq!(s(&m["front"]["kind"]), "nginx");
+    assert_eq!(
+        s(&m["target"]["local_endpoint"]),
+        format!("127.0.0.1:{}", site.port)
+    );
+    assert!(
+        m["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| s(n).contains("pinning the host")),
+        "{:#}",
+        m["notes"]
+    );
+    let t = map_text(&format!("http://198.51.100.7:{}/", site.port));
+    assert!(t.contains("client → (CDN/LB?) → front nginx"), "{t}");
+    // Another port with no local listener: the gateway is elsewhere.
+    let port = free_port();
+    let (m, _) = map_json(&format!("http://198.51.100.7:{port}/"), &[]);
+    assert!(
+        s(&m["gateway"]).contains("resolves to 198.51.100.7, which is another host"),
+        "{m:#}"
+    );
 }

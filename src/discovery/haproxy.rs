@@ -252,21 +252,36 @@ fn route(cfg: &parse::HaproxyConfig, req: &acl::Request, m: &mut ServiceMap, vie
                     format!("backend {be_name} at {} has no server lines", be.at()),
                 );
             }
-            for (key, name, default) in [
-                ("timeout_server", "server", None),
-                ("timeout_connect", "connect", None),
-                ("timeout_queue", "queue", None),
-            ] {
+            for (key, name) in [("timeout_server", "server"), ("timeout_connect", "connect")] {
                 if let Some(d) = with_defaults(be, be_defaults, &|d| {
                     d.is("timeout") && d.arg(0) == Some(name)
                 }) {
                     m.setting(key, d.arg(1).unwrap_or(""), d.at());
                 } else {
-                    let _: Option<&str> = default;
-                    m.unknown(
-                        &format!("settings.{key}"),
-                        format!("timeout {name} is not set (HAProxy warns and waits forever)"),
+                    // HAProxy warns at startup and then never times out.
+                    m.setting(
+                        key,
+                        "none (no timeout)",
+                        "default (not set: HAProxy waits forever)",
                     );
+                    m.note(format!(
+                        "backend {be_name} has no `timeout {name}`: HAProxy waits forever"
+                    ));
+                }
+            }
+            // `timeout queue` defaults to `timeout connect`.
+            match with_defaults(be, be_defaults, &|d| {
+                d.is("timeout") && d.arg(0) == Some("queue")
+            }) {
+                Some(d) => m.setting("timeout_queue", d.arg(1).unwrap_or(""), d.at()),
+                None => {
+                    if let Some(c) = m.settings.get("timeout_connect").cloned() {
+                        m.setting(
+                            "timeout_queue",
+                            c.value,
+                            format!("default (timeout connect, {})", c.source),
+                        );
+                    }
                 }
             }
             if let Some(d) = with_defaults(be, be_defaults, &|d| d.is("mode")) {

@@ -158,7 +158,19 @@ impl ListenerScan {
             })
             .collect();
         v.sort_by_key(|l| l.proto);
-        v.first().copied()
+        if let Some(l) = v.first() {
+            return Some(l);
+        }
+        // Servers that bind to a temporary name and rename it into place
+        // (HAProxy: `admin.sock.<pid>.tmp`) show the old name in /proc.
+        let prefix = format!("{}.", path.display());
+        self.listeners.iter().find(|l| {
+            matches!(l.proto, Proto::Unix | Proto::UnixDgram)
+                && l.path.as_deref().is_some_and(|p| {
+                    let p = p.to_string_lossy();
+                    p.starts_with(&prefix) && p.ends_with(".tmp")
+                })
+        })
     }
 
     /// A sentence saying why an owner may be missing, when it may be.

@@ -117,9 +117,19 @@ impl Server {
 
     /// Wait until the master has at least one child (its workers).
     pub fn wait_workers(&mut self) {
+        self.wait_children(1);
+    }
+
+    /// Wait until the master has `n` children, so none is still being
+    /// forked when the guard stops it (a late fork would be orphaned).
+    pub fn wait_children(&mut self, n: usize) {
         let pid = self.pid();
-        self.wait_until("workers started", move || {
-            triage502::sys::processes().iter().any(|p| p.ppid == pid)
+        self.wait_until(&format!("{n} workers started"), move || {
+            triage502::sys::processes()
+                .iter()
+                .filter(|p| p.ppid == pid)
+                .count()
+                >= n
         });
     }
 }
@@ -225,6 +235,7 @@ pub fn php_fpm(dir: &Path, listen: &str) -> Server {
     } else {
         s.wait_tcp(listen);
     }
+    s.wait_children(2); // pm = static, pm.max_children = 2
     s
 }
 
