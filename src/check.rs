@@ -387,7 +387,10 @@ fn schema_type(v: &serde_json::Value, defs: &serde_json::Value, depth: u8) -> St
     if let Some(e) = v.get("enum").and_then(Value::as_array) {
         return e
             .iter()
-            .map(|x| x.as_str().map_or_else(|| x.to_string(), |s| format!("\"{s}\"")))
+            .map(|x| {
+                x.as_str()
+                    .map_or_else(|| x.to_string(), |s| format!("\"{s}\""))
+            })
             .collect::<Vec<_>>()
             .join(" | ");
     }
@@ -504,7 +507,11 @@ pub fn checks_list_text() -> String {
                 .as_ref()
                 .map(|d| format!(" [default: {d}]"))
                 .unwrap_or_default();
-            let _ = writeln!(s, "    {} ({}{req}){def}\n        {}", p.name, p.ty, p.description);
+            let _ = writeln!(
+                s,
+                "    {} ({}{req}){def}\n        {}",
+                p.name, p.ty, p.description
+            );
         }
         if !k.facts.is_empty() {
             let _ = writeln!(s, "  facts: {}", k.facts.join(", "));
@@ -532,12 +539,21 @@ mod tests {
         let text = checks_list_text();
         let docs = params_docs();
         for k in KINDS {
-            assert!(text.contains(&format!("{}\n  ", k.kind)), "{} missing", k.kind);
+            assert!(
+                text.contains(&format!("{}\n  ", k.kind)),
+                "{} missing",
+                k.kind
+            );
             assert!(text.contains(k.example), "example of {} missing", k.kind);
             let params = &docs[k.kind];
             assert!(!params.is_empty(), "{} has no params", k.kind);
             for p in params {
-                assert!(!p.description.is_empty(), "{}.{} has no doc comment", k.kind, p.name);
+                assert!(
+                    !p.description.is_empty(),
+                    "{}.{} has no doc comment",
+                    k.kind,
+                    p.name
+                );
                 assert!(text.contains(&format!("    {} (", p.name)));
             }
         }

@@ -1,5 +1,7 @@
 //! cache on temp dirs with chosen owners and modes.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 
@@ -30,7 +32,12 @@ fn tree() -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 fn p(path: &Path, user: &str) -> Params {
-    Params { paths: vec![path.display().to_string()], user: Some(user.into()), max_entries: None, min_free_percent: None }
+    Params {
+        paths: vec![path.display().to_string()],
+        user: Some(user.into()),
+        max_entries: None,
+        min_free_percent: None,
+    }
 }
 
 #[tokio::test]

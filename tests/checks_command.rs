@@ -1,5 +1,7 @@
 //! command: exit codes, patterns, timeouts and missing programs.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 
@@ -11,7 +13,14 @@ use triage502::checks::command::{Params, run};
 use triage502::duration::HumanDuration;
 
 fn p(argv: &[&str]) -> Params {
-    Params { argv: argv.iter().map(|s| (*s).to_owned()).collect(), timeout: None, expect_exit: None, problem_if: vec![], ok_if: vec![], cause: None }
+    Params {
+        argv: argv.iter().map(|s| (*s).to_owned()).collect(),
+        timeout: None,
+        expect_exit: None,
+        problem_if: vec![],
+        ok_if: vec![],
+        cause: None,
+    }
 }
 
 #[tokio::test]
@@ -26,7 +35,10 @@ async fn ok_pattern_matches() {
 
 #[tokio::test]
 async fn problem_pattern_and_exit_code_are_problems() {
-    let mut c = p(&["echo", "WARNING: [pool www] server reached pm.max_children setting (5)"]);
+    let mut c = p(&[
+        "echo",
+        "WARNING: [pool www] server reached pm.max_children setting (5)",
+    ]);
     c.problem_if = vec!["reached pm\\.max_children".into()];
     c.cause = Some(Cause::UpstreamOverloaded);
     let r = run(&c, &listeners::ctx()).await;
@@ -52,5 +64,8 @@ async fn missing_program_timeout_and_bad_regex_are_inconclusive() {
     assert!(r.summary.contains("killed"));
     let mut c = p(&["true"]);
     c.ok_if = vec!["(".into()];
-    assert_eq!(run(&c, &listeners::ctx()).await.outcome, Outcome::Inconclusive);
+    assert_eq!(
+        run(&c, &listeners::ctx()).await.outcome,
+        Outcome::Inconclusive
+    );
 }

@@ -1,5 +1,7 @@
 //! config_test with the real nginx, apache2, php-fpm and haproxy on temp configs.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 
@@ -45,7 +47,11 @@ async fn nginx_valid_and_invalid() {
     let r = test(Server::Nginx, &c, Some(d.path())).await;
     assert_eq!(r.outcome, Outcome::Problem, "{r:?}");
     assert_eq!(r.diagnoses[0].cause, Cause::ConfigError);
-    assert!(r.facts["config_test.errors"].starts_with(&format!("{}:3: ", c.display())), "{}", r.facts["config_test.errors"]);
+    assert!(
+        r.facts["config_test.errors"].starts_with(&format!("{}:3: ", c.display())),
+        "{}",
+        r.facts["config_test.errors"]
+    );
 }
 
 #[tokio::test]
@@ -58,11 +64,21 @@ async fn apache_valid_and_invalid() {
         d = d.path().display()
     );
     std::fs::write(&c, &base).unwrap();
-    assert_eq!(test(Server::Apache, &c, Some(d.path())).await.outcome, Outcome::Ok);
+    assert_eq!(
+        test(Server::Apache, &c, Some(d.path())).await.outcome,
+        Outcome::Ok
+    );
     std::fs::write(&c, format!("{base}ProxyPassBogus / http://127.0.0.1:9/\n")).unwrap();
     let r = test(Server::Apache, &c, Some(d.path())).await;
     assert_eq!(r.outcome, Outcome::Problem, "{r:?}");
-    assert!(r.facts["config_test.errors"].starts_with(&format!("{}:8: Invalid command 'ProxyPassBogus'", c.display())), "{}", r.facts["config_test.errors"]);
+    assert!(
+        r.facts["config_test.errors"].starts_with(&format!(
+            "{}:8: Invalid command 'ProxyPassBogus'",
+            c.display()
+        )),
+        "{}",
+        r.facts["config_test.errors"]
+    );
 }
 
 #[tokio::test]
@@ -79,7 +95,11 @@ async fn php_fpm_valid_and_invalid() {
     std::fs::write(&c, format!("{base}bogus = 1\n")).unwrap();
     let r = test(Server::PhpFpm, &c, None).await;
     assert_eq!(r.outcome, Outcome::Problem, "{r:?}");
-    assert!(r.facts["config_test.errors"].starts_with(&format!("{}:9: ", c.display())), "{}", r.facts["config_test.errors"]);
+    assert!(
+        r.facts["config_test.errors"].starts_with(&format!("{}:9: ", c.display())),
+        "{}",
+        r.facts["config_test.errors"]
+    );
 }
 
 #[tokio::test]
@@ -93,13 +113,23 @@ async fn haproxy_valid_and_invalid() {
     std::fs::write(&c, format!("global\n  bogus_keyword\n{body}")).unwrap();
     let r = test(Server::Haproxy, &c, None).await;
     assert_eq!(r.outcome, Outcome::Problem, "{r:?}");
-    assert!(r.facts["config_test.errors"].starts_with(&format!("{}:2: ", c.display())), "{}", r.facts["config_test.errors"]);
+    assert!(
+        r.facts["config_test.errors"].starts_with(&format!("{}:2: ", c.display())),
+        "{}",
+        r.facts["config_test.errors"]
+    );
 }
 
 #[tokio::test]
 async fn missing_program_is_inconclusive_naming_it() {
     let d = tempfile::tempdir().unwrap();
-    let p = Params { server: Server::Nginx, config: None, prefix: None, program: Some("t502-nginx-missing".into()), timeout: None };
+    let p = Params {
+        server: Server::Nginx,
+        config: None,
+        prefix: None,
+        program: Some("t502-nginx-missing".into()),
+        timeout: None,
+    };
     let r = run(&p, &listeners::ctx()).await;
     assert_eq!(r.outcome, Outcome::Inconclusive);
     assert!(r.summary.contains("t502-nginx-missing"), "{}", r.summary);

@@ -1,5 +1,7 @@
 //! dns against a loopback DNS stub: answers, NXDOMAIN, SERVFAIL and timeout.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/dns_stub.rs"]
 mod dns_stub;
 #[path = "support/listeners.rs"]
@@ -33,7 +35,11 @@ async fn name_with_both_families_is_ok() {
 #[tokio::test]
 async fn nxdomain_servfail_and_timeout_are_distinct() {
     let stub = dns_stub::start().await;
-    for (name, result) in [("nx.test", "nxdomain"), ("fail.test", "servfail"), ("silent.test", "timeout")] {
+    for (name, result) in [
+        ("nx.test", "nxdomain"),
+        ("fail.test", "servfail"),
+        ("silent.test", "timeout"),
+    ] {
         let r = run(&params(name, &stub), &listeners::ctx()).await;
         assert_eq!(r.outcome, Outcome::Problem, "{name}: {r:?}");
         assert_eq!(r.facts["dns.result"], result, "{name}");

@@ -2,6 +2,8 @@
 //! signatures §3 (fixtures in tests/fixtures/responses/, built from the exact
 //! catalogue strings), repeat/intermittency, resolve pinning, HEAD, timeouts.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 
@@ -18,8 +20,12 @@ use triage502::checks::http::{Method, Params, run};
 use triage502::duration::HumanDuration;
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/responses").join(format!("{name}.http")))
-        .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/responses")
+            .join(format!("{name}.http")),
+    )
+    .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
 
 /// Split a raw response into status, headers and body.
@@ -27,7 +33,14 @@ fn parse(raw: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let i = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     let head = String::from_utf8(raw[..i].to_vec()).unwrap();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .map(|l| {
             let (k, v) = l.split_once(": ").unwrap();
@@ -40,7 +53,10 @@ fn parse(raw: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
 /// Serve `bytes` to every connection (the check opens a timing connection first).
 async fn serve(bytes: Vec<u8>) -> String {
     let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-    format!("http://{}/", listeners::start(listeners::Behaviour::Reply(bytes)).await)
+    format!(
+        "http://{}/",
+        listeners::start(listeners::Behaviour::Reply(bytes)).await
+    )
 }
 
 fn params(url: String) -> Params {
@@ -125,25 +141,45 @@ async fn http_check_publishes_generator_facts_for_every_fixture() {
         let r = run(&params(url), &listeners::ctx()).await;
         assert_eq!(r.outcome, Outcome::Problem, "{name}: {r:?}");
         assert_eq!(r.facts["http.generator"], *generator, "{name}");
-        assert_eq!(r.facts["http.gateway_error"], if *gateway { "yes" } else { "no" }, "{name}");
-        assert_eq!(has(&r, Cause::EdgeError), *edge, "{name}: {:?}", r.diagnoses);
+        assert_eq!(
+            r.facts["http.gateway_error"],
+            if *gateway { "yes" } else { "no" },
+            "{name}"
+        );
+        assert_eq!(
+            has(&r, Cause::EdgeError),
+            *edge,
+            "{name}: {:?}",
+            r.diagnoses
+        );
         assert!(!has(&r, Cause::FrontendDown), "{name}");
     }
 }
 
 #[tokio::test]
 async fn healthy_page_is_ok_with_timings_and_no_generator() {
-    let url = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nAuthorization: Bearer hunter2\r\n\r\nhello".to_vec()).await;
+    let url = serve(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nAuthorization: Bearer hunter2\r\n\r\nhello"
+            .to_vec(),
+    )
+    .await;
     let r = run(&params(url.clone()), &listeners::ctx()).await;
     assert_eq!(r.outcome, Outcome::Ok);
     assert_eq!(r.facts["http.generator"], "none");
     assert_eq!(r.facts["http.failures"], "0/1");
     assert!(!format!("{r:?}").contains("hunter2"));
     let t = r.evidence.iter().find(|e| e.label == "timings").unwrap();
-    assert!(t.text.contains("first byte") && t.text.contains("total"), "{}", t.text);
+    assert!(
+        t.text.contains("first byte") && t.text.contains("total"),
+        "{}",
+        t.text
+    );
     let mut head = params(url);
     head.method = Some(Method::Head);
-    assert_eq!(run(&head, &listeners::ctx()).await.facts["http.status"], "200");
+    assert_eq!(
+        run(&head, &listeners::ctx()).await.facts["http.status"],
+        "200"
+    );
 }
 
 #[tokio::test]
@@ -192,8 +228,12 @@ async fn resolve_pins_the_host_and_keeps_the_host_header() {
                 if let Ok(k) = s.read(&mut buf).await
                     && k > 0
                 {
-                    let _ = tx.send(String::from_utf8_lossy(&buf[..k]).into_owned()).await;
-                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
+                    let _ = tx
+                        .send(String::from_utf8_lossy(&buf[..k]).into_owned())
+                        .await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                        .await;
                 }
             });
         }
@@ -203,7 +243,10 @@ async fn resolve_pins_the_host_and_keeps_the_host_header() {
     let r = run(&p, &listeners::ctx()).await;
     assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
     let req = rx.recv().await.unwrap();
-    assert!(req.contains(&format!("host: shop.t502.invalid:{port}")), "{req}");
+    assert!(
+        req.contains(&format!("host: shop.t502.invalid:{port}")),
+        "{req}"
+    );
     assert!(r.facts["http.remote"].starts_with("127.0.0.1:"));
 }
 
@@ -222,5 +265,8 @@ async fn silent_server_times_out_without_frontend_down() {
 async fn bad_resolve_value_is_inconclusive() {
     let mut p = params("http://example.test/".into());
     p.resolve = Some("not-an-ip".into());
-    assert_eq!(run(&p, &listeners::ctx()).await.outcome, Outcome::Inconclusive);
+    assert_eq!(
+        run(&p, &listeners::ctx()).await.outcome,
+        Outcome::Inconclusive
+    );
 }

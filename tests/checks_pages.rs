@@ -1,5 +1,7 @@
 //! pages against a real loopback site: none, page_specific, site_wide.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 
@@ -23,10 +25,16 @@ async fn site(broken: &'static [&'static str]) -> String {
                 let path = req.split_whitespace().nth(1).unwrap_or("/").to_owned();
                 let resp = if broken.contains(&path.as_str()) || broken.contains(&"*") {
                     let body = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
-                    format!("HTTP/1.1 502 Bad Gateway\r\nServer: nginx\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                    format!(
+                        "HTTP/1.1 502 Bad Gateway\r\nServer: nginx\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
                 } else {
                     let body = if path == "/" { HOME } else { "ok" };
-                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
                 };
                 let _ = s.write_all(resp.as_bytes()).await;
             });
@@ -36,7 +44,15 @@ async fn site(broken: &'static [&'static str]) -> String {
 }
 
 fn params(url: String) -> Params {
-    Params { url, paths: vec!["/checkout".into()], control: None, links: None, concurrency: Some(2), timeout: None, resolve: None }
+    Params {
+        url,
+        paths: vec!["/checkout".into()],
+        control: None,
+        links: None,
+        concurrency: Some(2),
+        timeout: None,
+        resolve: None,
+    }
 }
 
 #[tokio::test]
@@ -44,7 +60,10 @@ async fn healthy_site_is_scope_none_and_follows_home_links() {
     let r = run(&params(site(&[]).await), &listeners::ctx()).await;
     assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
     assert_eq!(r.facts["pages.scope"], "none");
-    assert_eq!(r.facts["pages.checked"], "4", "/, /checkout, /shop, /blog/: {r:?}");
+    assert_eq!(
+        r.facts["pages.checked"], "4",
+        "/, /checkout, /shop, /blog/: {r:?}"
+    );
 }
 
 #[tokio::test]

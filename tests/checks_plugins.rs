@@ -1,5 +1,7 @@
 //! plugins on a temp WordPress tree.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 
@@ -11,16 +13,32 @@ fn site() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     let pl = d.path().join("wp-content/plugins");
     std::fs::create_dir_all(pl.join("woo-fancy")).unwrap();
-    std::fs::write(pl.join("woo-fancy/woo-fancy.php"), "<?php\n/**\n * Plugin Name: Woo Fancy Checkout\n * Version: 2.4.1\n */\n").unwrap();
+    std::fs::write(
+        pl.join("woo-fancy/woo-fancy.php"),
+        "<?php\n/**\n * Plugin Name: Woo Fancy Checkout\n * Version: 2.4.1\n */\n",
+    )
+    .unwrap();
     std::fs::create_dir_all(pl.join("akismet")).unwrap();
-    std::fs::write(pl.join("akismet/akismet.php"), "<?php\n/*\nPlugin Name: Akismet Anti-spam\nVersion: 5.3\n*/\n").unwrap();
-    std::fs::write(pl.join("hello.php"), "<?php\n/*\nPlugin Name: Hello Dolly\nVersion: 1.7.2\n*/\n").unwrap();
+    std::fs::write(
+        pl.join("akismet/akismet.php"),
+        "<?php\n/*\nPlugin Name: Akismet Anti-spam\nVersion: 5.3\n*/\n",
+    )
+    .unwrap();
+    std::fs::write(
+        pl.join("hello.php"),
+        "<?php\n/*\nPlugin Name: Hello Dolly\nVersion: 1.7.2\n*/\n",
+    )
+    .unwrap();
     std::fs::write(pl.join("index.php"), "<?php // Silence is golden.\n").unwrap();
     d
 }
 
 fn p(root: &std::path::Path) -> Params {
-    Params { document_root: root.display().to_string(), fatal_text: None, fatal_log: None }
+    Params {
+        document_root: root.display().to_string(),
+        fatal_text: None,
+        fatal_log: None,
+    }
 }
 
 #[tokio::test]
@@ -30,7 +48,10 @@ async fn plugins_are_listed_with_versions() {
     assert_eq!(r.outcome, Outcome::Ok, "{r:#?}");
     let list = &r.facts["plugins.list"];
     assert_eq!(list.lines().count(), 3, "{list}");
-    assert!(list.contains("woo-fancy 2.4.1 (Woo Fancy Checkout)"), "{list}");
+    assert!(
+        list.contains("woo-fancy 2.4.1 (Woo Fancy Checkout)"),
+        "{list}"
+    );
     assert!(r.facts["plugins.recent"].contains("akismet"));
 }
 

@@ -3,6 +3,8 @@
 //! before and after. Runs through `CheckSpec` so each registered kind is
 //! covered; a new kind without an entry here fails the test.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/dns_stub.rs"]
 mod dns_stub;
 #[path = "support/listeners.rs"]
@@ -34,14 +36,27 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, State> {
                 stack.push(e.unwrap().path());
             }
         }
-        out.insert(p, State { content, mode: m.mode(), uid: m.uid(), mtime: (m.mtime(), m.mtime_nsec()), ctime: (m.ctime(), m.ctime_nsec()) });
+        out.insert(
+            p,
+            State {
+                content,
+                mode: m.mode(),
+                uid: m.uid(),
+                mtime: (m.mtime(), m.mtime_nsec()),
+                ctime: (m.ctime(), m.ctime_nsec()),
+            },
+        );
     }
     out
 }
 
 fn spec(toml_text: &str) -> CheckSpec {
-    let t: toml::Table = toml::from_str(&format!("c = {toml_text}")).unwrap_or_else(|e| panic!("{toml_text}: {e}"));
-    t["c"].clone().try_into().unwrap_or_else(|e| panic!("{toml_text}: {e}"))
+    let t: toml::Table =
+        toml::from_str(&format!("c = {toml_text}")).unwrap_or_else(|e| panic!("{toml_text}: {e}"));
+    t["c"]
+        .clone()
+        .try_into()
+        .unwrap_or_else(|e| panic!("{toml_text}: {e}"))
 }
 
 #[tokio::test]
@@ -69,14 +84,25 @@ async fn no_check_kind_changes_any_file() {
     std::fs::write(root.join("nginx.pid"), "").unwrap();
     std::fs::write(root.join("etc/nginx/nginx.conf.bak"), "events {}\n").unwrap();
     std::fs::create_dir_all(root.join("www/wp-content/plugins/shop")).unwrap();
-    std::fs::write(root.join("www/wp-content/plugins/shop/shop.php"), "<?php\n/* Plugin Name: Shop\nVersion: 1.0 */\n").unwrap();
+    std::fs::write(
+        root.join("www/wp-content/plugins/shop/shop.php"),
+        "<?php\n/* Plugin Name: Shop\nVersion: 1.0 */\n",
+    )
+    .unwrap();
     std::fs::create_dir_all(root.join("cache/a/1f")).unwrap();
     std::fs::write(root.join("cache/a/1f/entry"), "cached").unwrap();
     std::fs::write(root.join("error.log"), "2026/11/23 10:00:00 [notice] 1#1: signal process started\nPHP Fatal error: x in /srv/wp-content/plugins/shop/shop.php:2\n").unwrap();
-    std::fs::write(root.join("dpkg.log"), "2026-11-23 10:00:00 upgrade nginx:amd64 1 2\n").unwrap();
+    std::fs::write(
+        root.join("dpkg.log"),
+        "2026-11-23 10:00:00 upgrade nginx:amd64 1 2\n",
+    )
+    .unwrap();
     let sock = root.join("app.sock");
     let _unix = listeners::unix_reply(&sock, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-    let http = listeners::start(listeners::Behaviour::Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")).await;
+    let http = listeners::start(listeners::Behaviour::Reply(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    ))
+    .await;
     let dns = dns_stub::start().await;
 
     let specs = [
@@ -88,10 +114,17 @@ async fn no_check_kind_changes_any_file() {
         format!(r#"{{ unix_socket = {{ path = "unix:{r}/app.sock", user = "www-data" }} }}"#),
         format!(r#"{{ listener = {{ address = "unix:{r}/app.sock" }} }}"#),
         r#"{ service = { unit = "nginx", via = "proc" } }"#.to_owned(),
-        format!(r#"{{ config_test = {{ server = "nginx", config = "{r}/etc/nginx/nginx.conf", prefix = "{r}" }} }}"#),
-        format!(r#"{{ resources = {{ paths = ["{r}", "{r}/cache"], pids = ["{}"] }} }}"#, std::process::id()),
-        format!(r#"{{ recent_changes = {{ dirs = ["{r}/etc/nginx"], package_logs = ["{r}/dpkg.log"], server_logs = ["{r}/error.log"], plugin_dirs = ["{r}/www/wp-content/plugins"] }} }}"#),
-        format!(r#"{{ firewall = {{ address = "127.0.0.1:18085" }} }}"#),
+        format!(
+            r#"{{ config_test = {{ server = "nginx", config = "{r}/etc/nginx/nginx.conf", prefix = "{r}" }} }}"#
+        ),
+        format!(
+            r#"{{ resources = {{ paths = ["{r}", "{r}/cache"], pids = ["{}"] }} }}"#,
+            std::process::id()
+        ),
+        format!(
+            r#"{{ recent_changes = {{ dirs = ["{r}/etc/nginx"], package_logs = ["{r}/dpkg.log"], server_logs = ["{r}/error.log"], plugin_dirs = ["{r}/www/wp-content/plugins"] }} }}"#
+        ),
+        r#"{ firewall = { address = "127.0.0.1:18085" } }"#.to_owned(),
         format!(r#"{{ plugins = {{ document_root = "{r}/www", fatal_log = "{r}/error.log" }} }}"#),
         format!(r#"{{ cache = {{ paths = ["{r}/cache"], user = "root" }} }}"#),
         format!(r#"{{ command = {{ argv = ["cat", "{r}/dpkg.log"], ok_if = ["upgrade"] }} }}"#),
@@ -103,13 +136,33 @@ async fn no_check_kind_changes_any_file() {
         let spec = spec(s);
         let report = spec.run(&ctx).await;
         assert_eq!(report.kind, spec.kind());
-        eprintln!("{}: {} — {}", spec.kind(), report.outcome.as_str(), report.summary);
+        eprintln!(
+            "{}: {} — {}",
+            spec.kind(),
+            report.outcome.as_str(),
+            report.summary
+        );
         kinds.insert(spec.kind());
         let after = snapshot(root);
         for (path, st) in &before {
-            assert_eq!(after.get(path), Some(st), "{} changed {}", spec.kind(), path.display());
+            assert_eq!(
+                after.get(path),
+                Some(st),
+                "{} changed {}",
+                spec.kind(),
+                path.display()
+            );
         }
-        assert_eq!(after.len(), before.len(), "{} created or removed entries: {:?}", spec.kind(), after.keys().filter(|k| !before.contains_key(*k)).collect::<Vec<_>>());
+        assert_eq!(
+            after.len(),
+            before.len(),
+            "{} created or removed entries: {:?}",
+            spec.kind(),
+            after
+                .keys()
+                .filter(|k| !before.contains_key(*k))
+                .collect::<Vec<_>>()
+        );
     }
     let all: BTreeSet<&str> = KINDS.iter().map(|k| k.kind).collect();
     assert_eq!(kinds, all, "every registered kind must be run here");

@@ -1,5 +1,7 @@
 //! recent_changes on temp config trees: backup diffs, git diffs, package logs, notices.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 
@@ -10,12 +12,19 @@ use triage502::check::Outcome;
 use triage502::checks::recent_changes::{Params, run};
 
 fn p(dirs: Vec<String>, package_logs: Vec<String>) -> Params {
-    Params { dirs, lookback: None, package_logs, server_logs: vec![], plugin_dirs: vec![] }
+    Params {
+        dirs,
+        lookback: None,
+        package_logs,
+        server_logs: vec![],
+        plugin_dirs: vec![],
+    }
 }
 
 fn age(path: &std::path::Path, days: u64) {
     let f = std::fs::File::options().write(true).open(path).unwrap();
-    f.set_modified(SystemTime::now() - Duration::from_secs(days * 86400)).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(days * 86400))
+        .unwrap();
 }
 
 #[tokio::test]
@@ -29,20 +38,39 @@ async fn changed_config_with_backup_gives_a_diff_and_the_backup_fact() {
     let empty = d.path().join("dpkg.log");
     std::fs::write(&empty, "").unwrap();
     age(&empty, 30);
-    let r = run(&p(vec![d.path().display().to_string()], vec![empty.display().to_string()]), &listeners::ctx()).await;
+    let r = run(
+        &p(
+            vec![d.path().display().to_string()],
+            vec![empty.display().to_string()],
+        ),
+        &listeners::ctx(),
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Problem, "{r:#?}");
     assert_eq!(r.diagnoses[0].cause, Cause::RecentChange);
     assert_eq!(r.facts["changes.files"], conf.display().to_string());
     assert_eq!(r.facts["changes.backup"], bak.display().to_string());
-    let diff = r.diagnoses[0].evidence.iter().map(|e| e.text.clone()).collect::<String>();
-    assert!(diff.contains("-  server 127.0.0.1:8080;") && diff.contains("+  server 127.0.0.1:8081;"), "{diff}");
+    let diff = r.diagnoses[0]
+        .evidence
+        .iter()
+        .map(|e| e.text.clone())
+        .collect::<String>();
+    assert!(
+        diff.contains("-  server 127.0.0.1:8080;") && diff.contains("+  server 127.0.0.1:8081;"),
+        "{diff}"
+    );
 }
 
 #[tokio::test]
 async fn git_work_tree_is_diffed_with_git() {
     let d = tempfile::tempdir().unwrap();
     let git = |args: &[&str]| {
-        let s = std::process::Command::new("git").args(["-c", "user.name=t", "-c", "user.email=t@t", "-C"]).arg(d.path()).args(args).output().unwrap();
+        let s = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-C"])
+            .arg(d.path())
+            .args(args)
+            .output()
+            .unwrap();
         assert!(s.status.success(), "{s:?}");
     };
     git(&["init", "-q"]);
@@ -50,8 +78,19 @@ async fn git_work_tree_is_diffed_with_git() {
     git(&["add", "."]);
     git(&["commit", "-qm", "init"]);
     std::fs::write(d.path().join("site.conf"), "proxy_read_timeout 1s;\n").unwrap();
-    let r = run(&p(vec![d.path().display().to_string()], vec!["/t502/none".into()]), &listeners::ctx()).await;
-    let ev = r.evidence.iter().find(|e| e.label == "changed file").unwrap();
+    let r = run(
+        &p(
+            vec![d.path().display().to_string()],
+            vec!["/t502/none".into()],
+        ),
+        &listeners::ctx(),
+    )
+    .await;
+    let ev = r
+        .evidence
+        .iter()
+        .find(|e| e.label == "changed file")
+        .unwrap();
     assert!(ev.text.contains("+proxy_read_timeout 1s;"), "{}", ev.text);
 }
 
@@ -62,10 +101,20 @@ async fn package_upgrade_and_reload_notice_are_found() {
     let dpkg = d.path().join("dpkg.log");
     std::fs::write(&dpkg, format!("{} upgrade php8.2-fpm:amd64 8.2.1 8.2.2\n2001-01-01 00:00:00 install old:amd64 <none> 1\n", now.strftime("%Y-%m-%d %H:%M:%S"))).unwrap();
     let err = d.path().join("error.log");
-    std::fs::write(&err, format!("{} [notice] 1#1: signal process started\n", now.strftime("%Y/%m/%d %H:%M:%S"))).unwrap();
+    std::fs::write(
+        &err,
+        format!(
+            "{} [notice] 1#1: signal process started\n",
+            now.strftime("%Y/%m/%d %H:%M:%S")
+        ),
+    )
+    .unwrap();
     let conf = d.path().join("conf");
     std::fs::create_dir(&conf).unwrap();
-    let mut params = p(vec![conf.display().to_string()], vec![dpkg.display().to_string()]);
+    let mut params = p(
+        vec![conf.display().to_string()],
+        vec![dpkg.display().to_string()],
+    );
     params.server_logs = vec![err.display().to_string()];
     let r = run(&params, &listeners::ctx()).await;
     assert_eq!(r.outcome, Outcome::Problem, "{r:#?}");
@@ -79,7 +128,14 @@ async fn old_files_only_is_ok() {
     let f = d.path().join("nginx.conf");
     std::fs::write(&f, "x").unwrap();
     age(&f, 10);
-    let r = run(&p(vec![d.path().display().to_string()], vec!["/t502/none".into()]), &listeners::ctx()).await;
+    let r = run(
+        &p(
+            vec![d.path().display().to_string()],
+            vec!["/t502/none".into()],
+        ),
+        &listeners::ctx(),
+    )
+    .await;
     // The package log given does not exist: reported, but the dir was looked at.
     assert_eq!(r.outcome, Outcome::Ok, "{r:#?}");
     assert!(r.excluded.iter().any(|x| x.cause == Cause::RecentChange));
@@ -87,6 +143,10 @@ async fn old_files_only_is_ok() {
 
 #[tokio::test]
 async fn nothing_readable_is_inconclusive() {
-    let r = run(&p(vec!["/t502/absent".into()], vec!["/t502/absent.log".into()]), &listeners::ctx()).await;
+    let r = run(
+        &p(vec!["/t502/absent".into()], vec!["/t502/absent.log".into()]),
+        &listeners::ctx(),
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Inconclusive, "{r:?}");
 }

@@ -1,5 +1,7 @@
 //! resources on this host: real /proc, statvfs, /dev/kmsg.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 
@@ -26,9 +28,16 @@ async fn healthy_host_is_ok_with_measurements() {
     let r = run(&p(vec![d.path().display().to_string()]), &listeners::ctx()).await;
     assert_eq!(r.outcome, Outcome::Ok, "{r:#?}");
     for label in ["load", "memory", "disk", "open files", "tcp", "kernel log"] {
-        assert!(r.evidence.iter().any(|e| e.label == label), "no {label} evidence: {r:#?}");
+        assert!(
+            r.evidence.iter().any(|e| e.label == label),
+            "no {label} evidence: {r:#?}"
+        );
     }
-    assert!(r.excluded.iter().any(|x| x.cause == Cause::ResourceExhaustion));
+    assert!(
+        r.excluded
+            .iter()
+            .any(|x| x.cause == Cause::ResourceExhaustion)
+    );
 }
 
 #[tokio::test]
@@ -40,7 +49,11 @@ async fn crossed_threshold_is_resource_exhaustion() {
     let r = run(&params, &listeners::ctx()).await;
     assert_eq!(r.outcome, Outcome::Problem);
     assert_eq!(r.diagnoses[0].cause, Cause::ResourceExhaustion);
-    assert!(r.facts["resources.exhausted"].contains("space free"), "{}", r.facts["resources.exhausted"]);
+    assert!(
+        r.facts["resources.exhausted"].contains("space free"),
+        "{}",
+        r.facts["resources.exhausted"]
+    );
 }
 
 #[tokio::test]

@@ -5,6 +5,8 @@
 //! (the test binary with `--exact NAME`) with PATH set, since changing the
 //! environment of this multi-threaded process is not allowed.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 
@@ -29,12 +31,22 @@ fn in_child_with_path(name: &str, path: &Path) -> bool {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("1 passed"), "child {name} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child {name} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     false
 }
 
 fn p(unit: &str, via: Via) -> Params {
-    Params { unit: unit.into(), process: None, via: Some(via), recent: None, timeout: None }
+    Params {
+        unit: unit.into(),
+        process: None,
+        via: Some(via),
+        recent: None,
+        timeout: None,
+    }
 }
 
 fn fake_systemctl_dir() -> tempfile::TempDir {
@@ -55,15 +67,26 @@ crashy) printf 'LoadState=loaded\\nActiveState=activating\\nSubState=auto-restar
 
 #[tokio::test]
 async fn systemd_unit_states_via_fake_systemctl() {
-    let dir = if std::env::var_os(CHILD).is_none() { Some(fake_systemctl_dir()) } else { None };
-    if !in_child_with_path("systemd_unit_states_via_fake_systemctl", dir.as_ref().map_or(Path::new("/nonexistent"), |d| d.path())) {
+    let dir = if std::env::var_os(CHILD).is_none() {
+        Some(fake_systemctl_dir())
+    } else {
+        None
+    };
+    if !in_child_with_path(
+        "systemd_unit_states_via_fake_systemctl",
+        dir.as_ref().map_or(Path::new("/nonexistent"), |d| d.path()),
+    ) {
         return;
     }
     let r = run(&p("php8.2-fpm", Via::Systemd), &listeners::ctx()).await;
     assert_eq!(r.outcome, Outcome::Ok, "{r:#?}");
     assert_eq!(r.facts["service.state"], "active/running");
     assert_eq!(r.facts["service.pid"], "4242");
-    assert!(r.facts["service.uptime"].starts_with("1h") || r.facts["service.uptime"].starts_with("59m"), "{}", r.facts["service.uptime"]);
+    assert!(
+        r.facts["service.uptime"].starts_with("1h") || r.facts["service.uptime"].starts_with("59m"),
+        "{}",
+        r.facts["service.uptime"]
+    );
     assert_eq!(r.facts["service.restarted_recently"], "no");
     let r = run(&p("crashy", Via::Systemd), &listeners::ctx()).await;
     assert_eq!(r.outcome, Outcome::Problem, "{r:#?}");
@@ -76,8 +99,17 @@ async fn systemd_unit_states_via_fake_systemctl() {
 
 #[tokio::test]
 async fn missing_tools_make_checks_inconclusive_naming_them() {
-    let empty = if std::env::var_os(CHILD).is_none() { Some(tempfile::tempdir().unwrap()) } else { None };
-    if !in_child_with_path("missing_tools_make_checks_inconclusive_naming_them", empty.as_ref().map_or(Path::new("/nonexistent"), |d| d.path())) {
+    let empty = if std::env::var_os(CHILD).is_none() {
+        Some(tempfile::tempdir().unwrap())
+    } else {
+        None
+    };
+    if !in_child_with_path(
+        "missing_tools_make_checks_inconclusive_naming_them",
+        empty
+            .as_ref()
+            .map_or(Path::new("/nonexistent"), |d| d.path()),
+    ) {
         return;
     }
     let ctx = listeners::ctx();
@@ -86,30 +118,82 @@ async fn missing_tools_make_checks_inconclusive_naming_them() {
     assert!(r.summary.contains("systemctl"), "{}", r.summary);
 
     use triage502::checks::{command, config_test, firewall};
-    let r = config_test::run(&config_test::Params { server: config_test::Server::Nginx, config: None, prefix: None, program: None, timeout: None }, &ctx).await;
+    let r = config_test::run(
+        &config_test::Params {
+            server: config_test::Server::Nginx,
+            config: None,
+            prefix: None,
+            program: None,
+            timeout: None,
+        },
+        &ctx,
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Inconclusive);
     assert!(r.summary.contains("`nginx`"), "{}", r.summary);
-    let r = config_test::run(&config_test::Params { server: config_test::Server::PhpFpm, config: None, prefix: None, program: None, timeout: None }, &ctx).await;
+    let r = config_test::run(
+        &config_test::Params {
+            server: config_test::Server::PhpFpm,
+            config: None,
+            prefix: None,
+            program: None,
+            timeout: None,
+        },
+        &ctx,
+    )
+    .await;
     assert!(r.summary.contains("php-fpm8.2"), "{}", r.summary);
-    let r = firewall::run(&firewall::Params { address: "127.0.0.1:9000".into(), netns: None }, &ctx).await;
+    let r = firewall::run(
+        &firewall::Params {
+            address: "127.0.0.1:9000".into(),
+            netns: None,
+        },
+        &ctx,
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Inconclusive);
-    assert!(r.summary.contains("iptables-save") && r.summary.contains("nft"), "{}", r.summary);
-    let r = command::run(&command::Params { argv: vec!["ss".into(), "-ltn".into()], timeout: None, expect_exit: None, problem_if: vec![], ok_if: vec![], cause: None }, &ctx).await;
+    assert!(
+        r.summary.contains("iptables-save") && r.summary.contains("nft"),
+        "{}",
+        r.summary
+    );
+    let r = command::run(
+        &command::Params {
+            argv: vec!["ss".into(), "-ltn".into()],
+            timeout: None,
+            expect_exit: None,
+            problem_if: vec![],
+            ok_if: vec![],
+            cause: None,
+        },
+        &ctx,
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Inconclusive);
     assert!(r.summary.contains("`ss`"), "{}", r.summary);
 }
 
 #[tokio::test]
 async fn running_process_is_found_in_proc() {
-    let mut child = tokio::process::Command::new("sleep").arg("30").kill_on_drop(true).spawn().unwrap();
+    let mut child = tokio::process::Command::new("sleep")
+        .arg("30")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
     let pid = child.id().unwrap();
     let mut params = p("sleep.service", Via::Proc);
-    params.recent = Some(triage502::duration::HumanDuration(std::time::Duration::from_secs(600)));
+    params.recent = Some(triage502::duration::HumanDuration(
+        std::time::Duration::from_secs(600),
+    ));
     let r = run(&params, &listeners::ctx()).await;
     child.kill().await.unwrap();
     assert_eq!(r.outcome, Outcome::Ok, "{r:#?}");
     assert_eq!(r.facts["service.state"], "running");
-    assert!(r.evidence[0].text.contains(&format!("pid {pid}")), "{:?}", r.evidence);
+    assert!(
+        r.evidence[0].text.contains(&format!("pid {pid}")),
+        "{:?}",
+        r.evidence
+    );
 }
 
 #[tokio::test]

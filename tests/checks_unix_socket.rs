@@ -1,5 +1,7 @@
 //! unix_socket against real temp sockets with chosen modes and owners.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 
@@ -76,7 +78,11 @@ async fn parent_without_search_permission_is_socket_permission() {
 #[tokio::test]
 async fn missing_socket_is_socket_missing() {
     let d = tempfile::tempdir().unwrap();
-    let r = run(&params(&d.path().join("gone/php8.2-fpm.sock"), "www-data"), &listeners::ctx()).await;
+    let r = run(
+        &params(&d.path().join("gone/php8.2-fpm.sock"), "www-data"),
+        &listeners::ctx(),
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Problem);
     assert_eq!(r.diagnoses[0].cause, Cause::SocketMissing);
     assert!(r.summary.contains("does not exist"));

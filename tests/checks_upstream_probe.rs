@@ -1,5 +1,7 @@
 //! upstream_probe against real loopback listeners and a real php-fpm.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 
@@ -30,7 +32,10 @@ fn cause(r: &triage502::check::CheckReport) -> Option<Cause> {
 
 #[tokio::test]
 async fn healthy_http_upstream_is_ok_with_status_and_header_size() {
-    let a = start(Behaviour::Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")).await;
+    let a = start(Behaviour::Reply(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+    ))
+    .await;
     let r = run(&http(a), &ctx()).await;
     assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
     assert_eq!(r.facts["probe.status"], "200");
@@ -40,7 +45,10 @@ async fn healthy_http_upstream_is_ok_with_status_and_header_size() {
 
 #[tokio::test]
 async fn upstream_5xx_is_a_problem_without_a_transport_cause() {
-    let a = start(Behaviour::Reply(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")).await;
+    let a = start(Behaviour::Reply(
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+    ))
+    .await;
     let r = run(&http(a), &ctx()).await;
     assert_eq!(r.outcome, Outcome::Problem);
     assert_eq!(r.facts["probe.status"], "503");
@@ -89,7 +97,10 @@ async fn garbage_is_invalid_response_and_shown_escaped() {
 
 #[tokio::test]
 async fn nul_in_a_header_line_is_invalid_response() {
-    let a = start(Behaviour::Reply(b"HTTP/1.1 200 OK\r\nX-Bad: a\x00b\r\n\r\n")).await;
+    let a = start(Behaviour::Reply(
+        b"HTTP/1.1 200 OK\r\nX-Bad: a\x00b\r\n\r\n",
+    ))
+    .await;
     let r = run(&http(a), &ctx()).await;
     assert_eq!(cause(&r), Some(Cause::InvalidResponse), "{r:?}");
     assert!(r.summary.contains("NUL"), "{}", r.summary);
@@ -153,7 +164,11 @@ async fn real_php_fpm_answers_over_fastcgi() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("www");
     std::fs::create_dir(&root).unwrap();
-    std::fs::write(root.join("index.php"), "<?php header('X-T502: yes'); echo 'hello';").unwrap();
+    std::fs::write(
+        root.join("index.php"),
+        "<?php header('X-T502: yes'); echo 'hello';",
+    )
+    .unwrap();
     let sock = d.path().join("fpm.sock");
     let conf = d.path().join("fpm.conf");
     std::fs::write(
@@ -186,5 +201,8 @@ async fn real_php_fpm_answers_over_fastcgi() {
     child.kill().await.unwrap();
     assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
     assert_eq!(r.facts["probe.status"], "200");
-    assert!(r.evidence.iter().any(|e| e.text.contains("X-T502: yes")), "{r:?}");
+    assert!(
+        r.evidence.iter().any(|e| e.text.contains("X-T502: yes")),
+        "{r:?}"
+    );
 }

@@ -7,6 +7,7 @@
 //! plus search permission on every parent. Invariants: walks at most
 //! `max_entries` entries; reads no file content.
 
+use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -66,21 +67,37 @@ struct Walk {
 }
 
 fn walk(root: &Path, acct: &permission::Account, max: usize) -> Walk {
-    let mut w = Walk { bytes: 0, files: 0, oldest: None, newest: None, bad_dirs: Vec::new(), bad_files: Vec::new(), truncated: false };
+    let mut w = Walk {
+        bytes: 0,
+        files: 0,
+        oldest: None,
+        newest: None,
+        bad_dirs: Vec::new(),
+        bad_files: Vec::new(),
+        truncated: false,
+    };
     let mut stack: Vec<(PathBuf, usize)> = vec![(root.to_path_buf(), 0)];
     let mut seen = 0usize;
     while let Some((dir, depth)) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in rd.filter_map(Result::ok) {
             seen += 1;
             if seen > max {
                 w.truncated = true;
                 return w;
             }
-            let Ok(m) = e.path().symlink_metadata() else { continue };
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
             if m.is_dir() {
                 if !permission::allows(acct, &m, Want::RWX) && w.bad_dirs.len() < 5 {
-                    w.bad_dirs.push(format!("{}: {}", e.path().display(), permission::describe(&m)));
+                    w.bad_dirs.push(format!(
+                        "{}: {}",
+                        e.path().display(),
+                        permission::describe(&m)
+                    ));
                 }
                 if depth < 8 {
                     stack.push((e.path(), depth + 1));
@@ -93,7 +110,11 @@ fn walk(root: &Path, acct: &permission::Account, max: usize) -> Walk {
                     w.newest = Some(w.newest.map_or(t, |o| o.max(t)));
                 }
                 if !permission::allows(acct, &m, Want::R) && w.bad_files.len() < 5 {
-                    w.bad_files.push(format!("{}: {}", e.path().display(), permission::describe(&m)));
+                    w.bad_files.push(format!(
+                        "{}: {}",
+                        e.path().display(),
+                        permission::describe(&m)
+                    ));
                 }
             }
         }
@@ -101,6 +122,10 @@ fn walk(root: &Path, acct: &permission::Account, max: usize) -> Walk {
     w
 }
 
+#[allow(
+    clippy::unused_async,
+    reason = "every kind's run is async for the dispatcher"
+)]
 pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
     let started = Instant::now();
     let mut r = inspect(p);
@@ -112,13 +137,37 @@ fn inspect(p: &Params) -> CheckReport {
     let label = p.label();
     let paths: Vec<&String> = p.paths.iter().filter(|s| !s.trim().is_empty()).collect();
     if paths.is_empty() {
-        return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, "no cache path given (the config has no proxy_cache_path/fastcgi_cache_path?)");
+        return CheckReport::new(
+            DOC.kind,
+            label,
+            Outcome::Inconclusive,
+            "no cache path given (the config has no proxy_cache_path/fastcgi_cache_path?)",
+        );
     }
-    let user = p.user.clone().filter(|u| !u.trim().is_empty()).or_else(|| DEFAULT_USERS.iter().find(|u| permission::lookup(u).is_ok()).map(|u| (*u).to_owned()));
+    let user = p.user.clone().filter(|u| !u.trim().is_empty()).or_else(|| {
+        DEFAULT_USERS
+            .iter()
+            .find(|u| permission::lookup(u).is_ok())
+            .map(|u| (*u).to_owned())
+    });
     let acct = match user.as_deref().map(permission::lookup) {
         Some(Ok(a)) => a,
-        Some(Err(e)) => return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, format!("cannot evaluate access: {e}")),
-        None => return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, "no worker user given and none of www-data, nginx, apache, http exists"),
+        Some(Err(e)) => {
+            return CheckReport::new(
+                DOC.kind,
+                label,
+                Outcome::Inconclusive,
+                format!("cannot evaluate access: {e}"),
+            );
+        }
+        None => {
+            return CheckReport::new(
+                DOC.kind,
+                label,
+                Outcome::Inconclusive,
+                "no worker user given and none of www-data, nginx, apache, http exists",
+            );
+        }
     };
     let max = p.max_entries.unwrap_or(200_000) as usize;
     let min_free = p.min_free_percent.unwrap_or(5.0);
@@ -133,7 +182,8 @@ fn inspect(p: &Params) -> CheckReport {
         let meta = match std::fs::metadata(root) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let e2 = Evidence::new("cache path", format!("{path} does not exist")).at((*path).clone());
+                let e2 = Evidence::new("cache path", format!("{path} does not exist"))
+                    .at((*path).clone());
                 faults.push((format!("{path} does not exist"), e2.clone()));
                 writable = false;
                 continue;
@@ -144,7 +194,10 @@ fn inspect(p: &Params) -> CheckReport {
             }
         };
         if !meta.is_dir() {
-            faults.push((format!("{path} is not a directory"), Evidence::new("cache path", permission::describe(&meta)).at((*path).clone())));
+            faults.push((
+                format!("{path} is not a directory"),
+                Evidence::new("cache path", permission::describe(&meta)).at((*path).clone()),
+            ));
             writable = false;
             continue;
         }
@@ -153,7 +206,12 @@ fn inspect(p: &Params) -> CheckReport {
             problems.push(b.detail);
         }
         if !permission::allows(&acct, &meta, Want::RWX) {
-            problems.push(format!("{} ({}) lacks rwx on {path}: {}", acct.name, permission::class(&acct, &meta), permission::describe(&meta)));
+            problems.push(format!(
+                "{} ({}) lacks rwx on {path}: {}",
+                acct.name,
+                permission::class(&acct, &meta),
+                permission::describe(&meta)
+            ));
         }
         let w = walk(root, &acct, max);
         for d in &w.bad_dirs {
@@ -164,22 +222,41 @@ fn inspect(p: &Params) -> CheckReport {
         }
         bytes += w.bytes;
         files += w.files;
-        let age = |t: Option<SystemTime>| t.and_then(|t| now.duration_since(t).ok()).map_or("-".into(), |d| process::age_text(d.as_secs() as i64));
+        let age = |t: Option<SystemTime>| {
+            t.and_then(|t| now.duration_since(t).ok())
+                .map_or("-".into(), |d| process::age_text(d.as_secs() as i64))
+        };
         let mut text = format!(
             "{path}: {} owned {}, {} files, {:.1} MiB{}, oldest entry {} old, newest {} old",
             permission::mode_text(&meta),
-            format_args!("{}:{}", permission::user_name(meta.uid()), permission::group_name(meta.gid())),
+            format_args!(
+                "{}:{}",
+                permission::user_name(meta.uid()),
+                permission::group_name(meta.gid())
+            ),
             w.files,
             w.bytes as f64 / 1_048_576.0,
-            if w.truncated { " (walk stopped at max_entries)" } else { "" },
+            if w.truncated {
+                " (walk stopped at max_entries)"
+            } else {
+                ""
+            },
             age(w.oldest),
             age(w.newest)
         );
         match rustix::fs::statvfs(path.as_str()) {
             Ok(s) => {
-                let free = if s.f_blocks > 0 { s.f_bavail as f64 * 100.0 / s.f_blocks as f64 } else { 100.0 };
-                let ino = if s.f_files > 0 { s.f_favail as f64 * 100.0 / s.f_files as f64 } else { 100.0 };
-                text.push_str(&format!("; filesystem {free:.1}% free, inodes {ino:.1}% free"));
+                let free = if s.f_blocks > 0 {
+                    s.f_bavail as f64 * 100.0 / s.f_blocks as f64
+                } else {
+                    100.0
+                };
+                let ino = if s.f_files > 0 {
+                    s.f_favail as f64 * 100.0 / s.f_files as f64
+                } else {
+                    100.0
+                };
+                let _ = write!(text, "; filesystem {free:.1}% free, inodes {ino:.1}% free");
                 if free < min_free || (s.f_files > 0 && ino < min_free) {
                     problems.push(format!("the cache filesystem is nearly full ({free:.1}% space, {ino:.1}% inodes free)"));
                 }
@@ -201,15 +278,28 @@ fn inspect(p: &Params) -> CheckReport {
         r = r.with_evidence(e.clone());
     }
     if !faults.is_empty() {
-        let s = faults.iter().map(|f| f.0.clone()).collect::<Vec<_>>().join("; ");
+        let s = faults
+            .iter()
+            .map(|f| f.0.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
         r.outcome = Outcome::Problem;
         r.summary.clone_from(&s);
-        r = r.diagnose(Cause::CacheFault, Severity::High, s, faults.into_iter().map(|f| f.1).collect());
+        r = r.diagnose(
+            Cause::CacheFault,
+            Severity::High,
+            s,
+            faults.into_iter().map(|f| f.1).collect(),
+        );
     } else if !unknown.is_empty() {
         r.outcome = Outcome::Inconclusive;
         r.summary = format!("could not look at: {}", unknown.join("; "));
     } else {
-        r.summary = format!("{} may read and write the cache ({files} files, {:.1} MiB) and space is sufficient", acct.name, bytes as f64 / 1_048_576.0);
+        r.summary = format!(
+            "{} may read and write the cache ({files} files, {:.1} MiB) and space is sufficient",
+            acct.name,
+            bytes as f64 / 1_048_576.0
+        );
         let why = r.summary.clone();
         r = r.exclude(Cause::CacheFault, why);
     }

@@ -64,12 +64,16 @@ impl Params {
 
 fn compile(list: &[String], name: &str) -> Result<Vec<Regex>, String> {
     list.iter()
-        .map(|p| Regex::new(p).map_err(|e| format!("{name} pattern `{p}` is not a valid regex: {e}")))
+        .map(|p| {
+            Regex::new(p).map_err(|e| format!("{name} pattern `{p}` is not a valid regex: {e}"))
+        })
         .collect()
 }
 
 fn matching_line<'a>(re: &Regex, text: &'a str) -> Option<&'a str> {
-    text.lines().find(|l| re.is_match(l)).or_else(|| re.find(text).map(|m| m.as_str()))
+    text.lines()
+        .find(|l| re.is_match(l))
+        .or_else(|| re.find(text).map(|m| m.as_str()))
 }
 
 pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
@@ -84,9 +88,14 @@ async fn execute(p: &Params) -> CheckReport {
     let Some((program, args)) = p.argv.split_first() else {
         return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, "argv is empty");
     };
-    let (problem_re, ok_re) = match (compile(&p.problem_if, "problem_if"), compile(&p.ok_if, "ok_if")) {
+    let (problem_re, ok_re) = match (
+        compile(&p.problem_if, "problem_if"),
+        compile(&p.ok_if, "ok_if"),
+    ) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, e),
+        (Err(e), _) | (_, Err(e)) => {
+            return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, e);
+        }
     };
     let timeout = p.timeout.map_or(Duration::from_secs(10), |d| d.0);
     let out = match tool::run(program, args, timeout, OUTPUT_CAP).await {
@@ -98,7 +107,11 @@ async fn execute(p: &Params) -> CheckReport {
             DOC.kind,
             label,
             Outcome::Inconclusive,
-            format!("`{}` did not finish within {} and was killed", out.argv, HumanDuration(timeout)),
+            format!(
+                "`{}` did not finish within {} and was killed",
+                out.argv,
+                HumanDuration(timeout)
+            ),
         )
         .with_fact("command.exit", "");
     }
@@ -114,33 +127,62 @@ async fn execute(p: &Params) -> CheckReport {
         "output",
         format!(
             "exit {code_text}{}\n{excerpt}",
-            if out.truncated { " (output truncated at the cap)" } else { "" }
+            if out.truncated {
+                " (output truncated at the cap)"
+            } else {
+                ""
+            }
         ),
     )
     .at(out.argv.clone());
     let want = p.expect_exit.unwrap_or(0);
     let mut matched = String::new();
-    let (outcome, summary) = if let Some((re, line)) = problem_re.iter().find_map(|re| matching_line(re, &text).map(|l| (re, l))) {
-        matched = line.to_owned();
-        (Outcome::Problem, format!("`{}`: output matches `{}`: {}", out.argv, re.as_str(), line.trim()))
+    let (outcome, summary) = if let Some((re, line)) = problem_re
+        .iter()
+        .find_map(|re| matching_line(re, &text).map(|l| (re, l)))
+    {
+        line.clone_into(&mut matched);
+        (
+            Outcome::Problem,
+            format!(
+                "`{}`: output matches `{}`: {}",
+                out.argv,
+                re.as_str(),
+                line.trim()
+            ),
+        )
     } else if code != Some(want) {
-        (Outcome::Problem, format!("`{}` exited {code_text} (expected {want})", out.argv))
+        (
+            Outcome::Problem,
+            format!("`{}` exited {code_text} (expected {want})", out.argv),
+        )
     } else if !ok_re.is_empty() {
         match ok_re.iter().find_map(|re| matching_line(re, &text)) {
             Some(line) => {
-                matched = line.to_owned();
+                line.clone_into(&mut matched);
                 (Outcome::Ok, format!("`{}`: {}", out.argv, line.trim()))
             }
             None => (
                 Outcome::Problem,
-                format!("`{}`: output matches none of {}", out.argv, p.ok_if.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "`{}`: output matches none of {}",
+                    out.argv,
+                    p.ok_if
+                        .iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ),
         }
     } else {
         (Outcome::Ok, format!("`{}` exited {code_text}", out.argv))
     };
     let mut r = CheckReport::new(DOC.kind, label, outcome, summary.clone())
-        .with_fact("command.exit", code.map(|c| c.to_string()).unwrap_or_default())
+        .with_fact(
+            "command.exit",
+            code.map(|c| c.to_string()).unwrap_or_default(),
+        )
         .with_fact("command.match", matched)
         .with_evidence(ev.clone());
     if outcome == Outcome::Problem

@@ -13,6 +13,7 @@
 //! `apache2ctl -t` sources /etc/apache2/envvars. No running server is
 //! signalled.
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
@@ -127,7 +128,9 @@ fn command(p: &Params) -> (Vec<String>, Vec<String>) {
             args.extend([
                 "-c".into(),
                 "-f".into(),
-                p.config.clone().unwrap_or_else(|| "/etc/haproxy/haproxy.cfg".into()),
+                p.config
+                    .clone()
+                    .unwrap_or_else(|| "/etc/haproxy/haproxy.cfg".into()),
             ]);
             vec!["haproxy".into()]
         }
@@ -204,16 +207,24 @@ async fn test(p: &Params) -> CheckReport {
             DOC.kind,
             label,
             Outcome::Inconclusive,
-            format!("`{}` did not finish within {}", out.argv, HumanDuration(timeout)),
+            format!(
+                "`{}` did not finish within {}",
+                out.argv,
+                HumanDuration(timeout)
+            ),
         );
     }
     let text = out.combined();
     let ev = Evidence::new("output", text.trim().to_owned()).at(out.argv.clone());
     if out.code == Some(0) {
-        let warnings: Vec<&str> = text.lines().filter(|l| l.contains("[warn]") || l.contains("WARNING") || l.contains("[WARNING]")).take(10).collect();
+        let warnings: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("[warn]") || l.contains("WARNING") || l.contains("[WARNING]"))
+            .take(10)
+            .collect();
         let mut s = format!("`{}`: the configuration is valid", out.argv);
         if !warnings.is_empty() {
-            s.push_str(&format!(" ({} warning(s))", warnings.len()));
+            let _ = write!(s, " ({} warning(s))", warnings.len());
         }
         return CheckReport::new(DOC.kind, label, Outcome::Ok, s)
             .with_fact("config_test.result", "ok")
@@ -224,17 +235,26 @@ async fn test(p: &Params) -> CheckReport {
     let errors = summarise_errors(&text);
     let lower = text.to_ascii_lowercase();
     let only_permission = lower.contains("permission denied")
-        && errors.iter().all(|e| e.to_ascii_lowercase().contains("permission denied") || e.to_ascii_lowercase().contains("could not open"));
+        && errors.iter().all(|e| {
+            e.to_ascii_lowercase().contains("permission denied")
+                || e.to_ascii_lowercase().contains("could not open")
+        });
     if only_permission {
         return CheckReport::new(
             DOC.kind,
             label,
             Outcome::Inconclusive,
-            format!("`{}` could not read files it needs: permission denied (run as root)", out.argv),
+            format!(
+                "`{}` could not read files it needs: permission denied (run as root)",
+                out.argv
+            ),
         )
         .with_evidence(ev);
     }
-    let first = errors.first().cloned().unwrap_or_else(|| text.lines().next().unwrap_or("").to_owned());
+    let first = errors
+        .first()
+        .cloned()
+        .unwrap_or_else(|| text.lines().next().unwrap_or("").to_owned());
     let s = format!("`{}` rejects the configuration: {first}", out.argv);
     CheckReport::new(DOC.kind, label, Outcome::Problem, s.clone())
         .with_fact("config_test.result", "failed")
@@ -249,13 +269,29 @@ mod tests {
 
     #[test]
     fn errors_get_file_and_line() {
-        let e = summarise_errors("nginx: [emerg] unknown directive \"foo\" in /tmp/x/nginx.conf:12\nnginx: configuration file /tmp/x/nginx.conf test failed\n");
-        assert_eq!(e, vec!["/tmp/x/nginx.conf:12: nginx: [emerg] unknown directive \"foo\" in /tmp/x/nginx.conf:12"]);
-        let e = summarise_errors("AH00526: Syntax error on line 3 of /tmp/a/httpd.conf:\nInvalid command 'Foo', perhaps misspelled\n");
-        assert_eq!(e, vec!["/tmp/a/httpd.conf:3: Invalid command 'Foo', perhaps misspelled"]);
-        let e = summarise_errors("[ALERT]    (9) : config : parsing [/tmp/h.cfg:3] : unknown keyword 'bogus' in 'global' section\n");
+        let e = summarise_errors(
+            "nginx: [emerg] unknown directive \"foo\" in /tmp/x/nginx.conf:12\nnginx: configuration file /tmp/x/nginx.conf test failed\n",
+        );
+        assert_eq!(
+            e,
+            vec![
+                "/tmp/x/nginx.conf:12: nginx: [emerg] unknown directive \"foo\" in /tmp/x/nginx.conf:12"
+            ]
+        );
+        let e = summarise_errors(
+            "AH00526: Syntax error on line 3 of /tmp/a/httpd.conf:\nInvalid command 'Foo', perhaps misspelled\n",
+        );
+        assert_eq!(
+            e,
+            vec!["/tmp/a/httpd.conf:3: Invalid command 'Foo', perhaps misspelled"]
+        );
+        let e = summarise_errors(
+            "[ALERT]    (9) : config : parsing [/tmp/h.cfg:3] : unknown keyword 'bogus' in 'global' section\n",
+        );
         assert!(e[0].starts_with("/tmp/h.cfg:3: "), "{e:?}");
-        let e = summarise_errors("[23-Nov-2026 10:00:00] ERROR: [/tmp/f.conf:4] unknown entry 'bogus'\n");
+        let e = summarise_errors(
+            "[23-Nov-2026 10:00:00] ERROR: [/tmp/f.conf:4] unknown entry 'bogus'\n",
+        );
         assert!(e[0].starts_with("/tmp/f.conf:4: "), "{e:?}");
     }
 }

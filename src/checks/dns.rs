@@ -9,6 +9,7 @@
 //! followed at most 16 times); /etc/hosts is read (capped) and reported, since
 //! the system resolver consults it but nginx's `resolver` does not.
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -38,7 +39,13 @@ pub const DOC: KindDoc = KindDoc {
     kind: "dns",
     summary: "Resolve a name (A and AAAA) with timings; NXDOMAIN, SERVFAIL, REFUSED, no data and timeout are distinct results.",
     example: r#"{ dns = { name = "app.internal", resolver = "127.0.0.1:5353", timeout = "3s" } }"#,
-    facts: &["dns.result", "dns.a", "dns.aaaa", "dns.resolver", "dns.hosts_file"],
+    facts: &[
+        "dns.result",
+        "dns.a",
+        "dns.aaaa",
+        "dns.resolver",
+        "dns.hosts_file",
+    ],
 };
 
 const MAX_RESOLVERS: usize = 3;
@@ -99,7 +106,9 @@ impl Answer {
 fn read_capped(path: &str) -> std::io::Result<String> {
     use std::io::Read;
     let mut s = String::new();
-    std::fs::File::open(path)?.take(FILE_CAP).read_to_string(&mut s)?;
+    std::fs::File::open(path)?
+        .take(FILE_CAP)
+        .read_to_string(&mut s)?;
     Ok(s)
 }
 
@@ -205,7 +214,12 @@ pub fn decode_reply(msg: &[u8], id: u16, qtype: u16) -> Answer {
         }
         match (rtype, rdlen) {
             (1, 4) if qtype == 1 => {
-                out.push(IpAddr::V4(Ipv4Addr::new(msg[rd], msg[rd + 1], msg[rd + 2], msg[rd + 3])));
+                out.push(IpAddr::V4(Ipv4Addr::new(
+                    msg[rd],
+                    msg[rd + 1],
+                    msg[rd + 2],
+                    msg[rd + 3],
+                )));
             }
             (28, 16) if qtype == 28 => {
                 let mut b = [0u8; 16];
@@ -234,7 +248,9 @@ pub async fn query(resolver: SocketAddr, name: &str, qtype: u16, timeout: Durati
         Err(e) => return Answer::Error(e),
     };
     let bind: SocketAddr = if resolver.is_ipv6() {
-        "[::]:0".parse().unwrap_or(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0))
+        "[::]:0"
+            .parse()
+            .unwrap_or(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0))
     } else {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
     };
@@ -249,7 +265,7 @@ pub async fn query(resolver: SocketAddr, name: &str, qtype: u16, timeout: Durati
         return Answer::Error(format!("cannot send to {resolver}: {e}"));
     }
     let deadline = Instant::now() + timeout;
-    let mut buf = [0u8; 4096];
+    let mut buf = vec![0u8; 4096];
     // Bounded: each iteration waits at most until the deadline.
     loop {
         let now = Instant::now();
@@ -290,12 +306,21 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
     let started = Instant::now();
     let name = p.host().trim_matches(['[', ']']).to_owned();
     if let Ok(ip) = name.parse::<IpAddr>() {
-        let (a, aaaa) = if ip.is_ipv4() { (ip.to_string(), String::new()) } else { (String::new(), ip.to_string()) };
-        return CheckReport::new(DOC.kind, label, Outcome::Ok, format!("{name} is an IP address: nothing to resolve"))
-            .with_fact("dns.result", "ok")
-            .with_fact("dns.a", a)
-            .with_fact("dns.aaaa", aaaa)
-            .exclude(Cause::DnsFailure, "the upstream is an IP address");
+        let (a, aaaa) = if ip.is_ipv4() {
+            (ip.to_string(), String::new())
+        } else {
+            (String::new(), ip.to_string())
+        };
+        return CheckReport::new(
+            DOC.kind,
+            label,
+            Outcome::Ok,
+            format!("{name} is an IP address: nothing to resolve"),
+        )
+        .with_fact("dns.result", "ok")
+        .with_fact("dns.a", a)
+        .with_fact("dns.aaaa", aaaa)
+        .exclude(Cause::DnsFailure, "the upstream is an IP address");
     }
     if let Err(e) = encode_query(0, &name, 1) {
         return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, e);
@@ -333,7 +358,9 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
         );
     }
     let hosts = if p.resolver.is_none() {
-        read_capped("/etc/hosts").map(|t| hosts_entries(&t, &name)).unwrap_or_default()
+        read_capped("/etc/hosts")
+            .map(|t| hosts_entries(&t, &name))
+            .unwrap_or_default()
     } else {
         Vec::new()
     };
@@ -347,11 +374,18 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
             let ans = query(*r, &name, qtype, p.per_query()).await;
             let ms = t.elapsed().as_millis();
             let text = match &ans {
-                Answer::Addresses(a) => a.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                Answer::Addresses(a) => a
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 Answer::Error(e) => format!("error: {e}"),
                 other => other.id().to_uppercase(),
             };
-            evidence.push(Evidence::new(format!("{tname} query"), format!("{text} ({ms} ms)")).at(format!("{r}")));
+            evidence.push(
+                Evidence::new(format!("{tname} query"), format!("{text} ({ms} ms)"))
+                    .at(format!("{r}")),
+            );
             let retry = matches!(ans, Answer::Timeout | Answer::Error(_));
             last = Some((qtype, ans, *r));
             if !retry {
@@ -386,24 +420,55 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
         .or_else(|| answers.iter().find(|a| matches!(a, Answer::Timeout)))
         .or_else(|| answers.iter().find(|a| matches!(a, Answer::Error(_))))
         .copied();
-    let hosts_text = hosts.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    let hosts_text = hosts
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
     let (outcome, result, summary) = if any_addr {
         let mut s = format!("{name} resolves via {resolver}:");
         if !a4.is_empty() {
-            s.push_str(&format!(" A {}", a4.replace('\n', ", ")));
+            let _ = write!(s, " A {}", a4.replace('\n', ", "));
         }
         if !a6.is_empty() {
-            s.push_str(&format!(" AAAA {}", a6.replace('\n', ", ")));
+            let _ = write!(s, " AAAA {}", a6.replace('\n', ", "));
         }
         (Outcome::Ok, "ok", s)
     } else {
         match worst {
-            Some(Answer::NxDomain) => (Outcome::Problem, "nxdomain", format!("{name} does not exist (NXDOMAIN from {resolver})")),
-            Some(Answer::ServFail) => (Outcome::Problem, "servfail", format!("the resolver {resolver} failed to resolve {name} (SERVFAIL)")),
-            Some(Answer::Refused) => (Outcome::Problem, "refused", format!("the resolver {resolver} refused to resolve {name} (REFUSED)")),
-            Some(Answer::Timeout) => (Outcome::Problem, "timeout", format!("no answer about {name} from {resolver} within {}", HumanDuration(p.per_query()))),
-            Some(Answer::Error(e)) => (Outcome::Inconclusive, "error", format!("could not ask {resolver} about {name}: {e}")),
-            _ => (Outcome::Problem, "nodata", format!("{name} exists but has no A or AAAA record ({resolver})")),
+            Some(Answer::NxDomain) => (
+                Outcome::Problem,
+                "nxdomain",
+                format!("{name} does not exist (NXDOMAIN from {resolver})"),
+            ),
+            Some(Answer::ServFail) => (
+                Outcome::Problem,
+                "servfail",
+                format!("the resolver {resolver} failed to resolve {name} (SERVFAIL)"),
+            ),
+            Some(Answer::Refused) => (
+                Outcome::Problem,
+                "refused",
+                format!("the resolver {resolver} refused to resolve {name} (REFUSED)"),
+            ),
+            Some(Answer::Timeout) => (
+                Outcome::Problem,
+                "timeout",
+                format!(
+                    "no answer about {name} from {resolver} within {}",
+                    HumanDuration(p.per_query())
+                ),
+            ),
+            Some(Answer::Error(e)) => (
+                Outcome::Inconclusive,
+                "error",
+                format!("could not ask {resolver} about {name}: {e}"),
+            ),
+            _ => (
+                Outcome::Problem,
+                "nodata",
+                format!("{name} exists but has no A or AAAA record ({resolver})"),
+            ),
         }
     };
     let mut r = CheckReport::new(DOC.kind, label, outcome, summary.clone())
@@ -417,7 +482,14 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
     }
     if !hosts.is_empty() {
         r = r.with_evidence(
-            Evidence::new("hosts file", format!("{name} → {} (used by the system resolver, not by nginx's `resolver`)", hosts_text.replace('\n', ", "))).at("/etc/hosts"),
+            Evidence::new(
+                "hosts file",
+                format!(
+                    "{name} → {} (used by the system resolver, not by nginx's `resolver`)",
+                    hosts_text.replace('\n', ", ")
+                ),
+            )
+            .at("/etc/hosts"),
         );
     }
     match outcome {
@@ -440,7 +512,10 @@ mod tests {
         let ns = nameservers("# x\nnameserver 127.0.0.53\nsearch a\nnameserver ::1\n");
         assert_eq!(ns.len(), 2);
         assert_eq!(ns[0].to_string(), "127.0.0.53:53");
-        assert_eq!(hosts_entries("127.0.0.1 localhost app # c\n", "app").len(), 1);
+        assert_eq!(
+            hosts_entries("127.0.0.1 localhost app # c\n", "app").len(),
+            1
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! listing commands are run; jumps into user chains are not followed (a
 //! matching rule in any chain is reported, with its chain).
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -58,17 +59,27 @@ pub struct Flow {
 }
 
 fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
-    let (net, bits) = cidr.split_once('/').unwrap_or((cidr, if cidr.contains(':') { "128" } else { "32" }));
+    let (net, bits) = cidr
+        .split_once('/')
+        .unwrap_or((cidr, if cidr.contains(':') { "128" } else { "32" }));
     let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
         return false;
     };
     match (net, ip) {
         (IpAddr::V4(n), IpAddr::V4(i)) => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits.min(32)) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits.min(32))
+            };
             u32::from(n) & mask == u32::from(i) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(i)) => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits.min(128)) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits.min(128))
+            };
             u128::from(n) & mask == u128::from(i) & mask
         }
         _ => false,
@@ -77,7 +88,9 @@ fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
 
 fn port_in(spec: &str, port: u16) -> bool {
     spec.split(',').any(|p| match p.split_once(':') {
-        Some((a, b)) => a.parse::<u16>().is_ok_and(|a| a <= port) && b.parse::<u16>().is_ok_and(|b| port <= b),
+        Some((a, b)) => {
+            a.parse::<u16>().is_ok_and(|a| a <= port) && b.parse::<u16>().is_ok_and(|b| port <= b)
+        }
         None => p.parse::<u16>() == Ok(port),
     })
 }
@@ -92,7 +105,9 @@ pub fn iptables_matches(save: &str, flow: Flow) -> Vec<String> {
             table = t.trim();
             continue;
         }
-        let Some(rule) = line.strip_prefix("-A ") else { continue };
+        let Some(rule) = line.strip_prefix("-A ") else {
+            continue;
+        };
         if table == "nat" {
             continue;
         }
@@ -106,13 +121,36 @@ pub fn iptables_matches(save: &str, flow: Flow) -> Vec<String> {
         let mut i = 1;
         while i < w.len() && ok {
             let neg = w[i] == "!";
-            let (opt, val) = if neg { (w.get(i + 1).copied().unwrap_or(""), w.get(i + 2).copied().unwrap_or("")) } else { (w[i], w.get(i + 1).copied().unwrap_or("")) };
+            let (opt, val) = if neg {
+                (
+                    w.get(i + 1).copied().unwrap_or(""),
+                    w.get(i + 2).copied().unwrap_or(""),
+                )
+            } else {
+                (w[i], w.get(i + 1).copied().unwrap_or(""))
+            };
             let m = match opt {
                 "-p" => Some(val == "tcp" || val == "6" || val == "all"),
-                "--dport" | "--dports" | "--destination-port" | "--destination-ports" => Some(port_in(val, flow.port)),
+                "--dport" | "--dports" | "--destination-port" | "--destination-ports" => {
+                    Some(port_in(val, flow.port))
+                }
                 "-d" => Some(cidr_contains(val, flow.ip)),
-                "-s" if loopback => Some(val.split(',').any(|c| cidr_contains(c, flow.ip) || cidr_contains(c, if flow.ip.is_ipv4() { "127.0.0.1".parse().unwrap_or(flow.ip) } else { flow.ip }))),
-                "-i" | "-o" => Some(if loopback { val == "lo" || val.ends_with('+') } else { val != "lo" }),
+                "-s" if loopback => Some(val.split(',').any(|c| {
+                    cidr_contains(c, flow.ip)
+                        || cidr_contains(
+                            c,
+                            if flow.ip.is_ipv4() {
+                                "127.0.0.1".parse().unwrap_or(flow.ip)
+                            } else {
+                                flow.ip
+                            },
+                        )
+                })),
+                "-i" | "-o" => Some(if loopback {
+                    val == "lo" || val.ends_with('+')
+                } else {
+                    val != "lo"
+                }),
                 "--ctstate" | "--state" => Some(val.split(',').any(|s| s == "NEW")),
                 "--tcp-flags" | "--syn" => Some(true),
                 _ => None,
@@ -143,11 +181,14 @@ pub fn nft_matches(ruleset: &str, flow: Flow) -> Vec<String> {
     for line in ruleset.lines().take(100_000) {
         let l = line.trim();
         if let Some(c) = l.strip_prefix("chain ") {
-            chain = c.trim_end_matches('{').trim().to_owned();
+            c.trim_end_matches('{').trim().clone_into(&mut chain);
             continue;
         }
         let w: Vec<&str> = l.split_whitespace().collect();
-        if !w.iter().any(|x| *x == "drop" || *x == "reject") || l.starts_with("type ") || l.starts_with("policy") {
+        if !w.iter().any(|x| *x == "drop" || *x == "reject")
+            || l.starts_with("type ")
+            || l.starts_with("policy")
+        {
             continue;
         }
         let mut ok = true;
@@ -156,7 +197,12 @@ pub fn nft_matches(ruleset: &str, flow: Flow) -> Vec<String> {
             match *x {
                 "dport" => {
                     let spec = if next == "{" {
-                        w[i + 2..].iter().take_while(|t| **t != "}").map(|t| t.trim_end_matches(',')).collect::<Vec<_>>().join(",")
+                        w[i + 2..]
+                            .iter()
+                            .take_while(|t| **t != "}")
+                            .map(|t| t.trim_end_matches(','))
+                            .collect::<Vec<_>>()
+                            .join(",")
                     } else {
                         next.replace('-', ":")
                     };
@@ -180,10 +226,17 @@ pub fn nft_matches(ruleset: &str, flow: Flow) -> Vec<String> {
 
 fn parse_address(a: &str) -> Result<Flow, String> {
     if let Ok(sa) = a.parse::<std::net::SocketAddr>() {
-        return Ok(Flow { ip: sa.ip(), port: sa.port() });
+        return Ok(Flow {
+            ip: sa.ip(),
+            port: sa.port(),
+        });
     }
-    let (host, port) = a.rsplit_once(':').ok_or_else(|| format!("`{a}` is not IP:port"))?;
-    let port = port.parse().map_err(|_| format!("`{a}` has no valid port"))?;
+    let (host, port) = a
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{a}` is not IP:port"))?;
+    let port = port
+        .parse()
+        .map_err(|_| format!("`{a}` has no valid port"))?;
     let ip = if host == "localhost" {
         IpAddr::from([127, 0, 0, 1])
     } else {
@@ -198,19 +251,34 @@ fn parse_address(a: &str) -> Result<Flow, String> {
 
 async fn listing(netns: Option<&str>, program: &str, args: &[&str]) -> Result<String, String> {
     let (prog, argv): (&str, Vec<String>) = match netns {
-        Some(ns) => ("ip", ["netns", "exec", ns, program].iter().chain(args.iter()).map(|s| (*s).to_owned()).collect()),
+        Some(ns) => (
+            "ip",
+            ["netns", "exec", ns, program]
+                .iter()
+                .chain(args.iter())
+                .map(|s| (*s).to_owned())
+                .collect(),
+        ),
         None => (program, args.iter().map(|s| (*s).to_owned()).collect()),
     };
     if netns.is_some() {
         tool::find(program).map_err(|e| e.to_string())?;
     }
-    let o = tool::run(prog, &argv, Duration::from_secs(8), 4 << 20).await.map_err(|e| e.to_string())?;
+    let o = tool::run(prog, &argv, Duration::from_secs(8), 4 << 20)
+        .await
+        .map_err(|e| e.to_string())?;
     if o.timed_out {
         return Err(format!("`{}` timed out", o.argv));
     }
     if o.code != Some(0) {
         let err = o.stderr.trim();
-        let hint = if err.to_ascii_lowercase().contains("permission denied") || err.contains("Operation not permitted") { " (run as root)" } else { "" };
+        let hint = if err.to_ascii_lowercase().contains("permission denied")
+            || err.contains("Operation not permitted")
+        {
+            " (run as root)"
+        } else {
+            ""
+        };
         return Err(format!("`{}` failed: {err}{hint}", o.argv));
     }
     Ok(o.stdout)
@@ -234,12 +302,28 @@ async fn review(p: &Params, ctx: &CheckContext) -> CheckReport {
     let mut blocking = Vec::new();
     let mut unread = Vec::new();
     let mut read_rules = 0;
-    let save = if flow.ip.is_ipv4() { "iptables-save" } else { "ip6tables-save" };
+    let save = if flow.ip.is_ipv4() {
+        "iptables-save"
+    } else {
+        "ip6tables-save"
+    };
     match listing(ns, save, &[]).await {
         Ok(t) => {
             read_rules += 1;
             let m = iptables_matches(&t, flow);
-            ev.push(Evidence::new("iptables", format!("{} rule line(s) read, {} could block {}:{}", t.lines().filter(|l| l.starts_with("-A")).count(), m.len(), flow.ip, flow.port)).at(save));
+            ev.push(
+                Evidence::new(
+                    "iptables",
+                    format!(
+                        "{} rule line(s) read, {} could block {}:{}",
+                        t.lines().filter(|l| l.starts_with("-A")).count(),
+                        m.len(),
+                        flow.ip,
+                        flow.port
+                    ),
+                )
+                .at(save),
+            );
             blocking.extend(m);
         }
         Err(e) => unread.push(e),
@@ -248,7 +332,13 @@ async fn review(p: &Params, ctx: &CheckContext) -> CheckReport {
         Ok(t) => {
             read_rules += 1;
             let m = nft_matches(&t, flow);
-            ev.push(Evidence::new("nftables", format!("{} could block {}:{}", m.len(), flow.ip, flow.port)).at("nft list ruleset"));
+            ev.push(
+                Evidence::new(
+                    "nftables",
+                    format!("{} could block {}:{}", m.len(), flow.ip, flow.port),
+                )
+                .at("nft list ruleset"),
+            );
             // iptables-nft rules show up in both listings: report them once.
             if blocking.is_empty() {
                 blocking.extend(m);
@@ -260,22 +350,57 @@ async fn review(p: &Params, ctx: &CheckContext) -> CheckReport {
     let mut selinux = "absent".to_owned();
     let mut mac_problems: Vec<String> = Vec::new();
     if let Ok(mode) = std::fs::read_to_string("/sys/fs/selinux/enforce") {
-        selinux = if mode.trim() == "1" { "enforcing".into() } else { "permissive".into() };
+        selinux = if mode.trim() == "1" {
+            "enforcing".into()
+        } else {
+            "permissive".into()
+        };
         let mut text = format!("SELinux {selinux}");
-        if let Ok(o) = tool::run("getsebool", &["httpd_can_network_connect".to_owned()], Duration::from_secs(5), 4096).await {
-            text.push_str(&format!("; {}", o.stdout.trim()));
+        if let Ok(o) = tool::run(
+            "getsebool",
+            &["httpd_can_network_connect".to_owned()],
+            Duration::from_secs(5),
+            4096,
+        )
+        .await
+        {
+            let _ = write!(text, "; {}", o.stdout.trim());
             if selinux == "enforcing" && o.stdout.contains("--> off") && !flow.ip.is_loopback() {
                 mac_problems.push("SELinux is enforcing and httpd_can_network_connect is off: the web server may not connect out".into());
             }
         }
         ev.push(Evidence::new("selinux", text).at("/sys/fs/selinux/enforce"));
-        let avc = match tool::run("ausearch", &["-m".into(), "avc".into(), "-ts".into(), ctx.window_from.strftime("%m/%d/%Y %H:%M:%S").to_string(), "-i".into()], Duration::from_secs(10), 1 << 20).await {
+        let avc = match tool::run(
+            "ausearch",
+            &[
+                "-m".into(),
+                "avc".into(),
+                "-ts".into(),
+                ctx.window_from.strftime("%m/%d/%Y %H:%M:%S").to_string(),
+                "-i".into(),
+            ],
+            Duration::from_secs(10),
+            1 << 20,
+        )
+        .await
+        {
             Ok(o) => o.stdout,
             Err(_) => std::fs::read_to_string("/var/log/audit/audit.log").unwrap_or_default(),
         };
-        let denials: Vec<&str> = avc.lines().filter(|l| l.contains("avc:") && l.contains("denied") && (l.contains("name_connect") || l.contains("httpd") || l.contains("nginx"))).take(20).collect();
+        let denials: Vec<&str> = avc
+            .lines()
+            .filter(|l| {
+                l.contains("avc:")
+                    && l.contains("denied")
+                    && (l.contains("name_connect") || l.contains("httpd") || l.contains("nginx"))
+            })
+            .take(20)
+            .collect();
         if !denials.is_empty() {
-            mac_problems.push(format!("{} SELinux AVC denial(s) for the web server", denials.len()));
+            mac_problems.push(format!(
+                "{} SELinux AVC denial(s) for the web server",
+                denials.len()
+            ));
             ev.push(Evidence::new("AVC denials", denials.join("\n")).at("audit log"));
         }
     }
@@ -283,10 +408,24 @@ async fn review(p: &Params, ctx: &CheckContext) -> CheckReport {
     if let Ok(profiles) = std::fs::read_to_string("/sys/kernel/security/apparmor/profiles") {
         let web: Vec<&str> = profiles
             .lines()
-            .filter(|l| ["nginx", "apache2", "httpd", "php-fpm", "haproxy"].iter().any(|n| l.contains(n)))
+            .filter(|l| {
+                ["nginx", "apache2", "httpd", "php-fpm", "haproxy"]
+                    .iter()
+                    .any(|n| l.contains(n))
+            })
             .take(20)
             .collect();
-        ev.push(Evidence::new("apparmor", if web.is_empty() { "AppArmor active; no web server profile loaded".to_owned() } else { web.join("\n") }).at("/sys/kernel/security/apparmor/profiles"));
+        ev.push(
+            Evidence::new(
+                "apparmor",
+                if web.is_empty() {
+                    "AppArmor active; no web server profile loaded".to_owned()
+                } else {
+                    web.join("\n")
+                },
+            )
+            .at("/sys/kernel/security/apparmor/profiles"),
+        );
     }
     let mut r = CheckReport::new(DOC.kind, label, Outcome::Ok, String::new())
         .with_fact("firewall.blocking_rules", blocking.join("\n"))
@@ -300,7 +439,13 @@ async fn review(p: &Params, ctx: &CheckContext) -> CheckReport {
     if !blocking.is_empty() || !mac_problems.is_empty() {
         let mut parts = Vec::new();
         if !blocking.is_empty() {
-            parts.push(format!("{} DROP/REJECT rule(s) could match TCP to {}:{}: {}", blocking.len(), flow.ip, flow.port, blocking[0]));
+            parts.push(format!(
+                "{} DROP/REJECT rule(s) could match TCP to {}:{}: {}",
+                blocking.len(),
+                flow.ip,
+                flow.port,
+                blocking[0]
+            ));
         }
         parts.extend(mac_problems);
         let s = parts.join("; ");
@@ -312,7 +457,10 @@ async fn review(p: &Params, ctx: &CheckContext) -> CheckReport {
         r.outcome = Outcome::Inconclusive;
         r.summary = format!("no firewall rules could be read: {}", unread.join("; "));
     } else {
-        r.summary = format!("no DROP/REJECT rule matches TCP to {}:{}", flow.ip, flow.port);
+        r.summary = format!(
+            "no DROP/REJECT rule matches TCP to {}:{}",
+            flow.ip, flow.port
+        );
         let why = r.summary.clone();
         r = r.exclude(Cause::FirewallBlocked, why);
     }
@@ -324,7 +472,10 @@ mod tests {
     use super::*;
 
     fn flow(ip: &str, port: u16) -> Flow {
-        Flow { ip: ip.parse().unwrap(), port }
+        Flow {
+            ip: ip.parse().unwrap(),
+            port,
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 pub mod fingerprint;
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -89,10 +90,10 @@ impl Params {
         };
         let mut s = format!("{m} {}", self.url);
         if let Some(ip) = &self.resolve {
-            s.push_str(&format!(" via {ip}"));
+            let _ = write!(s, " via {ip}");
         }
         if self.repeats() > 1 {
-            s.push_str(&format!(" ×{}", self.repeats()));
+            let _ = write!(s, " ×{}", self.repeats());
         }
         s
     }
@@ -125,9 +126,17 @@ impl Timings {
         let f = |v: Option<u128>| v.map_or("-".to_owned(), |v| format!("{v} ms"));
         format!(
             "dns {}, connect {} (separate connection, approximate), tls {}, first byte {}, total {}",
-            if pinned { "skipped (pinned address)".to_owned() } else { f(self.dns) },
+            if pinned {
+                "skipped (pinned address)".to_owned()
+            } else {
+                f(self.dns)
+            },
             f(self.connect),
-            if https { "included in first byte" } else { "n/a (plain http)" },
+            if https {
+                "included in first byte"
+            } else {
+                "n/a (plain http)"
+            },
             f(self.first_byte),
             f(self.total)
         )
@@ -221,7 +230,10 @@ fn classify_reqwest(e: &reqwest::Error, timeout: Duration) -> Failure {
     if e.is_timeout() {
         return Failure {
             kind: "timeout",
-            text: format!("no complete answer within {} ({text})", HumanDuration(timeout)),
+            text: format!(
+                "no complete answer within {} ({text})",
+                HumanDuration(timeout)
+            ),
             connect_phase: e.is_connect(),
         };
     }
@@ -246,12 +258,12 @@ fn classify_reqwest(e: &reqwest::Error, timeout: Duration) -> Failure {
             connect_phase: true,
         };
     }
-    let kind = if lower.contains("closed") || lower.contains("reset") || lower.contains("incomplete")
-    {
-        "closed"
-    } else {
-        "error"
-    };
+    let kind =
+        if lower.contains("closed") || lower.contains("reset") || lower.contains("incomplete") {
+            "closed"
+        } else {
+            "error"
+        };
     Failure {
         kind,
         text,
@@ -260,6 +272,10 @@ fn classify_reqwest(e: &reqwest::Error, timeout: Duration) -> Failure {
 }
 
 /// Send one request and record everything about it.
+#[allow(
+    clippy::many_single_char_names,
+    reason = "p: params, a: the attempt being filled, b: the client builder"
+)]
 pub async fn attempt(p: &Params, url: &reqwest::Url) -> Attempt {
     let timeout = p.per_request();
     let started = Instant::now();
@@ -273,27 +289,31 @@ pub async fn attempt(p: &Params, url: &reqwest::Url) -> Attempt {
         truncated: false,
         failure: None,
     };
-    let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_owned();
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
     // 1. DNS (ours), unless pinned.
     let addr: SocketAddr = if let Some(ip) = &p.resolve {
-        match ip.parse::<std::net::IpAddr>() {
-            Ok(ip) => SocketAddr::new(ip, port),
-            Err(_) => {
-                a.failure = Some(Failure {
-                    kind: "error",
-                    text: format!("resolve = `{ip}` is not an IP address"),
-                    connect_phase: false,
-                });
-                return a;
-            }
+        if let Ok(ip) = ip.parse::<std::net::IpAddr>() {
+            SocketAddr::new(ip, port)
+        } else {
+            a.failure = Some(Failure {
+                kind: "error",
+                text: format!("resolve = `{ip}` is not an IP address"),
+                connect_phase: false,
+            });
+            return a;
         }
     } else if let Ok(ip) = host.parse::<std::net::IpAddr>() {
         a.timings.dns = Some(0);
         SocketAddr::new(ip, port)
     } else {
         let t = Instant::now();
-        let res = tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port))).await;
+        let res =
+            tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port))).await;
         a.timings.dns = Some(t.elapsed().as_millis());
         match res {
             Ok(Ok(mut it)) => {
@@ -319,7 +339,10 @@ pub async fn attempt(p: &Params, url: &reqwest::Url) -> Attempt {
             Err(_) => {
                 a.failure = Some(Failure {
                     kind: "dns",
-                    text: format!("resolving {host} took longer than {}", HumanDuration(timeout)),
+                    text: format!(
+                        "resolving {host} took longer than {}",
+                        HumanDuration(timeout)
+                    ),
                     connect_phase: true,
                 });
                 return a;
@@ -396,11 +419,19 @@ pub async fn attempt(p: &Params, url: &reqwest::Url) -> Attempt {
     a.timings.first_byte = Some(started.elapsed().as_millis());
     a.remote = resp.remote_addr().or(Some(addr));
     a.status = Some(resp.status().as_u16());
-    a.reason = resp.status().canonical_reason().unwrap_or("").to_owned();
+    resp.status()
+        .canonical_reason()
+        .unwrap_or("")
+        .clone_into(&mut a.reason);
     a.headers = resp
         .headers()
         .iter()
-        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     loop {
         match resp.chunk().await {
@@ -416,7 +447,7 @@ pub async fn attempt(p: &Params, url: &reqwest::Url) -> Attempt {
             Err(e) => {
                 a.truncated = true;
                 a.failure = None;
-                a.reason.push_str(&format!(" (body read failed: {})", chain(&e)));
+                let _ = write!(a.reason, " (body read failed: {})", chain(&e));
                 break;
             }
         }
@@ -435,7 +466,7 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
                 DOC.kind,
                 label,
                 Outcome::Inconclusive,
-                format!("unsupported URL `{}` (use http:// or https:// with a host)", u),
+                format!("unsupported URL `{u}` (use http:// or https:// with a host)"),
             );
         }
         Err(e) => {
@@ -485,7 +516,12 @@ fn summarise(p: &Params, url: &reqwest::Url, label: String, attempts: &[Attempt]
     let failures = attempts.iter().filter(|a| a.failed()).count();
     // The first failing attempt is the one shown in detail; else the last.
     let Some(shown) = attempts.iter().find(|a| a.failed()).or(attempts.last()) else {
-        return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, "no request was sent");
+        return CheckReport::new(
+            DOC.kind,
+            label,
+            Outcome::Inconclusive,
+            "no request was sent",
+        );
     };
     let remote = shown.remote.map(|a| a.to_string()).unwrap_or_default();
     let server = shown
@@ -506,7 +542,11 @@ fn summarise(p: &Params, url: &reqwest::Url, label: String, attempts: &[Attempt]
     } else {
         format!(" ({failures} of {n} requests failed: intermittent)")
     };
-    let outcome = if failures > 0 { Outcome::Problem } else { Outcome::Ok };
+    let outcome = if failures > 0 {
+        Outcome::Problem
+    } else {
+        Outcome::Ok
+    };
     let mut summary = match (&shown.failure, shown.status) {
         (Some(f), _) => format!("{}: {}{pattern}", p.url, f.text),
         (None, Some(s)) => {
@@ -519,9 +559,9 @@ fn summarise(p: &Params, url: &reqwest::Url, label: String, attempts: &[Attempt]
             if let Some(f) = &fp
                 && f.generator != Generator::None
             {
-                t.push_str(&format!(", generated by {}", f.generator.id()));
+                let _ = write!(t, ", generated by {}", f.generator.id());
             } else if !server.is_empty() {
-                t.push_str(&format!(" (server: {server})"));
+                let _ = write!(t, " (server: {server})");
             }
             t.push_str(&pattern);
             t
@@ -529,10 +569,18 @@ fn summarise(p: &Params, url: &reqwest::Url, label: String, attempts: &[Attempt]
         (None, None) => format!("{}: no answer{pattern}", p.url),
     };
     if summary.len() > 400 {
-        summary.truncate(summary.char_indices().nth(400).map_or(summary.len(), |(i, _)| i));
+        summary.truncate(
+            summary
+                .char_indices()
+                .nth(400)
+                .map_or(summary.len(), |(i, _)| i),
+        );
     }
     let mut r = CheckReport::new(DOC.kind, label, outcome, summary)
-        .with_fact("http.status", shown.status.map(|s| s.to_string()).unwrap_or_default())
+        .with_fact(
+            "http.status",
+            shown.status.map(|s| s.to_string()).unwrap_or_default(),
+        )
         .with_fact("http.server", server.clone())
         .with_fact("http.remote", remote.clone())
         .with_fact(
@@ -541,13 +589,14 @@ fn summarise(p: &Params, url: &reqwest::Url, label: String, attempts: &[Attempt]
         )
         .with_fact(
             "http.gateway_error",
-            if fp.as_ref().is_some_and(|f| f.gateway_error) { "yes" } else { "no" },
+            if fp.as_ref().is_some_and(|f| f.gateway_error) {
+                "yes"
+            } else {
+                "no"
+            },
         )
         .with_fact("http.failures", format!("{failures}/{n}"))
-        .with_fact(
-            "http.error",
-            shown.failure.as_ref().map_or("", |f| f.kind),
-        );
+        .with_fact("http.error", shown.failure.as_ref().map_or("", |f| f.kind));
     for (i, a) in attempts.iter().enumerate() {
         if n > 1 {
             r = r.with_evidence(Evidence::new(
@@ -557,24 +606,28 @@ fn summarise(p: &Params, url: &reqwest::Url, label: String, attempts: &[Attempt]
         }
     }
     r = r.with_evidence(
-        Evidence::new(
-            "timings",
-            shown.timings.text(https, pinned),
-        )
-        .at(p.url.clone()),
+        Evidence::new("timings", shown.timings.text(https, pinned)).at(p.url.clone()),
     );
     if let Some(s) = shown.status {
         r = r.with_evidence(
-            Evidence::new("status", format!("HTTP {s} {} from {remote}", shown.reason)).at(p.url.clone()),
+            Evidence::new("status", format!("HTTP {s} {} from {remote}", shown.reason))
+                .at(p.url.clone()),
         );
         r = r.with_evidence(Evidence::new("headers", headers_text(&shown.headers)));
-        let excerpt: String = String::from_utf8_lossy(&shown.body).chars().take(600).collect();
+        let excerpt: String = String::from_utf8_lossy(&shown.body)
+            .chars()
+            .take(600)
+            .collect();
         r = r.with_evidence(Evidence::new(
             "body",
             format!(
                 "{} bytes{}: {}",
                 shown.body.len(),
-                if shown.truncated { " (truncated at the cap)" } else { "" },
+                if shown.truncated {
+                    " (truncated at the cap)"
+                } else {
+                    ""
+                },
                 excerpt.trim()
             ),
         ));
@@ -583,7 +636,10 @@ fn summarise(p: &Params, url: &reqwest::Url, label: String, attempts: &[Attempt]
     if let Some(f) = &fp
         && f.generator != Generator::None
     {
-        r = r.with_evidence(Evidence::new("generator", format!("{}: {}", f.generator.id(), f.reason)));
+        r = r.with_evidence(Evidence::new(
+            "generator",
+            format!("{}: {}", f.generator.id(), f.reason),
+        ));
         let status = shown.status.unwrap_or(0);
         if f.generator.is_edge() && f.gateway_error && !f.origin_reported {
             let cf52x = f.generator == Generator::Cloudflare && (520..=527).contains(&status);
@@ -611,7 +667,10 @@ fn summarise(p: &Params, url: &reqwest::Url, label: String, attempts: &[Attempt]
         r = r.diagnose(
             Cause::FrontendDown,
             Severity::Critical,
-            format!("Nothing answers at {}: no gateway error is even produced", p.url),
+            format!(
+                "Nothing answers at {}: no gateway error is even produced",
+                p.url
+            ),
             vec![Evidence::new("connect", f.text.clone()).at(p.url.clone())],
         );
     }
@@ -677,7 +736,11 @@ mod tests {
         assert_eq!(r.outcome, Outcome::Ok);
         assert!(r.excluded.iter().any(|x| x.cause == Cause::FrontendDown));
         assert!(!format!("{r:?}").contains("secret"), "cookies are redacted");
-        assert!(r.evidence.iter().any(|e| e.label == "timings" && e.text.contains("connect")));
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.label == "timings" && e.text.contains("connect"))
+        );
     }
 
     #[tokio::test]

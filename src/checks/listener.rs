@@ -67,7 +67,9 @@ pub struct Listening {
 fn read_capped(path: &str) -> std::io::Result<String> {
     use std::io::Read;
     let mut s = String::new();
-    std::fs::File::open(path)?.take(64 << 20).read_to_string(&mut s)?;
+    std::fs::File::open(path)?
+        .take(64 << 20)
+        .read_to_string(&mut s)?;
     Ok(s)
 }
 
@@ -76,7 +78,9 @@ pub fn decode_addr(hex: &str) -> Option<SocketAddr> {
     let (ip, port) = hex.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
     let ip = match ip.len() {
-        8 => IpAddr::V4(Ipv4Addr::from(u32::from_str_radix(ip, 16).ok()?.swap_bytes())),
+        8 => IpAddr::V4(Ipv4Addr::from(
+            u32::from_str_radix(ip, 16).ok()?.swap_bytes(),
+        )),
         32 => {
             let mut b = [0u8; 16];
             for w in 0..4 {
@@ -152,7 +156,12 @@ fn owners(inodes: &[u64]) -> (HashMap<u64, u32>, bool) {
                 return (map, denied);
             }
             if let Ok(t) = std::fs::read_link(e.path())
-                && let Some(n) = t.to_str().and_then(|s| s.strip_prefix("socket:[")?.strip_suffix(']')?.parse::<u64>().ok())
+                && let Some(n) = t.to_str().and_then(|s| {
+                    s.strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .parse::<u64>()
+                        .ok()
+                })
                 && inodes.contains(&n)
             {
                 map.entry(n).or_insert(pid);
@@ -172,17 +181,28 @@ fn target(address: &str) -> Result<Target, String> {
         return Ok(Target::Unix(p.to_owned()));
     }
     if let Ok(port) = address.trim_start_matches(':').parse::<u16>() {
-        return Ok(Target::Tcp { ips: Vec::new(), port });
+        return Ok(Target::Tcp {
+            ips: Vec::new(),
+            port,
+        });
     }
     if let Ok(sa) = address.parse::<SocketAddr>() {
-        return Ok(Target::Tcp { ips: vec![sa.ip()], port: sa.port() });
+        return Ok(Target::Tcp {
+            ips: vec![sa.ip()],
+            port: sa.port(),
+        });
     }
     let (host, port) = address
         .rsplit_once(':')
         .ok_or_else(|| format!("`{address}` is not host:port, a port or unix:/path"))?;
-    let port: u16 = port.parse().map_err(|_| format!("`{address}` has no valid port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("`{address}` has no valid port"))?;
     let ips = if host == "localhost" {
-        vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)]
+        vec![
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ]
     } else {
         std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
             .map_err(|e| format!("{host} does not resolve: {e}"))?
@@ -200,10 +220,16 @@ fn accepts(bound: IpAddr, dialled: IpAddr) -> bool {
         (IpAddr::V4(b), IpAddr::V4(_)) => b.is_unspecified(),
         (IpAddr::V6(b), IpAddr::V6(_)) => b.is_unspecified(),
         (IpAddr::V6(b), IpAddr::V4(d)) => b.is_unspecified() || b.to_ipv4_mapped() == Some(d),
-        (IpAddr::V4(_), IpAddr::V6(d)) => d.to_ipv4_mapped().is_some_and(|m| IpAddr::V4(m) == bound),
+        (IpAddr::V4(_), IpAddr::V6(d)) => {
+            d.to_ipv4_mapped().is_some_and(|m| IpAddr::V4(m) == bound)
+        }
     }
 }
 
+#[allow(
+    clippy::unused_async,
+    reason = "every kind's run is async for the dispatcher"
+)]
 pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
     let started = Instant::now();
     let mut r = inspect(p);
@@ -235,23 +261,46 @@ fn inspect(p: &Params) -> CheckReport {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && *table == "tcp6" => {}
             Err(e) => {
-                return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, format!("cannot read {path}: {e}"));
+                return CheckReport::new(
+                    DOC.kind,
+                    label,
+                    Outcome::Inconclusive,
+                    format!("cannot read {path}: {e}"),
+                );
             }
         }
     }
     if !read_any {
-        return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, "no /proc/net table is readable");
+        return CheckReport::new(
+            DOC.kind,
+            label,
+            Outcome::Inconclusive,
+            "no /proc/net table is readable",
+        );
     }
     let (on_port, dialled): (Vec<Listening>, Vec<IpAddr>) = match &t {
-        Target::Unix(path) => (all.into_iter().filter(|l| l.path.as_deref() == Some(path.as_str())).collect(), Vec::new()),
-        Target::Tcp { ips, port } => (all.into_iter().filter(|l| l.addr.is_some_and(|a| a.port() == *port)).collect(), ips.clone()),
+        Target::Unix(path) => (
+            all.into_iter()
+                .filter(|l| l.path.as_deref() == Some(path.as_str()))
+                .collect(),
+            Vec::new(),
+        ),
+        Target::Tcp { ips, port } => (
+            all.into_iter()
+                .filter(|l| l.addr.is_some_and(|a| a.port() == *port))
+                .collect(),
+            ips.clone(),
+        ),
     };
     let what = match &t {
         Target::Unix(path) => path.clone(),
         Target::Tcp { port, .. } => format!("port {port}"),
     };
     if on_port.is_empty() {
-        let s = format!("nothing listens on {what} (checked {})", tables.iter().map(|t| t.0).collect::<Vec<_>>().join(", "));
+        let s = format!(
+            "nothing listens on {what} (checked {})",
+            tables.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")
+        );
         return CheckReport::new(DOC.kind, label, Outcome::Problem, s.clone())
             .with_fact("listener.pid", "")
             .with_fact("listener.process", "")
@@ -267,23 +316,41 @@ fn inspect(p: &Params) -> CheckReport {
     let mut ev = Vec::new();
     let mut first_proc = None;
     for l in &on_port {
-        let bound = l.addr.map_or_else(|| l.path.clone().unwrap_or_default(), |a| a.to_string());
-        let who = match owner.get(&l.inode).and_then(|pid| process::read(*pid, btime)) {
+        let bound = l
+            .addr
+            .map_or_else(|| l.path.clone().unwrap_or_default(), |a| a.to_string());
+        let who = match owner
+            .get(&l.inode)
+            .and_then(|pid| process::read(*pid, btime))
+        {
             Some(pr) => {
                 let text = format!(
                     "pid {} user {} started {} ago: {}",
                     pr.pid,
                     permission::user_name(pr.uid),
-                    pr.started.map_or("?".into(), |s| process::age_text(now - s)),
-                    if pr.cmdline.is_empty() { pr.name.clone() } else { pr.cmdline.clone() }
+                    pr.started
+                        .map_or("?".into(), |s| process::age_text(now - s)),
+                    if pr.cmdline.is_empty() {
+                        pr.name.clone()
+                    } else {
+                        pr.cmdline.clone()
+                    }
                 );
                 first_proc.get_or_insert(pr);
                 text
             }
-            None if denied => "process unknown (other users' /proc/PID/fd are unreadable: run as root)".into(),
+            None if denied => {
+                "process unknown (other users' /proc/PID/fd are unreadable: run as root)".into()
+            }
             None => "process unknown (socket inode not found in any /proc/PID/fd)".into(),
         };
-        ev.push(Evidence::new("listening", format!("{} {bound} (inode {}): {who}", l.table, l.inode)).at(format!("/proc/net/{}", l.table)));
+        ev.push(
+            Evidence::new(
+                "listening",
+                format!("{} {bound} (inode {}): {who}", l.table, l.inode),
+            )
+            .at(format!("/proc/net/{}", l.table)),
+        );
     }
     let matching: Vec<&Listening> = on_port
         .iter()
@@ -294,20 +361,51 @@ fn inspect(p: &Params) -> CheckReport {
         .collect();
     let shown = matching.first().copied().or(on_port.first());
     let mut r = CheckReport::new(DOC.kind, label, Outcome::Ok, String::new())
-        .with_fact("listener.pid", first_proc.as_ref().map(|p| p.pid.to_string()).unwrap_or_default())
-        .with_fact("listener.process", first_proc.as_ref().map(|p| p.cmdline.clone()).unwrap_or_default())
-        .with_fact("listener.user", first_proc.as_ref().map(|p| permission::user_name(p.uid)).unwrap_or_default())
+        .with_fact(
+            "listener.pid",
+            first_proc
+                .as_ref()
+                .map(|p| p.pid.to_string())
+                .unwrap_or_default(),
+        )
+        .with_fact(
+            "listener.process",
+            first_proc
+                .as_ref()
+                .map(|p| p.cmdline.clone())
+                .unwrap_or_default(),
+        )
+        .with_fact(
+            "listener.user",
+            first_proc
+                .as_ref()
+                .map(|p| permission::user_name(p.uid))
+                .unwrap_or_default(),
+        )
         .with_fact(
             "listener.address",
-            shown.map(|l| l.addr.map_or_else(|| l.path.clone().unwrap_or_default(), |a| a.to_string())).unwrap_or_default(),
+            shown
+                .map(|l| {
+                    l.addr
+                        .map_or_else(|| l.path.clone().unwrap_or_default(), |a| a.to_string())
+                })
+                .unwrap_or_default(),
         )
-        .with_fact("listener.family_match", if matching.is_empty() { "no" } else { "yes" });
+        .with_fact(
+            "listener.family_match",
+            if matching.is_empty() { "no" } else { "yes" },
+        );
     for e in &ev {
         r = r.with_evidence(e.clone());
     }
-    let proc_text = first_proc.as_ref().map_or_else(String::new, |p| format!(" by pid {} ({})", p.pid, p.name));
+    let proc_text = first_proc
+        .as_ref()
+        .map_or_else(String::new, |p| format!(" by pid {} ({})", p.pid, p.name));
     if matching.is_empty() {
-        let bound: Vec<String> = on_port.iter().filter_map(|l| l.addr.map(|a| a.to_string())).collect();
+        let bound: Vec<String> = on_port
+            .iter()
+            .filter_map(|l| l.addr.map(|a| a.to_string()))
+            .collect();
         let dial: Vec<String> = dialled.iter().map(ToString::to_string).collect();
         let s = format!(
             "{what} is listened on only at {}{proc_text}, but {} is dialled: connections are refused",
@@ -322,13 +420,19 @@ fn inspect(p: &Params) -> CheckReport {
             "{what} is listened on at {}{proc_text}",
             matching
                 .iter()
-                .map(|l| l.addr.map_or_else(|| l.path.clone().unwrap_or_default(), |a| a.to_string()))
+                .map(|l| l
+                    .addr
+                    .map_or_else(|| l.path.clone().unwrap_or_default(), |a| a.to_string()))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        r = r.exclude(Cause::UpstreamRefused, format!("a listener accepts {}", p.address));
+        r = r.exclude(
+            Cause::UpstreamRefused,
+            format!("a listener accepts {}", p.address),
+        );
         if first_proc.is_none() && denied {
-            r.summary.push_str(" (process unknown: run as root to see it)");
+            r.summary
+                .push_str(" (process unknown: run as root to see it)");
         }
     }
     r
@@ -340,12 +444,20 @@ mod tests {
 
     #[test]
     fn proc_net_addresses_decode() {
-        assert_eq!(decode_addr("0100007F:1F90").unwrap().to_string(), "127.0.0.1:8080");
         assert_eq!(
-            decode_addr("00000000000000000000000001000000:1F90").unwrap().to_string(),
+            decode_addr("0100007F:1F90").unwrap().to_string(),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(
+            decode_addr("00000000000000000000000001000000:1F90")
+                .unwrap()
+                .to_string(),
             "[::1]:8080"
         );
         assert!(accepts("::".parse().unwrap(), "127.0.0.1".parse().unwrap()));
-        assert!(!accepts("::1".parse().unwrap(), "127.0.0.1".parse().unwrap()));
+        assert!(!accepts(
+            "::1".parse().unwrap(),
+            "127.0.0.1".parse().unwrap()
+        ));
     }
 }

@@ -65,7 +65,8 @@ impl Params {
     }
     pub fn timeout(&self) -> Duration {
         // Home page, then the rest in waves of `concurrency`.
-        let waves = MAX_PAGES.div_ceil(usize::from(self.concurrency.unwrap_or(4).clamp(1, 16))) as u32;
+        let waves =
+            MAX_PAGES.div_ceil(usize::from(self.concurrency.unwrap_or(4).clamp(1, 16))) as u32;
         self.per_request() * (waves + 1) + Duration::from_secs(1)
     }
 }
@@ -87,7 +88,16 @@ impl Probe {
     fn text(&self) -> String {
         match (&self.error, self.status) {
             (Some(e), _) => format!("{} → failed: {e} ({} ms)", self.path, self.ms),
-            (None, Some(s)) => format!("{} → {s}{} ({} ms)", self.path, if s >= 500 { format!(" by {}", self.generator) } else { String::new() }, self.ms),
+            (None, Some(s)) => format!(
+                "{} → {s}{} ({} ms)",
+                self.path,
+                if s >= 500 {
+                    format!(" by {}", self.generator)
+                } else {
+                    String::new()
+                },
+                self.ms
+            ),
             _ => format!("{} → ?", self.path),
         }
     }
@@ -95,7 +105,9 @@ impl Probe {
 
 /// Same-origin paths linked from an HTML page, in order, without duplicates.
 pub fn links(base: &reqwest::Url, html: &str, max: usize) -> Vec<String> {
-    let Ok(re) = regex::Regex::new(r#"(?i)href\s*=\s*["']([^"'#]+)["']"#) else { return Vec::new() };
+    let Ok(re) = regex::Regex::new(r#"(?i)href\s*=\s*["']([^"'#]+)["']"#) else {
+        return Vec::new();
+    };
     let mut out: Vec<String> = Vec::new();
     for c in re.captures_iter(html).take(5000) {
         let Ok(u) = base.join(&c[1]) else { continue };
@@ -107,8 +119,13 @@ pub fn links(base: &reqwest::Url, html: &str, max: usize) -> Vec<String> {
             path.push('?');
             path.push_str(q);
         }
-        let skip = [".css", ".js", ".png", ".jpg", ".svg", ".ico", ".woff", ".woff2", ".xml"];
-        if skip.iter().any(|s| u.path().ends_with(s)) || path.contains("wp-login") || path.contains("logout") {
+        let skip = [
+            ".css", ".js", ".png", ".jpg", ".svg", ".ico", ".woff", ".woff2", ".xml",
+        ];
+        if skip.iter().any(|s| u.path().ends_with(s))
+            || path.contains("wp-login")
+            || path.contains("logout")
+        {
             continue;
         }
         if !out.contains(&path) {
@@ -125,16 +142,51 @@ async fn probe(client: &reqwest::Client, base: &reqwest::Url, path: String) -> (
     let t = Instant::now();
     let url = match base.join(&path) {
         Ok(u) => u,
-        Err(e) => return (Probe { path, status: None, error: Some(e.to_string()), generator: "none", ms: 0 }, String::new()),
+        Err(e) => {
+            return (
+                Probe {
+                    path,
+                    status: None,
+                    error: Some(e.to_string()),
+                    generator: "none",
+                    ms: 0,
+                },
+                String::new(),
+            );
+        }
     };
     match client.get(url).send().await {
         Err(e) => {
-            let kind = if e.is_timeout() { "timeout" } else if e.is_connect() { "connect" } else { "request" };
-            (Probe { path, status: None, error: Some(format!("{kind}: {e}")), generator: "none", ms: t.elapsed().as_millis() }, String::new())
+            let kind = if e.is_timeout() {
+                "timeout"
+            } else if e.is_connect() {
+                "connect"
+            } else {
+                "request"
+            };
+            (
+                Probe {
+                    path,
+                    status: None,
+                    error: Some(format!("{kind}: {e}")),
+                    generator: "none",
+                    ms: t.elapsed().as_millis(),
+                },
+                String::new(),
+            )
         }
         Ok(mut resp) => {
             let status = resp.status().as_u16();
-            let headers: Vec<(String, String)> = resp.headers().iter().map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+            let headers: Vec<(String, String)> = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
             let mut body = Vec::new();
             while let Ok(Some(c)) = resp.chunk().await {
                 body.extend_from_slice(&c);
@@ -143,9 +195,20 @@ async fn probe(client: &reqwest::Client, base: &reqwest::Url, path: String) -> (
                     break;
                 }
             }
-            let generator = fingerprint::fingerprint(status, &headers, &body).generator.id();
+            let generator = fingerprint::fingerprint(status, &headers, &body)
+                .generator
+                .id();
             let html = String::from_utf8_lossy(&body).into_owned();
-            (Probe { path, status: Some(status), error: None, generator, ms: t.elapsed().as_millis() }, html)
+            (
+                Probe {
+                    path,
+                    status: Some(status),
+                    error: None,
+                    generator,
+                    ms: t.elapsed().as_millis(),
+                },
+                html,
+            )
         }
     }
 }
@@ -161,7 +224,14 @@ async fn survey(p: &Params) -> CheckReport {
     let label = p.label();
     let base = match reqwest::Url::parse(&p.url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
-        _ => return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, format!("`{}` is not an http(s) URL", p.url)),
+        _ => {
+            return CheckReport::new(
+                DOC.kind,
+                label,
+                Outcome::Inconclusive,
+                format!("`{}` is not an http(s) URL", p.url),
+            );
+        }
     };
     let mut b = reqwest::Client::builder()
         .timeout(p.per_request())
@@ -170,21 +240,40 @@ async fn survey(p: &Params) -> CheckReport {
         .no_proxy();
     if let Some(ip) = &p.resolve {
         let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
-            return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, format!("resolve = `{ip}` is not an IP address"));
+            return CheckReport::new(
+                DOC.kind,
+                label,
+                Outcome::Inconclusive,
+                format!("resolve = `{ip}` is not an IP address"),
+            );
         };
         let host = base.host_str().unwrap_or_default().to_owned();
-        b = b.resolve(&host, std::net::SocketAddr::new(ip, base.port_or_known_default().unwrap_or(80)));
+        b = b.resolve(
+            &host,
+            std::net::SocketAddr::new(ip, base.port_or_known_default().unwrap_or(80)),
+        );
     }
     let client = match b.build() {
         Ok(c) => c,
-        Err(e) => return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, format!("cannot build an HTTP client: {e}")),
+        Err(e) => {
+            return CheckReport::new(
+                DOC.kind,
+                label,
+                Outcome::Inconclusive,
+                format!("cannot build an HTTP client: {e}"),
+            );
+        }
     };
     let control = p.control.clone().unwrap_or_else(|| "/robots.txt".into());
     // The home page first: its links join the set.
     let (home, html) = probe(&client, &base, "/".into()).await;
     let mut paths: Vec<String> = Vec::new();
     for path in p.paths.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
         if path != "/" && path != control && !paths.contains(&path) {
             paths.push(path);
         }
@@ -207,7 +296,12 @@ async fn survey(p: &Params) -> CheckReport {
     .buffer_unordered(conc)
     .collect()
     .await;
-    let order = |p: &Probe| paths.iter().position(|x| *x == p.path).unwrap_or(usize::MAX);
+    let order = |p: &Probe| {
+        paths
+            .iter()
+            .position(|x| *x == p.path)
+            .unwrap_or(usize::MAX)
+    };
     probes.sort_by_key(order);
     let (ctl, _) = probe(&client, &base, control.clone()).await;
     let mut pages = vec![home];
@@ -227,26 +321,55 @@ async fn survey(p: &Params) -> CheckReport {
     let failing_list: Vec<String> = failing.iter().map(|x| x.path.clone()).collect();
     let control_text = format!("control {}", ctl.text());
     let summary = match scope {
-        "none" => format!("all {} page(s) answered without a server error ({control_text})", pages.len()),
+        "none" => format!(
+            "all {} page(s) answered without a server error ({control_text})",
+            pages.len()
+        ),
         "site_wide" => format!(
             "site-wide: {} of {} page(s) fail{}",
             failing.len(),
             pages.len(),
-            if control_failed { ", the static control too" } else { "; the static control works (the upstream app is failing everywhere)" }
+            if control_failed {
+                ", the static control too"
+            } else {
+                "; the static control works (the upstream app is failing everywhere)"
+            }
         ),
-        _ => format!("page-specific: {} of {} page(s) fail ({}) while the others and the control work", failing.len(), pages.len(), failing_list.join(", ")),
+        _ => format!(
+            "page-specific: {} of {} page(s) fail ({}) while the others and the control work",
+            failing.len(),
+            pages.len(),
+            failing_list.join(", ")
+        ),
     };
     let mut r = CheckReport::new(DOC.kind, label, outcome, summary.clone())
         .with_fact("pages.scope", scope)
         .with_fact("pages.failing", failing_list.join("\n"))
         .with_fact("pages.checked", pages.len().to_string())
-        .with_evidence(Evidence::new("pages", pages.iter().map(Probe::text).collect::<Vec<_>>().join("\n")).at(p.url.clone()))
+        .with_evidence(
+            Evidence::new(
+                "pages",
+                pages.iter().map(Probe::text).collect::<Vec<_>>().join("\n"),
+            )
+            .at(p.url.clone()),
+        )
         .with_evidence(Evidence::new("control", ctl.text()).at(p.url.clone()));
     if scope == "page_specific" {
-        let ev = failing.iter().map(|f| Evidence::new("failing page", f.text())).collect();
-        r = r.diagnose(Cause::AppFatal, Severity::Medium, format!("only some pages fail: {}", failing_list.join(", ")), ev);
+        let ev = failing
+            .iter()
+            .map(|f| Evidence::new("failing page", f.text()))
+            .collect();
+        r = r.diagnose(
+            Cause::AppFatal,
+            Severity::Medium,
+            format!("only some pages fail: {}", failing_list.join(", ")),
+            ev,
+        );
     } else if scope == "site_wide" {
-        r = r.exclude(Cause::AppFatal, "every page fails, not a page-specific fault");
+        r = r.exclude(
+            Cause::AppFatal,
+            "every page fails, not a page-specific fault",
+        );
     }
     r
 }

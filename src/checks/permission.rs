@@ -252,7 +252,11 @@ mod tests {
 
     #[test]
     fn unknown_user_is_an_error() {
-        assert!(lookup("t502-no-such-user").unwrap_err().contains("t502-no-such-user"));
+        assert!(
+            lookup("t502-no-such-user")
+                .unwrap_err()
+                .contains("t502-no-such-user")
+        );
         assert_eq!(lookup("0").unwrap().name, "root");
     }
 }

@@ -89,13 +89,17 @@ fn newest_mtime(dir: &Path) -> Option<SystemTime> {
     let mut stack = vec![(dir.to_path_buf(), 0)];
     let mut budget = 5000;
     while let Some((d, depth)) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.filter_map(Result::ok) {
             if budget == 0 {
                 return newest;
             }
             budget -= 1;
-            let Ok(m) = e.path().symlink_metadata() else { continue };
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
             if m.is_dir() && depth < 6 {
                 stack.push((e.path(), depth + 1));
             }
@@ -112,24 +116,50 @@ fn newest_mtime(dir: &Path) -> Option<SystemTime> {
 /// Plugins under `plugins_dir`.
 pub fn scan(plugins_dir: &Path) -> std::io::Result<Vec<Plugin>> {
     let mut out = Vec::new();
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(plugins_dir)?.filter_map(Result::ok).map(|e| e.path()).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(plugins_dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     for path in entries.into_iter().take(MAX_PLUGINS) {
-        let slug = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let slug = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if path.is_dir() {
             let mut php: Vec<PathBuf> = std::fs::read_dir(&path)
-                .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "php")).take(50).collect())
+                .map(|rd| {
+                    rd.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "php"))
+                        .take(50)
+                        .collect()
+                })
                 .unwrap_or_default();
             php.sort();
             // The main file is usually SLUG/SLUG.php: try it first.
-            php.sort_by_key(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()) != Some(slug.clone()));
-            let Some((name, version)) = php.iter().find_map(|f| header_fields(&head(f))) else { continue };
-            out.push(Plugin { slug, name, version, changed: newest_mtime(&path) });
+            php.sort_by_key(|p| {
+                p.file_stem().map(|s| s.to_string_lossy().into_owned()) != Some(slug.clone())
+            });
+            let Some((name, version)) = php.iter().find_map(|f| header_fields(&head(f))) else {
+                continue;
+            };
+            out.push(Plugin {
+                slug,
+                name,
+                version,
+                changed: newest_mtime(&path),
+            });
         } else if path.extension().is_some_and(|x| x == "php")
             && let Some((name, version)) = header_fields(&head(&path))
         {
             let changed = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-            out.push(Plugin { slug, name, version, changed });
+            out.push(Plugin {
+                slug,
+                name,
+                version,
+                changed,
+            });
         }
     }
     Ok(out)
@@ -140,15 +170,22 @@ pub fn implicated(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for l in text.lines().take(200_000) {
         let lower = l.to_ascii_lowercase();
-        if !(lower.contains("fatal") || lower.contains("uncaught") || lower.contains("parse error")) {
+        if !(lower.contains("fatal") || lower.contains("uncaught") || lower.contains("parse error"))
+        {
             continue;
         }
         let mut rest = l;
         while let Some(i) = rest.find("wp-content/plugins/") {
             let after = &rest[i + "wp-content/plugins/".len()..];
-            let slug: String = after.chars().take_while(|c| *c != '/' && *c != '\'' && *c != '"' && !c.is_whitespace()).collect();
+            let slug: String = after
+                .chars()
+                .take_while(|c| *c != '/' && *c != '\'' && *c != '"' && !c.is_whitespace())
+                .collect();
             if !slug.is_empty() && !out.iter().any(|(s, _)| *s == slug) {
-                out.push((slug.trim_end_matches(".php").to_owned(), l.trim().chars().take(400).collect()));
+                out.push((
+                    slug.trim_end_matches(".php").to_owned(),
+                    l.trim().chars().take(400).collect(),
+                ));
             }
             rest = after;
         }
@@ -172,15 +209,26 @@ fn tail(path: &str) -> std::io::Result<String> {
 }
 
 async fn active_via_wp(root: &str) -> Result<BTreeSet<String>, String> {
-    let args: Vec<String> = ["plugin", "list", "--format=json", "--skip-plugins", "--skip-themes", "--allow-root", &format!("--path={root}")]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-    let o = tool::run("wp", &args, Duration::from_secs(20), 1 << 20).await.map_err(|e| e.to_string())?;
+    let args: Vec<String> = [
+        "plugin",
+        "list",
+        "--format=json",
+        "--skip-plugins",
+        "--skip-themes",
+        "--allow-root",
+        &format!("--path={root}"),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let o = tool::run("wp", &args, Duration::from_secs(20), 1 << 20)
+        .await
+        .map_err(|e| e.to_string())?;
     if o.code != Some(0) {
         return Err(format!("`{}` failed: {}", o.argv, o.stderr.trim()));
     }
-    let v: serde_json::Value = serde_json::from_str(&o.stdout).map_err(|e| format!("wp-cli output is not JSON: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&o.stdout).map_err(|e| format!("wp-cli output is not JSON: {e}"))?;
     Ok(v.as_array()
         .map(|a| {
             a.iter()
@@ -204,24 +252,50 @@ async fn inspect(p: &Params, ctx: &CheckContext) -> CheckReport {
     let plugins = match scan(&dir) {
         Ok(x) => x,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, format!("{} does not exist: not a WordPress document root", dir.display()));
+            return CheckReport::new(
+                DOC.kind,
+                label,
+                Outcome::Inconclusive,
+                format!(
+                    "{} does not exist: not a WordPress document root",
+                    dir.display()
+                ),
+            );
         }
         Err(e) => {
-            return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, format!("cannot read {}: {e}", dir.display()));
+            return CheckReport::new(
+                DOC.kind,
+                label,
+                Outcome::Inconclusive,
+                format!("cannot read {}: {e}", dir.display()),
+            );
         }
     };
-    let active = if tool::find("wp").is_ok() { Some(active_via_wp(&p.document_root).await) } else { None };
-    let from = SystemTime::UNIX_EPOCH + Duration::from_secs(ctx.window_from.as_second().max(0) as u64) - Duration::from_secs(86400);
+    let active = if tool::find("wp").is_ok() {
+        Some(active_via_wp(&p.document_root).await)
+    } else {
+        None
+    };
+    let from = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(ctx.window_from.as_second().max(0) as u64)
+        - Duration::from_secs(86400);
     let mut listing = Vec::new();
     let mut recent = Vec::new();
     for pl in &plugins {
-        let when = pl.changed.and_then(|t| jiff::Timestamp::try_from(t).ok()).map(|t| t.to_string()).unwrap_or_default();
+        let when = pl
+            .changed
+            .and_then(|t| jiff::Timestamp::try_from(t).ok())
+            .map(|t| t.to_string())
+            .unwrap_or_default();
         let state = match &active {
             Some(Ok(a)) if a.contains(&pl.slug) => " [active]",
             Some(Ok(_)) => " [inactive]",
             _ => "",
         };
-        listing.push(format!("{} {} ({}){state} changed {when}", pl.slug, pl.version, pl.name));
+        listing.push(format!(
+            "{} {} ({}){state} changed {when}",
+            pl.slug, pl.version, pl.name
+        ));
         if pl.changed.is_some_and(|t| t >= from) {
             recent.push(pl.slug.clone());
         }
@@ -234,28 +308,64 @@ async fn inspect(p: &Params, ctx: &CheckContext) -> CheckReport {
                 text.push('\n');
                 text.push_str(&t);
             }
-            Err(e) => unread.push(format!("cannot read {log}: {e}{}", if e.kind() == std::io::ErrorKind::PermissionDenied { " (run as root or add yourself to group adm)" } else { "" })),
+            Err(e) => unread.push(format!(
+                "cannot read {log}: {e}{}",
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    " (run as root or add yourself to group adm)"
+                } else {
+                    ""
+                }
+            )),
         }
     }
     let named = implicated(&text);
     let mut r = CheckReport::new(DOC.kind, label, Outcome::Ok, String::new())
         .with_fact("plugins.list", listing.join("\n"))
-        .with_fact("plugins.implicated", named.iter().map(|x| x.0.clone()).collect::<Vec<_>>().join("\n"))
+        .with_fact(
+            "plugins.implicated",
+            named
+                .iter()
+                .map(|x| x.0.clone())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
         .with_fact("plugins.recent", recent.join("\n"))
-        .with_evidence(Evidence::new("plugins", if listing.is_empty() { "none installed".into() } else { listing.join("\n") }).at(dir.display().to_string()));
+        .with_evidence(
+            Evidence::new(
+                "plugins",
+                if listing.is_empty() {
+                    "none installed".into()
+                } else {
+                    listing.join("\n")
+                },
+            )
+            .at(dir.display().to_string()),
+        );
     match &active {
         Some(Err(e)) => r = r.with_evidence(Evidence::new("wp-cli", e.clone())),
-        None => r = r.with_evidence(Evidence::new("wp-cli", "not installed: active/inactive state unknown")),
+        None => {
+            r = r.with_evidence(Evidence::new(
+                "wp-cli",
+                "not installed: active/inactive state unknown",
+            ));
+        }
         Some(Ok(_)) => {}
     }
     for u in &unread {
         r = r.with_evidence(Evidence::new("not readable", u.clone()));
     }
     if !named.is_empty() {
-        let ev: Vec<Evidence> = named.iter().map(|(s, l)| Evidence::new(format!("fatal error in {s}"), l.clone())).collect();
+        let ev: Vec<Evidence> = named
+            .iter()
+            .map(|(s, l)| Evidence::new(format!("fatal error in {s}"), l.clone()))
+            .collect();
         let s = format!(
             "fatal errors name plugin(s) {}",
-            named.iter().map(|x| x.0.clone()).collect::<Vec<_>>().join(", ")
+            named
+                .iter()
+                .map(|x| x.0.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         r.outcome = Outcome::Problem;
         r.summary.clone_from(&s);
@@ -265,12 +375,24 @@ async fn inspect(p: &Params, ctx: &CheckContext) -> CheckReport {
         r = r.diagnose(Cause::AppFatal, Severity::High, s, ev);
     } else if !unread.is_empty() && p.fatal_text.is_none() {
         r.outcome = Outcome::Inconclusive;
-        r.summary = format!("{} plugin(s) found; the error log could not be searched: {}", plugins.len(), unread.join("; "));
+        r.summary = format!(
+            "{} plugin(s) found; the error log could not be searched: {}",
+            plugins.len(),
+            unread.join("; ")
+        );
     } else {
         r.summary = format!(
             "{} plugin(s) found{}; no fatal error names one",
             plugins.len(),
-            if recent.is_empty() { String::new() } else { format!(", {} changed recently ({})", recent.len(), recent.join(", ")) }
+            if recent.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", {} changed recently ({})",
+                    recent.len(),
+                    recent.join(", ")
+                )
+            }
         );
     }
     r

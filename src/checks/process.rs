@@ -29,7 +29,11 @@ pub struct Proc {
 fn read_capped(path: &Path, cap: u64) -> Option<String> {
     use std::io::Read;
     let mut v = Vec::new();
-    std::fs::File::open(path).ok()?.take(cap).read_to_end(&mut v).ok()?;
+    std::fs::File::open(path)
+        .ok()?
+        .take(cap)
+        .read_to_end(&mut v)
+        .ok()?;
     Some(String::from_utf8_lossy(&v).into_owned())
 }
 
@@ -62,7 +66,13 @@ pub fn read(pid: u32, btime: Option<i64>) -> Option<Proc> {
         .join(" ");
     let uid = read_capped(&base.join("status"), 16384)?
         .lines()
-        .find_map(|l| l.strip_prefix("Uid:")?.split_whitespace().next()?.parse().ok())?;
+        .find_map(|l| {
+            l.strip_prefix("Uid:")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })?;
     Some(Proc {
         pid,
         ppid,
@@ -128,6 +138,9 @@ mod tests {
         assert_eq!(me.pid, std::process::id());
         let now = jiff::Timestamp::now().as_second();
         let started = me.started.unwrap();
-        assert!(started <= now + 1 && started > now - 3600, "{started} vs {now}");
+        assert!(
+            started <= now + 1 && started > now - 3600,
+            "{started} vs {now}"
+        );
     }
 }

@@ -50,14 +50,27 @@ pub const DOC: KindDoc = KindDoc {
     kind: "recent_changes",
     summary: "What changed before the errors began: config files (with a diff against a .bak/.orig/~ copy or git), package installs/upgrades (dpkg, apt, dnf, yum), service restarts/reloads (journal or the servers' notices), plugin dirs.",
     example: r#"{ recent_changes = { dirs = ["/etc/nginx", "/etc/php/8.2"], lookback = "24h", server_logs = ["{{ error_logs }}"], plugin_dirs = ["/var/www/html/wp-content/plugins"] } }"#,
-    facts: &["changes.files", "changes.backup", "changes.packages", "changes.restarts"],
+    facts: &[
+        "changes.files",
+        "changes.backup",
+        "changes.packages",
+        "changes.restarts",
+    ],
 };
 
 pub const MAX_ENTRIES: usize = 50_000;
 pub const MAX_DEPTH: usize = 10;
 const FILE_CAP: u64 = 1 << 20;
 const LOG_TAIL: u64 = 8 << 20;
-const BACKUP_SUFFIXES: &[&str] = &[".bak", ".orig", "~", ".dpkg-old", ".dpkg-dist", ".save", ".old"];
+const BACKUP_SUFFIXES: &[&str] = &[
+    ".bak",
+    ".orig",
+    "~",
+    ".dpkg-old",
+    ".dpkg-dist",
+    ".save",
+    ".old",
+];
 
 impl Params {
     pub fn label(&self) -> String {
@@ -70,7 +83,9 @@ impl Params {
 
 fn read_file(path: &Path) -> std::io::Result<String> {
     let mut v = Vec::new();
-    std::fs::File::open(path)?.take(FILE_CAP).read_to_end(&mut v)?;
+    std::fs::File::open(path)?
+        .take(FILE_CAP)
+        .read_to_end(&mut v)?;
     Ok(String::from_utf8_lossy(&v).into_owned())
 }
 
@@ -91,17 +106,26 @@ fn is_backup(name: &str) -> bool {
 }
 
 /// Files changed in `[from, to]` under `root` (not following symlinks).
-fn changed_files(root: &Path, from: SystemTime, to: SystemTime, budget: &mut usize) -> Vec<(PathBuf, SystemTime)> {
+fn changed_files(
+    root: &Path,
+    from: SystemTime,
+    to: SystemTime,
+    budget: &mut usize,
+) -> Vec<(PathBuf, SystemTime)> {
     let mut out = Vec::new();
     let mut stack = vec![(root.to_path_buf(), 0usize)];
     while let Some((dir, depth)) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in rd.filter_map(Result::ok) {
             if *budget == 0 {
                 return out;
             }
             *budget -= 1;
-            let Ok(m) = e.path().symlink_metadata() else { continue };
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
             let name = e.file_name().to_string_lossy().into_owned();
             if m.is_dir() {
                 if depth < MAX_DEPTH && name != ".git" {
@@ -131,17 +155,28 @@ fn backup_of(file: &Path) -> Option<PathBuf> {
 /// A unified diff of two texts, at most 200 lines.
 pub fn unified_diff(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
     let d = similar::TextDiff::from_lines(old, new);
-    let text = d.unified_diff().context_radius(2).header(old_name, new_name).to_string();
+    let text = d
+        .unified_diff()
+        .context_radius(2)
+        .header(old_name, new_name)
+        .to_string();
     let lines: Vec<&str> = text.lines().collect();
     if lines.len() > 200 {
-        format!("{}\n… ({} more lines)", lines[..200].join("\n"), lines.len() - 200)
+        format!(
+            "{}\n… ({} more lines)",
+            lines[..200].join("\n"),
+            lines.len() - 200
+        )
     } else {
         text
     }
 }
 
 fn git_root(dir: &Path) -> Option<PathBuf> {
-    dir.ancestors().take(32).find(|d| d.join(".git").exists()).map(Path::to_path_buf)
+    dir.ancestors()
+        .take(32)
+        .find(|d| d.join(".git").exists())
+        .map(Path::to_path_buf)
 }
 
 async fn git_diff(root: &Path, file: &Path) -> Option<String> {
@@ -156,7 +191,9 @@ async fn git_diff(root: &Path, file: &Path) -> Option<String> {
         "--".into(),
         file.display().to_string(),
     ];
-    let o = tool::run("git", &args, Duration::from_secs(10), 256 * 1024).await.ok()?;
+    let o = tool::run("git", &args, Duration::from_secs(10), 256 * 1024)
+        .await
+        .ok()?;
     (o.code == Some(0) && !o.stdout.trim().is_empty()).then(|| {
         let lines: Vec<&str> = o.stdout.lines().take(200).collect();
         lines.join("\n")
@@ -170,7 +207,12 @@ fn ts(t: &str) -> Option<i64> {
         return Some(x.as_second());
     }
     let dt: jiff::civil::DateTime = t.replacen(' ', "T", 1).parse().ok()?;
-    Some(dt.to_zoned_datetime(jiff::tz::TimeZone::system()).ok()?.timestamp().as_second())
+    Some(
+        dt.to_zoned_datetime(jiff::tz::TimeZone::system())
+            .ok()?
+            .timestamp()
+            .as_second(),
+    )
 }
 
 /// Package events in the window from dpkg, apt history, dnf and yum logs.
@@ -200,14 +242,19 @@ pub fn package_events(text: &str, from: i64, to: i64) -> Vec<String> {
         if let Some(t) = apt_start
             && t >= from
             && t <= to
-            && ["Install:", "Upgrade:", "Remove:", "Purge:"].iter().any(|k| l.starts_with(k))
+            && ["Install:", "Upgrade:", "Remove:", "Purge:"]
+                .iter()
+                .any(|k| l.starts_with(k))
         {
             let line: String = l.chars().take(400).collect();
             out.push(format!("apt {line}"));
             continue;
         }
         // dnf.log: `2026-11-23T10:00:00+0000 INFO Upgraded: …` / yum.log `Nov 23 10:00:00 Updated: …`
-        if (l.contains("Upgraded:") || l.contains("Installed:") || l.contains("Updated:") || l.contains("Erased:"))
+        if (l.contains("Upgraded:")
+            || l.contains("Installed:")
+            || l.contains("Updated:")
+            || l.contains("Erased:"))
             && let Some(first) = w.first()
             && let Some(t) = ts(&first.replace("+0000", "Z"))
             && t >= from
@@ -256,12 +303,19 @@ fn line_time(l: &str) -> Option<i64> {
     if let Some(inner) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
         for fmt in ["%a %b %d %H:%M:%S%.f %Y", "%d-%b-%Y %H:%M:%S"] {
             if let Ok(dt) = jiff::civil::DateTime::strptime(fmt, inner) {
-                return Some(dt.to_zoned_datetime(jiff::tz::TimeZone::system()).ok()?.timestamp().as_second());
+                return Some(
+                    dt.to_zoned_datetime(jiff::tz::TimeZone::system())
+                        .ok()?
+                        .timestamp()
+                        .as_second(),
+                );
             }
         }
     }
     // journal short-iso: `2026-11-23T10:00:00+0000 host unit[pid]: …`
-    l.split_whitespace().next().and_then(|w| ts(w).or_else(|| ts(&w.replace("+0000", "Z"))))
+    l.split_whitespace()
+        .next()
+        .and_then(|w| ts(w).or_else(|| ts(&w.replace("+0000", "Z"))))
 }
 
 pub async fn run(p: &Params, ctx: &CheckContext) -> CheckReport {
@@ -279,9 +333,22 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
     let to_sys = |s: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(s.max(0) as u64);
     let (from, to) = (to_sys(from_s), to_sys(to_s));
     let dirs: Vec<String> = if p.dirs.is_empty() {
-        ["/etc/nginx", "/etc/apache2", "/etc/httpd", "/etc/php", "/etc/haproxy"].iter().map(|s| (*s).to_owned()).collect()
+        [
+            "/etc/nginx",
+            "/etc/apache2",
+            "/etc/httpd",
+            "/etc/php",
+            "/etc/haproxy",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
     } else {
-        p.dirs.iter().filter(|d| !d.trim().is_empty()).cloned().collect()
+        p.dirs
+            .iter()
+            .filter(|d| !d.trim().is_empty())
+            .cloned()
+            .collect()
     };
     let mut looked = 0usize;
     let mut unreadable = Vec::new();
@@ -300,15 +367,25 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
             }
         }
         let repo = git_root(root);
-        for (f, t) in changed_files(root, from, to, &mut budget).into_iter().take(200) {
-            let when = jiff::Timestamp::try_from(t).map(|x| x.to_string()).unwrap_or_default();
+        for (f, t) in changed_files(root, from, to, &mut budget)
+            .into_iter()
+            .take(200)
+        {
+            let when = jiff::Timestamp::try_from(t)
+                .map(|x| x.to_string())
+                .unwrap_or_default();
             files.push(f.display().to_string());
             let diff = if let Some(b) = backup_of(&f) {
                 if first_backup.is_empty() {
                     first_backup = b.display().to_string();
                 }
                 match (read_file(&b), read_file(&f)) {
-                    (Ok(old), Ok(new)) => Some(unified_diff(&old, &new, &b.display().to_string(), &f.display().to_string())),
+                    (Ok(old), Ok(new)) => Some(unified_diff(
+                        &old,
+                        &new,
+                        &b.display().to_string(),
+                        &f.display().to_string(),
+                    )),
                     (Err(e), _) | (_, Err(e)) => Some(format!("cannot read for a diff: {e}")),
                 }
             } else if let Some(root) = &repo {
@@ -318,14 +395,25 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
             };
             let text = match diff {
                 Some(d) => format!("{} modified {when}\n{d}", f.display()),
-                None => format!("{} modified {when} (no backup copy or git history to diff against)", f.display()),
+                None => format!(
+                    "{} modified {when} (no backup copy or git history to diff against)",
+                    f.display()
+                ),
             };
             ev.push(Evidence::new("changed file", text).at(f.display().to_string()));
         }
     }
     // Packages.
     let pkg_logs: Vec<String> = if p.package_logs.is_empty() {
-        ["/var/log/dpkg.log", "/var/log/apt/history.log", "/var/log/dnf.log", "/var/log/yum.log"].iter().map(|s| (*s).to_owned()).collect()
+        [
+            "/var/log/dpkg.log",
+            "/var/log/apt/history.log",
+            "/var/log/dnf.log",
+            "/var/log/yum.log",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
     } else {
         p.package_logs.clone()
     };
@@ -360,12 +448,32 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
                 }
                 restarts.extend(lines);
             }
-            Err(e) => unreadable.push(format!("{l}: {e}{}", if e.kind() == std::io::ErrorKind::PermissionDenied { " (run as root or add yourself to group adm)" } else { "" })),
+            Err(e) => unreadable.push(format!(
+                "{l}: {e}{}",
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    " (run as root or add yourself to group adm)"
+                } else {
+                    ""
+                }
+            )),
         }
     }
     if std::path::Path::new("/run/systemd/system").is_dir() && tool::find("journalctl").is_ok() {
-        let since = jiff::Timestamp::from_second(from_s).map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default();
-        let args: Vec<String> = ["--no-pager", "-q", "-o", "short-iso", "--since", since.as_str(), "_PID=1"].iter().map(|s| (*s).to_owned()).collect();
+        let since = jiff::Timestamp::from_second(from_s)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        let args: Vec<String> = [
+            "--no-pager",
+            "-q",
+            "-o",
+            "short-iso",
+            "--since",
+            since.as_str(),
+            "_PID=1",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
         if let Ok(o) = tool::run("journalctl", &args, Duration::from_secs(10), 2 << 20).await
             && o.code == Some(0)
         {
@@ -413,7 +521,11 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
     if n > 0 {
         let mut parts = Vec::new();
         if !files.is_empty() {
-            parts.push(format!("{} file(s) changed ({})", files.len(), files.iter().take(3).cloned().collect::<Vec<_>>().join(", ")));
+            parts.push(format!(
+                "{} file(s) changed ({})",
+                files.len(),
+                files.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+            ));
         }
         if !packages.is_empty() {
             parts.push(format!("{} package event(s)", packages.len()));
@@ -436,8 +548,14 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
             format!("could not look: {}", unreadable.join("; "))
         };
     } else {
-        r.summary = format!("no change found in the {} window before the errors", HumanDuration(lookback));
-        r = r.exclude(Cause::RecentChange, "no config, package, restart or plugin change in the window");
+        r.summary = format!(
+            "no change found in the {} window before the errors",
+            HumanDuration(lookback)
+        );
+        r = r.exclude(
+            Cause::RecentChange,
+            "no config, package, restart or plugin change in the window",
+        );
     }
     r
 }

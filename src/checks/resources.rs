@@ -56,7 +56,11 @@ pub const DOC: KindDoc = KindDoc {
     kind: "resources",
     summary: "Load vs cores, memory/swap, OOM kills in the kernel log, disk space and inodes of paths, open files of processes vs their limits, TCP TIME_WAIT and ephemeral port use; resource_exhaustion when a threshold is crossed.",
     example: r#"{ resources = { paths = ["/var/log/nginx", "/var/cache/nginx", "/tmp"], processes = ["nginx", "php-fpm8.2"] } }"#,
-    facts: &["resources.exhausted", "resources.oom_kills", "resources.time_wait"],
+    facts: &[
+        "resources.exhausted",
+        "resources.oom_kills",
+        "resources.time_wait",
+    ],
 };
 
 const CAP: u64 = 8 << 20;
@@ -89,7 +93,12 @@ fn meminfo(text: &str) -> BTreeMap<String, u64> {
 /// OOM-kill lines in kernel-log text.
 pub fn oom_lines(text: &str) -> Vec<String> {
     text.lines()
-        .filter(|l| l.contains("Out of memory: Kill") || l.contains("oom-kill:") || l.contains("Killed process") || l.contains("invoked oom-killer"))
+        .filter(|l| {
+            l.contains("Out of memory: Kill")
+                || l.contains("oom-kill:")
+                || l.contains("Killed process")
+                || l.contains("invoked oom-killer")
+        })
         .map(|l| l.trim().to_owned())
         .take(50)
         .collect()
@@ -111,7 +120,11 @@ fn kmsg_since(since: i64) -> std::io::Result<String> {
             Ok(n) => {
                 let rec = String::from_utf8_lossy(&buf[..n]);
                 let (head, msg) = rec.split_once(';').unwrap_or(("", &rec));
-                let usec: i64 = head.split(',').nth(2).and_then(|s| s.parse().ok()).unwrap_or(0);
+                let usec: i64 = head
+                    .split(',')
+                    .nth(2)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
                 if btime + usec / 1_000_000 >= since {
                     out.push_str(msg.lines().next().unwrap_or(""));
                     out.push('\n');
@@ -132,13 +145,20 @@ fn kmsg_since(since: i64) -> std::io::Result<String> {
 async fn kernel_log(ctx: &CheckContext) -> Result<(String, String), String> {
     let since = ctx.window_from.as_second();
     match kmsg_since(since) {
-        Ok(t) => return Ok((t, "/dev/kmsg".into())),
+        Ok(t) => Ok((t, "/dev/kmsg".into())),
         Err(e) => {
             let mut why = format!("/dev/kmsg: {e}");
-            let since_arg = ctx.window_from.strftime("%Y-%m-%d %H:%M:%S UTC").to_string();
+            let since_arg = ctx
+                .window_from
+                .strftime("%Y-%m-%d %H:%M:%S UTC")
+                .to_string();
             if tool::find("journalctl").is_ok() {
-                let args: Vec<String> = ["-k", "--no-pager", "-q", "--since", since_arg.as_str()].iter().map(|s| (*s).to_owned()).collect();
-                if let Ok(o) = tool::run("journalctl", &args, Duration::from_secs(5), CAP as usize).await
+                let args: Vec<String> = ["-k", "--no-pager", "-q", "--since", since_arg.as_str()]
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect();
+                if let Ok(o) =
+                    tool::run("journalctl", &args, Duration::from_secs(5), CAP as usize).await
                     && o.code == Some(0)
                 {
                     return Ok((o.stdout, o.argv));
@@ -149,7 +169,10 @@ async fn kernel_log(ctx: &CheckContext) -> Result<(String, String), String> {
                 if let Ok(o) = tool::run("dmesg", &[], Duration::from_secs(5), CAP as usize).await
                     && o.code == Some(0)
                 {
-                    return Ok((o.stdout, "dmesg (whole buffer: no timestamps compared)".into()));
+                    return Ok((
+                        o.stdout,
+                        "dmesg (whole buffer: no timestamps compared)".into(),
+                    ));
                 }
                 why.push_str("; dmesg not permitted");
             }
@@ -171,7 +194,10 @@ fn tcp_ports(text: &str, range: (u16, u16)) -> (usize, usize) {
             tw += 1;
         }
         if f[3] != "0A"
-            && let Some(port) = f[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok())
+            && let Some(port) = f[1]
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok())
             && port >= range.0
             && port <= range.1
         {
@@ -182,7 +208,8 @@ fn tcp_ports(text: &str, range: (u16, u16)) -> (usize, usize) {
 }
 
 fn fd_usage(pid: u32) -> Result<(usize, u64), String> {
-    let limits = read_capped(&format!("/proc/{pid}/limits"), 65536).map_err(|e| format!("/proc/{pid}/limits: {e}"))?;
+    let limits = read_capped(&format!("/proc/{pid}/limits"), 65536)
+        .map_err(|e| format!("/proc/{pid}/limits: {e}"))?;
     let soft: u64 = limits
         .lines()
         .find(|l| l.starts_with("Max open files"))
@@ -190,7 +217,16 @@ fn fd_usage(pid: u32) -> Result<(usize, u64), String> {
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("no `Max open files` in /proc/{pid}/limits"))?;
     let n = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map_err(|e| format!("/proc/{pid}/fd: {e}{}", if e.kind() == std::io::ErrorKind::PermissionDenied { " (run as root)" } else { "" }))?
+        .map_err(|e| {
+            format!(
+                "/proc/{pid}/fd: {e}{}",
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    " (run as root)"
+                } else {
+                    ""
+                }
+            )
+        })?
         .take(10_000_000)
         .count();
     Ok((n, soft))
@@ -217,8 +253,19 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     match read_capped("/proc/loadavg", 4096) {
         Ok(t) => {
-            let l1: f64 = t.split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or(0.0);
-            let e = Evidence::new("load", format!("load average {} on {cores} core(s)", t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))).at("/proc/loadavg");
+            let l1: f64 = t
+                .split_whitespace()
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0.0);
+            let e = Evidence::new(
+                "load",
+                format!(
+                    "load average {} on {cores} core(s)",
+                    t.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+                ),
+            )
+            .at("/proc/loadavg");
             if l1 / cores as f64 > p.max_load_per_core.unwrap_or(2.0) {
                 notes.push(format!("load {l1} is high for {cores} core(s)"));
             }
@@ -234,10 +281,20 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
             let avail = m.get("MemAvailable").copied().unwrap_or(0);
             let st = m.get("SwapTotal").copied().unwrap_or(0);
             let sf = m.get("SwapFree").copied().unwrap_or(0);
-            let pct = if total > 0 { avail as f64 * 100.0 / total as f64 } else { 100.0 };
+            let pct = if total > 0 {
+                avail as f64 * 100.0 / total as f64
+            } else {
+                100.0
+            };
             let e = Evidence::new(
                 "memory",
-                format!("available {} of {} MiB ({pct:.1}%), swap free {} of {} MiB", avail / 1024, total / 1024, sf / 1024, st / 1024),
+                format!(
+                    "available {} of {} MiB ({pct:.1}%), swap free {} of {} MiB",
+                    avail / 1024,
+                    total / 1024,
+                    sf / 1024,
+                    st / 1024
+                ),
             )
             .at("/proc/meminfo");
             if pct < p.min_mem_available_percent.unwrap_or(5.0) {
@@ -271,8 +328,16 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
     for path in paths.iter().filter(|s| !s.trim().is_empty()).take(64) {
         match rustix::fs::statvfs(path.as_str()) {
             Ok(s) => {
-                let free_pct = if s.f_blocks > 0 { s.f_bavail as f64 * 100.0 / s.f_blocks as f64 } else { 100.0 };
-                let ino_pct = if s.f_files > 0 { s.f_favail as f64 * 100.0 / s.f_files as f64 } else { 100.0 };
+                let free_pct = if s.f_blocks > 0 {
+                    s.f_bavail as f64 * 100.0 / s.f_blocks as f64
+                } else {
+                    100.0
+                };
+                let ino_pct = if s.f_files > 0 {
+                    s.f_favail as f64 * 100.0 / s.f_files as f64
+                } else {
+                    100.0
+                };
                 let e = Evidence::new(
                     "disk",
                     format!(
@@ -313,10 +378,21 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
     for pid in pids.into_iter().take(256) {
         match fd_usage(pid) {
             Ok((n, soft)) => {
-                let pct = if soft > 0 { n as f64 * 100.0 / soft as f64 } else { 0.0 };
-                let e = Evidence::new("open files", format!("pid {pid}: {n} open of {soft} allowed ({pct:.1}%)")).at(format!("/proc/{pid}/fd"));
+                let pct = if soft > 0 {
+                    n as f64 * 100.0 / soft as f64
+                } else {
+                    0.0
+                };
+                let e = Evidence::new(
+                    "open files",
+                    format!("pid {pid}: {n} open of {soft} allowed ({pct:.1}%)"),
+                )
+                .at(format!("/proc/{pid}/fd"));
                 if pct > max_fd {
-                    exhausted.push((format!("pid {pid} uses {pct:.0}% of its open-file limit"), e.clone()));
+                    exhausted.push((
+                        format!("pid {pid} uses {pct:.0}% of its open-file limit"),
+                        e.clone(),
+                    ));
                 }
                 ev.push(e);
             }
@@ -361,7 +437,14 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
 
     let label = p.label();
     let mut r = CheckReport::new(DOC.kind, label, Outcome::Ok, String::new())
-        .with_fact("resources.exhausted", exhausted.iter().map(|x| x.0.clone()).collect::<Vec<_>>().join("\n"))
+        .with_fact(
+            "resources.exhausted",
+            exhausted
+                .iter()
+                .map(|x| x.0.clone())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
         .with_fact("resources.oom_kills", oom_count.to_string())
         .with_fact("resources.time_wait", time_wait);
     for e in ev {
@@ -371,19 +454,34 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
         r = r.with_evidence(Evidence::new("not checked", u.clone()));
     }
     if !exhausted.is_empty() {
-        let s = exhausted.iter().map(|x| x.0.clone()).collect::<Vec<_>>().join("; ");
+        let s = exhausted
+            .iter()
+            .map(|x| x.0.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
         r.outcome = Outcome::Problem;
         r.summary = format!("resources exhausted: {s}");
-        r = r.diagnose(Cause::ResourceExhaustion, Severity::High, s, exhausted.into_iter().map(|x| x.1).collect());
+        r = r.diagnose(
+            Cause::ResourceExhaustion,
+            Severity::High,
+            s,
+            exhausted.into_iter().map(|x| x.1).collect(),
+        );
     } else if !notes.is_empty() {
         r.outcome = Outcome::Problem;
         r.summary = notes.join("; ");
     } else if !unknown.is_empty() {
         r.outcome = Outcome::Inconclusive;
-        r.summary = format!("no limit crossed in what could be read, but not checked: {}", unknown.join("; "));
+        r.summary = format!(
+            "no limit crossed in what could be read, but not checked: {}",
+            unknown.join("; ")
+        );
     } else {
         r.summary = "no resource limit is close: memory, disk, inodes, open files, ports and OOM log are fine".into();
-        r = r.exclude(Cause::ResourceExhaustion, "every measured resource is below its threshold");
+        r = r.exclude(
+            Cause::ResourceExhaustion,
+            "every measured resource is below its threshold",
+        );
     }
     r
 }

@@ -7,6 +7,7 @@
 //! the service's uptime. Invariants: never starts, stops or reloads anything.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
@@ -83,7 +84,11 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
         Via::Proc => false,
         Via::Auto => std::path::Path::new("/run/systemd/system").is_dir(),
     };
-    let mut r = if systemd { via_systemd(p).await } else { via_proc(p) };
+    let mut r = if systemd {
+        via_systemd(p).await
+    } else {
+        via_proc(p)
+    };
     r.duration_ms = started.elapsed().as_millis() as u64;
     r
 }
@@ -114,7 +119,14 @@ async fn via_systemd(p: &Params) -> CheckReport {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    let out = match tool::run("systemctl", &args, p.timeout.map_or(Duration::from_secs(5), |d| d.0), 64 * 1024).await {
+    let out = match tool::run(
+        "systemctl",
+        &args,
+        p.timeout.map_or(Duration::from_secs(5), |d| d.0),
+        64 * 1024,
+    )
+    .await
+    {
         Ok(o) => o,
         Err(e) => return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, e.to_string()),
     };
@@ -126,7 +138,11 @@ async fn via_systemd(p: &Params) -> CheckReport {
             format!("`{}` failed: {}", out.argv, out.combined().trim()),
         );
     }
-    let props: BTreeMap<&str, &str> = out.stdout.lines().filter_map(|l| l.split_once('=')).collect();
+    let props: BTreeMap<&str, &str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .collect();
     let get = |k: &str| props.get(k).copied().unwrap_or("");
     let ev = Evidence::new("systemctl show", out.stdout.trim().to_owned()).at(out.argv.clone());
     if get("LoadState") == "not-found" {
@@ -149,18 +165,24 @@ async fn via_systemd(p: &Params) -> CheckReport {
     let mut r = CheckReport::new(DOC.kind, label, Outcome::Ok, String::new())
         .with_fact("service.state", format!("{active}/{sub}"))
         .with_fact("service.pid", if pid == "0" { String::new() } else { pid })
-        .with_fact("service.uptime", uptime.map(process::age_text).unwrap_or_default())
+        .with_fact(
+            "service.uptime",
+            uptime.map(process::age_text).unwrap_or_default(),
+        )
         .with_fact("service.restarts", restarts.to_string())
-        .with_fact("service.restarted_recently", if recent || restarts > 0 { "yes" } else { "no" })
+        .with_fact(
+            "service.restarted_recently",
+            if recent || restarts > 0 { "yes" } else { "no" },
+        )
         .with_evidence(ev.clone());
     let status = get("ExecMainStatus");
     if active == "active" {
         let mut s = format!("{} is {active} ({sub})", p.unit);
         if let Some(u) = uptime {
-            s.push_str(&format!(" for {}", process::age_text(u)));
+            let _ = write!(s, " for {}", process::age_text(u));
         }
         if restarts > 0 {
-            s.push_str(&format!(", restarted {restarts} time(s) by systemd"));
+            let _ = write!(s, ", restarted {restarts} time(s) by systemd");
         }
         if recent {
             s.push_str(" — started recently");
@@ -170,8 +192,16 @@ async fn via_systemd(p: &Params) -> CheckReport {
         let s = format!(
             "{} is {active} ({sub}){}{}",
             p.unit,
-            if status.is_empty() || status == "0" { String::new() } else { format!(", last exit status {status}") },
-            if restarts > 0 { format!(", {restarts} automatic restarts") } else { String::new() }
+            if status.is_empty() || status == "0" {
+                String::new()
+            } else {
+                format!(", last exit status {status}")
+            },
+            if restarts > 0 {
+                format!(", {restarts} automatic restarts")
+            } else {
+                String::new()
+            }
         );
         r.outcome = Outcome::Problem;
         r.summary.clone_from(&s);
@@ -190,7 +220,9 @@ fn via_proc(p: &Params) -> CheckReport {
     let name = p.process_name();
     let procs = process::by_name(&name);
     if procs.is_empty() {
-        let s = format!("no process named `{name}` is running (systemd is not running here, so /proc was searched)");
+        let s = format!(
+            "no process named `{name}` is running (systemd is not running here, so /proc was searched)"
+        );
         return CheckReport::new(DOC.kind, label, Outcome::Problem, s.clone())
             .with_fact("service.state", "absent")
             .with_fact("service.pid", "")
@@ -200,7 +232,9 @@ fn via_proc(p: &Params) -> CheckReport {
             .diagnose(Cause::UpstreamRefused, Severity::High, s, Vec::new());
     }
     // The oldest process is the master; younger ones are workers.
-    let oldest = procs.iter().min_by_key(|p| (p.started.unwrap_or(i64::MAX), p.pid));
+    let oldest = procs
+        .iter()
+        .min_by_key(|p| (p.started.unwrap_or(i64::MAX), p.pid));
     let now = jiff::Timestamp::now().as_second();
     let mut r = CheckReport::new(DOC.kind, label, Outcome::Ok, String::new())
         .with_fact("service.state", "running")
@@ -212,7 +246,8 @@ fn via_proc(p: &Params) -> CheckReport {
             pr.pid,
             pr.name,
             permission::user_name(pr.uid),
-            pr.started.map_or("?".into(), |s| process::age_text(now - s)),
+            pr.started
+                .map_or("?".into(), |s| process::age_text(now - s)),
             pr.cmdline
         ));
     }
@@ -222,8 +257,14 @@ fn via_proc(p: &Params) -> CheckReport {
         let recent = up.is_some_and(|u| u < p.recent_secs());
         r = r
             .with_fact("service.pid", o.pid.to_string())
-            .with_fact("service.uptime", up.map(process::age_text).unwrap_or_default())
-            .with_fact("service.restarted_recently", if recent { "yes" } else { "no" });
+            .with_fact(
+                "service.uptime",
+                up.map(process::age_text).unwrap_or_default(),
+            )
+            .with_fact(
+                "service.restarted_recently",
+                if recent { "yes" } else { "no" },
+            );
         r.summary = format!(
             "{} process(es) named `{name}` running; the oldest (pid {}) for {}{}",
             procs.len(),
@@ -241,7 +282,10 @@ mod tests {
 
     #[test]
     fn systemd_timestamps_parse_in_utc() {
-        assert_eq!(parse_systemd_time("Mon 2024-05-06 10:00:00 UTC"), Some(1_714_989_600));
+        assert_eq!(
+            parse_systemd_time("Mon 2024-05-06 10:00:00 UTC"),
+            Some(1_714_989_600)
+        );
         assert_eq!(parse_systemd_time("n/a"), None);
     }
 }

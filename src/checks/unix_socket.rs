@@ -108,7 +108,8 @@ async fn check(p: &Params, path: &Path, shown: &str, label: String) -> CheckRepo
                 _ => String::new(),
             };
             let summary = format!("{shown} does not exist{dir_note}");
-            let ev = Evidence::new("stat", format!("{shown}: No such file or directory")).at(shown.to_owned());
+            let ev = Evidence::new("stat", format!("{shown}: No such file or directory"))
+                .at(shown.to_owned());
             return CheckReport::new(DOC.kind, label, Outcome::Problem, summary.clone())
                 .with_fact("socket.exists", "no")
                 .with_fact("socket.connect", "missing")
@@ -120,20 +121,37 @@ async fn check(p: &Params, path: &Path, shown: &str, label: String) -> CheckRepo
                 DOC.kind,
                 label,
                 Outcome::Inconclusive,
-                format!("cannot look at {shown}: permission denied (run as root to see the socket and its directories)"),
+                format!(
+                    "cannot look at {shown}: permission denied (run as root to see the socket and its directories)"
+                ),
             );
         }
         Err(e) => {
-            return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, format!("cannot stat {shown}: {e}"));
+            return CheckReport::new(
+                DOC.kind,
+                label,
+                Outcome::Inconclusive,
+                format!("cannot stat {shown}: {e}"),
+            );
         }
     };
-    let owner = format!("{}:{}", permission::user_name(meta.uid()), permission::group_name(meta.gid()));
+    let owner = format!(
+        "{}:{}",
+        permission::user_name(meta.uid()),
+        permission::group_name(meta.gid())
+    );
     let mode = format!("{:04o}", meta.mode() & 0o7777);
     let mut r = CheckReport::new(DOC.kind, label.clone(), Outcome::Ok, String::new())
         .with_fact("socket.exists", "yes")
         .with_fact("socket.owner", owner.clone())
         .with_fact("socket.mode", mode.clone())
-        .with_evidence(Evidence::new("socket", format!("{shown}: {}", permission::describe(&meta))).at(shown.to_owned()))
+        .with_evidence(
+            Evidence::new(
+                "socket",
+                format!("{shown}: {}", permission::describe(&meta)),
+            )
+            .at(shown.to_owned()),
+        )
         .exclude(Cause::SocketMissing, format!("{shown} exists"));
     if !meta.file_type().is_socket() {
         let summary = format!(
@@ -142,9 +160,12 @@ async fn check(p: &Params, path: &Path, shown: &str, label: String) -> CheckRepo
         );
         r.outcome = Outcome::Problem;
         r.summary.clone_from(&summary);
-        return r
-            .with_fact("socket.connect", "refused")
-            .diagnose(Cause::UpstreamRefused, Severity::High, summary, Vec::new());
+        return r.with_fact("socket.connect", "refused").diagnose(
+            Cause::UpstreamRefused,
+            Severity::High,
+            summary,
+            Vec::new(),
+        );
     }
     // Permission of the worker user.
     let user = p.user.clone().filter(|u| !u.trim().is_empty()).or_else(|| {
@@ -159,7 +180,9 @@ async fn check(p: &Params, path: &Path, shown: &str, label: String) -> CheckRepo
         Some(Ok(acct)) => {
             let mut ev = Vec::new();
             for b in permission::blocked_parents(&acct, path) {
-                ev.push(Evidence::new("parent directory", b.detail).at(b.dir.display().to_string()));
+                ev.push(
+                    Evidence::new("parent directory", b.detail).at(b.dir.display().to_string()),
+                );
             }
             if !permission::allows(&acct, &meta, Want::W) {
                 ev.push(
@@ -194,7 +217,9 @@ async fn check(p: &Params, path: &Path, shown: &str, label: String) -> CheckRepo
         }
         None => {
             r = r.with_fact("socket.user_can_connect", "unknown");
-            perm_unknown = Some("no worker user given and none of www-data, nginx, apache, http exists".into());
+            perm_unknown = Some(
+                "no worker user given and none of www-data, nginx, apache, http exists".into(),
+            );
         }
     }
     // The connect attempt (as the user running triage502).
@@ -204,8 +229,14 @@ async fn check(p: &Params, path: &Path, shown: &str, label: String) -> CheckRepo
             drop(s);
             r = r
                 .with_fact("socket.connect", "accepted")
-                .with_evidence(Evidence::new("connect", format!("connection to {shown} accepted")).at(shown.to_owned()))
-                .exclude(Cause::UpstreamRefused, format!("{shown} accepts connections"));
+                .with_evidence(
+                    Evidence::new("connect", format!("connection to {shown} accepted"))
+                        .at(shown.to_owned()),
+                )
+                .exclude(
+                    Cause::UpstreamRefused,
+                    format!("{shown} accepts connections"),
+                );
             None
         }
         Err(e) => {
@@ -217,7 +248,13 @@ async fn check(p: &Params, path: &Path, shown: &str, label: String) -> CheckRepo
     };
     let mut problems = Vec::new();
     if let Some((user, ev)) = perm_problem {
-        let s = format!("{user} may not connect to {shown}: {}", ev.iter().map(|e| e.text.clone()).collect::<Vec<_>>().join("; "));
+        let s = format!(
+            "{user} may not connect to {shown}: {}",
+            ev.iter()
+                .map(|e| e.text.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
         problems.push(s.clone());
         r = r.diagnose(Cause::SocketPermission, Severity::High, s, ev);
     }
@@ -225,25 +262,44 @@ async fn check(p: &Params, path: &Path, shown: &str, label: String) -> CheckRepo
         let (cause, s) = match e.result {
             "refused" => (
                 Some(Cause::UpstreamRefused),
-                format!("{shown} exists but nothing listens on it (stale socket file: the service died or was restarted elsewhere)"),
+                format!(
+                    "{shown} exists but nothing listens on it (stale socket file: the service died or was restarted elsewhere)"
+                ),
             ),
-            "denied" => (Some(Cause::SocketPermission), format!("connecting to {shown} was denied: {}", e.text)),
-            "overloaded" => (Some(Cause::UpstreamOverloaded), format!("{shown}: the listen queue is full (EAGAIN)")),
+            "denied" => (
+                Some(Cause::SocketPermission),
+                format!("connecting to {shown} was denied: {}", e.text),
+            ),
+            "overloaded" => (
+                Some(Cause::UpstreamOverloaded),
+                format!("{shown}: the listen queue is full (EAGAIN)"),
+            ),
             _ => (None, e.text.clone()),
         };
         problems.push(s.clone());
         if let Some(c) = cause
             && !r.diagnoses.iter().any(|d| d.cause == c)
         {
-            r = r.diagnose(c, Severity::High, s, vec![Evidence::new("connect", e.text.clone()).at(shown.to_owned())]);
+            r = r.diagnose(
+                c,
+                Severity::High,
+                s,
+                vec![Evidence::new("connect", e.text.clone()).at(shown.to_owned())],
+            );
         }
     }
     if !problems.is_empty() {
-        r.outcome = if r.diagnoses.is_empty() { Outcome::Inconclusive } else { Outcome::Problem };
+        r.outcome = if r.diagnoses.is_empty() {
+            Outcome::Inconclusive
+        } else {
+            Outcome::Problem
+        };
         r.summary = problems.join("; ");
     } else if let Some(why) = perm_unknown {
         r.outcome = Outcome::Inconclusive;
-        r.summary = format!("{shown} ({owner} {mode}) accepts connections, but the worker user's access is unknown: {why}");
+        r.summary = format!(
+            "{shown} ({owner} {mode}) accepts connections, but the worker user's access is unknown: {why}"
+        );
     } else {
         r.summary = format!(
             "{shown} ({owner} {mode}) accepts connections and {} may connect",

@@ -8,6 +8,7 @@
 //! Invariants: one request, `GET` only, no request body; at most
 //! [`READ_CAP`] bytes are read; the whole probe is bounded by `timeout`.
 
+use std::fmt::Write as _;
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 
@@ -197,7 +198,9 @@ pub fn escape(bytes: &[u8], max: usize) -> String {
             b'\n' => s.push_str("\\n"),
             b'\t' => s.push_str("\\t"),
             0x20..=0x7e => s.push(b as char),
-            _ => s.push_str(&format!("\\x{b:02x}")),
+            _ => {
+                let _ = write!(s, "\\x{b:02x}");
+            }
         }
     }
     if bytes.len() > max {
@@ -250,7 +253,7 @@ async fn read_some(
     if now >= deadline {
         return Err(End::Timeout);
     }
-    let mut chunk = [0u8; 8192];
+    let mut chunk = vec![0u8; 8192];
     match tokio::time::timeout(deadline - now, w.read(&mut chunk)).await {
         Err(_) => Err(End::Timeout),
         Ok(Ok(0)) => Err(End::Eof),
@@ -263,7 +266,12 @@ async fn read_some(
     }
 }
 
-async fn http_exchange(p: &Params, w: &mut Box<dyn Wire>, started: Instant, deadline: Instant) -> (Answer, End) {
+async fn http_exchange(
+    p: &Params,
+    w: &mut Box<dyn Wire>,
+    started: Instant,
+    deadline: Instant,
+) -> (Answer, End) {
     let path = p.path.as_deref().unwrap_or("/");
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: triage502/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
@@ -276,22 +284,25 @@ async fn http_exchange(p: &Params, w: &mut Box<dyn Wire>, started: Instant, dead
     }
     let mut buf = Vec::new();
     let end = loop {
-        match read_some(w, &mut buf, deadline).await {
-            Err(e) => break e,
-            Ok(_) => {
-                a.first_byte_ms.get_or_insert(started.elapsed().as_millis());
-                if buf.len() >= 5 && !buf.starts_with(b"HTTP/") {
-                    a.garbage = Some(format!("the answer does not start with `HTTP/`: {}", escape(&buf, 120)));
-                    break End::Done;
-                }
-                if let Some((i, sep)) = find_header_end(&buf) {
-                    a.header_ms = Some(started.elapsed().as_millis());
-                    a.header_bytes = Some(i + sep);
-                    break End::Done;
-                }
-                if buf.len() >= READ_CAP {
-                    break End::Cap;
-                }
+        if let Err(e) = read_some(w, &mut buf, deadline).await {
+            break e;
+        }
+        {
+            a.first_byte_ms.get_or_insert(started.elapsed().as_millis());
+            if buf.len() >= 5 && !buf.starts_with(b"HTTP/") {
+                a.garbage = Some(format!(
+                    "the answer does not start with `HTTP/`: {}",
+                    escape(&buf, 120)
+                ));
+                break End::Done;
+            }
+            if let Some((i, sep)) = find_header_end(&buf) {
+                a.header_ms = Some(started.elapsed().as_millis());
+                a.header_bytes = Some(i + sep);
+                break End::Done;
+            }
+            if buf.len() >= READ_CAP {
+                break End::Cap;
             }
         }
     };
@@ -299,18 +310,28 @@ async fn http_exchange(p: &Params, w: &mut Box<dyn Wire>, started: Instant, dead
     let head_end = a.header_bytes.unwrap_or(buf.len()).min(buf.len());
     a.raw_head = buf[..head_end].to_vec();
     if a.garbage.is_none() && !buf.is_empty() && buf.len() < 5 && !b"HTTP/".starts_with(&buf) {
-        a.garbage = Some(format!("the answer does not start with `HTTP/`: {}", escape(&buf, 120)));
+        a.garbage = Some(format!(
+            "the answer does not start with `HTTP/`: {}",
+            escape(&buf, 120)
+        ));
     }
     let line_end = memchr::memchr(b'\n', &a.raw_head).unwrap_or(a.raw_head.len());
-    a.status_line = String::from_utf8_lossy(&a.raw_head[..line_end]).trim_end().to_owned();
+    a.status_line = String::from_utf8_lossy(&a.raw_head[..line_end])
+        .trim_end()
+        .to_owned();
     if a.garbage.is_none() && a.header_bytes.is_some() {
         a.garbage = header_violation(&a.raw_head);
         let mut parts = a.status_line.split_whitespace();
         let proto = parts.next().unwrap_or("");
         match parts.next().and_then(|c| c.parse::<u16>().ok()) {
-            Some(c) if (100..600).contains(&c) && proto.starts_with("HTTP/1.") => a.status = Some(c),
+            Some(c) if (100..600).contains(&c) && proto.starts_with("HTTP/1.") => {
+                a.status = Some(c);
+            }
             _ if a.garbage.is_none() => {
-                a.garbage = Some(format!("malformed status line `{}`", escape(a.status_line.as_bytes(), 120)));
+                a.garbage = Some(format!(
+                    "malformed status line `{}`",
+                    escape(a.status_line.as_bytes(), 120)
+                ));
             }
             _ => {}
         }
@@ -321,7 +342,16 @@ async fn http_exchange(p: &Params, w: &mut Box<dyn Wire>, started: Instant, dead
 fn fcgi_record(kind: u8, content: &[u8]) -> Vec<u8> {
     let len = content.len() as u16;
     let pad = (8 - (content.len() % 8)) % 8;
-    let mut r = vec![1, kind, 0, 1, (len >> 8) as u8, (len & 0xff) as u8, pad as u8, 0];
+    let mut r = vec![
+        1,
+        kind,
+        0,
+        1,
+        (len >> 8) as u8,
+        (len & 0xff) as u8,
+        pad as u8,
+        0,
+    ];
     r.extend_from_slice(content);
     r.extend(std::iter::repeat_n(0u8, pad));
     r
@@ -351,7 +381,10 @@ pub fn fcgi_params(p: &Params) -> Vec<(String, String)> {
     let server_name = host.split(':').next().unwrap_or("localhost").to_owned();
     [
         ("GATEWAY_INTERFACE", "CGI/1.1".to_owned()),
-        ("SERVER_SOFTWARE", format!("triage502/{}", env!("CARGO_PKG_VERSION"))),
+        (
+            "SERVER_SOFTWARE",
+            format!("triage502/{}", env!("CARGO_PKG_VERSION")),
+        ),
         ("REQUEST_METHOD", "GET".to_owned()),
         ("SCRIPT_FILENAME", script_filename),
         ("SCRIPT_NAME", script.to_owned()),
@@ -366,7 +399,10 @@ pub fn fcgi_params(p: &Params) -> Vec<(String, String)> {
         ("SERVER_PORT", "80".to_owned()),
         ("SERVER_NAME", server_name),
         ("HTTP_HOST", host),
-        ("HTTP_USER_AGENT", format!("triage502/{}", env!("CARGO_PKG_VERSION"))),
+        (
+            "HTTP_USER_AGENT",
+            format!("triage502/{}", env!("CARGO_PKG_VERSION")),
+        ),
         ("CONTENT_TYPE", String::new()),
         ("CONTENT_LENGTH", "0".to_owned()),
     ]
@@ -393,7 +429,16 @@ pub fn fcgi_request(params: &[(String, String)]) -> Vec<u8> {
     out
 }
 
-async fn fastcgi_exchange(p: &Params, w: &mut Box<dyn Wire>, started: Instant, deadline: Instant) -> (Answer, End) {
+#[allow(
+    clippy::many_single_char_names,
+    reason = "p: params, w: wire, a: answer, h: record header"
+)]
+async fn fastcgi_exchange(
+    p: &Params,
+    w: &mut Box<dyn Wire>,
+    started: Instant,
+    deadline: Instant,
+) -> (Answer, End) {
     let mut a = Answer::default();
     if w.write_all(&fcgi_request(&fcgi_params(p))).await.is_err() {
         return (a, End::Reset);
@@ -421,10 +466,8 @@ async fn fastcgi_exchange(p: &Params, w: &mut Box<dyn Wire>, started: Instant, d
             let content = &buf[pos + 8..pos + 8 + len];
             match kind {
                 6 => stdout.extend_from_slice(content),
-                7 => {
-                    if a.stderr.len() < 4096 {
-                        a.stderr.push_str(&String::from_utf8_lossy(content));
-                    }
+                7 if a.stderr.len() < 4096 => {
+                    a.stderr.push_str(&String::from_utf8_lossy(content));
                 }
                 3 => {
                     if a.header_bytes.is_none() {
@@ -462,9 +505,14 @@ async fn fastcgi_exchange(p: &Params, w: &mut Box<dyn Wire>, started: Instant, d
         let text = String::from_utf8_lossy(&a.raw_head).into_owned();
         let status = text.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case("status").then(|| v.trim().to_owned())
+            k.trim()
+                .eq_ignore_ascii_case("status")
+                .then(|| v.trim().to_owned())
         });
-        a.status_line = status.clone().map_or_else(|| "Status: 200 (implicit)".into(), |s| format!("Status: {s}"));
+        a.status_line = status.clone().map_or_else(
+            || "Status: 200 (implicit)".into(),
+            |s| format!("Status: {s}"),
+        );
         a.status = match status {
             None => Some(200),
             Some(s) => s.split_whitespace().next().and_then(|c| c.parse().ok()),
@@ -501,7 +549,9 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
                 let what = match c {
                     Cause::UpstreamRefused => "Nothing accepts connections at the upstream address",
                     Cause::SocketMissing => "The upstream socket does not exist",
-                    Cause::SocketPermission => "Permission denied connecting to the upstream socket",
+                    Cause::SocketPermission => {
+                        "Permission denied connecting to the upstream socket"
+                    }
                     Cause::UpstreamOverloaded => "The upstream's listen queue is full (EAGAIN)",
                     Cause::DnsFailure => "The upstream host name does not resolve",
                     _ => "The upstream did not accept the connection in time",
@@ -548,7 +598,9 @@ fn judge(p: &Params, a: &Answer, end: End, connect_ms: u128) -> CheckReport {
     if !a.stderr.is_empty() {
         ev.push(Evidence::new("FastCGI stderr", a.stderr.trim().to_owned()).at(src.clone()));
     }
-    let (outcome, result, summary, cause): (Outcome, &str, String, Option<Cause>) = if let Some(g) = &a.garbage {
+    let (outcome, result, summary, cause): (Outcome, &str, String, Option<Cause>) = if let Some(g) =
+        &a.garbage
+    {
         (
             Outcome::Problem,
             "garbage",
@@ -593,13 +645,19 @@ fn judge(p: &Params, a: &Answer, end: End, connect_ms: u128) -> CheckReport {
             End::Reset => (
                 Outcome::Problem,
                 "reset",
-                format!("{} reset the connection before a response header ({} bytes received)", p.address, a.header_seen),
+                format!(
+                    "{} reset the connection before a response header ({} bytes received)",
+                    p.address, a.header_seen
+                ),
                 Some(Cause::UpstreamClosed),
             ),
             End::Cap => (
                 Outcome::Problem,
                 "header_too_big",
-                format!("{} sent more than {READ_CAP} bytes without ending the header", p.address),
+                format!(
+                    "{} sent more than {READ_CAP} bytes without ending the header",
+                    p.address
+                ),
                 Some(Cause::HeaderTooBig),
             ),
             End::Error => (
@@ -620,7 +678,11 @@ fn judge(p: &Params, a: &Answer, end: End, connect_ms: u128) -> CheckReport {
         }
     } else {
         let status = a.status.unwrap_or(0);
-        let outcome = if status >= 500 { Outcome::Problem } else { Outcome::Ok };
+        let outcome = if status >= 500 {
+            Outcome::Problem
+        } else {
+            Outcome::Ok
+        };
         (
             outcome,
             "answered",
@@ -636,25 +698,49 @@ fn judge(p: &Params, a: &Answer, end: End, connect_ms: u128) -> CheckReport {
     };
     let mut r = CheckReport::new(DOC.kind, label, outcome, summary.clone())
         .with_fact("probe.result", result)
-        .with_fact("probe.status", a.status.map(|s| s.to_string()).unwrap_or_default())
-        .with_fact("probe.header_bytes", a.header_bytes.map(|s| s.to_string()).unwrap_or_default())
-        .with_fact("probe.first_byte_ms", a.first_byte_ms.map(|s| s.to_string()).unwrap_or_default());
+        .with_fact(
+            "probe.status",
+            a.status.map(|s| s.to_string()).unwrap_or_default(),
+        )
+        .with_fact(
+            "probe.header_bytes",
+            a.header_bytes.map(|s| s.to_string()).unwrap_or_default(),
+        )
+        .with_fact(
+            "probe.first_byte_ms",
+            a.first_byte_ms.map(|s| s.to_string()).unwrap_or_default(),
+        );
     for e in &ev {
         r = r.with_evidence(e.clone());
     }
-    r = r.exclude(Cause::UpstreamRefused, format!("{} accepted the connection", p.address));
+    r = r.exclude(
+        Cause::UpstreamRefused,
+        format!("{} accepted the connection", p.address),
+    );
     if p.address.starts_with("unix:") {
-        r = r.exclude(Cause::SocketMissing, "the socket exists and accepts connections");
-        r = r.exclude(Cause::SocketPermission, "the connection was allowed (as this user)");
+        r = r.exclude(
+            Cause::SocketMissing,
+            "the socket exists and accepts connections",
+        );
+        r = r.exclude(
+            Cause::SocketPermission,
+            "the connection was allowed (as this user)",
+        );
     }
     if let Some(c) = cause {
         r = r.diagnose(c, Severity::High, summary, ev);
     } else if result == "answered" {
         r = r
             .exclude(Cause::UpstreamClosed, "the upstream sent a complete header")
-            .exclude(Cause::UpstreamTimeout, format!("the header came in {} ms", a.header_ms.unwrap_or(0)))
+            .exclude(
+                Cause::UpstreamTimeout,
+                format!("the header came in {} ms", a.header_ms.unwrap_or(0)),
+            )
             .exclude(Cause::InvalidResponse, "the header is well-formed")
-            .exclude(Cause::HeaderTooBig, format!("{} header bytes ≤ {limit}", a.header_bytes.unwrap_or(0)));
+            .exclude(
+                Cause::HeaderTooBig,
+                format!("{} header bytes ≤ {limit}", a.header_bytes.unwrap_or(0)),
+            );
     }
     r
 }

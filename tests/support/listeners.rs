@@ -51,7 +51,9 @@ async fn serve_one(mut s: tokio::net::TcpStream, b: Behaviour) {
 
 /// Start a listener on 127.0.0.1:0 with a behaviour; returns `127.0.0.1:PORT`.
 pub async fn start(b: Behaviour) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let l = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = l.local_addr().expect("local addr").to_string();
     tokio::spawn(async move {
         while let Ok((s, _)) = l.accept().await {

@@ -76,8 +76,7 @@ pub struct Fingerprint {
     pub reason: String,
 }
 
-const NGINX_PADDING: &str =
-    "<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n";
+const NGINX_PADDING: &str = "<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n";
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
@@ -126,7 +125,9 @@ pub fn fingerprint(status: u16, headers: &[(String, String)], body: &[u8]) -> Fi
     let body_t = body_text.as_ref();
     let server = header(headers, "server").unwrap_or("").to_ascii_lowercase();
     let via = header(headers, "via").unwrap_or("").to_ascii_lowercase();
-    let ctype = header(headers, "content-type").unwrap_or("").to_ascii_lowercase();
+    let ctype = header(headers, "content-type")
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let mk = |g: Generator, gateway: bool, reason: String| Fingerprint {
         generator: g,
         gateway_error: gateway,
@@ -134,7 +135,11 @@ pub fn fingerprint(status: u16, headers: &[(String, String)], body: &[u8]) -> Fi
         reason,
     };
     if status < 500 {
-        return mk(Generator::None, false, format!("status {status} is not a server error"));
+        return mk(
+            Generator::None,
+            false,
+            format!("status {status} is not a server error"),
+        );
     }
     let gw = is_gateway_status(status);
 
@@ -154,7 +159,9 @@ pub fn fingerprint(status: u16, headers: &[(String, String)], body: &[u8]) -> Fi
                 if origin {
                     format!("Cloudflare branded {status} page: the origin returned {status}")
                 } else {
-                    format!("Cloudflare branded {status} page (error generated at the edge about the origin)")
+                    format!(
+                        "Cloudflare branded {status} page (error generated at the edge about the origin)"
+                    )
                 },
             );
             f.origin_reported = origin;
@@ -166,11 +173,17 @@ pub fn fingerprint(status: u16, headers: &[(String, String)], body: &[u8]) -> Fi
             return mk(
                 Generator::Cloudflare,
                 true,
-                format!("unbranded nginx-style {status} page with footer `cloudflare`: made by Cloudflare itself"),
+                format!(
+                    "unbranded nginx-style {status} page with footer `cloudflare`: made by Cloudflare itself"
+                ),
             );
         }
         if (520..=527).contains(&status) || status == 530 {
-            return mk(Generator::Cloudflare, true, format!("Cloudflare-only status {status}"));
+            return mk(
+                Generator::Cloudflare,
+                true,
+                format!("Cloudflare-only status {status}"),
+            );
         }
     }
 
@@ -189,17 +202,33 @@ pub fn fingerprint(status: u16, headers: &[(String, String)], body: &[u8]) -> Fi
             format!("{} bytes", body.len())
         };
         if fl.starts_with("microsoft-azure-application-gateway") {
-            return mk(Generator::Azure, gw, format!("nginx-style page with footer `{footer}`"));
+            return mk(
+                Generator::Azure,
+                gw,
+                format!("nginx-style page with footer `{footer}`"),
+            );
         }
         if footer.is_empty() {
             return mk(
                 Generator::AwsElb,
                 gw,
-                format!("nginx-style page without footer ({} bytes){}", body.len(), if server.starts_with("awselb") { ", server: awselb" } else { "" }),
+                format!(
+                    "nginx-style page without footer ({} bytes){}",
+                    body.len(),
+                    if server.starts_with("awselb") {
+                        ", server: awselb"
+                    } else {
+                        ""
+                    }
+                ),
             );
         }
         if fl == "cloudflare" {
-            return mk(Generator::Cloudflare, gw, format!("nginx-style page with footer `cloudflare` ({size_note})"));
+            return mk(
+                Generator::Cloudflare,
+                gw,
+                format!("nginx-style page with footer `cloudflare` ({size_note})"),
+            );
         }
         return mk(
             Generator::Nginx,
@@ -233,11 +262,15 @@ pub fn fingerprint(status: u16, headers: &[(String, String)], body: &[u8]) -> Fi
         "<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n",
         "<html><body><h1>504 Gateway Time-out</h1>\nThe server didn't respond in time.\n</body></html>\n",
     ];
-    if haproxy_bodies.iter().any(|b| body_t == *b)
+    if haproxy_bodies.contains(&body_t)
         || (body_t.starts_with(&format!("<html><body><h1>{status} "))
             && header(headers, "cache-control").is_some_and(|c| c.contains("no-cache")))
     {
-        return mk(Generator::Haproxy, gw, format!("HAProxy built-in {status} page ({} bytes)", body.len()));
+        return mk(
+            Generator::Haproxy,
+            gw,
+            format!("HAProxy built-in {status} page ({} bytes)", body.len()),
+        );
     }
 
     // Envoy local replies.
@@ -246,44 +279,74 @@ pub fn fingerprint(status: u16, headers: &[(String, String)], body: &[u8]) -> Fi
         "no healthy upstream",
         "upstream request timeout",
     ];
-    if envoy_bodies.iter().any(|b| body_t.starts_with(b)) || server.contains("envoy") {
+    {
         if envoy_bodies.iter().any(|b| body_t.starts_with(b)) {
             let first = body_t.lines().next().unwrap_or("");
-            return mk(Generator::Envoy, gw, format!("Envoy local reply `{}`", first.chars().take(120).collect::<String>()));
+            return mk(
+                Generator::Envoy,
+                gw,
+                format!(
+                    "Envoy local reply `{}`",
+                    first.chars().take(120).collect::<String>()
+                ),
+            );
         }
     }
 
     // Traefik (Go net/http text/plain bodies).
     let trimmed = body_t.trim_end();
     if ctype.starts_with("text/plain")
-        && matches!(trimmed, "Bad Gateway" | "Gateway Timeout" | "no available server" | "Service Unavailable")
+        && matches!(
+            trimmed,
+            "Bad Gateway" | "Gateway Timeout" | "no available server" | "Service Unavailable"
+        )
         && !server.contains("caddy")
     {
-        return mk(Generator::Traefik, gw, format!("Traefik plain-text body `{trimmed}`"));
+        return mk(
+            Generator::Traefik,
+            gw,
+            format!("Traefik plain-text body `{trimmed}`"),
+        );
     }
 
     // Caddy: `Server: Caddy` with an empty body.
     if server.starts_with("caddy") && body.is_empty() {
-        return mk(Generator::Caddy, gw, "server: Caddy with an empty body".into());
+        return mk(
+            Generator::Caddy,
+            gw,
+            "server: Caddy with an empty body".into(),
+        );
     }
 
     // GCP external HTTP(S) LB.
     if body_t.contains("<h1>Error: Server Error</h1>")
         || (via.contains("google") && body_t.contains("Server Error</title>"))
     {
-        return mk(Generator::GcpLb, gw, "Google `Error: Server Error` page".into());
+        return mk(
+            Generator::GcpLb,
+            gw,
+            "Google `Error: Server Error` page".into(),
+        );
     }
 
     // Fastly / Varnish.
     if body_t.contains("Guru Meditation") || body_t.contains("Varnish cache server") {
-        return mk(Generator::Fastly, true, "Varnish `Guru Meditation` page".into());
+        return mk(
+            Generator::Fastly,
+            true,
+            "Varnish `Guru Meditation` page".into(),
+        );
     }
 
     // Akamai.
     if server.contains("akamaighost")
         && (body_t.contains("Reference #") || body_t.contains("Reference&#32;&#35;"))
     {
-        return mk(Generator::Akamai, gw, "Akamai error page with `Reference #`".into());
+        return mk(
+            Generator::Akamai,
+            gw,
+            "Akamai error page with `Reference #`".into(),
+        );
     }
     if server.starts_with("microsoft-azure-application-gateway") {
         return mk(Generator::Azure, gw, format!("server: {server}"));
@@ -310,7 +373,10 @@ mod tests {
     use super::*;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
     }
 
     #[test]
