@@ -289,7 +289,7 @@ struct Agg<'a> {
 pub fn peer_of(upstream: &str) -> &str {
     if let Some(u) = upstream.find("unix:") {
         return match upstream[u + 5..].find(':') {
-            Some(c) => &upstream[..u + 5 + c + 1],
+            Some(c) => &upstream[..=u + 5 + c],
             None => upstream,
         };
     }
