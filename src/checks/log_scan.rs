@@ -267,7 +267,7 @@ mod tests {
         assert_eq!(r.outcome, Outcome::Problem, "{r:?}");
         assert_eq!(r.facts["log.top_cause"], "upstream_refused");
         assert_eq!(r.facts["log.causes"], "upstream_refused\nno_live_upstreams");
-        assert_eq!(r.facts["log.top_upstream"], "http://127.0.0.1:8080/cart");
+        assert_eq!(r.facts["log.top_upstream"], "http://127.0.0.1:8080");
         assert_eq!(r.facts["log.failing_paths"], "/cart");
         let d0 = &r.diagnoses[0];
         assert_eq!(d0.cause, crate::cause::Cause::UpstreamRefused);

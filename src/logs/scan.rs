@@ -283,6 +283,25 @@ struct Agg<'a> {
     events: Vec<Event>,
 }
 
+/// The peer of an nginx `upstream:` value, without the request URI:
+/// `http://127.0.0.1:8080/cart` → `http://127.0.0.1:8080`,
+/// `fastcgi://unix:/run/php/php8.2-fpm.sock:` stays as it is.
+pub fn peer_of(upstream: &str) -> &str {
+    if let Some(u) = upstream.find("unix:") {
+        return match upstream[u + 5..].find(':') {
+            Some(c) => &upstream[..=u + 5 + c],
+            None => upstream,
+        };
+    }
+    match upstream.find("://") {
+        Some(s) => match upstream[s + 3..].find('/') {
+            Some(p) => &upstream[..s + 3 + p],
+            None => upstream,
+        },
+        None => upstream,
+    }
+}
+
 /// Redact query strings (tokens, e-mail addresses) and cap the text.
 pub fn redact(text: &[u8]) -> String {
     let s = String::from_utf8_lossy(&text[..text.len().min(2048)]);
@@ -398,7 +417,7 @@ impl<'a> Agg<'a> {
                 }
                 a.count += 1;
                 touch(a, ts);
-                a.upstreams.add(f.upstream.as_deref());
+                a.upstreams.add(f.upstream.as_deref().map(peer_of));
                 a.paths.add(f.path.as_deref());
                 a.clients.add(f.client.as_deref());
                 a.sockets.add(f.socket.as_deref());
@@ -507,7 +526,7 @@ impl<'a> Agg<'a> {
             }
             a.count += 1;
             touch(a, p.ts);
-            a.upstreams.add(p.upstream.as_deref());
+            a.upstreams.add(p.upstream.as_deref().map(peer_of));
             a.paths.add(p.path.as_deref());
             a.clients.add(p.client.as_deref());
             a.sockets.add(p.socket.as_deref());
