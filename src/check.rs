@@ -230,6 +230,8 @@ pub enum CheckSpec {
     Cache(checks::cache::Params),
     Command(checks::command::Params),
     Discovery(checks::discovery::Params),
+    LogScan(checks::log_scan::Params),
+    AccessLog(checks::access_log::Params),
 }
 
 /// Documentation of every kind, in the order `checks list` prints them.
@@ -250,6 +252,8 @@ pub const KINDS: &[KindDoc] = &[
     checks::cache::DOC,
     checks::command::DOC,
     checks::discovery::DOC,
+    checks::log_scan::DOC,
+    checks::access_log::DOC,
 ];
 
 /// Upper bound on any check's own timeout: a check never holds the operator longer.
@@ -274,6 +278,8 @@ impl CheckSpec {
             CheckSpec::Cache(_) => checks::cache::DOC.kind,
             CheckSpec::Command(_) => checks::command::DOC.kind,
             CheckSpec::Discovery(_) => checks::discovery::DOC.kind,
+            CheckSpec::LogScan(_) => checks::log_scan::DOC.kind,
+            CheckSpec::AccessLog(_) => checks::access_log::DOC.kind,
         }
     }
 
@@ -296,6 +302,8 @@ impl CheckSpec {
             CheckSpec::Cache(p) => p.label(),
             CheckSpec::Command(p) => p.label(),
             CheckSpec::Discovery(p) => p.label(),
+            CheckSpec::LogScan(p) => p.label(),
+            CheckSpec::AccessLog(p) => p.label(),
         }
     }
 
@@ -318,6 +326,8 @@ impl CheckSpec {
             CheckSpec::Cache(p) => p.timeout(),
             CheckSpec::Command(p) => p.timeout(),
             CheckSpec::Discovery(p) => p.timeout(),
+            CheckSpec::LogScan(p) => p.timeout(),
+            CheckSpec::AccessLog(p) => p.timeout(),
         };
         t.min(MAX_TIMEOUT)
     }
@@ -341,6 +351,8 @@ impl CheckSpec {
             CheckSpec::Cache(p) => checks::cache::run(p, ctx).await,
             CheckSpec::Command(p) => checks::command::run(p, ctx).await,
             CheckSpec::Discovery(p) => checks::discovery::run(p, ctx).await,
+            CheckSpec::LogScan(p) => checks::log_scan::run(p, ctx).await,
+            CheckSpec::AccessLog(p) => checks::access_log::run(p, ctx).await,
         }
     }
 

@@ -2,6 +2,7 @@
 //! playbook loads), `DOC` (for `checks list`) and `async fn run`.
 //! `permission`, `process` and `tool` are shared helpers, not kinds.
 
+pub mod access_log;
 pub mod cache;
 pub mod command;
 pub mod config_test;
@@ -10,6 +11,7 @@ pub mod dns;
 pub mod firewall;
 pub mod http;
 pub mod listener;
+pub mod log_scan;
 pub mod pages;
 pub mod permission;
 pub mod plugins;

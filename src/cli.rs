@@ -80,6 +80,11 @@ pub enum Command {
     /// Describe the automated checks.
     #[command(subcommand)]
     Checks(ChecksCommand),
+    /// Draw the serving path of a URL on this host: front server, route, upstream, logs.
+    Map(crate::discovery::cli::MapArgs),
+    /// Scan, summarise and classify web-server logs.
+    #[command(subcommand)]
+    Logs(crate::logs::cli::LogsCommand),
     /// List saved sessions: id, URL, start, last event, status.
     Sessions,
     /// Render the support ticket of a saved session (the newest by default).
@@ -181,6 +186,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Playbook(cmd)) => playbook_command(cmd, &mut out),
         Some(Command::Sessions) => crate::ticket::sessions_command(&mut out),
         Some(Command::Ticket(args)) => crate::ticket::ticket_command(&args, &mut out),
+        Some(Command::Map(args)) => crate::discovery::cli::run(args, &mut out),
+        Some(Command::Logs(cmd)) => crate::logs::cli::run(cmd, &mut out),
         Some(Command::Checks(ChecksCommand::List)) => {
             write!(out, "{}", crate::check::checks_list_text())?;
             Ok(ExitCode::SUCCESS)

@@ -653,6 +653,7 @@ impl Engine {
             Cond::Found(c) => self.st.findings.iter().any(|f| f.cause == *c),
             Cond::FactEquals(k, v) => self.st.values.get(k) == Some(v),
             Cond::FactPresent(k) => self.st.values.get(k).is_some_and(|v| !v.is_empty()),
+            Cond::Unexplained => self.st.findings.iter().all(|f| f.cause.is_secondary()),
         }
     }
 
@@ -662,6 +663,7 @@ impl Engine {
                 Cond::Found(c) => format!("found {c}"),
                 Cond::FactEquals(k, v) => format!("{k} = {v}"),
                 Cond::FactPresent(k) => format!("{k} is known"),
+                Cond::Unexplained => "no root cause found yet".to_owned(),
             };
             self.holds(&w.cond).then(|| (desc, w.next.clone()))
         })
@@ -855,8 +857,14 @@ pub fn render_lenient(text: &str, values: &Values) -> String {
 fn plan_check(spec: &CheckSpec, values: &Values) -> PlannedCheck {
     let rendered = serde_json::to_value(spec)
         .map_err(|e| e.to_string())
-        .and_then(|j| template::render_json(&j, values).map_err(|e| e.to_string()))
-        .and_then(|j| serde_json::from_value::<CheckSpec>(j).map_err(|e| e.to_string()));
+        .and_then(|j| template::render_json_optional(&j, values).map_err(|e| e.to_string()))
+        .and_then(|(j, missing)| {
+            serde_json::from_value::<CheckSpec>(j).map_err(|e| match missing.first() {
+                // A required parameter had no value: say which value is unknown.
+                Some(name) => template::RenderError::Missing(name.clone()).to_string(),
+                None => e.to_string(),
+            })
+        });
     match rendered {
         Ok(s) => PlannedCheck {
             kind: s.kind(),

@@ -16,6 +16,7 @@ pub mod discovery;
 pub mod duration;
 pub mod engine;
 pub mod journal;
+pub mod logs;
 pub mod playbook;
 pub mod redact;
 pub mod report;

@@ -285,6 +285,8 @@ pub enum Cond {
     FactEquals(String, String),
     /// The value is present and not empty.
     FactPresent(String),
+    /// No root cause has been found yet.
+    Unexplained,
 }
 
 /// A finding the node records when its checks' outcome is `on`.

@@ -74,10 +74,14 @@ pub struct PlaybookRef {
     pub version: String,
 }
 
-/// Root causes before consequences, then by severity; stable otherwise.
+/// Root causes before consequences; otherwise in the order the walk
+/// established them. The playbook orders its steps so the most decisive
+/// evidence comes first (a config test, a firewall rule, a page-specific
+/// failure before the log lines they explain), so the order is the ranking;
+/// severity says how bad a cause is, not how sure we are of it.
 pub fn rank(findings: &[Finding]) -> Vec<Finding> {
     let mut v = findings.to_vec();
-    v.sort_by_key(|f| (f.cause.is_secondary(), std::cmp::Reverse(f.severity)));
+    v.sort_by_key(|f| f.cause.is_secondary());
     v
 }
 

@@ -135,6 +135,74 @@ pub fn render_json(
     })
 }
 
+/// Like [`render_json`], for check parameters: a parameter or list item
+/// that is exactly one placeholder with no value yet is left out, so an
+/// optional parameter takes its default and a list of optional sources
+/// (`["{{ error_logs }}", "{{ php_fpm.error_log }}"]`) keeps the known ones.
+/// Returns the rendered value and the names left out; a missing value inside
+/// other text is still an error.
+pub fn render_json_optional(
+    v: &serde_json::Value,
+    values: &Values,
+) -> Result<(serde_json::Value, Vec<String>), RenderError> {
+    let mut missing = Vec::new();
+    let out = render_opt(v, values, &mut missing)?;
+    Ok((out, missing))
+}
+
+/// The name of a string that is exactly one placeholder with no value.
+fn lone_missing(v: &serde_json::Value, values: &Values) -> Result<Option<String>, RenderError> {
+    let serde_json::Value::String(s) = v else {
+        return Ok(None);
+    };
+    let ph = placeholders(s)?;
+    Ok(
+        (ph.len() == 1 && ph[0].range == (0..s.len()) && !values.contains_key(&ph[0].name))
+            .then(|| ph[0].name.clone()),
+    )
+}
+
+fn render_opt(
+    v: &serde_json::Value,
+    values: &Values,
+    missing: &mut Vec<String>,
+) -> Result<serde_json::Value, RenderError> {
+    use serde_json::Value;
+    Ok(match v {
+        Value::Array(items) => {
+            let mut kept = Vec::with_capacity(items.len());
+            for item in items {
+                match lone_missing(item, values)? {
+                    Some(name) => missing.push(name),
+                    None => kept.push(item.clone()),
+                }
+            }
+            let rendered = render_json(&Value::Array(kept), values)?;
+            match rendered {
+                Value::Array(a) => Value::Array(
+                    a.iter()
+                        .map(|x| render_opt(x, values, missing))
+                        .collect::<Result<_, _>>()?,
+                ),
+                other => other,
+            }
+        }
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                match lone_missing(v, values)? {
+                    Some(name) => missing.push(name),
+                    None => {
+                        out.insert(k.clone(), render_opt(v, values, missing)?);
+                    }
+                }
+            }
+            Value::Object(out)
+        }
+        other => render_json(other, values)?,
+    })
+}
+
 /// Every placeholder name in the strings of a JSON value.
 pub fn names_in_json(v: &serde_json::Value, out: &mut Vec<String>) -> Result<(), TemplateError> {
     use serde_json::Value;
@@ -193,6 +261,23 @@ mod tests {
         assert_eq!(e.range, 2..6);
         let e = placeholders("{{ a | upper }}").unwrap_err();
         assert!(e.message.contains("not a value name"), "{}", e.message);
+    }
+
+    #[test]
+    fn optional_parameters_without_a_value_are_left_out() {
+        let v = vals(&[("logs", "/a.log")]);
+        let j = serde_json::json!({"paths": ["{{ logs }}", "{{ fpm_log }}"], "user": "{{ worker_user }}", "url": "x"});
+        let (r, missing) = render_json_optional(&j, &v).unwrap();
+        assert_eq!(r, serde_json::json!({"paths": ["/a.log"], "url": "x"}));
+        assert_eq!(
+            missing,
+            vec!["fpm_log".to_owned(), "worker_user".to_owned()]
+        );
+        let inner = serde_json::json!({"url": "http://{{ host }}/"});
+        assert!(
+            render_json_optional(&inner, &v).is_err(),
+            "a missing value inside text is an error"
+        );
     }
 
     #[test]

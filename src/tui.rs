@@ -5,15 +5,20 @@
 //! tick, and SIGTERM/SIGINT/SIGHUP); one `App::update` handles it; `render`
 //! draws a pure view. The loop is generic over the ratatui `Backend` so tests
 //! drive the real app on `TestBackend`. Bursts are coalesced: every message
-//! waiting is applied before one frame is drawn.
+//! waiting is applied before one frame is drawn. Slow work the app asks for
+//! (action plans, actions, ticket rendering) runs on tokio tasks that report
+//! back on the same channel. After the terminal is restored, what is still
+//! changed, where the ticket was written and how to resume are printed.
 
 pub mod app;
+pub mod clipboard;
 pub mod help;
 pub mod keymap;
 pub mod render;
 pub mod terminal;
 pub mod theme;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -36,6 +41,7 @@ pub async fn run_loop<B>(
     terminal: &mut Terminal<B>,
     app: &mut App,
     rx: &mut mpsc::UnboundedReceiver<Msg>,
+    tx: &mpsc::UnboundedSender<Msg>,
     runner: &mut Runner,
 ) -> anyhow::Result<()>
 where
@@ -48,7 +54,7 @@ where
         let mut next = Some(first);
         while let Some(msg) = next {
             if let Some(cmd) = app.update(msg) {
-                carry_out(cmd, runner);
+                carry_out(cmd, runner, tx);
             }
             if app.quit {
                 break;
@@ -66,7 +72,7 @@ where
     Ok(())
 }
 
-fn carry_out(cmd: Command, runner: &mut Runner) {
+fn carry_out(cmd: Command, runner: &mut Runner, tx: &mpsc::UnboundedSender<Msg>) {
     match cmd {
         Command::Run { batch, checks } => {
             runner.cancel();
@@ -78,6 +84,73 @@ fn carry_out(cmd: Command, runner: &mut Runner) {
             runner.reap();
         }
         Command::Quit => runner.cancel(),
+        Command::Plan {
+            seq,
+            offer,
+            why,
+            policy,
+        } => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                // Plan::new reads the disk (cache sizes, diffs): off the UI thread.
+                let plan = tokio::task::spawn_blocking(move || {
+                    crate::action::Plan::new(&offer, &why, &policy)
+                })
+                .await;
+                if let Ok(plan) = plan {
+                    let _ = tx.send(Msg::Plan(seq, Box::new(plan)));
+                }
+            });
+        }
+        Command::Execute {
+            spec,
+            tier,
+            policy,
+            url,
+        } => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let before = match &url {
+                    Some(u) => vec![crate::action::probe(u).await],
+                    None => Vec::new(),
+                };
+                let x = crate::action::execute(&spec, tier, &policy).await;
+                let verified = match &url {
+                    Some(u) if x.refused.is_none() => Some(
+                        crate::action::verify(u, app::VERIFY_PROBES, app::VERIFY_PAUSE, before)
+                            .await,
+                    ),
+                    _ => None,
+                };
+                let _ = tx.send(Msg::Executed(Box::new(x), verified));
+            });
+        }
+        Command::RenderTicket(path) => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let r = tokio::task::spawn_blocking(move || {
+                    crate::ticket::render_session(
+                        &path,
+                        crate::ticket::TicketFormat::Md,
+                        false,
+                        false,
+                    )
+                })
+                .await;
+                let msg = match r {
+                    Ok(Ok(r)) => Ok(Box::new(r)),
+                    Ok(Err(e)) => Err(format!("{e:#}")),
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = tx.send(Msg::Ticket(msg));
+            });
+        }
+        Command::Clipboard(text) => {
+            use std::io::Write as _;
+            let mut out = std::io::stdout();
+            let _ = out.write_all(clipboard::osc52(&text).as_bytes());
+            let _ = out.flush();
+        }
     }
 }
 
@@ -142,36 +215,96 @@ fn spawn_inputs(tx: &mpsc::UnboundedSender<Msg>) -> anyhow::Result<()> {
 }
 
 /// `triage502 [URL]`: run the wizard in this terminal, then print the outcome.
+#[allow(clippy::too_many_lines)] // one linear story: set up, run, restore, report
 pub fn interactive(url: Option<String>, walk: &WalkArgs) -> anyhow::Result<ExitCode> {
-    let (library, playbook) = crate::cli::select_playbook(walk.playbook.as_deref())?;
-    // Check --var (and a given URL) before the terminal is taken over.
-    let probe_url = url.as_deref().or(Some("http://127.0.0.1/"));
-    crate::cli::initial_values(&library, &playbook, probe_url, &walk.vars)?;
-    let setup = Setup {
-        library,
-        playbook,
-        vars: walk.vars.clone(),
-        read_only: walk.read_only,
-        since: walk.since,
-        ascii: walk.ascii,
-        color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let mut resumed = None;
+    let (setup, url, started_at) = if let Some(id) = &walk.resume {
+        let overrides = walk.vars.iter().cloned().collect();
+        let id = Some(id.as_str()).filter(|i| *i != "latest");
+        let (engine, journal, session) = crate::journal::resume_with(id, &overrides)
+            .map_err(|e| crate::cli::UsageError(e.to_string()))?;
+        let setup = Setup {
+            library: engine.library().clone(),
+            playbook: session.meta.playbook.clone(),
+            vars: walk.vars.clone(),
+            read_only: walk.read_only || session.meta.read_only,
+            max_tier: walk.max_tier,
+            journal: true,
+            playbook_file: session.meta.playbook_file.clone(),
+            since: walk.since,
+            ascii: walk.ascii,
+            color,
+        };
+        let started = session
+            .meta
+            .started_at
+            .parse()
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        let url = session.meta.url.clone();
+        resumed = Some((engine, journal));
+        (setup, url, started)
+    } else {
+        let (library, playbook) = crate::cli::select_playbook(walk.playbook.as_deref())?;
+        // Check --var (and a given URL) before the terminal is taken over.
+        let probe_url = url.as_deref().or(Some("http://127.0.0.1/"));
+        crate::cli::initial_values(&library, &playbook, probe_url, &walk.vars)?;
+        let playbook_file = walk
+            .playbook
+            .as_deref()
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.is_file())
+            .and_then(|p| std::fs::canonicalize(p).ok());
+        let setup = Setup {
+            library,
+            playbook,
+            vars: walk.vars.clone(),
+            read_only: walk.read_only,
+            max_tier: walk.max_tier,
+            journal: true,
+            playbook_file,
+            since: walk.since,
+            ascii: walk.ascii,
+            color,
+        };
+        (setup, url, jiff::Timestamp::now())
     };
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let app = rt.block_on(async move {
-        let mut app = App::new(setup, url, jiff::Timestamp::now());
+        let mut app = App::new(setup, url, started_at);
         let (tx, mut rx) = mpsc::unbounded_channel();
+        if let Some((engine, journal)) = resumed {
+            app.notice = Some(format!(
+                "resumed session {} at {}",
+                journal.id(),
+                crate::journal::position(&engine)
+            ));
+            app.resume(engine, journal);
+            let _ = tx.send(Msg::Begin);
+        }
         let (rtx, rrx) = mpsc::unbounded_channel();
         let mut runner = Runner::new(CheckContext::last(walk.since.0), rtx);
         forward_runner(rrx, tx.clone());
         spawn_inputs(&tx)?;
         let mut guard = terminal::TerminalGuard::new().context("cannot set up the terminal")?;
-        let res = run_loop(&mut guard.terminal, &mut app, &mut rx, &mut runner).await;
+        let res = run_loop(&mut guard.terminal, &mut app, &mut rx, &tx, &mut runner).await;
         drop(guard);
         res.map(|()| app)
     })?;
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
-    // The terminal is restored: now stdout is ours again.
+    // The terminal is restored: now stdout is ours again. After an SSH drop
+    // it may be gone: write errors are ignored, never a panic.
     let report = app.report();
+    let mut out = std::io::stdout();
+    for line in app.undo.still_changed() {
+        let _ = writeln!(out, "triage502: still changed: {line}");
+    }
+    if let Some(p) = &app.ticket_file {
+        let _ = writeln!(out, "triage502: ticket written to {}", p.display());
+    }
+    if let Some(e) = &app.journal_error {
+        let _ = writeln!(out, "triage502: warning: {e}");
+    }
     let done = app
         .engine
         .as_ref()
@@ -181,13 +314,20 @@ pub fn interactive(url: Option<String>, walk: &WalkArgs) -> anyhow::Result<ExitC
         .as_deref()
         .filter(|n| n.starts_with("stopped by"))
     {
-        eprintln!("triage502: {why}");
+        let _ = writeln!(std::io::stderr(), "triage502: {why}");
     }
     let Some(report) = report else {
-        println!("triage502: quit before the walk started");
+        let _ = writeln!(out, "triage502: quit before the walk started");
         return Ok(ExitCode::from(1));
     };
-    println!("{}", summary_line(&report, done));
+    let _ = writeln!(out, "{}", summary_line(&report, done));
+    if let Some(j) = &app.journal {
+        let _ = writeln!(
+            out,
+            "triage502: session {id} saved: resume with `triage502 --resume {id}`",
+            id = j.id()
+        );
+    }
     Ok(match report.status {
         Status::Healthy if done => ExitCode::SUCCESS,
         _ => ExitCode::from(1),

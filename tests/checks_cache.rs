@@ -1,5 +1,7 @@
 //! cache on temp dirs with chosen owners and modes.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 

@@ -1,5 +1,7 @@
 //! command: exit codes, patterns, timeouts and missing programs.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 

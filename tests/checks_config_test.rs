@@ -1,5 +1,7 @@
 //! config_test with the real nginx, apache2, php-fpm and haproxy on temp configs.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 

@@ -1,5 +1,7 @@
 //! dns against a loopback DNS stub: answers, NXDOMAIN, SERVFAIL and timeout.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/dns_stub.rs"]
 mod dns_stub;
 #[path = "support/listeners.rs"]

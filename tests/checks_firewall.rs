@@ -1,5 +1,7 @@
 //! firewall with real iptables rules inside a fresh network namespace.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 

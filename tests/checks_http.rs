@@ -2,6 +2,8 @@
 //! signatures §3 (fixtures in tests/fixtures/responses/, built from the exact
 //! catalogue strings), repeat/intermittency, resolve pinning, HEAD, timeouts.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 

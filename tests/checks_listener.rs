@@ -1,5 +1,7 @@
 //! listener against real sockets of this test process.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 

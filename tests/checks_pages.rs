@@ -1,5 +1,7 @@
 //! pages against a real loopback site: none, page_specific, site_wide.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 

@@ -1,5 +1,7 @@
 //! plugins on a temp WordPress tree.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 

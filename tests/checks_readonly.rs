@@ -3,6 +3,8 @@
 //! before and after. Runs through `CheckSpec` so each registered kind is
 //! covered; a new kind without an entry here fails the test.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/dns_stub.rs"]
 mod dns_stub;
 #[path = "support/listeners.rs"]
@@ -122,7 +124,7 @@ async fn no_check_kind_changes_any_file() {
         format!(
             r#"{{ recent_changes = {{ dirs = ["{r}/etc/nginx"], package_logs = ["{r}/dpkg.log"], server_logs = ["{r}/error.log"], plugin_dirs = ["{r}/www/wp-content/plugins"] }} }}"#
         ),
-        format!(r#"{{ firewall = {{ address = "127.0.0.1:18085" }} }}"#),
+        r#"{ firewall = { address = "127.0.0.1:18085" } }"#.to_owned(),
         format!(r#"{{ plugins = {{ document_root = "{r}/www", fatal_log = "{r}/error.log" }} }}"#),
         format!(r#"{{ cache = {{ paths = ["{r}/cache"], user = "root" }} }}"#),
         format!(r#"{{ command = {{ argv = ["cat", "{r}/dpkg.log"], ok_if = ["upgrade"] }} }}"#),

@@ -1,5 +1,7 @@
 //! recent_changes on temp config trees: backup diffs, git diffs, package logs, notices.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 

@@ -1,5 +1,7 @@
 //! resources on this host: real /proc, statvfs, /dev/kmsg.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 

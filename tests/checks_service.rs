@@ -5,6 +5,8 @@
 //! (the test binary with `--exact NAME`) with PATH set, since changing the
 //! environment of this multi-threaded process is not allowed.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 

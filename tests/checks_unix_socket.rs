@@ -1,5 +1,7 @@
 //! unix_socket against real temp sockets with chosen modes and owners.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 

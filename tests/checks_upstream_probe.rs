@@ -1,5 +1,7 @@
 //! upstream_probe against real loopback listeners and a real php-fpm.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[path = "support/listeners.rs"]
 mod listeners;
 

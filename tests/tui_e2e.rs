@@ -49,13 +49,23 @@ fn tmux(args: &[&str]) -> String {
 }
 
 /// A tmux session running a plain shell; killed (only this one) on drop.
+/// Its journals go to `XDG_STATE_HOME` in a temp dir, never the real state dir.
 struct Session {
     name: String,
     _dir: tempfile::TempDir,
+    state: Option<tempfile::TempDir>,
 }
 
 impl Session {
     fn new(tag: &str) -> Session {
+        let state = tempfile::tempdir().unwrap();
+        let mut s = Session::with_state(tag, state.path());
+        s.state = Some(state);
+        s
+    }
+
+    /// A session whose `XDG_STATE_HOME` is `state` (shared to test resume).
+    fn with_state(tag: &str, state: &std::path::Path) -> Session {
         assert!(
             which::which("tmux").is_ok(),
             "tmux is missing: install it with `apt-get install -y tmux`"
@@ -74,9 +84,16 @@ impl Session {
             &name,
             "-c",
             &d,
-            "env PS1='$ ' TERM=xterm-256color bash --norc --noprofile",
+            &format!(
+                "env PS1='$ ' TERM=xterm-256color XDG_STATE_HOME='{}' bash --norc --noprofile",
+                state.display()
+            ),
         ]);
-        Session { name, _dir: dir }
+        Session {
+            name,
+            _dir: dir,
+            state: None,
+        }
     }
 
     fn screen(&self) -> String {
@@ -159,7 +176,12 @@ fn walk_to_the_end(sess: &Session) -> String {
             return s;
         }
         if s.contains("Action: ") {
-            assert!(s.contains("Runs exactly:") && s.contains("Tier:"), "{s}");
+            if !s.contains("Runs exactly") {
+                // The dialog's details are still being prepared.
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            assert!(s.contains("Tier:"), "{s}");
             sess.send("Escape");
         } else if s.contains("Question: ") {
             assert!(s.contains("(default)"), "{s}");
@@ -171,6 +193,19 @@ fn walk_to_the_end(sess: &Session) -> String {
         std::thread::sleep(Duration::from_millis(300));
     }
     panic!("the walk did not end within 60 steps:\n{}", sess.screen());
+}
+
+/// Page down the open preview until `text` shows; returns that screen.
+fn page_to(sess: &Session, text: &str) -> String {
+    for _ in 0..12 {
+        let s = sess.screen();
+        if s.contains(text) {
+            return s;
+        }
+        sess.send("PageDown");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("`{text}` never showed:\n{}", sess.screen());
 }
 
 #[test]
@@ -202,11 +237,14 @@ fn walk_the_default_playbook_in_tmux_to_the_ticket_and_quit() {
     assert!(done.contains("502"), "{done}");
 
     sess.send("t");
-    let ticket = sess.wait("the ticket preview", |s| s.contains("Ticket preview"));
+    let ticket = sess.wait("the ticket preview", |s| {
+        s.contains("Ticket preview") && s.contains("## Impact")
+    });
     assert!(
-        ticket.contains("## Findings") && ticket.contains(&url),
+        ticket.contains("Masked before export") && ticket.contains(&url),
         "{ticket}"
     );
+    page_to(&sess, "## Findings");
     sess.send("PageDown");
     sess.send("Escape");
     sess.wait("the done screen again", |s| {
@@ -331,12 +369,14 @@ fn real_nginx_upstream_refused_reaches_the_finding_and_the_ticket() {
     let done = walk_to_the_end(&sess);
     assert!(done.contains("The upstream refuses connections"), "{done}");
     sess.send("t");
-    let ticket = sess.wait("the ticket preview", |s| s.contains("Ticket preview"));
-    assert!(
-        ticket.contains("## Findings") && ticket.contains("upstream_refused"),
-        "{ticket}"
-    );
+    sess.wait("the ticket preview", |s| {
+        s.contains("Ticket preview") && s.contains("## Impact")
+    });
+    let findings = page_to(&sess, "## Findings");
+    assert!(findings.contains("upstream_refused"), "{findings}");
     sess.send("Escape");
+    // Wait before `q`: Esc and a quick `q` would arrive as one Alt-q.
+    sess.wait("the preview closed", |s| !s.contains("Ticket preview"));
     sess.send("q");
     sess.wait("the quit question", |s| s.contains("Quit triage502?"));
     sess.send("y");
@@ -345,4 +385,239 @@ fn real_nginx_upstream_refused_reaches_the_finding_and_the_ticket() {
     });
     assert!(after.contains("upstream_refused"), "{after}");
     sess.assert_sane_terminal();
+}
+
+/// A lab where the front nginx proxies to an upstream nginx that is
+/// stopped (502); the playbook's action starts the upstream again.
+struct Lab {
+    front: Nginx,
+    dir: tempfile::TempDir,
+    playbook: std::path::PathBuf,
+}
+
+const LAB_PLAYBOOK: &str = r#"
+id = "tui-lab"
+title = "Lab: start a stopped upstream"
+version = "1.0.0"
+description = "The front proxy answers 502 because its upstream is down."
+start = "probe"
+
+[[var]]
+name = "url"
+prompt = "Which URL fails?"
+type = "url"
+required = true
+
+[[var]]
+name = "upstream_prefix"
+prompt = "The upstream nginx prefix"
+type = "path"
+required = true
+
+[[node]]
+id = "probe"
+title = "Request the failing URL"
+checks = [{ http = { url = "{{ url }}", timeout = "5s" } }]
+on = { ok = "healthy", problem = "start", inconclusive = "start" }
+
+[[node]]
+id = "start"
+title = "Start the upstream"
+guidance = "The upstream refuses connections: start it again."
+action = { tier = "disruptive", do = { command = { argv = ["nginx", "-p", "{{ upstream_prefix }}", "-c", "{{ upstream_prefix }}/nginx.conf"] } } }
+on = { done = "verify", failed = "escalate", declined = "escalate" }
+
+[[node]]
+id = "verify"
+title = "Request it again"
+checks = [{ http = { url = "{{ url }}", timeout = "5s" } }]
+on = { ok = "healthy", problem = "escalate", inconclusive = "escalate" }
+
+[[node]]
+id = "healthy"
+title = "It answers"
+end = "resolved"
+
+[[node]]
+id = "escalate"
+title = "Hand over"
+end = "escalate"
+"#;
+
+impl Lab {
+    fn new() -> Lab {
+        let front = Nginx::upstream_refused();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let conf = format!(
+            "daemon on;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/cb;\n  \
+             proxy_temp_path {d}/pt;\n  fastcgi_temp_path {d}/ft;\n  uwsgi_temp_path {d}/ut;\n  \
+             scgi_temp_path {d}/st;\n  server {{ listen 127.0.0.1:{}; \
+             location / {{ return 200 \"shop\\n\"; }} }}\n}}\n",
+            front.upstream
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let playbook = dir.path().join("lab.toml");
+        std::fs::write(&playbook, LAB_PLAYBOOK).unwrap();
+        Lab {
+            front,
+            dir,
+            playbook,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/checkout", self.front.port)
+    }
+
+    fn command(&self) -> String {
+        format!(
+            "{BIN} --playbook {} --var upstream_prefix={} {}",
+            self.playbook.display(),
+            self.dir.path().display(),
+            self.url()
+        )
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // The upstream the action started daemonised: stop it by its pid file.
+        let Some(pid) = std::fs::read_to_string(self.dir.path().join("nginx.pid"))
+            .ok()
+            .map(|s| s.trim().to_owned())
+        else {
+            return;
+        };
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let t0 = Instant::now();
+        while std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && t0.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn confirmed_action_starts_the_upstream_and_the_wizard_sees_200() {
+    let lab = Lab::new();
+    let sess = Session::new("action");
+    sess.wait("the shell prompt", |s| s.contains('$'));
+    sess.type_line(&lab.command());
+    sess.wait("the start screen", |s| s.contains("Enter start"));
+    sess.send("Enter");
+    let offer = sess.wait("the action dialog", |s| s.contains("type `nginx`"));
+    assert!(
+        offer.contains("disruptive")
+            && offer.contains("Runs exactly")
+            && offer.contains("nginx -p"),
+        "{offer}"
+    );
+    // `y` is not enough for a disruptive action: it is typed into the field.
+    tmux(&["send-keys", "-t", &sess.name, "-l", "nginx"]);
+    sess.send("Enter");
+    let result = sess.wait("the action result with verify-after-fix", |s| {
+        s.contains("Action result") && s.contains("after:  200")
+    });
+    assert!(
+        result.contains("succeeded") && result.contains("before: 502"),
+        "{result}"
+    );
+    sess.send("Escape");
+    let done = sess.wait("the end of the walk", |s| s.contains("Done: "));
+    assert!(done.contains("Resolved"), "{done}");
+    // The ticket (from the journal) records the fix and its before/after.
+    sess.send("t");
+    sess.wait("the ticket preview", |s| {
+        s.contains("Ticket preview") && s.contains("## Impact")
+    });
+    let tried = page_to(&sess, "verify-after-fix");
+    assert!(
+        tried.contains("## What was tried") || tried.contains("nginx -p"),
+        "{tried}"
+    );
+    sess.send("Escape");
+    // Wait before `q`: Esc and a quick `q` would arrive as one Alt-q.
+    sess.wait("the preview closed", |s| !s.contains("Ticket preview"));
+    sess.send("q");
+    sess.wait("the quit question", |s| s.contains("Quit triage502?"));
+    sess.send("y");
+    let after = sess.wait("the resume hint", |s| s.contains("--resume"));
+    assert!(after.contains("saved: resume with"), "{after}");
+    sess.assert_sane_terminal();
+}
+
+#[test]
+fn sighup_then_resume_continues_at_the_same_node() {
+    resume_after("HUP");
+}
+
+#[test]
+fn kill_9_then_resume_continues_at_the_same_node() {
+    resume_after("KILL");
+}
+
+/// Stop the wizard at the action offer with `signal`, then `--resume` in a
+/// new tmux session (same state dir) and find the same offer again.
+fn resume_after(signal: &str) {
+    let lab = Lab::new();
+    let state = tempfile::tempdir().unwrap();
+    let sess = Session::with_state(&format!("{signal}-1"), state.path());
+    sess.wait("the shell prompt", |s| s.contains('$'));
+    sess.type_line(&lab.command());
+    sess.wait("the start screen", |s| s.contains("Enter start"));
+    sess.send("Enter");
+    sess.wait("the action dialog", |s| s.contains("type `nginx`"));
+    let pid = sess
+        .child_pid()
+        .expect("the app runs under the pane's shell");
+    let st = Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    if signal == "KILL" {
+        // Nothing can restore a terminal after SIGKILL: the shell gets it back raw.
+        sess.wait("the shell again", |s| {
+            s.contains("Killed") || s.contains('$')
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        sess.type_line("stty sane");
+    } else {
+        let s = sess.wait("the resume hint", |s| s.contains("--resume"));
+        assert!(s.contains("stopped by SIGHUP"), "{s}");
+    }
+    sess.assert_sane_terminal();
+    drop(sess);
+
+    let again = Session::with_state(&format!("{signal}-2"), state.path());
+    again.wait("the shell prompt", |s| s.contains('$'));
+    again.type_line(&format!("{BIN} --resume"));
+    let s = again.wait("the same action offered again", |s| {
+        s.contains("Action: Start the upstream") && s.contains("type `nginx`")
+    });
+    // The trail was rebuilt from the journal: the probe's result is on the path.
+    assert!(
+        s.contains("✗ Request the failing") && s.contains("resumed session"),
+        "{s}"
+    );
+    // `q` would be typed into the confirmation field: Ctrl-C asks to quit.
+    again.send("C-c");
+    again.wait("the quit question", |s| s.contains("Quit triage502?"));
+    again.send("y");
+    again.wait("the resume hint", |s| s.contains("--resume"));
+    again.assert_sane_terminal();
+    // The journal was not garbled by the two processes: it still loads.
+    let dir = state.path().join("triage502/sessions");
+    let journals: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    assert_eq!(journals.len(), 1, "one session, resumed in place");
+    let session = triage502::journal::load(&journals[0].path()).unwrap();
+    assert!(!session.torn, "the journal ends with a torn line");
 }

@@ -57,6 +57,9 @@ async fn the_loop_runs_real_checks_and_draws_their_results() {
         playbook: "tuitest".into(),
         vars: vec![],
         read_only: false,
+        max_tier: None,
+        journal: false,
+        playbook_file: None,
         since: HumanDuration(Duration::from_secs(600)),
         ascii: false,
         color: true,
@@ -85,7 +88,7 @@ async fn the_loop_runs_real_checks_and_draws_their_results() {
     let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
     tokio::time::timeout(
         Duration::from_secs(30),
-        run_loop(&mut term, &mut app, &mut rx, &mut runner),
+        run_loop(&mut term, &mut app, &mut rx, &tx, &mut runner),
     )
     .await
     .expect("the loop ended")

@@ -10,12 +10,15 @@ use std::time::Duration;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use triage502::action::{Executed, Plan, Probe, VerifyResult};
 use triage502::cause::{Cause, Severity};
 use triage502::check::{CheckReport, Evidence, Outcome};
 use triage502::duration::HumanDuration;
+use triage502::engine::ActionResult;
 use triage502::playbook::library::{Library, Origin, Source};
 use triage502::runner::RunnerEvent;
 use triage502::tui::app::{App, Command, Msg, Setup};
+use triage502::tui::keymap::Screen;
 use triage502::tui::render::render;
 
 const WALK: &str = include_str!("tui_walk.toml");
@@ -32,6 +35,9 @@ fn setup(ascii: bool, read_only: bool) -> Setup {
         playbook: "tuitest".into(),
         vars: vec![],
         read_only,
+        max_tier: None,
+        journal: false,
+        playbook_file: None,
         since: HumanDuration(Duration::from_secs(3600)),
         ascii,
         color: true,
@@ -270,12 +276,57 @@ fn r_reruns_the_checks_of_the_step() {
     assert!(a.is_running());
 }
 
+/// Build the plan the loop would build (on a blocking task) and hand it back.
+fn give_plan(a: &mut App, cmd: Option<Command>) {
+    let Some(Command::Plan {
+        seq,
+        offer,
+        why,
+        mut policy,
+    }) = cmd
+    else {
+        panic!("expected a plan command, got {cmd:?}");
+    };
+    // Screens must not depend on whether this machine runs systemd.
+    policy.systemd = Some(true);
+    a.update(Msg::Plan(seq, Box::new(Plan::new(&offer, &why, &policy))));
+}
+
 fn at_action(read_only: bool) -> App {
     let mut a = at_question();
     a.setup.read_only = read_only;
     key(&mut a, KeyCode::Enter); // the default choice
-    key(&mut a, KeyCode::Enter); // past the guidance
+    let cmd = key(&mut a, KeyCode::Enter); // past the guidance
+    give_plan(&mut a, cmd);
     a
+}
+
+fn executed(ok: bool, before: u16, after: u16) -> Msg {
+    let probe = |s: u16| Probe {
+        status: Some(s),
+        latency_ms: 3,
+        error: None,
+    };
+    Msg::Executed(
+        Box::new(Executed {
+            result: ActionResult {
+                argv: vec!["systemctl".into(), "restart".into(), "php8.2-fpm".into()],
+                ok,
+                exit_code: Some(i32::from(!ok)),
+                output: "Job for php8.2-fpm.service finished.".into(),
+                summary: "systemctl restart php8.2-fpm: done".into(),
+                duration_ms: 850,
+            },
+            refused: None,
+            undo: vec![],
+            resolved: vec![],
+        }),
+        Some(VerifyResult {
+            url: URL.into(),
+            before: vec![probe(before)],
+            after: vec![probe(after), probe(after), probe(after)],
+        }),
+    )
 }
 
 #[test]
@@ -286,32 +337,121 @@ fn action_screen_shows_argv_and_tier_and_needs_the_unit_typed() {
         s.contains("systemctl restart php8.2-fpm") && s.contains("disruptive"),
         "{s}"
     );
+    assert!(s.contains("type `php8.2-fpm`"), "{s}");
     snap(&a, "action_typed");
     // `y` types a letter here; Enter with the wrong word does not confirm.
     key(&mut a, KeyCode::Char('y'));
-    key(&mut a, KeyCode::Enter);
+    assert_eq!(key(&mut a, KeyCode::Enter), None);
     assert!(a.notice.as_deref().unwrap_or("").contains("php8.2-fpm"));
     key(&mut a, KeyCode::Backspace);
     typed(&mut a, "php8.2-fpm");
-    key(&mut a, KeyCode::Enter);
+    let Some(Command::Execute {
+        tier, policy, url, ..
+    }) = key(&mut a, KeyCode::Enter)
+    else {
+        panic!("the typed unit confirms");
+    };
+    assert_eq!(tier, triage502::action::Tier::Disruptive);
+    assert!(policy.interactive_consent && !policy.read_only);
+    assert_eq!(url.as_deref(), Some(URL));
+    // While it runs, keys do nothing and a spinner shows.
+    assert_eq!(a.screen(), Screen::Executing);
+    assert!(screen_text(&a, 80, 24).contains("running..."));
+    assert_eq!(key(&mut a, KeyCode::Char('b')), None);
+    a.update(executed(true, 502, 200));
+    let s = screen_text(&a, 80, 24);
+    assert!(s.contains("succeeded") && s.contains("after:  200"), "{s}");
+    snap(&a, "action_result");
+    key(&mut a, KeyCode::Esc);
     let done = screen_text(&a, 80, 24);
-    assert!(done.contains("Escalate"), "{done}");
+    assert!(done.contains("Done"), "{done}");
     let md = a.report().unwrap().to_markdown();
-    assert!(
-        md.contains("not executed: the action executor is not built yet"),
-        "{md}"
+    assert!(md.contains("Restart php-fpm [done]"), "{md}");
+}
+
+#[test]
+fn reversible_action_is_confirmed_with_y() {
+    let walk = WALK.replace(
+        r#"action = { tier = "disruptive", do = { service = { unit = "php8.2-fpm", op = "restart" } } }"#,
+        r#"action = { tier = "reversible", do = { command = { argv = ["touch", "/tmp/triage502-never-run"] } } }"#,
     );
+    let (lib, failures) = Library::from_sources(vec![Source {
+        origin: Origin::Embedded("tui_walk.toml"),
+        text: walk,
+    }]);
+    assert!(failures.is_empty(), "{}", failures[0].rendered);
+    let mut a = App::new(
+        Setup {
+            library: Arc::new(lib),
+            ..setup(false, false)
+        },
+        Some(URL.into()),
+        "2026-01-02T03:04:05Z".parse().unwrap(),
+    );
+    key(&mut a, KeyCode::Enter);
+    for (index, report) in probe_reports().into_iter().enumerate() {
+        a.update(Msg::Runner(RunnerEvent::Finished {
+            batch: a.batch,
+            index,
+            report,
+        }));
+    }
+    key(&mut a, KeyCode::Enter);
+    let cmd = key(&mut a, KeyCode::Enter);
+    give_plan(&mut a, cmd);
+    assert_eq!(a.screen(), Screen::Action);
+    let s = screen_text(&a, 80, 24);
+    assert!(s.contains("reversible") && s.contains("y = yes"), "{s}");
+    snap(&a, "action_reversible");
+    assert!(matches!(
+        key(&mut a, KeyCode::Char('y')),
+        Some(Command::Execute { .. })
+    ));
 }
 
 #[test]
 fn action_is_refused_under_read_only() {
     let mut a = at_action(true);
     let s = screen_text(&a, 80, 24);
-    assert!(s.contains("Read-only: this action will not run"), "{s}");
+    assert!(s.contains("Not run: refused: read-only"), "{s}");
     snap(&a, "action_read_only");
-    key(&mut a, KeyCode::Char('y'));
+    assert_eq!(a.screen(), Screen::Action);
+    // No key runs it: `y` declines with the policy's reason.
+    assert_eq!(key(&mut a, KeyCode::Char('y')), None);
     let md = a.report().unwrap().to_markdown();
-    assert!(md.contains("refused: running read-only"), "{md}");
+    assert!(md.contains("read-only session (--read-only)"), "{md}");
+}
+
+#[test]
+fn max_tier_refuses_a_disruptive_action() {
+    let mut a = at_question();
+    a.setup.max_tier = Some(triage502::action::Tier::Reversible);
+    key(&mut a, KeyCode::Enter);
+    let cmd = key(&mut a, KeyCode::Enter);
+    give_plan(&mut a, cmd);
+    let s = screen_text(&a, 80, 24);
+    assert!(s.contains("--max-tier"), "{s}");
+    let wide = screen_text(&a, 120, 40);
+    assert!(wide.contains("max tier reversible"), "{wide}");
+    assert_eq!(key(&mut a, KeyCode::Enter), None);
+    let md = a.report().unwrap().to_markdown();
+    assert!(md.contains("above this session's --max-tier"), "{md}");
+}
+
+#[test]
+fn note_field() {
+    let mut a = at_question();
+    key(&mut a, KeyCode::Char('n'));
+    assert_eq!(a.screen(), Screen::Note);
+    typed(
+        &mut a,
+        "restarted php-fpm by hand at 09:30, q and b are text here",
+    );
+    snap(&a, "note");
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.screen(), Screen::Question);
+    // This app has journalling off: the operator is told the note is not kept.
+    assert!(a.notice.as_deref().unwrap_or("").contains("not journalled"));
 }
 
 fn at_done() -> App {
@@ -422,4 +562,138 @@ fn scrolling_stops_at_the_end_of_the_evidence() {
     assert_eq!(a.evidence_scroll, 4);
     key(&mut a, KeyCode::PageUp);
     assert_eq!(a.evidence_scroll, 0);
+}
+
+/// Times, dates and durations change per run: mask them for snapshots.
+fn timeless(s: &str) -> String {
+    let re = regex::Regex::new(
+        r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z?|\b\d{2}:\d{2}(:\d{2})?\b|\b\d+ ms\b",
+    )
+    .unwrap();
+    re.replace_all(s, |c: &regex::Captures| "#".repeat(c[0].chars().count()))
+        .into_owned()
+}
+
+#[test]
+fn journalled_session_note_and_ticket_preview() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pb = tmp.path().join("tui_walk.toml");
+    std::fs::write(&pb, WALK).unwrap();
+    let mut a = app(Some(URL));
+    key(&mut a, KeyCode::Enter);
+    let mut meta =
+        triage502::journal::meta_for(a.engine.as_ref().unwrap(), Some(URL.into()), false);
+    meta.playbook_file = Some(pb);
+    meta.id = "20260102T030405Z-test".into();
+    meta.host = "lab-host".into();
+    meta.os = Some("Test OS".into());
+    a.journal = Some(
+        triage502::journal::Journal::create_in(&tmp.path().join("sessions"), &mut meta).unwrap(),
+    );
+    for (index, report) in probe_reports().into_iter().enumerate() {
+        a.update(Msg::Runner(RunnerEvent::Finished {
+            batch: a.batch,
+            index,
+            report,
+        }));
+    }
+    // A note at the question, with a secret the ticket must not carry.
+    key(&mut a, KeyCode::Char('n'));
+    typed(&mut a, "saw db password=hunter2 in wp-config");
+    key(&mut a, KeyCode::Enter);
+    assert!(
+        a.notice.as_deref().unwrap_or("").contains("note saved"),
+        "{:?}",
+        a.notice
+    );
+    key(&mut a, KeyCode::Enter); // the default choice
+    let cmd = key(&mut a, KeyCode::Enter); // past the guidance
+    give_plan(&mut a, cmd);
+    key(&mut a, KeyCode::Esc); // decline
+    assert_eq!(a.screen(), Screen::Done);
+    let Some(Command::RenderTicket(path)) = key(&mut a, KeyCode::Char('t')) else {
+        panic!("t renders the ticket from the journal");
+    };
+    assert!(screen_text(&a, 80, 24).contains("rendering"));
+    let r =
+        triage502::ticket::render_session(&path, triage502::ticket::TicketFormat::Md, false, false)
+            .unwrap();
+    assert!(
+        !r.text.contains("hunter2") && r.text.contains("wp-config"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("declined by the operator"), "{}", r.text);
+    a.update(Msg::Ticket(Ok(Box::new(r))));
+    let s = screen_text(&a, 80, 24);
+    assert!(
+        s.contains("Masked before export: ")
+            && s.contains("secret parameter")
+            && s.contains("## Impact"),
+        "{s}"
+    );
+    insta::assert_snapshot!("ticket_journal_80x24", timeless(&s));
+    insta::assert_snapshot!("ticket_journal_120x40", timeless(&screen_text(&a, 120, 40)));
+    // `w` writes it beside the journal.
+    key(&mut a, KeyCode::Char('w'));
+    let written = a.ticket_file.clone().unwrap();
+    assert!(
+        std::fs::read_to_string(&written)
+            .unwrap()
+            .contains("## Findings")
+    );
+    // `y` hands the loop the text for OSC 52.
+    let Some(Command::Clipboard(text)) = key(&mut a, KeyCode::Char('y')) else {
+        panic!("y copies");
+    };
+    assert!(text.contains("## Findings"));
+    // The journal holds the note, every input and the end.
+    let session = triage502::journal::load(&path).unwrap();
+    let kinds: Vec<String> = session
+        .events
+        .iter()
+        .map(|e| {
+            serde_json::to_value(&e.event)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .keys()
+                .next()
+                .unwrap()
+                .clone()
+        })
+        .collect();
+    assert!(
+        kinds.contains(&"note".to_owned()) && kinds.last() == Some(&"end".to_owned()),
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn quit_lists_what_is_still_changed() {
+    let mut a = at_action(false);
+    typed(&mut a, "php8.2-fpm");
+    assert!(matches!(
+        key(&mut a, KeyCode::Enter),
+        Some(Command::Execute { .. })
+    ));
+    let Msg::Executed(mut x, v) = executed(true, 502, 200) else {
+        unreachable!()
+    };
+    x.undo.push(triage502::action::UndoEntry {
+        key: "plugin:/srv/wp:evil".into(),
+        what: "plugin evil is still disabled".into(),
+        undo: None,
+        how: "wp plugin activate evil".into(),
+    });
+    a.update(Msg::Executed(x, v));
+    assert!(screen_text(&a, 80, 24).contains("Still changed: plugin evil is still disabled"));
+    key(&mut a, KeyCode::Esc);
+    key(&mut a, KeyCode::Char('q'));
+    let s = screen_text(&a, 80, 24);
+    assert!(
+        s.contains("Still changed: plugin evil is still disabled"),
+        "{s}"
+    );
+    assert_eq!(a.undo.still_changed().len(), 1);
 }

@@ -7,6 +7,7 @@
 //! plus search permission on every parent. Invariants: walks at most
 //! `max_entries` entries; reads no file content.
 
+use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -121,6 +122,10 @@ fn walk(root: &Path, acct: &permission::Account, max: usize) -> Walk {
     w
 }
 
+#[allow(
+    clippy::unused_async,
+    reason = "every kind's run is async for the dispatcher"
+)]
 pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
     let started = Instant::now();
     let mut r = inspect(p);
@@ -251,9 +256,7 @@ fn inspect(p: &Params) -> CheckReport {
                 } else {
                     100.0
                 };
-                text.push_str(&format!(
-                    "; filesystem {free:.1}% free, inodes {ino:.1}% free"
-                ));
+                let _ = write!(text, "; filesystem {free:.1}% free, inodes {ino:.1}% free");
                 if free < min_free || (s.f_files > 0 && ino < min_free) {
                     problems.push(format!("the cache filesystem is nearly full ({free:.1}% space, {ino:.1}% inodes free)"));
                 }

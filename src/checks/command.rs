@@ -141,7 +141,7 @@ async fn execute(p: &Params) -> CheckReport {
         .iter()
         .find_map(|re| matching_line(re, &text).map(|l| (re, l)))
     {
-        matched = line.to_owned();
+        line.clone_into(&mut matched);
         (
             Outcome::Problem,
             format!(
@@ -159,7 +159,7 @@ async fn execute(p: &Params) -> CheckReport {
     } else if !ok_re.is_empty() {
         match ok_re.iter().find_map(|re| matching_line(re, &text)) {
             Some(line) => {
-                matched = line.to_owned();
+                line.clone_into(&mut matched);
                 (Outcome::Ok, format!("`{}`: {}", out.argv, line.trim()))
             }
             None => (

@@ -13,6 +13,7 @@
 //! `apache2ctl -t` sources /etc/apache2/envvars. No running server is
 //! signalled.
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
@@ -223,7 +224,7 @@ async fn test(p: &Params) -> CheckReport {
             .collect();
         let mut s = format!("`{}`: the configuration is valid", out.argv);
         if !warnings.is_empty() {
-            s.push_str(&format!(" ({} warning(s))", warnings.len()));
+            let _ = write!(s, " ({} warning(s))", warnings.len());
         }
         return CheckReport::new(DOC.kind, label, Outcome::Ok, s)
             .with_fact("config_test.result", "ok")

@@ -9,6 +9,7 @@
 //! followed at most 16 times); /etc/hosts is read (capped) and reported, since
 //! the system resolver consults it but nginx's `resolver` does not.
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -264,7 +265,7 @@ pub async fn query(resolver: SocketAddr, name: &str, qtype: u16, timeout: Durati
         return Answer::Error(format!("cannot send to {resolver}: {e}"));
     }
     let deadline = Instant::now() + timeout;
-    let mut buf = [0u8; 4096];
+    let mut buf = vec![0u8; 4096];
     // Bounded: each iteration waits at most until the deadline.
     loop {
         let now = Instant::now();
@@ -427,10 +428,10 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
     let (outcome, result, summary) = if any_addr {
         let mut s = format!("{name} resolves via {resolver}:");
         if !a4.is_empty() {
-            s.push_str(&format!(" A {}", a4.replace('\n', ", ")));
+            let _ = write!(s, " A {}", a4.replace('\n', ", "));
         }
         if !a6.is_empty() {
-            s.push_str(&format!(" AAAA {}", a6.replace('\n', ", ")));
+            let _ = write!(s, " AAAA {}", a6.replace('\n', ", "));
         }
         (Outcome::Ok, "ok", s)
     } else {

@@ -10,6 +10,7 @@
 //! listing commands are run; jumps into user chains are not followed (a
 //! matching rule in any chain is reported, with its chain).
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -180,7 +181,7 @@ pub fn nft_matches(ruleset: &str, flow: Flow) -> Vec<String> {
     for line in ruleset.lines().take(100_000) {
         let l = line.trim();
         if let Some(c) = l.strip_prefix("chain ") {
-            chain = c.trim_end_matches('{').trim().to_owned();
+            c.trim_end_matches('{').trim().clone_into(&mut chain);
             continue;
         }
         let w: Vec<&str> = l.split_whitespace().collect();
@@ -363,7 +364,7 @@ async fn review(p: &Params, ctx: &CheckContext) -> CheckReport {
         )
         .await
         {
-            text.push_str(&format!("; {}", o.stdout.trim()));
+            let _ = write!(text, "; {}", o.stdout.trim());
             if selinux == "enforcing" && o.stdout.contains("--> off") && !flow.ip.is_loopback() {
                 mac_problems.push("SELinux is enforcing and httpd_can_network_connect is off: the web server may not connect out".into());
             }

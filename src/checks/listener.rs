@@ -226,6 +226,10 @@ fn accepts(bound: IpAddr, dialled: IpAddr) -> bool {
     }
 }
 
+#[allow(
+    clippy::unused_async,
+    reason = "every kind's run is async for the dispatcher"
+)]
 pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
     let started = Instant::now();
     let mut r = inspect(p);

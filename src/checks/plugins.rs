@@ -347,7 +347,7 @@ async fn inspect(p: &Params, ctx: &CheckContext) -> CheckReport {
             r = r.with_evidence(Evidence::new(
                 "wp-cli",
                 "not installed: active/inactive state unknown",
-            ))
+            ));
         }
         Some(Ok(_)) => {}
     }

@@ -145,7 +145,7 @@ fn kmsg_since(since: i64) -> std::io::Result<String> {
 async fn kernel_log(ctx: &CheckContext) -> Result<(String, String), String> {
     let since = ctx.window_from.as_second();
     match kmsg_since(since) {
-        Ok(t) => return Ok((t, "/dev/kmsg".into())),
+        Ok(t) => Ok((t, "/dev/kmsg".into())),
         Err(e) => {
             let mut why = format!("/dev/kmsg: {e}");
             let since_arg = ctx

@@ -7,6 +7,7 @@
 //! the service's uptime. Invariants: never starts, stops or reloads anything.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
@@ -178,10 +179,10 @@ async fn via_systemd(p: &Params) -> CheckReport {
     if active == "active" {
         let mut s = format!("{} is {active} ({sub})", p.unit);
         if let Some(u) = uptime {
-            s.push_str(&format!(" for {}", process::age_text(u)));
+            let _ = write!(s, " for {}", process::age_text(u));
         }
         if restarts > 0 {
-            s.push_str(&format!(", restarted {restarts} time(s) by systemd"));
+            let _ = write!(s, ", restarted {restarts} time(s) by systemd");
         }
         if recent {
             s.push_str(" — started recently");

@@ -90,7 +90,7 @@ async fn read_capped<R: AsyncRead + Unpin>(r: Option<R>, cap: usize) -> (Vec<u8>
         return (Vec::new(), false);
     };
     let mut kept = Vec::new();
-    let mut buf = [0u8; 8192];
+    let mut buf = vec![0u8; 8192];
     let mut truncated = false;
     // Bounded by the caller's timeout: the child is killed when it passes.
     loop {

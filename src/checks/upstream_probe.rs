@@ -8,6 +8,7 @@
 //! Invariants: one request, `GET` only, no request body; at most
 //! [`READ_CAP`] bytes are read; the whole probe is bounded by `timeout`.
 
+use std::fmt::Write as _;
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 
@@ -197,7 +198,9 @@ pub fn escape(bytes: &[u8], max: usize) -> String {
             b'\n' => s.push_str("\\n"),
             b'\t' => s.push_str("\\t"),
             0x20..=0x7e => s.push(b as char),
-            _ => s.push_str(&format!("\\x{b:02x}")),
+            _ => {
+                let _ = write!(s, "\\x{b:02x}");
+            }
         }
     }
     if bytes.len() > max {
@@ -250,7 +253,7 @@ async fn read_some(
     if now >= deadline {
         return Err(End::Timeout);
     }
-    let mut chunk = [0u8; 8192];
+    let mut chunk = vec![0u8; 8192];
     match tokio::time::timeout(deadline - now, w.read(&mut chunk)).await {
         Err(_) => Err(End::Timeout),
         Ok(Ok(0)) => Err(End::Eof),
@@ -281,25 +284,25 @@ async fn http_exchange(
     }
     let mut buf = Vec::new();
     let end = loop {
-        match read_some(w, &mut buf, deadline).await {
-            Err(e) => break e,
-            Ok(_) => {
-                a.first_byte_ms.get_or_insert(started.elapsed().as_millis());
-                if buf.len() >= 5 && !buf.starts_with(b"HTTP/") {
-                    a.garbage = Some(format!(
-                        "the answer does not start with `HTTP/`: {}",
-                        escape(&buf, 120)
-                    ));
-                    break End::Done;
-                }
-                if let Some((i, sep)) = find_header_end(&buf) {
-                    a.header_ms = Some(started.elapsed().as_millis());
-                    a.header_bytes = Some(i + sep);
-                    break End::Done;
-                }
-                if buf.len() >= READ_CAP {
-                    break End::Cap;
-                }
+        if let Err(e) = read_some(w, &mut buf, deadline).await {
+            break e;
+        }
+        {
+            a.first_byte_ms.get_or_insert(started.elapsed().as_millis());
+            if buf.len() >= 5 && !buf.starts_with(b"HTTP/") {
+                a.garbage = Some(format!(
+                    "the answer does not start with `HTTP/`: {}",
+                    escape(&buf, 120)
+                ));
+                break End::Done;
+            }
+            if let Some((i, sep)) = find_header_end(&buf) {
+                a.header_ms = Some(started.elapsed().as_millis());
+                a.header_bytes = Some(i + sep);
+                break End::Done;
+            }
+            if buf.len() >= READ_CAP {
+                break End::Cap;
             }
         }
     };
@@ -322,7 +325,7 @@ async fn http_exchange(
         let proto = parts.next().unwrap_or("");
         match parts.next().and_then(|c| c.parse::<u16>().ok()) {
             Some(c) if (100..600).contains(&c) && proto.starts_with("HTTP/1.") => {
-                a.status = Some(c)
+                a.status = Some(c);
             }
             _ if a.garbage.is_none() => {
                 a.garbage = Some(format!(
@@ -426,6 +429,10 @@ pub fn fcgi_request(params: &[(String, String)]) -> Vec<u8> {
     out
 }
 
+#[allow(
+    clippy::many_single_char_names,
+    reason = "p: params, w: wire, a: answer, h: record header"
+)]
 async fn fastcgi_exchange(
     p: &Params,
     w: &mut Box<dyn Wire>,
@@ -459,10 +466,8 @@ async fn fastcgi_exchange(
             let content = &buf[pos + 8..pos + 8 + len];
             match kind {
                 6 => stdout.extend_from_slice(content),
-                7 => {
-                    if a.stderr.len() < 4096 {
-                        a.stderr.push_str(&String::from_utf8_lossy(content));
-                    }
+                7 if a.stderr.len() < 4096 => {
+                    a.stderr.push_str(&String::from_utf8_lossy(content));
                 }
                 3 => {
                     if a.header_bytes.is_none() {

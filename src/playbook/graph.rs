@@ -24,6 +24,7 @@ fn edges(pb: &Playbook, id: &str) -> Vec<(String, String)> {
                 Cond::Found(c) => format!("found {c}"),
                 Cond::FactEquals(f, v) => format!("{f} = {v}"),
                 Cond::FactPresent(f) => format!("{f} known"),
+                Cond::Unexplained => "unexplained".to_owned(),
             };
             (label, w.next.clone())
         })

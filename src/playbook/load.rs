@@ -674,6 +674,7 @@ impl Validator<'_> {
         let mut when = Vec::new();
         for w in &n.when {
             let cond = match (&w.found, &w.fact) {
+                (None, None) if w.unexplained => Some(Cond::Unexplained),
                 (Some(c), None) => self.cause(c).map(Cond::Found),
                 (None, Some(f)) => {
                     self.check_name(f.get_ref(), span_of(f));
@@ -685,7 +686,7 @@ impl Validator<'_> {
                 _ => {
                     self.error(
                         format!(
-                            "a `when` rule of node `{id}` needs exactly one of `found` or `fact`"
+                            "a `when` rule of node `{id}` needs exactly one of `found`, `fact` or `unexplained = true`"
                         ),
                         span_of(&w.next),
                     );

@@ -187,7 +187,8 @@ pub struct RawChoice {
 }
 
 /// A condition that routes the walk. Give `found`, or `fact` with `equals`
-/// (or `fact` alone: present and not empty).
+/// (or `fact` alone: present and not empty), or `unexplained = true` (no
+/// root cause established yet).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawWhen {
@@ -201,6 +202,10 @@ pub struct RawWhen {
     pub fact: Option<S<String>>,
     #[serde(default)]
     pub equals: Option<String>,
+    /// True: matches while no root cause has been found (consequences such
+    /// as `no_live_upstreams` do not count).
+    #[serde(default)]
+    pub unexplained: bool,
     #[schemars(with = "String")]
     pub next: S<String>,
 }

@@ -1,28 +1,39 @@
 //! The wizard's state and its one `update` function.
 //!
 //! Invariants: the engine decides, the runner runs, the app only shows and
-//! forwards. `update` never blocks and never spawns: it returns a `Command`
-//! for the loop to carry out. Every runner event carries its batch number;
+//! forwards. `update` never spawns and never waits on a child, the network
+//! or a large read: it returns a `Command` for the loop to carry out (checks,
+//! building an action's plan, running a confirmed action and its
+//! verify-after-fix, rendering the ticket). The only I/O it does itself is
+//! small and local: one journal line per event (appended and fsynced, so a
+//! crash loses at most the event in flight) and writing the ticket file on `w`.
+//! An action runs only after `Plan::confirmation()` accepted the operator's
+//! input, under an `ExecPolicy` with this session's `--read-only`/`--max-tier`
+//! (the executor checks the policy again). Every input the engine accepts is
+//! journalled; so are Back, notes and the End of the walk. Every runner event carries its batch number;
 //! events of an older batch (cancelled, re-run, walked back) are ignored.
 //! Time enters only through `Msg::Tick` (`now`), so tests that send no ticks
 //! see fixed durations.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossterm::event::KeyEvent;
 
-use crate::action::{ActionSpec, Tier};
+use crate::action::{
+    ActionSpec, Confirmation, ExecPolicy, Executed, Plan, Tier, UndoList, VerifyResult,
+};
 use crate::check::{CheckReport, Outcome};
 use crate::duration::HumanDuration;
 use crate::engine::{AnswerSource, Effect, Engine, Input, PlannedAction, PlannedCheck};
+use crate::journal::Journal;
 use crate::playbook::library::Library;
 use crate::report::Report;
 use crate::runner::RunnerEvent;
+use crate::ticket::Rendered;
 use crate::tui::keymap::{Action, Screen, keymap};
 
-/// Why a confirmed action was not run (the executor belongs to the actions issue).
-pub const NOT_EXECUTED: &str = "not executed: the action executor is not built yet";
 /// Why an action was refused under `--read-only`.
 pub const READ_ONLY: &str = "refused: running read-only (--read-only)";
 /// Why an action was declined by the operator.
@@ -39,6 +50,14 @@ pub enum Msg {
     Tick,
     /// SIGTERM, SIGINT or SIGHUP: quit now (named for the exit message).
     Signal(&'static str),
+    /// Follow the engine's current effect (sent once after a resume).
+    Begin,
+    /// The confirmation dialog's content for offer number `.0`.
+    Plan(u64, Box<Plan>),
+    /// A confirmed action ran (or was refused), with verify-after-fix.
+    Executed(Box<Executed>, Option<VerifyResult>),
+    /// The ticket preview rendered from the journal.
+    Ticket(Result<Box<Rendered>, String>),
 }
 
 /// What the loop must do for the app.
@@ -53,7 +72,30 @@ pub enum Command {
     Cancel,
     /// Leave the loop.
     Quit,
+    /// Build the plan of an offer off the UI thread (it reads the disk).
+    Plan {
+        seq: u64,
+        offer: Box<PlannedAction>,
+        why: String,
+        policy: ExecPolicy,
+    },
+    /// Run a confirmed action on a task, then re-probe `url`.
+    Execute {
+        spec: Box<ActionSpec>,
+        tier: Tier,
+        policy: ExecPolicy,
+        url: Option<String>,
+    },
+    /// Render the ticket from this journal.
+    RenderTicket(PathBuf),
+    /// Copy this text to the clipboard (OSC 52).
+    Clipboard(String),
 }
+
+/// Probes after a fix, and the pause between them.
+pub const VERIFY_PROBES: usize = 3;
+/// The pause between verify probes.
+pub const VERIFY_PAUSE: Duration = Duration::from_secs(2);
 
 /// What the walk was started with (from the command line).
 #[derive(Debug, Clone)]
@@ -62,6 +104,12 @@ pub struct Setup {
     pub playbook: String,
     pub vars: Vec<(String, String)>,
     pub read_only: bool,
+    /// `--max-tier`.
+    pub max_tier: Option<Tier>,
+    /// Write a session journal (off in tests that must not touch the state dir).
+    pub journal: bool,
+    /// The playbook file given with `--playbook FILE` (journalled for resume).
+    pub playbook_file: Option<PathBuf>,
     pub since: HumanDuration,
     pub ascii: bool,
     /// False under `NO_COLOR`.
@@ -85,6 +133,10 @@ pub enum Overlay {
     Guidance,
     Ticket,
     ConfirmQuit,
+    /// The note field.
+    Note,
+    /// The result of the action that just ran.
+    ActionResult,
 }
 
 /// The whole state of the wizard.
@@ -117,6 +169,28 @@ pub struct App {
     pub now: Instant,
     pub started_at: jiff::Timestamp,
     pub quit: bool,
+    /// The session journal (none when journalling is off or failed).
+    pub journal: Option<Journal>,
+    /// Why the session is not journalled, when it should be.
+    pub journal_error: Option<String>,
+    /// The End event was written for the current Done.
+    pub ended: bool,
+    /// Offers seen so far (plans of older offers are ignored).
+    pub offer_seq: u64,
+    /// The plan of the current offer, once built.
+    pub plan: Option<Plan>,
+    /// A confirmed action is running since.
+    pub executing: Option<Instant>,
+    /// The last action's outcome and verify-after-fix.
+    pub last_action: Option<(Executed, Option<VerifyResult>)>,
+    /// What this session still has changed.
+    pub undo: UndoList,
+    /// The note being typed.
+    pub note_input: String,
+    /// The ticket preview (or why it could not be rendered).
+    pub ticket: Option<Result<Rendered, String>>,
+    /// Where the ticket was written with `w`.
+    pub ticket_file: Option<PathBuf>,
 }
 
 impl App {
@@ -147,6 +221,17 @@ impl App {
             now,
             started_at,
             quit: false,
+            journal: None,
+            journal_error: None,
+            ended: false,
+            offer_seq: 0,
+            plan: None,
+            executing: None,
+            last_action: None,
+            undo: UndoList::new(),
+            note_input: String::new(),
+            ticket: None,
+            ticket_file: None,
         };
         if app.editing_url {
             app.url_error = app.validate_url("");
@@ -161,7 +246,12 @@ impl App {
             Some(Overlay::Guidance) => return Screen::Guidance,
             Some(Overlay::Ticket) => return Screen::Ticket,
             Some(Overlay::ConfirmQuit) => return Screen::ConfirmQuit,
+            Some(Overlay::Note) => return Screen::Note,
+            Some(Overlay::ActionResult) => return Screen::ActionResult,
             None => {}
+        }
+        if self.executing.is_some() {
+            return Screen::Executing;
         }
         let Some(engine) = &self.engine else {
             return if self.editing_url {
@@ -196,7 +286,62 @@ impl App {
     }
 
     fn needs_typing(&self, a: &PlannedAction) -> bool {
-        !self.setup.read_only && a.blocked.is_none() && a.tier > Tier::Reversible
+        match &self.plan {
+            Some(p) => p.runnable() && matches!(p.confirmation(), Confirmation::Type(_)),
+            None => !self.setup.read_only && a.blocked.is_none() && a.tier > Tier::Reversible,
+        }
+    }
+
+    /// The policy confirmed actions run under.
+    pub fn policy(&self) -> ExecPolicy {
+        ExecPolicy {
+            read_only: self.setup.read_only,
+            max_tier: self.setup.max_tier,
+            interactive_consent: true,
+            ..ExecPolicy::default()
+        }
+    }
+
+    /// Continue a resumed session: the engine and its reopened journal.
+    pub fn resume(&mut self, engine: Engine, journal: Journal) {
+        self.editing_url = false;
+        self.engine = Some(engine);
+        self.ended = matches!(
+            self.engine.as_ref().map(Engine::effect),
+            Some(Effect::Done(_))
+        );
+        self.journal = Some(journal);
+    }
+
+    /// Start journalling the walk that just started.
+    fn open_journal(&mut self) {
+        if !self.setup.journal {
+            return;
+        }
+        let Some(engine) = &self.engine else { return };
+        let mut meta = crate::journal::meta_for(engine, self.url.clone(), self.setup.read_only);
+        meta.playbook_file.clone_from(&self.setup.playbook_file);
+        match Journal::create(meta) {
+            Ok(j) => self.journal = Some(j),
+            Err(e) => {
+                self.journal_error = Some(format!("this session is not journalled: {e}"));
+                self.notice.clone_from(&self.journal_error);
+            }
+        }
+    }
+
+    /// Append to the journal; a failure stops journalling and says so.
+    fn journal_with(
+        &mut self,
+        f: impl FnOnce(&mut Journal) -> Result<(), crate::journal::JournalError>,
+    ) {
+        if let Some(j) = self.journal.as_mut()
+            && let Err(e) = f(j)
+        {
+            self.journal_error = Some(format!("journal write failed, journalling stopped: {e}"));
+            self.notice.clone_from(&self.journal_error);
+            self.journal = None;
+        }
     }
 
     /// The report of the walk so far.
@@ -231,7 +376,38 @@ impl App {
                 self.quit = true;
                 Some(Command::Quit)
             }
+            Msg::Begin => self.follow(),
+            Msg::Plan(seq, plan) => {
+                if seq == self.offer_seq && matches!(self.screen_effect(), Some(Effect::Offer(_))) {
+                    self.plan = Some(*plan);
+                }
+                None
+            }
+            Msg::Executed(mut x, verified) => {
+                self.executing = None;
+                self.undo.apply(&x);
+                // Journal the before/after with the result, so the ticket can say what helped.
+                if let (Some(v), None) = (&verified, &x.refused) {
+                    x.result.summary =
+                        format!("{}; verify-after-fix: {}", x.result.summary, v.summary());
+                }
+                let input = x.input();
+                self.last_action = Some((*x, verified));
+                self.overlay_scroll = 0;
+                self.overlay = Some(Overlay::ActionResult);
+                self.feed(input)
+            }
+            Msg::Ticket(r) => {
+                if self.overlay == Some(Overlay::Ticket) {
+                    self.ticket = Some(r.map(|b| *b));
+                }
+                None
+            }
         }
+    }
+
+    fn screen_effect(&self) -> Option<&Effect> {
+        self.engine.as_ref().map(Engine::effect)
     }
 
     fn runner_event(&mut self, ev: RunnerEvent) -> Option<Command> {
@@ -271,9 +447,13 @@ impl App {
     /// Feed the engine and follow its new effect.
     fn feed(&mut self, input: Input) -> Option<Command> {
         let engine = self.engine.as_mut()?;
+        let journalled = self.journal.is_some().then(|| input.clone());
         if let Err(e) = engine.step(input) {
             self.notice = Some(format!("internal error (a bug, please report it): {e}"));
             return None;
+        }
+        if let Some(input) = journalled {
+            self.journal_with(|j| j.input(&input));
         }
         self.follow()
     }
@@ -282,7 +462,15 @@ impl App {
     fn follow(&mut self) -> Option<Command> {
         self.evidence_scroll = 0;
         self.typed.clear();
+        self.plan = None;
         let effect = self.engine.as_ref()?.effect().clone();
+        if matches!(effect, Effect::Done(_)) && !self.ended {
+            self.ended = true;
+            if let Some(engine) = self.engine.take() {
+                self.journal_with(|j| j.end(&engine));
+                self.engine = Some(engine);
+            }
+        }
         match effect {
             Effect::RunChecks { checks, .. } => {
                 self.batch += 1;
@@ -310,7 +498,22 @@ impl App {
                 self.selected = choices.iter().position(|c| c.0 == default).unwrap_or(0);
                 None
             }
-            Effect::Inform { .. } | Effect::Offer(_) | Effect::Done(_) => None,
+            Effect::Offer(offer) => {
+                self.offer_seq += 1;
+                let why = self
+                    .engine
+                    .as_ref()
+                    .and_then(Engine::current)
+                    .map(|(_, n)| n.guidance.clone())
+                    .unwrap_or_default();
+                Some(Command::Plan {
+                    seq: self.offer_seq,
+                    offer: Box::new(offer),
+                    why,
+                    policy: self.policy(),
+                })
+            }
+            Effect::Inform { .. } | Effect::Done(_) => None,
         }
     }
 
@@ -328,6 +531,7 @@ impl App {
         match Engine::start(s.library.clone(), &s.playbook, values) {
             Ok(e) => {
                 self.engine = Some(e);
+                self.open_journal();
                 self.follow()
             }
             Err(e) => {
@@ -379,6 +583,13 @@ impl App {
                 self.notice = Some(format!("cannot go back: {e}"));
                 return None;
             }
+            if let Some(j) = self.journal.as_mut()
+                && let Err(e) = j.back()
+            {
+                self.journal_error =
+                    Some(format!("journal write failed, journalling stopped: {e}"));
+                self.journal = None;
+            }
             guard += 1;
             let at_checks = matches!(engine.effect(), Effect::RunChecks { .. });
             if !at_checks || !engine.can_go_back() || guard > crate::walk::MAX_STEPS {
@@ -386,6 +597,7 @@ impl App {
             }
         }
         self.running.clear();
+        self.ended = false;
         let cmd = self.follow();
         Some(cmd.unwrap_or(Command::Cancel))
     }
@@ -404,6 +616,8 @@ impl App {
             self.notice = Some(format!("cannot re-run: {e}"));
             return None;
         }
+        self.ended = false;
+        self.journal_with(Journal::back);
         self.follow()
     }
 
@@ -429,29 +643,134 @@ impl App {
         }
     }
 
+    /// Why the offer cannot run in this session, if it cannot.
+    pub fn refusal(&self, a: &PlannedAction) -> Option<String> {
+        if let Some(p) = &self.plan {
+            if let Some(r) = &p.refused {
+                return Some(format!("refused: {r}"));
+            }
+            if let Some(b) = &p.blocked {
+                return Some(format!("cannot run: {b}"));
+            }
+            return None;
+        }
+        if self.setup.read_only {
+            return Some(READ_ONLY.to_owned());
+        }
+        a.blocked.as_ref().map(|b| format!("cannot run: {b}"))
+    }
+
     fn confirm_action(&mut self) -> Option<Command> {
         let a = self.offered()?;
-        let reason = if self.setup.read_only {
-            READ_ONLY.to_owned()
-        } else if let Some(why) = &a.blocked {
-            format!("cannot run: {why}")
-        } else if a.tier > Tier::Reversible && self.typed != Self::confirm_word(&a) {
-            self.notice = Some(format!(
-                "type `{}` exactly to confirm, or Esc to decline",
-                Self::confirm_word(&a)
-            ));
+        if let Some(reason) = self.refusal(&a) {
+            return self.feed(Input::ActionDeclined { reason });
+        }
+        let Some(plan) = &self.plan else {
+            self.notice = Some("still preparing the action's details; a moment".into());
             return None;
-        } else {
-            NOT_EXECUTED.to_owned()
         };
+        let input = match plan.confirmation() {
+            Confirmation::Yes => "y".to_owned(),
+            Confirmation::Type(_) => self.typed.clone(),
+        };
+        if !plan.confirmation().accepts(&input) {
+            self.notice = Some(format!("{} (Esc declines)", plan.confirmation().prompt()));
+            return None;
+        }
+        let Some(spec) = a.spec.clone() else {
+            return self.feed(Input::ActionDeclined {
+                reason: "cannot run: the action has no command".into(),
+            });
+        };
+        self.executing = Some(self.now);
+        self.typed.clear();
+        Some(Command::Execute {
+            spec: Box::new(spec),
+            tier: a.tier,
+            policy: self.policy(),
+            url: self.url.clone(),
+        })
+    }
+
+    /// Decline the offer: with the policy's reason when it may not run.
+    fn decline(&mut self) -> Option<Command> {
+        let a = self.offered()?;
+        let reason = self.refusal(&a).unwrap_or_else(|| DECLINED.to_owned());
         self.feed(Input::ActionDeclined { reason })
+    }
+
+    /// Save the typed note to the journal at the current node.
+    fn save_note(&mut self) -> Option<Command> {
+        let text = self.note_input.trim().to_owned();
+        self.overlay = None;
+        self.note_input.clear();
+        if text.is_empty() {
+            return None;
+        }
+        let node = self
+            .engine
+            .as_ref()
+            .and_then(Engine::current)
+            .map(|(_, n)| n.id.clone());
+        if self.journal.is_none() {
+            self.notice = Some("note not saved: this session is not journalled".into());
+            return None;
+        }
+        self.journal_with(|j| j.note(&text, node.as_deref()));
+        if self.journal.is_some() {
+            self.notice = Some("note saved to the journal (it goes into the ticket)".into());
+        }
+        None
+    }
+
+    fn open_ticket(&mut self) -> Option<Command> {
+        self.overlay_scroll = 0;
+        self.overlay = Some(Overlay::Ticket);
+        self.ticket = None;
+        self.journal
+            .as_ref()
+            .map(|j| Command::RenderTicket(j.path().to_owned()))
+    }
+
+    /// The ticket text shown in the preview.
+    pub fn ticket_text(&self) -> String {
+        match &self.ticket {
+            Some(Ok(r)) => r.text.clone(),
+            Some(Err(e)) => format!("The ticket could not be rendered: {e}"),
+            None if self.journal.is_some() => "Rendering the ticket from the journal...".into(),
+            None => self.report().map_or_else(
+                || "The walk has not started.".to_owned(),
+                |r| crate::redact::text(&r.to_markdown()),
+            ),
+        }
+    }
+
+    fn write_ticket(&mut self) {
+        let Some(Ok(r)) = &self.ticket else {
+            self.notice = Some("no ticket to write yet".into());
+            return;
+        };
+        let Some(j) = &self.journal else { return };
+        let path = j.path().with_extension("ticket.md");
+        match std::fs::write(&path, &r.text) {
+            Ok(()) => {
+                self.notice = Some(format!("ticket written to {}", path.display()));
+                self.ticket_file = Some(path);
+            }
+            Err(e) => self.notice = Some(format!("cannot write {}: {e}", path.display())),
+        }
     }
 
     /// How far the open view can scroll: about its number of lines, so
     /// scrolling back up never needs presses "past the end".
     fn scroll_limit(&self) -> usize {
         match self.overlay {
-            Some(Overlay::Ticket) => self.report().map_or(0, |r| r.to_markdown().lines().count()),
+            Some(Overlay::Ticket) => self.ticket_text().lines().count() + 2,
+            Some(Overlay::ActionResult) => self
+                .last_action
+                .as_ref()
+                .map_or(0, |(x, _)| x.result.output.lines().count() + 12),
+            Some(Overlay::Note) => 0,
             Some(Overlay::Help) => crate::tui::help::HELP.lines().count(),
             Some(Overlay::Guidance) => self
                 .engine
@@ -509,19 +828,9 @@ impl App {
                 }
                 Screen::Step => self.feed(Input::Continue),
                 Screen::Question => self.choose(self.selected),
-                Screen::Action => self.feed(Input::ActionDeclined {
-                    reason: if self.setup.read_only {
-                        READ_ONLY
-                    } else {
-                        DECLINED
-                    }
-                    .into(),
-                }),
-                Screen::Done => {
-                    self.overlay_scroll = 0;
-                    self.overlay = Some(Overlay::Ticket);
-                    None
-                }
+                Screen::Action => self.decline(),
+                Screen::Done => self.open_ticket(),
+                Screen::Note => self.save_note(),
                 _ => None,
             },
             Action::Back => self.back(),
@@ -564,9 +873,24 @@ impl App {
                 self.scroll(10);
                 None
             }
-            Action::Ticket => {
-                self.overlay_scroll = 0;
-                self.overlay = Some(Overlay::Ticket);
+            Action::Ticket => self.open_ticket(),
+            Action::Note => {
+                self.note_input.clear();
+                self.overlay = Some(Overlay::Note);
+                None
+            }
+            Action::WriteTicket => {
+                self.write_ticket();
+                None
+            }
+            Action::CopyTicket => {
+                if let Some(Ok(r)) = &self.ticket {
+                    self.notice = Some(
+                        "ticket sent to the clipboard (OSC 52; the terminal must allow it)".into(),
+                    );
+                    return Some(Command::Clipboard(r.text.clone()));
+                }
+                self.notice = Some("no ticket to copy yet".into());
                 None
             }
             Action::Help => {
@@ -592,11 +916,13 @@ impl App {
                 Some(Command::Quit)
             }
             Action::ConfirmAction => self.confirm_action(),
-            Action::Decline => self.feed(Input::ActionDeclined {
-                reason: DECLINED.into(),
-            }),
+            Action::Decline => self.decline(),
             Action::Type(c) => {
-                if self.editing_url && self.engine.is_none() {
+                if self.overlay == Some(Overlay::Note) {
+                    if self.note_input.len() < 4096 {
+                        self.note_input.push(c);
+                    }
+                } else if self.editing_url && self.engine.is_none() {
                     if self.url_input.len() < 2048 {
                         self.url_input.push(c);
                     }
@@ -607,7 +933,9 @@ impl App {
                 None
             }
             Action::Erase => {
-                if self.editing_url && self.engine.is_none() {
+                if self.overlay == Some(Overlay::Note) {
+                    self.note_input.pop();
+                } else if self.editing_url && self.engine.is_none() {
                     self.url_input.pop();
                     self.url_error = self.validate_url(self.url_input.trim());
                 } else {

@@ -9,7 +9,10 @@ Keys
   b, Backspace  back one step     r  re-run this step's checks
   Esc    stop running checks (recorded inconclusive) / close a window
   ↑↓ PgUp PgDn  scroll evidence   t  ticket preview   g  whole guidance
-  ?  help   q  quit (asks)
+  n  note (journalled, goes into the ticket)   ?  help   q  quit (asks)
+  Actions: y runs a reversible one; type the name + Enter for others.
+  Ticket: w writes it to a file, y copies it (OSC 52). Sessions are saved:
+  triage502 --resume continues after a crash or an SSH drop.
 
 Marks
   {marks}

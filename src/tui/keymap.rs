@@ -31,6 +31,12 @@ pub enum Screen {
     Guidance,
     /// "Quit triage502?"
     ConfirmQuit,
+    /// The note field.
+    Note,
+    /// A confirmed action is running.
+    Executing,
+    /// The result of the action that just ran.
+    ActionResult,
 }
 
 /// Everything a key can ask for.
@@ -79,6 +85,12 @@ pub enum Action {
     Type(char),
     /// Delete the last character of the text field.
     Erase,
+    /// Open the note field.
+    Note,
+    /// Write the ticket preview to a file.
+    WriteTicket,
+    /// Copy the ticket to the clipboard (OSC 52).
+    CopyTicket,
 }
 
 /// The action for `key` on `screen`, if any.
@@ -91,6 +103,15 @@ pub fn keymap(screen: Screen, key: KeyEvent) -> Option<Action> {
         (S::ConfirmQuit, K::Char('y' | 'Y' | 'q' | 'c')) => Some(A::ConfirmQuit),
         (S::ConfirmQuit, K::Char('n' | 'N') | K::Esc) => Some(A::Close),
         (_, K::Char('c')) if ctrl => Some(A::Quit),
+        (S::Executing, _) => None,
+        (S::Note, K::Enter) => Some(A::Continue),
+        (S::Note, K::Backspace) => Some(A::Erase),
+        (S::Note, K::Esc) => Some(A::Close),
+        (S::Note, K::Char(c)) => Some(A::Type(c)),
+        (S::Note, _) => None,
+        (S::ActionResult, K::Esc | K::Enter | K::Char('q')) => Some(A::Close),
+        (S::Ticket, K::Char('w')) => Some(A::WriteTicket),
+        (S::Ticket, K::Char('y')) => Some(A::CopyTicket),
         (S::UrlPrompt, K::Enter) => Some(A::Continue),
         (S::UrlPrompt, K::Backspace) => Some(A::Erase),
         (S::UrlPrompt | S::ActionTyped, K::Char(c)) => Some(A::Type(c)),
@@ -101,11 +122,17 @@ pub fn keymap(screen: Screen, key: KeyEvent) -> Option<Action> {
         (S::ActionTyped, K::Esc) => Some(A::Decline),
         (S::Help | S::Ticket | S::Guidance, K::Esc | K::Char('q' | '?')) => Some(A::Close),
         (S::Ticket, K::Char('t')) | (S::Guidance, K::Char('g')) => Some(A::Close),
-        (S::Help | S::Ticket | S::Guidance, K::Up | K::Char('k')) => Some(A::ScrollUp),
-        (S::Help | S::Ticket | S::Guidance, K::Down | K::Char('j')) => Some(A::ScrollDown),
-        (S::Help | S::Ticket | S::Guidance, K::PageUp) => Some(A::PageUp),
-        (S::Help | S::Ticket | S::Guidance, K::PageDown | K::Char(' ')) => Some(A::PageDown),
-        (S::Help | S::Ticket | S::Guidance, _) => None,
+        (S::Help | S::Ticket | S::Guidance | S::ActionResult, K::Up | K::Char('k')) => {
+            Some(A::ScrollUp)
+        }
+        (S::Help | S::Ticket | S::Guidance | S::ActionResult, K::Down | K::Char('j')) => {
+            Some(A::ScrollDown)
+        }
+        (S::Help | S::Ticket | S::Guidance | S::ActionResult, K::PageUp) => Some(A::PageUp),
+        (S::Help | S::Ticket | S::Guidance | S::ActionResult, K::PageDown | K::Char(' ')) => {
+            Some(A::PageDown)
+        }
+        (S::Help | S::Ticket | S::Guidance | S::ActionResult, _) => None,
         (S::Question, K::Char(d @ '1'..='9')) => Some(A::Choose(d as usize - '1' as usize)),
         (S::Question, K::Up) => Some(A::SelectPrev),
         (S::Question, K::Down) => Some(A::SelectNext),
@@ -121,6 +148,7 @@ pub fn keymap(screen: Screen, key: KeyEvent) -> Option<Action> {
         (S::Step | S::Question | S::Done | S::Action, K::PageDown) => Some(A::PageDown),
         (S::Step | S::Question | S::Action | S::Done, K::Char('t')) => Some(A::Ticket),
         (S::Step | S::Question | S::Action | S::Done, K::Char('g')) => Some(A::Guidance),
+        (S::Step | S::Question | S::Done, K::Char('n')) => Some(A::Note),
         (_, K::Char('?') | K::F(1)) => Some(A::Help),
         (_, K::Char('q')) => Some(A::Quit),
         _ => None,

@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use crate::engine::{Effect, Engine, Record, Step};
 use crate::playbook::EndKind;
-use crate::report::{one_line, rank, shell_words};
+use crate::report::{one_line, rank};
 use crate::tui::app::{App, Overlay};
 use crate::tui::help::HELP;
 use crate::tui::keymap::Screen;
@@ -69,6 +69,8 @@ pub fn render(app: &App, frame: &mut Frame) {
         Some(Overlay::Guidance) => render_guidance(app, frame, body),
         Some(Overlay::Ticket) => render_ticket(app, frame, body),
         Some(Overlay::ConfirmQuit) => render_quit(app, frame, area),
+        Some(Overlay::Note) => render_note(app, frame, body),
+        Some(Overlay::ActionResult) => render_action_result(app, frame, body),
         None => {}
     }
 }
@@ -89,6 +91,11 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
             format!("{d} READ-ONLY"),
             t.fg(Color::Yellow).add_modifier(Modifier::BOLD),
         ));
+    } else if let Some(max) = app.setup.max_tier {
+        spans.push(Span::styled(
+            format!("{d} max tier {max}"),
+            t.fg(Color::Yellow),
+        ));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -100,17 +107,18 @@ fn hints_for(app: &App) -> &'static str {
         Screen::Step if app.is_running() => {
             "checks running · Esc cancel · r re-run · ↑↓ evidence · ? help · q quit"
         }
-        Screen::Step => {
-            "Enter continue · b back · r re-run · ↑↓ evidence · t ticket · ? help · q quit"
-        }
-        Screen::Question => {
-            "1-9 or ↑↓+Enter choose · b back · r re-run · t ticket · ? help · q quit"
+        Screen::Step => "Enter continue · b back · r re-run · n note · t ticket · ? help · q quit",
+        Screen::Question => "1-9/↑↓+Enter choose · b back · n note · t ticket · ? help · q quit",
+        Screen::Action if app.plan.as_ref().is_some_and(|p| !p.runnable()) => {
+            "Enter / n go on (not run) · b back · t ticket · ? help · q quit"
         }
         Screen::Action => "y confirm · n / Enter decline · b back · t ticket · ? help · q quit",
         Screen::ActionTyped => "type the name + Enter to confirm · Esc decline · F1 help",
-        Screen::Done => "Enter/t ticket · b back · ↑↓ evidence · ? help · q quit",
-        Screen::Help | Screen::Guidance => "↑↓ PgUp PgDn scroll · Esc close",
-        Screen::Ticket => "↑↓ PgUp PgDn scroll · Esc close",
+        Screen::Done => "Enter/t ticket · b back · n note · ↑↓ evidence · ? help · q quit",
+        Screen::Help | Screen::Guidance | Screen::ActionResult => "↑↓ PgUp PgDn scroll · Esc close",
+        Screen::Ticket => "w write file · y copy (OSC 52) · ↑↓ scroll · Esc close",
+        Screen::Note => "type the note · Enter save · Esc cancel",
+        Screen::Executing => "the action is running; wait for its result · Ctrl-C quit",
         Screen::ConfirmQuit => "y quit · n stay",
     }
 }
@@ -224,7 +232,9 @@ fn render_walk(app: &App, frame: &mut Frame, area: Rect) {
         Layout::horizontal([Constraint::Length(path_w), Constraint::Min(20)]).areas(top);
     render_path(app, engine, frame, path);
     render_findings(app, engine, findings, frame, findings_area);
-    let checks = checks_content(app, engine);
+    // The action dialog needs the room: the checks stay in the path and evidence.
+    let offer = matches!(engine.effect(), Effect::Offer(_));
+    let checks = checks_content(app, engine).filter(|_| !offer);
     let checks_h = checks.as_ref().map_or(0, |(_, l)| {
         wrapped_height(l, main.width.saturating_sub(4)).min(main.height / 3) + 2
     });
@@ -666,38 +676,67 @@ pub fn reflow(text: &str) -> String {
 
 fn action_lines(app: &App, a: &crate::engine::PlannedAction, lines: &mut Vec<Line<'static>>) {
     let t = theme(app);
+    let bold = Style::default().add_modifier(Modifier::BOLD);
+    let Some(plan) = &app.plan else {
+        lines.push(Line::from(vec![
+            Span::styled("Tier: ", t.dim()),
+            Span::styled(
+                a.tier.to_string(),
+                t.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(format!("  {}", a.description)),
+        ]));
+        lines.push(Line::styled(
+            format!(
+                "{} preparing the details (nothing runs yet)",
+                t.spinner(app.ticks)
+            ),
+            t.dim(),
+        ));
+        return;
+    };
     lines.push(Line::from(vec![
         Span::styled("Tier: ", t.dim()),
         Span::styled(
-            a.tier.to_string(),
+            plan.tier.to_string(),
             t.fg(Color::Yellow).add_modifier(Modifier::BOLD),
         ),
-        Span::raw(format!("  {}", a.description)),
+        Span::raw(format!("  {}", plan.what)),
     ]));
-    let argv = if a.argv.is_empty() {
-        "(no command: a value is missing)".to_owned()
-    } else {
-        shell_words(&a.argv)
-    };
-    lines.push(Line::from(vec![
-        Span::styled("Runs exactly: ", t.dim()),
-        Span::styled(argv, Style::default().add_modifier(Modifier::BOLD)),
-    ]));
-    if let Some(u) = &a.undo {
-        lines.push(Line::raw(format!("Undo: {u}")));
+    lines.push(Line::styled("Runs exactly (no shell):", t.dim()));
+    for c in &plan.commands {
+        lines.push(Line::styled(format!("  {c}"), bold));
     }
-    let prompt = if app.setup.read_only {
-        "Read-only: this action will not run. Enter or n to go on.".to_owned()
-    } else if let Some(b) = &a.blocked {
-        format!("Cannot run: {b}. Enter or n to go on.")
-    } else if a.tier > crate::action::Tier::Reversible {
-        format!(
-            "To confirm, type `{}` and Enter: {}_",
-            App::confirm_word(a),
-            app.typed
-        )
+    if !plan.affects.is_empty() {
+        lines.push(Line::raw(format!("Affects: {}", plan.affects.join("; "))));
+    }
+    lines.push(Line::raw(format!("Undo: {}", plan.undo)));
+    if let Some(d) = &plan.detail {
+        for l in d.lines().take(8) {
+            lines.push(Line::styled(format!("  {l}"), t.dim()));
+        }
+    }
+    if let Some(started) = app.executing {
+        lines.push(Line::styled(
+            format!(
+                "{} running... {} (then the URL is probed {} times)",
+                t.spinner(app.ticks),
+                secs(app.now.saturating_duration_since(started)),
+                crate::tui::app::VERIFY_PROBES
+            ),
+            t.fg(Color::Cyan),
+        ));
+        return;
+    }
+    let prompt = if let Some(r) = app.refusal(a) {
+        format!("Not run: {r}. Enter or n to go on.")
     } else {
-        "Run it? y = yes, n = no".to_owned()
+        match plan.confirmation() {
+            crate::action::Confirmation::Yes => "Run it? y = yes, n = no".to_owned(),
+            crate::action::Confirmation::Type(name) => {
+                format!("To confirm, type `{name}` and Enter: {}_", app.typed)
+            }
+        }
     };
     lines.push(Line::styled(prompt, t.fg(Color::Yellow)));
 }
@@ -807,17 +846,36 @@ fn render_guidance(app: &App, frame: &mut Frame, area: Rect) {
     );
 }
 
-/// The support ticket preview (the Markdown report), scrollable.
+/// The support ticket preview (rendered from the journal, redacted), with
+/// what redaction masked, scrollable.
 fn render_ticket(app: &App, frame: &mut Frame, area: Rect) {
     let t = theme(app);
     let r = popup(area, 120, area.height);
     frame.render_widget(Clear, r);
-    let text = app.report().map_or_else(
-        || "The walk has not started.".to_owned(),
-        |r| r.to_markdown(),
-    );
+    let masked = match &app.ticket {
+        Some(Ok(x)) if x.masked.is_empty() => {
+            "Masked before export: nothing needed masking.".to_owned()
+        }
+        Some(Ok(x)) => {
+            let mut kinds: Vec<&str> = x.masked.iter().map(|m| m.what.as_str()).collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            format!(
+                "Masked before export: {} item(s): {}",
+                x.masked.len(),
+                kinds.join(", ")
+            )
+        }
+        Some(Err(_)) => "Not rendered.".to_owned(),
+        None if app.journal.is_none() => {
+            "Not journalled: this preview is the walk report (redacted).".to_owned()
+        }
+        None => format!("{} rendering...", t.spinner(app.ticks)),
+    };
+    let mut lines = vec![Line::styled(masked, t.fg(Color::Yellow)), Line::raw("")];
+    lines.extend(app.ticket_text().lines().map(|l| Line::raw(l.to_owned())));
     frame.render_widget(
-        Paragraph::new(text)
+        Paragraph::new(lines)
             .wrap(Wrap { trim: false })
             .scroll((app.overlay_scroll, 0))
             .block(block(t, " Ticket preview (Esc closes) ")),
@@ -825,13 +883,122 @@ fn render_ticket(app: &App, frame: &mut Frame, area: Rect) {
     );
 }
 
-fn render_quit(app: &App, frame: &mut Frame, area: Rect) {
+/// The note field.
+fn render_note(app: &App, frame: &mut Frame, area: Rect) {
     let t = theme(app);
-    let r = popup(area, 44, 5);
+    let r = popup(area, 76, 7);
     frame.render_widget(Clear, r);
     let lines = vec![
-        Line::raw("Quit triage502?"),
-        Line::styled("y = quit, n or Esc = stay", t.dim()),
+        Line::styled(
+            "A note for the journal and the ticket, at this step:",
+            t.dim(),
+        ),
+        Line::raw(format!("> {}_", app.note_input)),
     ];
-    frame.render_widget(Paragraph::new(lines).block(block(t, " Quit ")), r);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(t, " Note (Enter saves, Esc cancels) ")),
+        r,
+    );
+}
+
+/// What the action did: exit status, duration, output, and before/after.
+fn render_action_result(app: &App, frame: &mut Frame, area: Rect) {
+    let t = theme(app);
+    let r = popup(area, 110, area.height);
+    frame.render_widget(Clear, r);
+    let mut lines: Vec<Line> = Vec::new();
+    if let Some((x, verified)) = &app.last_action {
+        let res = &x.result;
+        if let Some(why) = &x.refused {
+            lines.push(Line::styled(format!("Not run: {why}"), t.fg(Color::Yellow)));
+        } else {
+            let (word, color) = if res.ok {
+                ("succeeded", Color::Green)
+            } else {
+                ("FAILED", Color::Red)
+            };
+            let code = res
+                .exit_code
+                .map_or_else(String::new, |c| format!(", exit status {c}"));
+            lines.push(Line::styled(
+                format!("The action {word}{code}, in {} ms.", res.duration_ms),
+                t.fg(color).add_modifier(Modifier::BOLD),
+            ));
+        }
+        lines.push(Line::raw(res.summary.clone()));
+        if let Some(v) = verified {
+            let fixed = if v.fixed() {
+                "the URL answers again"
+            } else {
+                "the URL still fails"
+            };
+            lines.push(Line::styled(
+                format!("Verify-after-fix: {fixed}"),
+                t.title(),
+            ));
+            for p in &v.before {
+                lines.push(Line::raw(format!("  before: {}", p.describe())));
+            }
+            for p in &v.after {
+                lines.push(Line::raw(format!("  after:  {}", p.describe())));
+            }
+        }
+        for line in app.undo.still_changed() {
+            lines.push(Line::styled(
+                format!("Still changed: {line}"),
+                t.fg(Color::Yellow),
+            ));
+        }
+        if !res.output.trim().is_empty() {
+            lines.push(Line::styled("Output:", t.dim()));
+            for l in res.output.lines().take(200) {
+                lines.push(Line::raw(format!("  {l}")));
+            }
+        }
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((app.overlay_scroll, 0))
+            .block(block(t, " Action result (Esc closes) ")),
+        r,
+    );
+}
+
+fn render_quit(app: &App, frame: &mut Frame, area: Rect) {
+    let t = theme(app);
+    let mut lines = vec![Line::raw("Quit triage502?")];
+    if let Some(j) = &app.journal {
+        lines.push(Line::styled(
+            format!("The session is saved ({}).", j.id()),
+            t.dim(),
+        ));
+    }
+    for c in app.undo.still_changed() {
+        lines.push(Line::styled(
+            format!("Still changed: {c}"),
+            t.fg(Color::Yellow),
+        ));
+    }
+    if app.executing.is_some() {
+        lines.push(Line::styled(
+            "An action is running: quitting stops it; its result is not recorded.",
+            t.fg(Color::Red),
+        ));
+    }
+    lines.push(Line::styled("y = quit, n or Esc = stay", t.dim()));
+    let h = u16::try_from(lines.len())
+        .unwrap_or(u16::MAX)
+        .saturating_add(2)
+        .max(5);
+    let r = popup(area, 60, h);
+    frame.render_widget(Clear, r);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(t, " Quit ")),
+        r,
+    );
 }

@@ -262,7 +262,7 @@ pub fn fingerprint(status: u16, headers: &[(String, String)], body: &[u8]) -> Fi
         "<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n",
         "<html><body><h1>504 Gateway Time-out</h1>\nThe server didn't respond in time.\n</body></html>\n",
     ];
-    if haproxy_bodies.iter().any(|b| body_t == *b)
+    if haproxy_bodies.contains(&body_t)
         || (body_t.starts_with(&format!("<html><body><h1>{status} "))
             && header(headers, "cache-control").is_some_and(|c| c.contains("no-cache")))
     {
@@ -279,7 +279,7 @@ pub fn fingerprint(status: u16, headers: &[(String, String)], body: &[u8]) -> Fi
         "no healthy upstream",
         "upstream request timeout",
     ];
-    if envoy_bodies.iter().any(|b| body_t.starts_with(b)) || server.contains("envoy") {
+    {
         if envoy_bodies.iter().any(|b| body_t.starts_with(b)) {
             let first = body_t.lines().next().unwrap_or("");
             return mk(

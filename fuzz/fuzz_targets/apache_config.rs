@@ -1,0 +1,16 @@
+//! The Apache config parser on arbitrary bytes: never panics, and an error
+//! names a line that exists in the input.
+#![no_main]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let file: Arc<Path> = Arc::from(Path::new("fuzz.conf"));
+    if let Err(e) = triage502::discovery::apache::parse::parse_structure(data, &file) {
+        let lines = data.split(|b| *b == b'\n').count() as u32;
+        assert!(e.line >= 1 && e.line <= lines, "line {} of {lines}", e.line);
+    }
+});

@@ -1,0 +1,537 @@
+//! The signature catalogue: data (`assets/signatures.toml` plus the operator's
+//! own files) compiled into one literal prefilter and an ordered regex list.
+//!
+//! Invariants: every signature has at least one literal that each of its
+//! matches contains, and at least one example line that it matches and that
+//! contains a literal; both are checked when the file loads, with the error
+//! at `file:line:col`. Signatures are tried in order (operator files first,
+//! then the built-ins, each in file order): the first regex that matches an
+//! entry decides, so negative controls sit before the broad patterns.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use aho_corasick::AhoCorasick;
+use regex::bytes::Regex;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::cause::Cause;
+use crate::playbook::diagnostic::line_col;
+
+/// The built-in catalogue, compiled in.
+pub const BUILTIN: &str = include_str!("../../assets/signatures.toml");
+
+/// Servers a signature may name in `server`.
+pub const SERVERS: &[&str] = &[
+    "any", "nginx", "apache", "php-fpm", "haproxy", "caddy", "kernel", "audit", "systemd",
+    "gunicorn", "uwsgi",
+];
+
+/// How a signature decides its cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CauseRule {
+    Fixed(Cause),
+    /// From the errno and whether the peer is a unix socket (`[[errno]]` table).
+    Errno,
+    /// No cause of its own (a consequence, or a negative control).
+    None,
+}
+
+/// One compiled signature.
+#[derive(Debug, Clone)]
+pub struct Signature {
+    pub id: String,
+    pub server: String,
+    pub regex: Regex,
+    pub cause: CauseRule,
+    /// A consequence of an earlier failure: never outranks a primary cause.
+    pub secondary: bool,
+    /// Looks related but is not a gateway failure (negative control).
+    pub not_a_cause: bool,
+    /// Hooks for correlation: `premature_close`, `worker_timeout`, `worker_crash`.
+    pub tags: Vec<String>,
+    pub literals: Vec<String>,
+    pub examples: Vec<String>,
+    /// `file:line` where it was defined.
+    pub origin: String,
+}
+
+impl Signature {
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+}
+
+/// A problem in a signature file, located at `file:line:col`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct CatalogueError {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for CatalogueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    unmatched_literals: Vec<String>,
+    #[serde(default)]
+    errno: Vec<RawErrno>,
+    #[serde(default)]
+    signature: Vec<RawSignature>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawErrno {
+    number: u32,
+    tcp: Spanned<String>,
+    unix: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSignature {
+    id: Spanned<String>,
+    server: Spanned<String>,
+    literals: Spanned<Vec<String>>,
+    regex: Spanned<String>,
+    #[serde(default)]
+    cause: Option<Spanned<String>>,
+    #[serde(default)]
+    secondary: bool,
+    #[serde(default)]
+    not_a_cause: bool,
+    #[serde(default)]
+    tags: Vec<String>,
+    examples: Spanned<Vec<Spanned<String>>>,
+    /// Free text for maintainers (the source of the message).
+    #[serde(default)]
+    #[allow(dead_code)]
+    note: Option<String>,
+}
+
+const TAGS: &[&str] = &["premature_close", "worker_timeout", "worker_crash"];
+
+/// The compiled catalogue.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    pub signatures: Vec<Signature>,
+    errno_tcp: HashMap<u32, Option<Cause>>,
+    errno_unix: HashMap<u32, Option<Cause>>,
+    /// Literals of every signature, then the unmatched markers.
+    pub(crate) prefilter: AhoCorasick,
+    /// For each prefilter pattern: the signatures that own it (empty for markers).
+    pub(crate) owners: Vec<Vec<u32>>,
+    pub(crate) literal_count: usize,
+    /// The literal strings, in prefilter order (for `rg`/`grep` comparisons).
+    pub all_literals: Vec<String>,
+}
+
+/// A parsed but not yet compiled file.
+struct Parsed {
+    unmatched: Vec<String>,
+    errno: Vec<(u32, Option<Cause>, Option<Cause>)>,
+    sigs: Vec<Signature>,
+}
+
+fn err(file: &str, src: &str, offset: usize, message: impl Into<String>) -> CatalogueError {
+    let (line, col) = line_col(src, offset);
+    CatalogueError {
+        file: file.to_owned(),
+        line,
+        col,
+        message: message.into(),
+    }
+}
+
+fn cause_or_none(
+    file: &str,
+    src: &str,
+    s: &Spanned<String>,
+) -> Result<Option<Cause>, CatalogueError> {
+    if s.get_ref() == "none" {
+        return Ok(None);
+    }
+    s.get_ref().parse::<Cause>().map(Some).map_err(|e| {
+        err(
+            file,
+            src,
+            s.span().start,
+            format!("{e}; use one of the cause ids or \"none\""),
+        )
+    })
+}
+
+fn parse_file(file: &str, src: &str) -> Result<Parsed, CatalogueError> {
+    let raw: RawFile = toml::from_str(src).map_err(|e| {
+        let at = e.span().map_or(0, |s| s.start);
+        err(file, src, at, e.message().trim().to_owned())
+    })?;
+    let mut errno = Vec::new();
+    for e in &raw.errno {
+        errno.push((
+            e.number,
+            cause_or_none(file, src, &e.tcp)?,
+            cause_or_none(file, src, &e.unix)?,
+        ));
+    }
+    let mut sigs = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for s in raw.signature {
+        let at = |sp: std::ops::Range<usize>| sp.start;
+        let id = s.id.get_ref().clone();
+        if let Some(prev) = seen.insert(id.clone(), s.id.span().start) {
+            let (l, _) = line_col(src, prev);
+            return Err(err(
+                file,
+                src,
+                at(s.id.span()),
+                format!("signature id `{id}` is defined twice (first at line {l})"),
+            ));
+        }
+        if !SERVERS.contains(&s.server.get_ref().as_str()) {
+            return Err(err(
+                file,
+                src,
+                at(s.server.span()),
+                format!(
+                    "unknown server `{}`; use one of: {}",
+                    s.server.get_ref(),
+                    SERVERS.join(", ")
+                ),
+            ));
+        }
+        let regex = Regex::new(s.regex.get_ref()).map_err(|e| {
+            err(
+                file,
+                src,
+                at(s.regex.span()),
+                format!(
+                    "invalid regex: {}",
+                    e.to_string().lines().last().unwrap_or("")
+                ),
+            )
+        })?;
+        let cause = match &s.cause {
+            None => CauseRule::None,
+            Some(c) if c.get_ref() == "errno" => CauseRule::Errno,
+            Some(c) => match cause_or_none(file, src, c)? {
+                Some(c) => CauseRule::Fixed(c),
+                None => CauseRule::None,
+            },
+        };
+        if cause == CauseRule::None && !s.secondary && !s.not_a_cause {
+            return Err(err(
+                file,
+                src,
+                at(s.id.span()),
+                format!(
+                    "signature `{id}` has no cause: give `cause`, or mark it `secondary` or `not_a_cause`"
+                ),
+            ));
+        }
+        if s.not_a_cause && cause != CauseRule::None {
+            return Err(err(
+                file,
+                src,
+                at(s.id.span()),
+                format!("signature `{id}` is `not_a_cause` but names a cause"),
+            ));
+        }
+        for t in &s.tags {
+            if !TAGS.contains(&t.as_str()) {
+                return Err(err(
+                    file,
+                    src,
+                    at(s.id.span()),
+                    format!("unknown tag `{t}`; known tags: {}", TAGS.join(", ")),
+                ));
+            }
+        }
+        let literals = s.literals.get_ref().clone();
+        if literals.is_empty() || literals.iter().any(String::is_empty) {
+            return Err(err(
+                file,
+                src,
+                at(s.literals.span()),
+                "`literals` needs at least one non-empty string that every match contains",
+            ));
+        }
+        if s.examples.get_ref().is_empty() {
+            return Err(err(
+                file,
+                src,
+                at(s.examples.span()),
+                "`examples` needs at least one real log line the regex matches",
+            ));
+        }
+        let mut examples = Vec::new();
+        for ex in s.examples.get_ref() {
+            let text = ex.get_ref();
+            if !regex.is_match(text.as_bytes()) {
+                return Err(err(
+                    file,
+                    src,
+                    at(ex.span()),
+                    format!("the regex of `{id}` does not match this example"),
+                ));
+            }
+            if !literals.iter().any(|l| text.contains(l.as_str())) {
+                return Err(err(
+                    file,
+                    src,
+                    at(ex.span()),
+                    format!("this example of `{id}` contains none of its `literals`"),
+                ));
+            }
+            examples.push(text.clone());
+        }
+        let (line, _) = line_col(src, s.id.span().start);
+        sigs.push(Signature {
+            id,
+            server: s.server.into_inner(),
+            regex,
+            cause,
+            secondary: s.secondary,
+            not_a_cause: s.not_a_cause,
+            tags: s.tags,
+            literals,
+            examples,
+            origin: format!("{file}:{line}"),
+        });
+    }
+    Ok(Parsed {
+        unmatched: raw.unmatched_literals,
+        errno,
+        sigs,
+    })
+}
+
+/// Where operator signature files are looked for, most specific first.
+pub fn user_paths() -> Vec<PathBuf> {
+    let mut v = vec![PathBuf::from("playbooks/signatures.toml")];
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    if let Some(x) = xdg {
+        v.push(x.join("triage502/signatures.toml"));
+    }
+    v.push(PathBuf::from("/etc/triage502/signatures.toml"));
+    v
+}
+
+/// Largest signature file read (the built-in one is about 40 KiB).
+const MAX_FILE: u64 = 4 << 20;
+
+impl Catalogue {
+    /// The built-in catalogue alone.
+    pub fn builtin() -> &'static Catalogue {
+        static CAT: std::sync::OnceLock<Catalogue> = std::sync::OnceLock::new();
+        CAT.get_or_init(|| {
+            // The asset is compiled in and validated by the test
+            // `builtin_catalogue_is_valid`; failure is a build defect.
+            #[allow(clippy::expect_used)]
+            Catalogue::from_sources(&[("assets/signatures.toml", BUILTIN)])
+                .expect("assets/signatures.toml is valid (tested)")
+        })
+    }
+
+    /// Operator files (in [`user_paths`] order, those that exist) before the built-ins.
+    pub fn load_with_user_files() -> Result<Catalogue, CatalogueError> {
+        Self::load_from(&user_paths())
+    }
+
+    /// The given operator files that exist, then the built-ins.
+    pub fn load_from(paths: &[PathBuf]) -> Result<Catalogue, CatalogueError> {
+        let mut texts = Vec::new();
+        for p in paths {
+            if let Some(t) = read_small(p)? {
+                texts.push((p.display().to_string(), t));
+            }
+        }
+        if texts.is_empty() {
+            return Ok(Catalogue::builtin().clone());
+        }
+        let mut sources: Vec<(&str, &str)> = texts
+            .iter()
+            .map(|(f, t)| (f.as_str(), t.as_str()))
+            .collect();
+        sources.push(("assets/signatures.toml", BUILTIN));
+        Catalogue::from_sources(&sources)
+    }
+
+    /// Compile `(file name, text)` sources; earlier sources take precedence.
+    pub fn from_sources(sources: &[(&str, &str)]) -> Result<Catalogue, CatalogueError> {
+        let mut sigs: Vec<Signature> = Vec::new();
+        let mut errno_tcp = HashMap::new();
+        let mut errno_unix = HashMap::new();
+        let mut markers: Vec<String> = Vec::new();
+        for (file, src) in sources {
+            let p = parse_file(file, src)?;
+            for (n, t, u) in p.errno {
+                errno_tcp.entry(n).or_insert(t);
+                errno_unix.entry(n).or_insert(u);
+            }
+            for s in p.sigs {
+                if sigs.iter().any(|o| o.id == s.id) {
+                    // An operator signature with a built-in id replaces it.
+                    continue;
+                }
+                sigs.push(s);
+            }
+            for m in p.unmatched {
+                if !markers.contains(&m) {
+                    markers.push(m);
+                }
+            }
+        }
+        let mut literals: Vec<String> = Vec::new();
+        let mut owners: Vec<Vec<u32>> = Vec::new();
+        for (i, s) in sigs.iter().enumerate() {
+            for l in &s.literals {
+                if let Some(at) = literals.iter().position(|x| x == l) {
+                    owners[at].push(i as u32);
+                } else {
+                    literals.push(l.clone());
+                    owners.push(vec![i as u32]);
+                }
+            }
+        }
+        let literal_count = literals.len();
+        for m in markers {
+            if !literals.contains(&m) {
+                literals.push(m);
+                owners.push(Vec::new());
+            }
+        }
+        // A DFA: slower to build (once), several times faster to search than the NFA.
+        let prefilter = AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(&literals)
+            .map_err(|e| CatalogueError {
+                file: (*sources.first().map_or(&"", |s| &s.0)).to_owned(),
+                line: 1,
+                col: 1,
+                message: format!("literals cannot be compiled: {e}"),
+            })?;
+        Ok(Catalogue {
+            signatures: sigs,
+            errno_tcp,
+            errno_unix,
+            prefilter,
+            owners,
+            literal_count,
+            all_literals: literals,
+        })
+    }
+
+    /// The cause an errno means on a TCP or a unix-socket peer; `None` when unknown.
+    pub fn errno_cause(&self, errno: u32, unix: bool) -> Option<Cause> {
+        let t = if unix {
+            &self.errno_unix
+        } else {
+            &self.errno_tcp
+        };
+        t.get(&errno).copied().flatten()
+    }
+
+    /// Literals that find signature candidates (markers excluded).
+    pub fn signature_literals(&self) -> &[String] {
+        &self.all_literals[..self.literal_count]
+    }
+}
+
+fn read_small(p: &Path) -> Result<Option<String>, CatalogueError> {
+    use std::io::Read;
+    let file = p.display().to_string();
+    let f = match std::fs::File::open(p) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(CatalogueError {
+                file,
+                line: 1,
+                col: 1,
+                message: format!("cannot read: {e}"),
+            });
+        }
+    };
+    let mut s = String::new();
+    f.take(MAX_FILE + 1)
+        .read_to_string(&mut s)
+        .map_err(|e| CatalogueError {
+            file: file.clone(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read: {e}"),
+        })?;
+    if s.len() as u64 > MAX_FILE {
+        return Err(CatalogueError {
+            file,
+            line: 1,
+            col: 1,
+            message: format!("larger than {} MiB", MAX_FILE >> 20),
+        });
+    }
+    Ok(Some(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalogue_is_valid() {
+        let c = Catalogue::from_sources(&[("assets/signatures.toml", BUILTIN)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.signatures.len() > 40, "{}", c.signatures.len());
+    }
+
+    #[test]
+    fn errors_point_at_file_line_col() {
+        let src = "[[signature]]\nid = \"x\"\nserver = \"nginx\"\nliterals = [\"a\"]\nregex = \"a(\"\ncause = \"upstream_refused\"\nexamples = [\"a\"]\n";
+        let e = Catalogue::from_sources(&[("mine.toml", src)]).unwrap_err();
+        assert_eq!((e.file.as_str(), e.line, e.col), ("mine.toml", 5, 9), "{e}");
+        assert!(e.message.contains("invalid regex"), "{e}");
+
+        let src = src
+            .replace("a(", "a")
+            .replace("upstream_refused", "upstream_refsed");
+        let e = Catalogue::from_sources(&[("mine.toml", &src)]).unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+        assert!(e.message.contains("unknown cause id"), "{e}");
+
+        let src = src
+            .replace("upstream_refsed", "upstream_refused")
+            .replace("[\"a\"]\n", "[\"b\"]\n");
+        let e = Catalogue::from_sources(&[("mine.toml", &src)]).unwrap_err();
+        assert!(e.to_string().starts_with("mine.toml:"), "{e}");
+
+        let e = Catalogue::from_sources(&[("mine.toml", "[[signature]]\nid = 3\n")]).unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn user_signatures_come_first_and_may_replace_builtins() {
+        let mine = "[[signature]]\nid = \"local.app_down\"\nserver = \"any\"\nliterals = [\"MyApp backend gone\"]\nregex = \"MyApp backend gone\"\ncause = \"upstream_refused\"\nexamples = [\"2024-03-14T09:22:07Z MyApp backend gone\"]\n";
+        let c =
+            Catalogue::from_sources(&[("mine.toml", mine), ("assets/signatures.toml", BUILTIN)])
+                .unwrap();
+        assert_eq!(c.signatures[0].id, "local.app_down");
+        assert!(c.signatures[0].origin.starts_with("mine.toml:2"));
+    }
+}
