@@ -882,3 +882,48 @@ fn a_host_pointing_elsewhere_is_pinned_to_the_local_origin() {
         "{m:#}"
     );
 }
+
+/// The real binary: `triage502 map URL --format json`, only the URL given.
+#[test]
+fn the_binary_maps_from_the_url_alone() {
+    let site = nginx_site();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_triage502"))
+        .args([
+            "map",
+            &format!("http://shop.localhost:{}/cart", site.port),
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = site.dir.path();
+    assert_eq!(
+        s(&m["front"]["config"]),
+        d.join("nginx.conf").to_str().unwrap()
+    );
+    assert_eq!(
+        s(&m["route"]["server_block"]["file"]),
+        d.join("conf.d/10-sites.conf").to_str().unwrap()
+    );
+    assert_eq!(
+        s(&m["facts"]["upstream"]),
+        format!("127.0.0.1:{}", site.app_port)
+    );
+    assert_eq!(
+        strings(&m["logs"]["error"]),
+        vec![format!("{}/logs/shop-error.log", d.display())]
+    );
+    assert_eq!(s(&m["worker_user"]), "www-data");
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_triage502"))
+        .args(["map", "ftp://x/"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "an unusable URL is exit 2");
+}
