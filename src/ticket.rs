@@ -467,7 +467,20 @@ impl Ticket {
                 || "unknown (no access-log figures in this session)".into(),
                 |(k, v)| format!("{v} per minute ({k})"),
             );
-        let scope = match (fact("access.scope"), answer_at(&engine, "pages")) {
+        let probed = fact("pages.scope").filter(|s| s != "none").map(|s| {
+            let pages = fact("pages.failing")
+                .unwrap_or_default()
+                .replace('\n', ", ");
+            if pages.is_empty() {
+                format!("{s} (probed)")
+            } else {
+                format!("{s} (probed; failing: {pages})")
+            }
+        });
+        let scope = match (
+            fact("access.scope").or(probed),
+            answer_at(&engine, "pages_question"),
+        ) {
             (Some(s), _) => s,
             (None, Some("some")) => "page-specific (operator: other pages work)".into(),
             (None, Some("none")) => "site-wide (operator: every page fails)".into(),

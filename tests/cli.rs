@@ -245,7 +245,7 @@ fn mermaid_graph_draws_every_node_and_edge() {
             "node {id} missing"
         );
     }
-    assert!(text.contains("symptom -->|problem| who"), "{text}");
+    assert!(text.contains("symptom -->|problem| map"), "{text}");
     let dot = bin()
         .args(["playbook", "graph", "playbooks/502.toml", "--format", "dot"])
         .output()
@@ -273,11 +273,11 @@ fn playbook_list_test_and_checks_list() {
     let checks = bin().args(["checks", "list"]).output().unwrap();
     let text = String::from_utf8_lossy(&checks.stdout);
     assert!(
-        text.contains("http\n") && text.contains("url: string (required)"),
+        text.contains("http\n") && text.contains("url (string, required)"),
         "{text}"
     );
     assert!(
-        text.contains("tcp\n") && text.contains("example: checks = [{ tcp"),
+        text.contains("tcp\n") && text.contains("{ tcp = { address ="),
         "{text}"
     );
 }

@@ -1,6 +1,8 @@
 //! On generated logs, the scan and the access summary equal the generator's
 //! ground truth exactly: counts per cause, onset, top failing paths, scope.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::path::PathBuf;
 
 use triage502::logs::access;

@@ -3,6 +3,8 @@
 //! php-fpm socket; its own error and access logs are then scanned.
 //! Needs nginx (`apt-get install -y nginx`); fails with that command when missing.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
