@@ -71,6 +71,7 @@ struct SlowServer {
     release: Arc<AtomicBool>,
 }
 
+#[allow(clippy::many_single_char_names)] // short names for the shared counters in a small test server
 fn slow_server() -> SlowServer {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/checkout", l.local_addr().unwrap());
