@@ -229,6 +229,7 @@ pub enum CheckSpec {
     Plugins(checks::plugins::Params),
     Cache(checks::cache::Params),
     Command(checks::command::Params),
+    Discovery(checks::discovery::Params),
 }
 
 /// Documentation of every kind, in the order `checks list` prints them.
@@ -248,6 +249,7 @@ pub const KINDS: &[KindDoc] = &[
     checks::plugins::DOC,
     checks::cache::DOC,
     checks::command::DOC,
+    checks::discovery::DOC,
 ];
 
 /// Upper bound on any check's own timeout: a check never holds the operator longer.
@@ -271,6 +273,7 @@ impl CheckSpec {
             CheckSpec::Plugins(_) => checks::plugins::DOC.kind,
             CheckSpec::Cache(_) => checks::cache::DOC.kind,
             CheckSpec::Command(_) => checks::command::DOC.kind,
+            CheckSpec::Discovery(_) => checks::discovery::DOC.kind,
         }
     }
 
@@ -292,6 +295,7 @@ impl CheckSpec {
             CheckSpec::Plugins(p) => p.label(),
             CheckSpec::Cache(p) => p.label(),
             CheckSpec::Command(p) => p.label(),
+            CheckSpec::Discovery(p) => p.label(),
         }
     }
 
@@ -313,6 +317,7 @@ impl CheckSpec {
             CheckSpec::Plugins(p) => p.timeout(),
             CheckSpec::Cache(p) => p.timeout(),
             CheckSpec::Command(p) => p.timeout(),
+            CheckSpec::Discovery(p) => p.timeout(),
         };
         t.min(MAX_TIMEOUT)
     }
@@ -335,6 +340,7 @@ impl CheckSpec {
             CheckSpec::Plugins(p) => checks::plugins::run(p, ctx).await,
             CheckSpec::Cache(p) => checks::cache::run(p, ctx).await,
             CheckSpec::Command(p) => checks::command::run(p, ctx).await,
+            CheckSpec::Discovery(p) => checks::discovery::run(p, ctx).await,
         }
     }
 
@@ -419,6 +425,31 @@ fn schema_type(v: &serde_json::Value, defs: &serde_json::Value, depth: u8) -> St
     }
 }
 
+/// The default a doc comment states as "(default X)" or "(default: X)",
+/// up to the closing parenthesis or a `;`.
+fn default_in(description: &str) -> Option<String> {
+    let i = description.find("(default")?;
+    let rest = &description[i + 1..];
+    let mut depth = 1;
+    let mut end = rest.len();
+    for (j, c) in rest.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = j;
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let inner = rest["default".len()..end].trim_start_matches(':').trim();
+    let inner = inner.split(';').next().unwrap_or(inner).trim();
+    (!inner.is_empty()).then(|| inner.to_owned())
+}
+
 /// The parameters of every kind, from the JSON schema of [`CheckSpec`].
 pub fn params_docs() -> BTreeMap<String, Vec<ParamDoc>> {
     use serde_json::Value;
@@ -463,18 +494,7 @@ pub fn params_docs() -> BTreeMap<String, Vec<ParamDoc>> {
                     .get("default")
                     .filter(|d| !d.is_null())
                     .map(ToString::to_string)
-                    .or_else(|| {
-                        let i = description.find("(default ")?;
-                        let rest = &description[i + "(default ".len()..];
-                        let end = rest.find([')', ',', ';']).unwrap_or(rest.len());
-                        Some(rest[..end].trim().trim_end_matches(':').to_owned())
-                    })
-                    .or_else(|| {
-                        let i = description.find("default: ")?;
-                        let rest = &description[i + "default: ".len()..];
-                        let end = rest.find(['.', ';']).unwrap_or(rest.len());
-                        Some(rest[..end].trim().to_owned())
-                    });
+                    .or_else(|| default_in(&description));
                 docs.push(ParamDoc {
                     name: name.clone(),
                     ty: schema_type(p, &defs, 0),
@@ -501,22 +521,28 @@ pub fn checks_list_text() -> String {
         let _ = writeln!(s, "{}\n  {}", k.kind, k.summary);
         let _ = writeln!(s, "  params:");
         for p in docs.get(k.kind).map(Vec::as_slice).unwrap_or_default() {
-            let req = if p.required { ", required" } else { "" };
-            let def = p
-                .default
-                .as_ref()
-                .map(|d| format!(" [default: {d}]"))
-                .unwrap_or_default();
+            let mut tags = Vec::new();
+            if p.required {
+                tags.push("required".to_owned());
+            }
+            if let Some(d) = &p.default {
+                tags.push(format!("default {d}"));
+            }
+            let tags = if tags.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", tags.join(", "))
+            };
             let _ = writeln!(
                 s,
-                "    {} ({}{req}){def}\n        {}",
+                "    {}: {}{tags}\n        {}",
                 p.name, p.ty, p.description
             );
         }
         if !k.facts.is_empty() {
             let _ = writeln!(s, "  facts: {}", k.facts.join(", "));
         }
-        let _ = writeln!(s, "  example:\n    {}\n", k.example);
+        let _ = writeln!(s, "  example: checks = [{}]\n", k.example);
     }
     s
 }
@@ -554,7 +580,7 @@ mod tests {
                     k.kind,
                     p.name
                 );
-                assert!(text.contains(&format!("    {} (", p.name)));
+                assert!(text.contains(&format!("    {}: {}", p.name, p.ty)));
             }
         }
         let http = &docs["http"];

@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod command;
 pub mod config_test;
+pub mod discovery;
 pub mod dns;
 pub mod firewall;
 pub mod http;

@@ -568,7 +568,12 @@ impl Engine {
                 }
             }
         }
-        for rule in node.findings.iter().filter(|f| f.on == outcome) {
+        let rules: Vec<_> = node
+            .findings
+            .iter()
+            .filter(|f| f.on == outcome && f.cond.as_ref().is_none_or(|c| self.holds(c)))
+            .collect();
+        for rule in rules {
             let summary = render_lenient(&rule.summary, &self.st.values);
             let evidence = reports
                 .iter()
@@ -643,20 +648,22 @@ impl Engine {
         }
     }
 
+    fn holds(&self, cond: &Cond) -> bool {
+        match cond {
+            Cond::Found(c) => self.st.findings.iter().any(|f| f.cause == *c),
+            Cond::FactEquals(k, v) => self.st.values.get(k) == Some(v),
+            Cond::FactPresent(k) => self.st.values.get(k).is_some_and(|v| !v.is_empty()),
+        }
+    }
+
     fn matching_when(&self, node: &Node) -> Option<(String, String)> {
         node.when.iter().find_map(|w| {
-            let (hit, desc) = match &w.cond {
-                Cond::Found(c) => (
-                    self.st.findings.iter().any(|f| f.cause == *c),
-                    format!("found {c}"),
-                ),
-                Cond::FactEquals(k, v) => (self.st.values.get(k) == Some(v), format!("{k} = {v}")),
-                Cond::FactPresent(k) => (
-                    self.st.values.get(k).is_some_and(|v| !v.is_empty()),
-                    format!("{k} is known"),
-                ),
+            let desc = match &w.cond {
+                Cond::Found(c) => format!("found {c}"),
+                Cond::FactEquals(k, v) => format!("{k} = {v}"),
+                Cond::FactPresent(k) => format!("{k} is known"),
             };
-            hit.then(|| (desc, w.next.clone()))
+            self.holds(&w.cond).then(|| (desc, w.next.clone()))
         })
     }
 
@@ -668,7 +675,7 @@ impl Engine {
             let Some(frame) = self.st.stack.last_mut() else {
                 return;
             };
-            frame.node = id.clone();
+            frame.node.clone_from(&id);
             let pb = frame.playbook.clone();
             let Some(node) = pb.node(&id).cloned() else {
                 // Validation guarantees targets exist; a broken library ends the walk.
@@ -828,21 +835,20 @@ impl Engine {
 
 /// Render for display: a missing value shows as `<name?>` rather than failing.
 pub fn render_lenient(text: &str, values: &Values) -> String {
-    match template::render(text, values) {
-        Ok(s) => s,
-        Err(_) => {
-            let mut out = text.to_owned();
-            if let Ok(ph) = template::placeholders(text) {
-                for p in ph.iter().rev() {
-                    let v = values
-                        .get(&p.name)
-                        .cloned()
-                        .unwrap_or_else(|| format!("<{}?>", p.name));
-                    out.replace_range(p.range.clone(), &v);
-                }
+    if let Ok(s) = template::render(text, values) {
+        s
+    } else {
+        let mut out = text.to_owned();
+        if let Ok(ph) = template::placeholders(text) {
+            for p in ph.iter().rev() {
+                let v = values
+                    .get(&p.name)
+                    .cloned()
+                    .unwrap_or_else(|| format!("<{}?>", p.name));
+                out.replace_range(p.range.clone(), &v);
             }
-            out
         }
+        out
     }
 }
 
@@ -872,11 +878,7 @@ fn plan_action(
     undo: Option<String>,
     values: &Values,
 ) -> PlannedAction {
-    let rendered = serde_json::to_value(spec)
-        .map_err(|e| e.to_string())
-        .and_then(|j| template::render_json(&j, values).map_err(|e| e.to_string()))
-        .and_then(|j| serde_json::from_value::<ActionSpec>(j).map_err(|e| e.to_string()));
-    match rendered {
+    match spec.render(values) {
         Ok(s) => PlannedAction {
             node: node.id.clone(),
             title: node.title.clone(),

@@ -11,7 +11,27 @@ pub mod action;
 pub mod cause;
 pub mod check;
 pub mod checks;
+pub mod cli;
+pub mod discovery;
 pub mod duration;
 pub mod engine;
+pub mod journal;
 pub mod playbook;
+pub mod redact;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod sys;
 pub mod template;
+pub mod ticket;
+pub mod tui;
+pub mod walk;
+
+/// The interactive wizard (the TUI) for `triage502 [URL]` and `run` without
+/// `--non-interactive`.
+pub fn interactive(
+    url: Option<String>,
+    walk: &cli::WalkArgs,
+) -> anyhow::Result<std::process::ExitCode> {
+    tui::interactive(url, walk)
+}

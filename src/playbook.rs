@@ -291,7 +291,18 @@ pub enum Cond {
 #[derive(Debug, Clone)]
 pub struct FindingRule {
     pub on: Outcome,
+    /// An extra condition on a value.
+    pub cond: Option<Cond>,
     pub cause: Cause,
     pub severity: Severity,
     pub summary: String,
+}
+
+/// The JSON Schema of a playbook file (kept in `assets/playbook.schema.json`).
+pub fn schema() -> serde_json::Value {
+    let mut v = serde_json::to_value(schemars::schema_for!(raw::RawHeader)).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("title".into(), "triage502 playbook".into());
+    }
+    v
 }

@@ -40,7 +40,7 @@ fn edges(pb: &Playbook, id: &str) -> Vec<(String, String)> {
             out.push(("inconclusive".into(), inconclusive.clone()));
         }
         NodeKind::Question { choices, .. } => {
-            out.extend(choices.iter().map(|c| (c.id.clone(), c.next.clone())))
+            out.extend(choices.iter().map(|c| (c.id.clone(), c.next.clone())));
         }
         NodeKind::Action {
             done,

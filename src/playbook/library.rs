@@ -160,20 +160,17 @@ impl Library {
         let mut order = Vec::new();
         let mut failures = Vec::new();
         for s in sources {
-            match declared_id(&s.text) {
-                Some(id) => {
-                    if !by_id.contains_key(&id) {
-                        order.push(id.clone());
-                    }
-                    by_id.entry(id).or_default().push(s);
+            if let Some(id) = declared_id(&s.text) {
+                if !by_id.contains_key(&id) {
+                    order.push(id.clone());
                 }
-                None => {
-                    let l = load(&s.text, &HashSet::new());
-                    failures.push(LoadFailure {
-                        name: s.name(),
-                        rendered: render_all(&s, &l.diagnostics),
-                    });
-                }
+                by_id.entry(id).or_default().push(s);
+            } else {
+                let l = load(&s.text, &HashSet::new());
+                failures.push(LoadFailure {
+                    name: s.name(),
+                    rendered: render_all(&s, &l.diagnostics),
+                });
             }
         }
         let ids: HashSet<String> = by_id.keys().cloned().collect();

@@ -16,7 +16,7 @@ use super::diagnostic::{Diagnostic, Level};
 use super::raw::{RawBranches, RawHeader, RawNode, RawVar, VarType};
 use super::{Choice, Cond, FindingRule, Header, Node, NodeKind, Playbook, Var, When};
 use crate::cause::Cause;
-use crate::check::{self, Outcome};
+use crate::check;
 use crate::template;
 
 /// The result of loading: a playbook when there was no error, and every
@@ -41,6 +41,7 @@ pub const URL_PARTS: &[&str] = &["host", "port", "path", "scheme", "origin", "ho
 
 /// Parse and validate `src`. `known_playbooks` are the ids `call` may name
 /// (besides this playbook's own id).
+#[allow(clippy::implicit_hasher)]
 pub fn load(src: &str, known_playbooks: &HashSet<String>) -> Loaded {
     let mut diags = Vec::new();
     let (doc, errors) = DeTable::parse_recoverable(src);
@@ -71,14 +72,20 @@ pub fn load(src: &str, known_playbooks: &HashSet<String>) -> Loaded {
         };
 
     let mut raw_nodes = Vec::new();
+    let mut broken_ids = Vec::new();
     if let Some(v) = raw_nodes_value {
         let span = v.span();
         match v.into_inner() {
             DeValue::Array(items) => {
                 for item in items {
+                    let id = node_id(item.get_ref());
                     match RawNode::deserialize(ValueDeserializer::from(item)) {
                         Ok(n) => raw_nodes.push(n),
-                        Err(e) => diags.push(toml_error(&e, "invalid node")),
+                        Err(e) => {
+                            diags.push(toml_error(&e, "invalid node"));
+                            // Still known, so references to it are not reported twice.
+                            broken_ids.extend(id);
+                        }
                     }
                 }
             }
@@ -101,7 +108,7 @@ pub fn load(src: &str, known_playbooks: &HashSet<String>) -> Loaded {
         known_playbooks,
         names: HashSet::new(),
     };
-    let playbook = v.validate(header, raw_nodes);
+    let playbook = v.validate(header, raw_nodes, &broken_ids);
     let failed = had_parse_errors || v.diags.iter().any(|d| d.level == Level::Error);
     Loaded {
         playbook: if failed { None } else { playbook },
@@ -109,11 +116,29 @@ pub fn load(src: &str, known_playbooks: &HashSet<String>) -> Loaded {
     }
 }
 
+/// The `id` of a node table that failed to deserialise, if readable.
+fn node_id(v: &DeValue<'_>) -> Option<String> {
+    let DeValue::Table(t) = v else { return None };
+    t.iter()
+        .find(|(k, _)| k.get_ref().as_ref() == "id")
+        .and_then(|(_, v)| match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            _ => None,
+        })
+}
+
 fn toml_error(e: &toml::de::Error, context: &str) -> Diagnostic {
-    let msg = e.message().trim().trim_end_matches('.').to_owned();
+    let mut msg = e.message().trim().trim_end_matches('.').to_owned();
+    // The list of check kinds grows; the hint points at the full list instead.
+    if msg.contains("unknown variant") && msg.contains("`http`") {
+        if let Some(i) = msg.find(", expected") {
+            msg.truncate(i);
+            msg.push_str(" (not a check kind)");
+        }
+    }
     let hint = if msg.contains("unknown field") {
         Some("check the spelling; `triage502 playbook schema` prints every allowed key")
-    } else if msg.contains("unknown variant") {
+    } else if msg.contains("unknown variant") && msg.contains("`http`") {
         Some("`triage502 checks list` lists the check kinds and their parameters")
     } else {
         None
@@ -132,6 +157,7 @@ struct Validator<'a> {
     names: HashSet<String>,
 }
 
+#[allow(clippy::unnecessary_wraps)] // diagnostics take an optional span
 fn span_of<T>(s: &Spanned<T>) -> Option<Range<usize>> {
     Some(s.span())
 }
@@ -168,7 +194,12 @@ impl Validator<'_> {
         self.diags.last_mut().expect("just pushed")
     }
 
-    fn validate(&mut self, h: RawHeader, raw_nodes: Vec<RawNode>) -> Option<Playbook> {
+    fn validate(
+        &mut self,
+        h: RawHeader,
+        raw_nodes: Vec<RawNode>,
+        broken_ids: &[String],
+    ) -> Option<Playbook> {
         let vars = self.vars(&h.vars);
         // Names templates may use: variables (and url parts), facts, builtins, choice `set`s.
         for v in &vars {
@@ -204,7 +235,8 @@ impl Validator<'_> {
                 seen.insert(n.id.get_ref().clone(), n.id.span());
             }
         }
-        let ids: BTreeSet<String> = seen.keys().cloned().collect();
+        let mut ids: BTreeSet<String> = seen.keys().cloned().collect();
+        ids.extend(broken_ids.iter().cloned());
 
         if !ids.contains(h.start.get_ref()) {
             self.unknown_node(&h.start, &ids, "start");
@@ -308,6 +340,7 @@ impl Validator<'_> {
         .hint = Some(hint);
     }
 
+    #[allow(clippy::ref_option)] // mirrors the optional raw fields
     fn target(
         &mut self,
         r: &Option<Spanned<String>>,
@@ -329,25 +362,38 @@ impl Validator<'_> {
         if ids.contains(t.get_ref()) {
             Some(t.get_ref().clone())
         } else {
-            self.unknown_node(t, ids, &format!("on.{what}"));
+            let label = if [
+                "ok",
+                "problem",
+                "inconclusive",
+                "done",
+                "failed",
+                "declined",
+                "resolved",
+                "escalate",
+            ]
+            .contains(&what)
+            {
+                format!("on.{what}")
+            } else {
+                what.to_owned()
+            };
+            self.unknown_node(t, ids, &label);
             None
         }
     }
 
     fn cause(&mut self, c: &Spanned<String>) -> Option<Cause> {
-        match c.get_ref().parse::<Cause>() {
-            Ok(c) => Some(c),
-            Err(_) => {
-                let hint = match suggest(c.get_ref(), Cause::ALL.iter().map(|c| c.id())) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => {
-                        "cause ids are fixed; see `triage502 causes` or assets/causes.toml".into()
-                    }
-                };
-                self.error(format!("unknown cause id `{}`", c.get_ref()), span_of(c))
-                    .hint = Some(hint);
-                None
-            }
+        if let Ok(c) = c.get_ref().parse::<Cause>() {
+            Some(c)
+        } else {
+            let hint = match suggest(c.get_ref(), Cause::ALL.iter().map(|c| c.id())) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "cause ids are fixed; see `triage502 causes` or assets/causes.toml".into(),
+            };
+            self.error(format!("unknown cause id `{}`", c.get_ref()), span_of(c))
+                .hint = Some(hint);
+            None
         }
     }
 
@@ -613,17 +659,16 @@ impl Validator<'_> {
                 }
                 NodeKind::End(n.end?)
             }
-            _ => match &n.next {
-                Some(next) => {
+            _ => {
+                if let Some(next) = &n.next {
                     let t = self.target(&Some(next.clone()), &None, ids, "next", &n.id)?;
                     NodeKind::Info { next: t }
-                }
-                None => {
+                } else {
                     self.error(format!("node `{id}` does nothing"), span_of(&n.id)).hint =
-                        Some("give it `checks`, a `question`, an `action`, a `call`, an `end`, or a `next` for a guidance-only step".into());
+                    Some("give it `checks`, a `question`, an `action`, a `call`, an `end`, or a `next` for a guidance-only step".into());
                     return None;
                 }
-            },
+            }
         };
 
         let mut when = Vec::new();
@@ -654,13 +699,23 @@ impl Validator<'_> {
         }
         let mut findings = Vec::new();
         for f in &n.finding {
-            if !matches!(kind, NodeKind::Checks { .. }) && f.when != Outcome::Ok {
-                // Findings on non-check nodes are recorded when the node is reached.
+            if !matches!(kind, NodeKind::Checks { .. }) {
+                self.error(format!("node `{id}` records a finding but has no checks"), span_of(&f.cause)).hint =
+                    Some("findings are recorded from check outcomes; move it to the node whose checks prove it".into());
+                continue;
             }
             self.template_names(f.summary.get_ref(), span_of(&f.summary));
+            let cond = f.fact.as_ref().map(|fact| {
+                self.check_name(fact.get_ref(), span_of(fact));
+                match &f.equals {
+                    Some(v) => Cond::FactEquals(fact.get_ref().clone(), v.clone()),
+                    None => Cond::FactPresent(fact.get_ref().clone()),
+                }
+            });
             if let Some(cause) = self.cause(&f.cause) {
                 findings.push(FindingRule {
                     on: f.when,
+                    cond,
                     cause,
                     severity: f.severity,
                     summary: f.summary.get_ref().clone(),

@@ -212,6 +212,13 @@ pub struct RawFinding {
     /// The outcome that records it (default `problem`).
     #[serde(default = "problem", rename = "on")]
     pub when: Outcome,
+    /// Only when this value (a fact or variable) ...
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub fact: Option<S<String>>,
+    /// ... equals this text (without `equals`: is known and not empty).
+    #[serde(default)]
+    pub equals: Option<String>,
     #[schemars(with = "String")]
     pub cause: S<String>,
     #[serde(default)]

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, every test (the real-server incident
+# lab included), and the shipped playbooks and their walk scenarios.
+# Run as root on Debian/Ubuntu, it first installs what the tests need.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(nginx apache2 php-fpm haproxy iptables curl tmux ripgrep)
+missing=()
+for cmd in nginx apache2 haproxy iptables curl tmux rg; do
+  command -v "$cmd" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+done
+compgen -G "/usr/sbin/php-fpm*" >/dev/null || missing+=(php-fpm)
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "==> installing test dependencies: ${packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+    # Packaged services may have been started by the install; the tests run their own.
+    for svc in nginx apache2 haproxy; do
+      [[ -f /run/$svc.pid ]] && kill "$(cat /run/$svc.pid)" 2>/dev/null || true
+    done
+    for pidfile in /run/php/php*-fpm.pid /run/apache2/apache2.pid /run/haproxy.pid; do
+      [[ -f $pidfile ]] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    done
+  else
+    echo "error: missing ${missing[*]}; install them with:" >&2
+    echo "  sudo apt-get install -y ${packages[*]}" >&2
+    exit 1
+  fi
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+echo "==> cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "==> cargo build"
+cargo build --quiet
+echo "==> shipped playbooks validate"
+./target/debug/triage502 playbook validate playbooks/*.toml
+echo "==> walk scenarios"
+./target/debug/triage502 playbook test playbooks/tests
+echo "==> cargo test"
+status=0
+cargo test --all-targets --no-fail-fast >/tmp/triage502-test.log 2>&1 || status=$?
+grep -E "^(     Running|test result:)" /tmp/triage502-test.log || true
+if ((status != 0)); then
+  echo "==> FAILED (exit $status); details in /tmp/triage502-test.log" >&2
+  grep -B2 -A40 -E "^(---- |error(\[|:))" /tmp/triage502-test.log | head -300 >&2 || true
+fi
+grep -E "^test result:" /tmp/triage502-test.log |
+  sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' |
+  awk '{p += $1; f += $2} END {print p " passed, " f " failed"}'
+exit "$status"

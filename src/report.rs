@@ -1,0 +1,316 @@
+//! The result of a walk as a document: JSON (a documented contract,
+//! `assets/report.schema.json`) and Markdown for people.
+
+use std::fmt::Write as _;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::cause::Cause;
+use crate::check::Outcome;
+use crate::engine::{Engine, Finding, Record, RuledOut, Step};
+use crate::playbook::EndKind;
+
+/// Overall verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// At least one cause was established.
+    Problem,
+    /// Everything checked answered normally; no cause was found.
+    Healthy,
+    /// Something failed or could not be checked, but no cause was established.
+    Inconclusive,
+}
+
+/// An action the walk recommends but did not run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Recommended {
+    pub node: String,
+    pub title: String,
+    pub tier: crate::action::Tier,
+    /// The exact command, as argv items.
+    pub argv: Vec<String>,
+    pub why_not_run: String,
+}
+
+/// A visited node, for the JSON `path`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PathStep {
+    pub playbook: String,
+    pub node: String,
+    pub title: String,
+    /// `ok`, `problem`, `inconclusive` for checks; the choice for questions;
+    /// `done`/`failed`/`declined` for actions; otherwise what happened.
+    pub outcome: String,
+    /// Everything recorded at the node (check reports with evidence, the answer, the action).
+    pub detail: Record,
+}
+
+/// The JSON report of `run --non-interactive --format json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Report {
+    pub status: Status,
+    pub url: Option<String>,
+    pub playbook: PlaybookRef,
+    /// RFC 3339.
+    pub started_at: String,
+    pub duration_ms: u64,
+    /// Ranked: root causes first (by severity), consequences after.
+    pub findings: Vec<Finding>,
+    /// Causes checked and excluded, with the evidence.
+    pub ruled_out: Vec<RuledOut>,
+    pub path: Vec<PathStep>,
+    /// How the walk ended (`resolved`, `escalate`, or null when cut short).
+    pub end: Option<EndKind>,
+    pub recommended_actions: Vec<Recommended>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PlaybookRef {
+    pub id: String,
+    pub version: String,
+}
+
+/// Root causes before consequences, then by severity; stable otherwise.
+pub fn rank(findings: &[Finding]) -> Vec<Finding> {
+    let mut v = findings.to_vec();
+    v.sort_by_key(|f| (f.cause.is_secondary(), std::cmp::Reverse(f.severity)));
+    v
+}
+
+fn step_outcome(s: &Step) -> String {
+    match &s.record {
+        Record::Checks { outcome, .. } => outcome.as_str().to_owned(),
+        Record::Answer { choice, .. } => choice.clone(),
+        Record::Read => "read".into(),
+        Record::Routed { rule } => format!("routed: {rule}"),
+        Record::Action {
+            result: Some(r), ..
+        } => if r.ok { "done" } else { "failed" }.into(),
+        Record::Action { .. } => "declined".into(),
+        Record::Call { playbook } => format!("call {playbook}"),
+        Record::Return { end } | Record::End { end } => match end {
+            EndKind::Resolved => "resolved".into(),
+            EndKind::Escalate => "escalate".into(),
+        },
+        Record::LoopLimit => "loop limit".into(),
+    }
+}
+
+/// The status a walk supports.
+pub fn status(engine: &Engine) -> Status {
+    if !engine.findings().is_empty() {
+        return Status::Problem;
+    }
+    let saw_failure = engine.trail().iter().any(|s| {
+        matches!(
+            &s.record,
+            Record::Checks {
+                outcome: Outcome::Problem,
+                ..
+            }
+        )
+    });
+    let cut_short = matches!(engine.effect(), crate::engine::Effect::Done(c) if c.end.is_none());
+    if saw_failure || cut_short {
+        Status::Inconclusive
+    } else {
+        Status::Healthy
+    }
+}
+
+impl Report {
+    /// Build the report of a walk.
+    pub fn from_engine(
+        engine: &Engine,
+        url: Option<String>,
+        started_at: jiff::Timestamp,
+        duration_ms: u64,
+    ) -> Report {
+        let pb = engine.library().get(engine.root());
+        let (end, note) = match engine.effect() {
+            crate::engine::Effect::Done(c) => (c.end, c.note.clone()),
+            _ => (None, Some("the walk stopped before reaching an end".into())),
+        };
+        let recommended_actions = engine
+            .trail()
+            .iter()
+            .filter_map(|s| match &s.record {
+                Record::Action {
+                    tier,
+                    argv,
+                    result: None,
+                    declined: Some(why),
+                } => Some(Recommended {
+                    node: format!("{}/{}", s.playbook, s.node),
+                    title: s.title.clone(),
+                    tier: *tier,
+                    argv: argv.clone(),
+                    why_not_run: why.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        Report {
+            status: status(engine),
+            url,
+            playbook: PlaybookRef {
+                id: engine.root().to_owned(),
+                version: pb.map(|p| p.version.clone()).unwrap_or_default(),
+            },
+            started_at: started_at.to_string(),
+            duration_ms,
+            findings: rank(engine.findings()),
+            ruled_out: engine.ruled_out(),
+            path: engine
+                .trail()
+                .iter()
+                .map(|s| PathStep {
+                    playbook: s.playbook.clone(),
+                    node: s.node.clone(),
+                    title: s.title.clone(),
+                    outcome: step_outcome(s),
+                    detail: s.record.clone(),
+                })
+                .collect(),
+            end,
+            recommended_actions,
+            note,
+        }
+    }
+
+    /// The primary cause, if any.
+    pub fn primary(&self) -> Option<Cause> {
+        self.findings.first().map(|f| f.cause)
+    }
+
+    /// Markdown for people.
+    pub fn to_markdown(&self) -> String {
+        let mut s = String::new();
+        let verdict = match self.status {
+            Status::Problem => "problem found",
+            Status::Healthy => "healthy: no fault found",
+            Status::Inconclusive => "inconclusive: a failure was seen but not explained",
+        };
+        let _ = writeln!(s, "# triage502 report: {verdict}\n");
+        if let Some(u) = &self.url {
+            let _ = writeln!(s, "- URL: {u}");
+        }
+        let _ = writeln!(
+            s,
+            "- Playbook: {} v{}",
+            self.playbook.id, self.playbook.version
+        );
+        let _ = writeln!(
+            s,
+            "- Started: {} (took {} ms)",
+            self.started_at, self.duration_ms
+        );
+        if let Some(n) = &self.note {
+            let _ = writeln!(s, "- Note: {n}");
+        }
+        let _ = writeln!(s, "\n## Findings\n");
+        if self.findings.is_empty() {
+            let _ = writeln!(s, "None.");
+        }
+        for (i, f) in self.findings.iter().enumerate() {
+            let info = f.cause.info();
+            let _ = writeln!(
+                s,
+                "{}. **{}** (`{}`, {}): {}",
+                i + 1,
+                info.title,
+                f.cause,
+                f.severity,
+                f.summary
+            );
+            for e in &f.evidence {
+                let src = e
+                    .source
+                    .as_deref()
+                    .map(|x| format!(" ({x})"))
+                    .unwrap_or_default();
+                let _ = writeln!(s, "   - {}{src}: `{}`", e.label, one_line(&e.text));
+            }
+            for fix in &info.fixes {
+                let _ = writeln!(s, "   - Fix: {fix}");
+            }
+        }
+        let _ = writeln!(s, "\n## Ruled out\n");
+        if self.ruled_out.is_empty() {
+            let _ = writeln!(s, "Nothing was excluded.");
+        }
+        for r in &self.ruled_out {
+            let _ = writeln!(s, "- `{}`: {}", r.cause, r.reason);
+        }
+        if !self.recommended_actions.is_empty() {
+            let _ = writeln!(s, "\n## Recommended next steps (not run)\n");
+            for a in &self.recommended_actions {
+                let _ = writeln!(
+                    s,
+                    "- {} ({}): `{}` ({})",
+                    a.title,
+                    a.tier,
+                    shell_words(&a.argv),
+                    a.why_not_run
+                );
+            }
+        }
+        let _ = writeln!(s, "\n## Steps\n");
+        for p in &self.path {
+            let _ = writeln!(s, "- {} [{}]", p.title, p.outcome);
+            if let Record::Checks { reports, .. } = &p.detail {
+                for r in reports {
+                    let _ = writeln!(
+                        s,
+                        "  - {} {}: {}",
+                        r.outcome.as_str(),
+                        r.label,
+                        one_line(&r.summary)
+                    );
+                }
+            }
+        }
+        s
+    }
+}
+
+/// A single display line (newlines shown as ⏎), capped.
+pub fn one_line(s: &str) -> String {
+    let flat: String = s
+        .replace('\n', " ⏎ ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    if flat.chars().count() > 300 {
+        let cut: String = flat.chars().take(300).collect();
+        format!("{cut}…")
+    } else {
+        flat
+    }
+}
+
+/// Show an argv the way a shell user would type it (display only; never executed).
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The JSON schema of [`Report`] (kept in `assets/report.schema.json`).
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Report)).unwrap_or_default()
+}

@@ -1,0 +1,218 @@
+//! The interactive wizard: the second front end over the engine and runner.
+//!
+//! One message type (`app::Msg`) arrives on one channel from four sources
+//! (keys and resizes from crossterm's event stream, runner events, a 100 ms
+//! tick, and SIGTERM/SIGINT/SIGHUP); one `App::update` handles it; `render`
+//! draws a pure view. The loop is generic over the ratatui `Backend` so tests
+//! drive the real app on `TestBackend`. Bursts are coalesced: every message
+//! waiting is applied before one frame is drawn.
+
+pub mod app;
+pub mod help;
+pub mod keymap;
+pub mod render;
+pub mod terminal;
+pub mod theme;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use futures::StreamExt as _;
+use ratatui::Terminal;
+use ratatui::backend::Backend;
+use tokio::sync::mpsc;
+
+use crate::check::CheckContext;
+use crate::cli::WalkArgs;
+use crate::report::Status;
+use crate::runner::{Runner, RunnerEvent};
+use app::{App, Command, Msg, Setup};
+
+/// Redraw period while anything may change (spinner, elapsed times).
+pub const TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Run the app until it quits: apply messages, carry out commands, draw.
+pub async fn run_loop<B>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    rx: &mut mpsc::UnboundedReceiver<Msg>,
+    runner: &mut Runner,
+) -> anyhow::Result<()>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+{
+    terminal.draw(|f| render::render(app, f))?;
+    while !app.quit {
+        let Some(first) = rx.recv().await else { break };
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            if let Some(cmd) = app.update(msg) {
+                carry_out(cmd, runner);
+            }
+            if app.quit {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        if let Ok((w, h)) = terminal.size().map(|s| (s.width, s.height))
+            && (w == 0 || h == 0)
+        {
+            continue;
+        }
+        terminal.draw(|f| render::render(app, f))?;
+    }
+    runner.cancel();
+    Ok(())
+}
+
+fn carry_out(cmd: Command, runner: &mut Runner) {
+    match cmd {
+        Command::Run { batch, checks } => {
+            runner.cancel();
+            runner.reap();
+            runner.spawn_batch(batch, checks);
+        }
+        Command::Cancel => {
+            runner.cancel();
+            runner.reap();
+        }
+        Command::Quit => runner.cancel(),
+    }
+}
+
+/// Forward runner events into the one message channel.
+pub fn forward_runner(
+    mut from: mpsc::UnboundedReceiver<RunnerEvent>,
+    to: mpsc::UnboundedSender<Msg>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(ev) = from.recv().await {
+            if to.send(Msg::Runner(ev)).is_err() {
+                break;
+            }
+        }
+    })
+}
+
+fn spawn_inputs(tx: &mpsc::UnboundedSender<Msg>) -> anyhow::Result<()> {
+    use crossterm::event::{Event, KeyEventKind};
+    use tokio::signal::unix::{SignalKind, signal};
+    let keys = tx.clone();
+    tokio::spawn(async move {
+        let mut events = crossterm::event::EventStream::new();
+        while let Some(ev) = events.next().await {
+            let msg = match ev {
+                Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => Msg::Key(k),
+                Ok(Event::Resize(w, h)) => Msg::Resize(w, h),
+                Ok(_) => continue,
+                // The terminal is gone (e.g. the SSH session dropped): quit.
+                Err(_) => Msg::Signal("a terminal read error"),
+            };
+            if keys.send(msg).is_err() {
+                break;
+            }
+        }
+    });
+    let ticks = tx.clone();
+    tokio::spawn(async move {
+        let mut iv = tokio::time::interval(TICK);
+        iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            iv.tick().await;
+            if ticks.send(Msg::Tick).is_err() {
+                break;
+            }
+        }
+    });
+    for (kind, name) in [
+        (SignalKind::hangup(), "SIGHUP"),
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::interrupt(), "SIGINT"),
+    ] {
+        let mut s = signal(kind).with_context(|| format!("cannot listen for {name}"))?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            if s.recv().await.is_some() {
+                let _ = tx.send(Msg::Signal(name));
+            }
+        });
+    }
+    Ok(())
+}
+
+/// `triage502 [URL]`: run the wizard in this terminal, then print the outcome.
+pub fn interactive(url: Option<String>, walk: &WalkArgs) -> anyhow::Result<ExitCode> {
+    let (library, playbook) = crate::cli::select_playbook(walk.playbook.as_deref())?;
+    // Check --var (and a given URL) before the terminal is taken over.
+    let probe_url = url.as_deref().or(Some("http://127.0.0.1/"));
+    crate::cli::initial_values(&library, &playbook, probe_url, &walk.vars)?;
+    let setup = Setup {
+        library,
+        playbook,
+        vars: walk.vars.clone(),
+        read_only: walk.read_only,
+        since: walk.since,
+        ascii: walk.ascii,
+        color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let app = rt.block_on(async move {
+        let mut app = App::new(setup, url, jiff::Timestamp::now());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (rtx, rrx) = mpsc::unbounded_channel();
+        let mut runner = Runner::new(CheckContext::last(walk.since.0), rtx);
+        forward_runner(rrx, tx.clone());
+        spawn_inputs(&tx)?;
+        let mut guard = terminal::TerminalGuard::new().context("cannot set up the terminal")?;
+        let res = run_loop(&mut guard.terminal, &mut app, &mut rx, &mut runner).await;
+        drop(guard);
+        res.map(|()| app)
+    })?;
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    // The terminal is restored: now stdout is ours again.
+    let report = app.report();
+    let done = app
+        .engine
+        .as_ref()
+        .is_some_and(|e| matches!(e.effect(), crate::engine::Effect::Done(_)));
+    if let Some(why) = app
+        .notice
+        .as_deref()
+        .filter(|n| n.starts_with("stopped by"))
+    {
+        eprintln!("triage502: {why}");
+    }
+    let Some(report) = report else {
+        println!("triage502: quit before the walk started");
+        return Ok(ExitCode::from(1));
+    };
+    println!("{}", summary_line(&report, done));
+    Ok(match report.status {
+        Status::Healthy if done => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    })
+}
+
+/// One line for the shell after the wizard closed.
+pub fn summary_line(report: &crate::report::Report, done: bool) -> String {
+    let verdict = match report.status {
+        Status::Problem => "problem found",
+        Status::Healthy => "healthy: no fault found",
+        Status::Inconclusive => "inconclusive",
+    };
+    let top = report.findings.first().map_or_else(String::new, |f| {
+        format!(": {} ({})", f.cause.info().title, f.cause)
+    });
+    let state = if done { "" } else { " (walk not finished)" };
+    format!(
+        "triage502: {verdict}{top}{state}; {} finding(s), {} step(s). For the ticket: triage502 run --non-interactive{}",
+        report.findings.len(),
+        report.path.len(),
+        report
+            .url
+            .as_deref()
+            .map(|u| format!(" {u}"))
+            .unwrap_or_default()
+    )
+}

@@ -1,0 +1,178 @@
+//! Keys to actions: the one place that decides what a key means on a screen.
+//!
+//! `keymap` is a single `match` over (screen, key); the app never inspects
+//! raw keys. Screens with a text field take printable characters as text, so
+//! there `q` and `?` type letters and Ctrl-C / Esc / F1 do the rest.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// What the operator is looking at, as far as keys are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// Start screen with the URL field being typed.
+    UrlPrompt,
+    /// Start screen with everything given: Enter begins.
+    Start,
+    /// The main screen: checks running or guidance shown.
+    Step,
+    /// A question with numbered choices.
+    Question,
+    /// A reversible action offer (or any offer under --read-only).
+    Action,
+    /// A disruptive or destructive offer: confirmed by typing its name.
+    ActionTyped,
+    /// The walk ended.
+    Done,
+    /// The `?` overlay.
+    Help,
+    /// The ticket (report) preview overlay.
+    Ticket,
+    /// The current step's whole guidance, over the screen.
+    Guidance,
+    /// "Quit triage502?"
+    ConfirmQuit,
+}
+
+/// Everything a key can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Go on: start the walk, continue past guidance, take the highlighted
+    /// choice, submit typed text, open the ticket when the walk is done.
+    Continue,
+    /// Undo the last step (engine back), skipping over check results.
+    Back,
+    /// Run the checks of this step again.
+    Rerun,
+    /// Stop the checks running now; they are recorded as inconclusive.
+    CancelChecks,
+    /// Pick choice N (0-based) of the question.
+    Choose(usize),
+    /// Move the question highlight up.
+    SelectPrev,
+    /// Move the question highlight down.
+    SelectNext,
+    /// Scroll the evidence or the open window up one line.
+    ScrollUp,
+    /// Scroll down one line.
+    ScrollDown,
+    /// Scroll up one page.
+    PageUp,
+    /// Scroll down one page.
+    PageDown,
+    /// Open the ticket preview.
+    Ticket,
+    /// Open the help.
+    Help,
+    /// Show the current step's whole guidance.
+    Guidance,
+    /// Close the open window (help, ticket, quit question).
+    Close,
+    /// Ask whether to quit.
+    Quit,
+    /// Yes, quit now.
+    ConfirmQuit,
+    /// Confirm a reversible action.
+    ConfirmAction,
+    /// Decline the offered action.
+    Decline,
+    /// Type a character into the text field.
+    Type(char),
+    /// Delete the last character of the text field.
+    Erase,
+}
+
+/// The action for `key` on `screen`, if any.
+pub fn keymap(screen: Screen, key: KeyEvent) -> Option<Action> {
+    use Action as A;
+    use KeyCode as K;
+    use Screen as S;
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    match (screen, key.code) {
+        (S::ConfirmQuit, K::Char('y' | 'Y' | 'q' | 'c')) => Some(A::ConfirmQuit),
+        (S::ConfirmQuit, K::Char('n' | 'N') | K::Esc) => Some(A::Close),
+        (_, K::Char('c')) if ctrl => Some(A::Quit),
+        (S::UrlPrompt, K::Enter) => Some(A::Continue),
+        (S::UrlPrompt, K::Backspace) => Some(A::Erase),
+        (S::UrlPrompt | S::ActionTyped, K::Char(c)) => Some(A::Type(c)),
+        (S::UrlPrompt, K::Esc) => Some(A::Quit),
+        (S::UrlPrompt | S::ActionTyped, K::F(1)) => Some(A::Help),
+        (S::ActionTyped, K::Enter) => Some(A::ConfirmAction),
+        (S::ActionTyped, K::Backspace) => Some(A::Erase),
+        (S::ActionTyped, K::Esc) => Some(A::Decline),
+        (S::Help | S::Ticket | S::Guidance, K::Esc | K::Char('q' | '?')) => Some(A::Close),
+        (S::Ticket, K::Char('t')) | (S::Guidance, K::Char('g')) => Some(A::Close),
+        (S::Help | S::Ticket | S::Guidance, K::Up | K::Char('k')) => Some(A::ScrollUp),
+        (S::Help | S::Ticket | S::Guidance, K::Down | K::Char('j')) => Some(A::ScrollDown),
+        (S::Help | S::Ticket | S::Guidance, K::PageUp) => Some(A::PageUp),
+        (S::Help | S::Ticket | S::Guidance, K::PageDown | K::Char(' ')) => Some(A::PageDown),
+        (S::Help | S::Ticket | S::Guidance, _) => None,
+        (S::Question, K::Char(d @ '1'..='9')) => Some(A::Choose(d as usize - '1' as usize)),
+        (S::Question, K::Up) => Some(A::SelectPrev),
+        (S::Question, K::Down) => Some(A::SelectNext),
+        (S::Action, K::Char('y' | 'Y')) => Some(A::ConfirmAction),
+        (S::Action, K::Char('n' | 'N') | K::Esc) => Some(A::Decline),
+        (S::Start | S::Step | S::Question | S::Action | S::Done, K::Enter) => Some(A::Continue),
+        (S::Step | S::Question | S::Action | S::Done, K::Backspace | K::Char('b')) => Some(A::Back),
+        (S::Step | S::Question | S::Action | S::Done, K::Char('r')) => Some(A::Rerun),
+        (S::Step, K::Esc) => Some(A::CancelChecks),
+        (S::Step | S::Done | S::Action, K::Up | K::Char('k')) => Some(A::ScrollUp),
+        (S::Step | S::Done | S::Action, K::Down | K::Char('j')) => Some(A::ScrollDown),
+        (S::Step | S::Question | S::Done | S::Action, K::PageUp) => Some(A::PageUp),
+        (S::Step | S::Question | S::Done | S::Action, K::PageDown) => Some(A::PageDown),
+        (S::Step | S::Question | S::Action | S::Done, K::Char('t')) => Some(A::Ticket),
+        (S::Step | S::Question | S::Action | S::Done, K::Char('g')) => Some(A::Guidance),
+        (_, K::Char('?') | K::F(1)) => Some(A::Help),
+        (_, K::Char('q')) => Some(A::Quit),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn text_fields_take_letters_that_are_keys_elsewhere() {
+        assert_eq!(
+            keymap(Screen::UrlPrompt, k(KeyCode::Char('q'))),
+            Some(Action::Type('q'))
+        );
+        assert_eq!(
+            keymap(Screen::Step, k(KeyCode::Char('q'))),
+            Some(Action::Quit)
+        );
+        assert_eq!(
+            keymap(
+                Screen::UrlPrompt,
+                KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)
+            ),
+            Some(Action::Quit)
+        );
+    }
+
+    #[test]
+    fn number_keys_pick_choices_only_on_questions() {
+        assert_eq!(
+            keymap(Screen::Question, k(KeyCode::Char('2'))),
+            Some(Action::Choose(1))
+        );
+        assert_eq!(keymap(Screen::Step, k(KeyCode::Char('2'))), None);
+    }
+
+    #[test]
+    fn esc_cancels_checks_on_the_step_screen_and_closes_windows() {
+        assert_eq!(
+            keymap(Screen::Step, k(KeyCode::Esc)),
+            Some(Action::CancelChecks)
+        );
+        assert_eq!(keymap(Screen::Help, k(KeyCode::Esc)), Some(Action::Close));
+        assert_eq!(
+            keymap(Screen::ConfirmQuit, k(KeyCode::Char('y'))),
+            Some(Action::ConfirmQuit)
+        );
+    }
+}

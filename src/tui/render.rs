@@ -1,0 +1,837 @@
+//! Rendering: a pure function of the app state, one function per region.
+//!
+//! Nothing here changes the app or reads the clock; the elapsed time of a
+//! check is `app.now - slot.started`, and `app.now` only moves on `Tick`.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+
+use crate::engine::{Effect, Engine, Record, Step};
+use crate::playbook::EndKind;
+use crate::report::{one_line, rank, shell_words};
+use crate::tui::app::{App, Overlay};
+use crate::tui::help::HELP;
+use crate::tui::keymap::Screen;
+use crate::tui::theme::{Mark, Theme};
+
+fn theme(app: &App) -> Theme {
+    Theme {
+        ascii: app.setup.ascii,
+        color: app.setup.color,
+    }
+}
+
+fn block<'a>(t: Theme, title: impl Into<Line<'a>>) -> Block<'a> {
+    Block::bordered()
+        .border_set(t.border())
+        .padding(ratatui::widgets::Padding::horizontal(1))
+        .title(title.into().style(t.title()))
+}
+
+/// The whole screen.
+///
+/// ```text
+///  triage502 · playbook · URL · last 1h · read-only     <- header
+/// +- Path ------+ +- Step: title ---------------------+
+/// | ✓ Probe     | | guidance / question / action /   |
+/// | ▸ Current   | | conclusion                       |
+/// |             | +- Checks --------------------------+
+/// |             | | ⠋ http GET ...   1.2s / 10s       |
+/// |             | +- Evidence ------------------------+
+/// |             | | scrollable                        |
+/// +-------------+ +-----------------------------------+
+/// +- Findings (ranked) -------------------------------+
+/// +---------------------------------------------------+
+///  Enter continue · b back · ... · ? help · q quit    <- hints
+/// ```
+/// The start screen replaces everything below the header; help, ticket and
+/// the quit question are drawn over it.
+pub fn render(app: &App, frame: &mut Frame) {
+    let area = frame.area();
+    let [header, body, hints] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(5),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    render_header(app, frame, header);
+    render_hints(app, frame, hints);
+    if app.engine.is_none() {
+        render_start(app, frame, body);
+    } else {
+        render_walk(app, frame, body);
+    }
+    match app.overlay {
+        Some(Overlay::Help) => render_help(app, frame, body),
+        Some(Overlay::Guidance) => render_guidance(app, frame, body),
+        Some(Overlay::Ticket) => render_ticket(app, frame, body),
+        Some(Overlay::ConfirmQuit) => render_quit(app, frame, area),
+        None => {}
+    }
+}
+
+fn render_header(app: &App, frame: &mut Frame, area: Rect) {
+    let t = theme(app);
+    let d = t.dot();
+    let mut spans = vec![
+        Span::styled(" triage502 ", t.title()),
+        Span::raw(format!("{d} {} ", app.setup.playbook)),
+    ];
+    if let Some(u) = &app.url {
+        spans.push(Span::raw(format!("{d} {u} ")));
+    }
+    spans.push(Span::raw(format!("{d} last {} ", app.setup.since)));
+    if app.setup.read_only {
+        spans.push(Span::styled(
+            format!("{d} READ-ONLY"),
+            t.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn hints_for(app: &App) -> &'static str {
+    match app.screen() {
+        Screen::UrlPrompt => "type the URL · Enter start · F1 help · Esc quit",
+        Screen::Start => "Enter start · ? help · q quit",
+        Screen::Step if app.is_running() => {
+            "checks running · Esc cancel · r re-run · ↑↓ evidence · ? help · q quit"
+        }
+        Screen::Step => {
+            "Enter continue · b back · r re-run · ↑↓ evidence · t ticket · ? help · q quit"
+        }
+        Screen::Question => {
+            "1-9 or ↑↓+Enter choose · b back · r re-run · t ticket · ? help · q quit"
+        }
+        Screen::Action => "y confirm · n / Enter decline · b back · t ticket · ? help · q quit",
+        Screen::ActionTyped => "type the name + Enter to confirm · Esc decline · F1 help",
+        Screen::Done => "Enter/t ticket · b back · ↑↓ evidence · ? help · q quit",
+        Screen::Help | Screen::Guidance => "↑↓ PgUp PgDn scroll · Esc close",
+        Screen::Ticket => "↑↓ PgUp PgDn scroll · Esc close",
+        Screen::ConfirmQuit => "y quit · n stay",
+    }
+}
+
+fn render_hints(app: &App, frame: &mut Frame, area: Rect) {
+    let t = theme(app);
+    let text = if app.setup.ascii {
+        hints_for(app).replace('·', "|").replace("↑↓", "Up/Down")
+    } else {
+        hints_for(app).to_owned()
+    };
+    let line = match &app.notice {
+        Some(n) => Line::from(vec![
+            Span::styled(
+                format!(" {n} "),
+                t.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            ),
+            Span::styled(format!(" {text}"), t.dim()),
+        ]),
+        None => Line::from(Span::styled(format!(" {text}"), t.dim())),
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+/// The start screen.
+///
+/// ```text
+/// +- Start: diagnose a 502 ---------------------------+
+/// | Playbook   502 (title) v0.1.0                     |
+/// | URL        [http://...            ]  / why not    |
+/// | Window     logs from the last 1h                  |
+/// | Mode       read-only | actions ask first          |
+/// +---------------------------------------------------+
+/// ```
+fn render_start(app: &App, frame: &mut Frame, area: Rect) {
+    let t = theme(app);
+    let pb = app.setup.library.get(&app.setup.playbook);
+    let mut lines = vec![Line::raw("")];
+    let title = pb.map_or_else(String::new, |p| format!("{} v{}", p.title, p.version));
+    lines.push(Line::from(vec![
+        Span::styled("  Playbook  ", t.dim()),
+        Span::raw(format!("{} ({title})", app.setup.playbook)),
+    ]));
+    if let Some(d) = pb.map(|p| p.description.trim()).filter(|d| !d.is_empty()) {
+        lines.push(Line::from(vec![
+            Span::raw("            "),
+            Span::styled(d.to_owned(), t.dim()),
+        ]));
+    }
+    if app.editing_url {
+        lines.push(Line::from(vec![
+            Span::styled("  URL       ", t.dim()),
+            Span::styled(format!("{}_", app.url_input), t.selected()),
+        ]));
+        let (msg, style) = match &app.url_error {
+            Some(e) if !app.url_input.is_empty() => (e.clone(), t.fg(Color::Red)),
+            Some(e) => (e.clone(), t.dim()),
+            None => ("looks valid: Enter to start".into(), t.fg(Color::Green)),
+        };
+        lines.push(Line::from(vec![
+            Span::raw("            "),
+            Span::styled(msg, style),
+        ]));
+    } else {
+        let u = app
+            .url
+            .clone()
+            .unwrap_or_else(|| "(not needed by this playbook)".into());
+        lines.push(Line::from(vec![
+            Span::styled("  URL       ", t.dim()),
+            Span::raw(u),
+        ]));
+    }
+    lines.push(Line::from(vec![
+        Span::styled("  Window    ", t.dim()),
+        Span::raw(format!(
+            "logs and events from the last {} (--since)",
+            app.setup.since
+        )),
+    ]));
+    let mode = if app.setup.read_only {
+        "read-only: actions are shown, never run (--read-only)"
+    } else {
+        "checks only read; every action asks before it runs"
+    };
+    lines.push(Line::from(vec![
+        Span::styled("  Mode      ", t.dim()),
+        Span::raw(mode),
+    ]));
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "  Checks only read: nothing on the server is changed without your yes.",
+        t.dim(),
+    ));
+    let b = block(t, " Start: diagnose a 502 Bad Gateway ");
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(b),
+        area,
+    );
+}
+
+/// The walk: path on the left, the current step on the right, findings below.
+fn render_walk(app: &App, frame: &mut Frame, area: Rect) {
+    let Some(engine) = &app.engine else { return };
+    let findings = findings_lines(app, engine);
+    let findings_h = wrapped_height(&findings, area.width.saturating_sub(4)).clamp(1, 4) + 2;
+    let [top, findings_area] =
+        Layout::vertical([Constraint::Min(6), Constraint::Length(findings_h)]).areas(area);
+    let path_w = (area.width / 3).clamp(18, 40);
+    let [path, main] =
+        Layout::horizontal([Constraint::Length(path_w), Constraint::Min(20)]).areas(top);
+    render_path(app, engine, frame, path);
+    render_findings(app, engine, findings, frame, findings_area);
+    let checks = checks_content(app, engine);
+    let checks_h = checks.as_ref().map_or(0, |(_, l)| {
+        wrapped_height(l, main.width.saturating_sub(4)).min(main.height / 3) + 2
+    });
+    let focus = focus_content(app, engine);
+    let room = main.height.saturating_sub(checks_h + 3).max(4);
+    let focus_h = focus.height(main.width).clamp(4, room);
+    let [node, checks_area, evidence] = Layout::vertical([
+        Constraint::Length(focus_h),
+        Constraint::Length(checks_h),
+        Constraint::Min(3),
+    ])
+    .areas(main);
+    render_focus(app, focus, frame, node);
+    if let Some(c) = checks {
+        render_checks(app, c, frame, checks_area);
+    }
+    render_evidence(app, engine, frame, evidence);
+}
+
+fn mark_of(step: &Step) -> Mark {
+    match &step.record {
+        Record::Checks { outcome, .. } => Mark::from(*outcome),
+        Record::Action {
+            result: Some(r), ..
+        } => {
+            if r.ok {
+                Mark::Ok
+            } else {
+                Mark::Problem
+            }
+        }
+        Record::Action { .. } | Record::Routed { .. } | Record::LoopLimit => Mark::Skipped,
+        Record::End {
+            end: EndKind::Escalate,
+        }
+        | Record::Return {
+            end: EndKind::Escalate,
+        } => Mark::Problem,
+        Record::End { .. } | Record::Return { .. } => Mark::Ok,
+        Record::Answer { .. } | Record::Read | Record::Call { .. } => Mark::Visited,
+    }
+}
+
+fn step_detail(step: &Step) -> Option<String> {
+    match &step.record {
+        Record::Answer { label, .. } => Some(label.clone()),
+        Record::Action {
+            declined: Some(_), ..
+        } => Some("not run".into()),
+        _ => None,
+    }
+}
+
+/// The path so far, each step with its mark, and the current step.
+fn render_path(app: &App, engine: &Engine, frame: &mut Frame, area: Rect) {
+    let t = theme(app);
+    let mut lines: Vec<Line> = engine
+        .trail()
+        .iter()
+        .map(|s| {
+            let m = mark_of(s);
+            let mut spans = vec![
+                Span::styled(format!("{} ", t.mark(m)), t.mark_style(m)),
+                Span::raw(s.title.clone()),
+            ];
+            if let Some(d) = step_detail(s) {
+                spans.push(Span::styled(format!(": {d}"), t.dim()));
+            }
+            Line::from(spans)
+        })
+        .collect();
+    if !matches!(engine.effect(), Effect::Done(_))
+        && let Some((_, node)) = engine.current()
+    {
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("{} ", t.mark(Mark::Current)),
+                t.mark_style(Mark::Current),
+            ),
+            Span::styled(
+                node.title.clone(),
+                Style::default().add_modifier(Modifier::BOLD),
+            ),
+        ]));
+    }
+    // Keep the newest steps visible: drop the oldest until the wrapped
+    // rows fit, and say how many are hidden.
+    let inner_h = area.height.saturating_sub(2);
+    let width = area.width.saturating_sub(4);
+    let mut skip = 0;
+    while skip < lines.len()
+        && wrapped_height(&lines[skip..], width) + u16::from(skip > 0) > inner_h
+    {
+        skip += 1;
+    }
+    let mut shown: Vec<Line> = Vec::new();
+    if skip > 0 {
+        shown.push(Line::styled(format!("({skip} earlier)"), t.dim()));
+    }
+    shown.extend(lines.into_iter().skip(skip));
+    let lines = shown;
+    let title = format!(" Path ({} steps) ", engine.trail().len());
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(t, title)),
+        area,
+    );
+}
+
+/// The findings so far, ranked (root causes first), one wrapped line each.
+fn findings_lines(app: &App, engine: &Engine) -> Vec<Line<'static>> {
+    let t = theme(app);
+    let ranked = rank(engine.findings());
+    if ranked.is_empty() {
+        return vec![Line::styled("none yet", t.dim())];
+    }
+    ranked
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            Line::from(vec![
+                Span::styled(format!("{}. ", i + 1), t.dim()),
+                Span::styled(
+                    f.cause.info().title.clone(),
+                    t.fg(Color::Red).add_modifier(Modifier::BOLD),
+                ),
+                Span::styled(format!(" [{}] ", f.severity), t.dim()),
+                Span::raw(one_line(&f.summary)),
+            ])
+        })
+        .collect()
+}
+
+fn render_findings(
+    app: &App,
+    engine: &Engine,
+    lines: Vec<Line<'static>>,
+    frame: &mut Frame,
+    area: Rect,
+) {
+    let title = format!(
+        " Findings ({}, most likely first) ",
+        engine.findings().len()
+    );
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(theme(app), title)),
+        area,
+    );
+}
+
+fn last_checks(engine: &Engine) -> Option<(&Step, &[crate::check::CheckReport])> {
+    engine.trail().iter().rev().find_map(|s| match &s.record {
+        Record::Checks { reports, .. } => Some((s, reports.as_slice())),
+        _ => None,
+    })
+}
+
+fn secs(d: std::time::Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+/// The checks running now (spinner, elapsed / timeout), or the summaries of
+/// the last ones.
+fn checks_content(app: &App, engine: &Engine) -> Option<(String, Vec<Line<'static>>)> {
+    let t = theme(app);
+    let (title, lines): (String, Vec<Line>) = if app.running.is_empty() {
+        let (step, reports) = last_checks(engine)?;
+        let lines = reports
+            .iter()
+            .map(|r| {
+                let m = Mark::from(r.outcome);
+                Line::from(vec![
+                    Span::styled(format!("{} ", t.mark(m)), t.mark_style(m)),
+                    Span::styled(format!("{}: ", r.label), t.dim()),
+                    Span::raw(one_line(&r.summary)),
+                ])
+            })
+            .collect();
+        (format!(" Checks of {} ", step.title), lines)
+    } else {
+        let done = app.running.iter().filter(|s| s.report.is_some()).count();
+        let lines = app
+            .running
+            .iter()
+            .map(|s| {
+                if let Some(r) = &s.report {
+                    let m = Mark::from(r.outcome);
+                    Line::from(vec![
+                        Span::styled(format!("{} ", t.mark(m)), t.mark_style(m)),
+                        Span::styled(format!("{}: ", s.label), t.dim()),
+                        Span::raw(one_line(&r.summary)),
+                    ])
+                } else {
+                    let el = app.now.saturating_duration_since(s.started);
+                    Line::from(vec![
+                        Span::styled(format!("{} ", t.spinner(app.ticks)), t.fg(Color::Cyan)),
+                        Span::raw(format!("{} ", s.label)),
+                        Span::styled(format!("{} / {}", secs(el), secs(s.timeout)), t.dim()),
+                    ])
+                }
+            })
+            .collect();
+        let state = if app.is_running() { "running" } else { "done" };
+        (
+            format!(" Checks {state}: {done}/{} ", app.running.len()),
+            lines,
+        )
+    };
+    Some((title, lines))
+}
+
+fn render_checks(app: &App, content: (String, Vec<Line<'static>>), frame: &mut Frame, area: Rect) {
+    let (title, lines) = content;
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(theme(app), title)),
+        area,
+    );
+}
+
+/// What the focus panel shows: its heading, the reflowed guidance, and the
+/// interactive part (question and choices, action, verdict) that must stay
+/// fully visible.
+struct Focus {
+    heading: String,
+    guidance: Vec<Line<'static>>,
+    tail: Vec<Line<'static>>,
+}
+
+impl Focus {
+    /// Rows the panel needs at `width` (borders included).
+    fn height(&self, width: u16) -> u16 {
+        let w = width.saturating_sub(4);
+        wrapped_height(&self.guidance, w) + wrapped_height(&self.tail, w) + 2
+    }
+}
+
+fn focus_content(app: &App, engine: &Engine) -> Focus {
+    let t = theme(app);
+    let (title, guidance) = engine
+        .current()
+        .map(|(_, n)| (n.title.clone(), n.guidance.trim().to_owned()))
+        .unwrap_or_default();
+    let mut lines: Vec<Line> = Vec::new();
+    let heading = match engine.effect() {
+        Effect::RunChecks { .. } => {
+            lines.push(Line::styled(
+                "Running the checks of this step; nothing is changed.",
+                t.dim(),
+            ));
+            format!(" Step: {title} ")
+        }
+        Effect::Inform { .. } => {
+            lines.push(Line::styled(
+                "Press Enter when you have read this.",
+                t.dim(),
+            ));
+            format!(" Step: {title} ")
+        }
+        Effect::Ask {
+            text,
+            choices,
+            default,
+            ..
+        } => {
+            lines.push(Line::styled(
+                text.clone(),
+                Style::default().add_modifier(Modifier::BOLD),
+            ));
+            for (i, (id, label)) in choices.iter().enumerate() {
+                let def = if id == default { "  (default)" } else { "" };
+                let style = if i == app.selected {
+                    t.selected()
+                } else {
+                    Style::default()
+                };
+                lines.push(Line::styled(format!(" {}. {label}{def}", i + 1), style));
+            }
+            format!(" Question: {title} ")
+        }
+        Effect::Offer(a) => {
+            action_lines(app, a, &mut lines);
+            format!(" Action: {} ", a.title)
+        }
+        Effect::Done(c) => {
+            let verdict = match c.end {
+                Some(EndKind::Resolved) => "Resolved: the walk ended here.",
+                Some(EndKind::Escalate) => {
+                    "Escalate: send the ticket to hosting support (t shows it)."
+                }
+                None => "Cut short: a loop never exited; the ticket says where.",
+            };
+            lines.push(Line::styled(
+                verdict,
+                Style::default().add_modifier(Modifier::BOLD),
+            ));
+            if let Some(n) = &c.note {
+                lines.push(Line::raw(n.clone()));
+            }
+            let top = rank(engine.findings());
+            match top.first() {
+                Some(f) => {
+                    let info = f.cause.info();
+                    lines.push(Line::raw(format!(
+                        "Most likely: {} ({})",
+                        info.title, f.cause
+                    )));
+                    if let Some(fix) = info.fixes.first() {
+                        lines.push(Line::raw(format!("Fix: {fix}")));
+                    }
+                }
+                None => lines.push(Line::raw("No cause was established.")),
+            }
+            format!(" Done: {title} ")
+        }
+    };
+    let guidance: Vec<Line> = reflow(&guidance)
+        .lines()
+        .map(|l| Line::raw(l.to_owned()))
+        .collect();
+    if !guidance.is_empty() {
+        lines.insert(0, Line::raw(""));
+    }
+    Focus {
+        heading,
+        guidance,
+        tail: lines,
+    }
+}
+
+/// The focus panel: guidance on top (cut with a note when the terminal is
+/// too small), the question, action or verdict always whole at the bottom.
+fn render_focus(app: &App, focus: Focus, frame: &mut Frame, area: Rect) {
+    let t = theme(app);
+    let Focus {
+        heading,
+        guidance: g_lines,
+        tail: lines,
+    } = focus;
+    let b = block(t, heading);
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    let tail_h = wrapped_height(&lines, inner.width).min(inner.height);
+    let [top, bottom] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(tail_h)]).areas(inner);
+    let clipped = wrapped_height(&g_lines, top.width) > top.height;
+    let g = Paragraph::new(g_lines).wrap(Wrap { trim: false });
+    let tail = Paragraph::new(lines).wrap(Wrap { trim: false });
+    if clipped {
+        let note = Paragraph::new(Line::styled("... g shows all of it", t.dim()));
+        if top.height >= 1 {
+            let [text, more] =
+                Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(top);
+            frame.render_widget(g, text);
+            frame.render_widget(note, more);
+            frame.render_widget(tail, bottom);
+        } else {
+            // No room at all: the note takes the blank row above the tail.
+            frame.render_widget(tail, bottom);
+            frame.render_widget(
+                Clear,
+                Rect {
+                    height: 1,
+                    ..bottom
+                },
+            );
+            frame.render_widget(
+                note,
+                Rect {
+                    height: 1,
+                    ..bottom
+                },
+            );
+        }
+    } else {
+        frame.render_widget(g, top);
+        frame.render_widget(tail, bottom);
+    }
+}
+
+/// Lines needed to show `lines` word-wrapped at `width` (greedy, like
+/// ratatui's wrapping; a word longer than the width is split).
+pub fn wrapped_height(lines: &[Line], width: u16) -> u16 {
+    let w = usize::from(width.max(1));
+    let mut total = 0usize;
+    for line in lines {
+        let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+        let mut rows = 1usize;
+        let mut cur = 0usize;
+        for word in text.split(' ') {
+            let n = word.chars().count();
+            let need = if cur == 0 { n } else { cur + 1 + n };
+            if need <= w {
+                cur = need;
+            } else if n <= w {
+                rows += 1;
+                cur = n;
+            } else {
+                rows += usize::from(cur > 0) + (n - 1) / w;
+                cur = n % w;
+            }
+        }
+        total += rows;
+    }
+    total.min(usize::from(u16::MAX)) as u16
+}
+
+/// Join the hard-wrapped lines of each paragraph of playbook text (blank
+/// lines separate paragraphs; list items keep their own line).
+pub fn reflow(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.trim().lines().map(str::trim) {
+        let item = line.starts_with("- ")
+            || line.starts_with("* ")
+            || line
+                .split_once(". ")
+                .is_some_and(|(n, _)| n.parse::<u32>().is_ok());
+        if line.is_empty() {
+            out.push_str("\n\n");
+        } else if out.is_empty() || out.ends_with('\n') {
+            out.push_str(line);
+        } else if item {
+            out.push('\n');
+            out.push_str(line);
+        } else {
+            out.push(' ');
+            out.push_str(line);
+        }
+    }
+    while out.contains("\n\n\n") {
+        out = out.replace("\n\n\n", "\n\n");
+    }
+    out
+}
+
+fn action_lines(app: &App, a: &crate::engine::PlannedAction, lines: &mut Vec<Line<'static>>) {
+    let t = theme(app);
+    lines.push(Line::from(vec![
+        Span::styled("Tier: ", t.dim()),
+        Span::styled(
+            a.tier.to_string(),
+            t.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(format!("  {}", a.description)),
+    ]));
+    let argv = if a.argv.is_empty() {
+        "(no command: a value is missing)".to_owned()
+    } else {
+        shell_words(&a.argv)
+    };
+    lines.push(Line::from(vec![
+        Span::styled("Runs exactly: ", t.dim()),
+        Span::styled(argv, Style::default().add_modifier(Modifier::BOLD)),
+    ]));
+    if let Some(u) = &a.undo {
+        lines.push(Line::raw(format!("Undo: {u}")));
+    }
+    let prompt = if app.setup.read_only {
+        "Read-only: this action will not run. Enter or n to go on.".to_owned()
+    } else if let Some(b) = &a.blocked {
+        format!("Cannot run: {b}. Enter or n to go on.")
+    } else if a.tier > crate::action::Tier::Reversible {
+        format!(
+            "To confirm, type `{}` and Enter: {}_",
+            App::confirm_word(a),
+            app.typed
+        )
+    } else {
+        "Run it? y = yes, n = no".to_owned()
+    };
+    lines.push(Line::styled(prompt, t.fg(Color::Yellow)));
+}
+
+/// Evidence of the last checks (or of the findings when the walk is done).
+fn render_evidence(app: &App, engine: &Engine, frame: &mut Frame, area: Rect) {
+    let t = theme(app);
+    let mut lines: Vec<Line> = Vec::new();
+    let reports = last_checks(engine).map(|(_, r)| r).unwrap_or_default();
+    for r in reports {
+        for e in &r.evidence {
+            let src = e
+                .source
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            lines.push(Line::styled(format!("{}{src}", e.label), t.title()));
+            for l in e.text.lines().take(200) {
+                lines.push(Line::raw(format!("  {l}")));
+            }
+        }
+    }
+    if lines.is_empty() {
+        lines.push(Line::styled("no evidence yet", t.dim()));
+    }
+    let total = lines.len();
+    let title = format!(" Evidence ({total} lines, ↑↓ scroll) ");
+    let title = if app.setup.ascii {
+        title.replace("↑↓", "Up/Down")
+    } else {
+        title
+    };
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((app.evidence_scroll, 0))
+            .block(block(t, title)),
+        area,
+    );
+}
+
+fn popup(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+/// Help over the body: keys, marks, and the questions operators ask.
+fn render_help(app: &App, frame: &mut Frame, area: Rect) {
+    let t = theme(app);
+    let r = popup(area, 100, area.height);
+    frame.render_widget(Clear, r);
+    let marks = [
+        Mark::Ok,
+        Mark::Problem,
+        Mark::Inconclusive,
+        Mark::Skipped,
+        Mark::Visited,
+        Mark::Current,
+    ]
+    .iter()
+    .zip([
+        "ok",
+        "problem",
+        "inconclusive",
+        "skipped",
+        "answered",
+        "current",
+    ])
+    .map(|(m, w)| format!("{} {w}", t.mark(*m)))
+    .collect::<Vec<_>>()
+    .join("  ");
+    let text = HELP.replace("{marks}", &marks);
+    let text = if app.setup.ascii {
+        text.replace('·', "|").replace("↑↓", "Up/Down")
+    } else {
+        text
+    };
+    frame.render_widget(
+        Paragraph::new(text)
+            .wrap(Wrap { trim: false })
+            .scroll((app.overlay_scroll, 0))
+            .block(block(t, " Help (Esc closes) ")),
+        r,
+    );
+}
+
+/// The current step's guidance (and question) in full, scrollable.
+fn render_guidance(app: &App, frame: &mut Frame, area: Rect) {
+    let t = theme(app);
+    let Some(engine) = &app.engine else { return };
+    let focus = focus_content(app, engine);
+    let mut lines = focus.guidance;
+    lines.extend(focus.tail);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((app.overlay_scroll, 0))
+            .block(block(t, format!("{}(Esc closes) ", focus.heading))),
+        area,
+    );
+}
+
+/// The support ticket preview (the Markdown report), scrollable.
+fn render_ticket(app: &App, frame: &mut Frame, area: Rect) {
+    let t = theme(app);
+    let r = popup(area, 120, area.height);
+    frame.render_widget(Clear, r);
+    let text = app.report().map_or_else(
+        || "The walk has not started.".to_owned(),
+        |r| r.to_markdown(),
+    );
+    frame.render_widget(
+        Paragraph::new(text)
+            .wrap(Wrap { trim: false })
+            .scroll((app.overlay_scroll, 0))
+            .block(block(t, " Ticket preview (Esc closes) ")),
+        r,
+    );
+}
+
+fn render_quit(app: &App, frame: &mut Frame, area: Rect) {
+    let t = theme(app);
+    let r = popup(area, 44, 5);
+    frame.render_widget(Clear, r);
+    let lines = vec![
+        Line::raw("Quit triage502?"),
+        Line::styled("y = quit, n or Esc = stay", t.dim()),
+    ];
+    frame.render_widget(Paragraph::new(lines).block(block(t, " Quit ")), r);
+}

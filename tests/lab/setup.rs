@@ -1,0 +1,234 @@
+//! How each scenario is brought up and provoked: which servers run, what is broken after start,
+//! and which requests trigger the incident.
+//!
+//! Invariants: the scenario's own files are rendered last, so they override shared ones; anything
+//! that must be true before the fault (e.g. "the site worked before the edit") is checked here and
+//! fails the start; loads are bounded (see `load`).
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail, ensure};
+
+use super::client::{self, Reply};
+use super::load::Load;
+use super::{Observed, RunningScenario};
+
+/// How long the overload scenario's clients keep php-fpm saturated.
+const OVERLOAD_FOR: Duration = Duration::from_secs(8);
+/// Clients in the overload scenario (1 busy child + 2 queued on a backlog of 1, the rest refused).
+const OVERLOAD_CLIENTS: usize = 6;
+
+/// Brings the scenario up: renders its configs, starts its servers, breaks what it breaks.
+pub fn bring_up(rs: &mut RunningScenario) -> anyhow::Result<()> {
+    let name = rs.spec.name;
+    let app = format!("127.0.0.1:{}", rs.var("app_port"));
+    if uses_php(name) {
+        rs.render("_php")?;
+    }
+    rs.render(name)?;
+    match name {
+        "nginx_upstream_refused" | "nginx_no_live_upstreams" => rs.start_nginx(),
+        "nginx_socket_missing"
+        | "nginx_socket_permission"
+        | "nginx_app_fatal_segv"
+        | "nginx_app_fatal_undefined"
+        | "nginx_upstream_overloaded" => {
+            rs.start_php_fpm()?;
+            rs.start_nginx()
+        }
+        "nginx_upstream_timeout" => {
+            rs.start_app(&app, "slow", &["--delay", "5"])?;
+            rs.start_nginx()
+        }
+        "nginx_upstream_closed" => {
+            rs.start_app(&app, "close-after-read", &[])?;
+            rs.start_nginx()
+        }
+        "nginx_invalid_response" => {
+            rs.start_app(&app, "nul-header", &[])?;
+            rs.start_nginx()
+        }
+        "nginx_header_too_big" => {
+            rs.start_app(&app, "big-header", &["--header-size", "16384"])?;
+            rs.start_nginx()
+        }
+        "nginx_dns_failure" => {
+            rs.start_dns_stub()?;
+            rs.start_app(&app, "healthy", &[])?;
+            rs.start_nginx()
+        }
+        "nginx_recent_change" => recent_change(rs, &app),
+        "nginx_config_error" => config_error(rs, &app),
+        "nginx_cache_fault" => cache_fault(rs, &app),
+        "nginx_firewall_blocked" => {
+            rs.start_app(&app, "healthy", &[])?;
+            rs.start_nginx()?;
+            let port = rs.port("app_port");
+            rs.block_port(port)
+        }
+        "nginx_tls_upstream" => {
+            rs.start_tls_app()?;
+            rs.start_nginx()
+        }
+        "nginx_ipv6_only_app" => {
+            let v6 = format!("[::1]:{}", rs.var("app_port"));
+            rs.start_app(&v6, "healthy", &[])?;
+            rs.start_nginx()
+        }
+        "nginx_frontend_down" => {
+            rs.start_app(&app, "healthy", &[])?;
+            rs.start_nginx()?;
+            rs.stop_nginx();
+            Ok(())
+        }
+        "nginx_resource_exhaustion" | "nginx_healthy" => {
+            rs.start_app(&app, "healthy", &[])?;
+            rs.start_nginx()
+        }
+        "apache_upstream_refused" => rs.start_apache(),
+        "apache_invalid_response" => {
+            rs.start_app(&app, "nul-header", &[])?;
+            rs.start_apache()
+        }
+        "apache_upstream_timeout" => {
+            rs.start_app(&app, "slow", &["--delay", "5"])?;
+            rs.start_apache()
+        }
+        "apache_socket_missing" => {
+            rs.start_php_fpm()?;
+            rs.start_apache()
+        }
+        "haproxy_upstream_refused" => {
+            rs.start_haproxy()?;
+            // Let the health check mark the server DOWN, as it would be minutes into an incident.
+            rs.wait_for_line(&super::Proof {
+                log: "haproxy",
+                pattern: r"Server be_app/app1 is DOWN",
+            })
+            .map(drop)
+        }
+        "haproxy_edge_error" => {
+            rs.start_origin_nginx()?;
+            rs.start_haproxy()?;
+            rs.wait_for_line(&super::Proof {
+                log: "haproxy",
+                pattern: r"Server be_origin/origin1 is DOWN",
+            })
+            .map(drop)
+        }
+        "haproxy_invalid_response" => {
+            rs.start_app(&app, "garbage", &[])?;
+            rs.start_haproxy()
+        }
+        other => bail!("scenario {other} has no setup"),
+    }
+}
+
+/// Makes the requests that trigger the incident.
+pub fn provoke(rs: &mut RunningScenario) -> Observed {
+    let mut controls: Vec<(String, Reply)> = rs
+        .spec
+        .healthy_paths
+        .iter()
+        .map(|p| ((*p).to_owned(), client::get(&format!("{}{p}", rs.base))))
+        .collect();
+    match rs.spec.name {
+        // The origin behind the load balancer answers when asked directly.
+        "haproxy_edge_error" => {
+            let origin = format!("http://127.0.0.1:{}/", rs.var("app_port"));
+            let reply = client::get(&origin);
+            controls.push((origin, reply));
+        }
+        // The first request marks both peers failed; the second finds no live upstream.
+        "nginx_no_live_upstreams" => {
+            client::get(&rs.url);
+        }
+        "nginx_upstream_overloaded" => {
+            rs.load = Some(Load::start(
+                &format!("{}/report", rs.base),
+                OVERLOAD_CLIENTS,
+                OVERLOAD_FOR,
+            ));
+            std::thread::sleep(Duration::from_millis(700));
+        }
+        _ => {}
+    }
+    let reply = client::get(&rs.url);
+    Observed { reply, controls }
+}
+
+fn uses_php(name: &str) -> bool {
+    matches!(
+        name,
+        "nginx_socket_missing"
+            | "nginx_socket_permission"
+            | "nginx_app_fatal_segv"
+            | "nginx_app_fatal_undefined"
+            | "nginx_upstream_overloaded"
+            | "apache_socket_missing"
+    )
+}
+
+/// The site works; then `shop.conf` is copied to `shop.conf.bak` (mtime kept), edited with a
+/// port typo from `edits/shop.conf`, and nginx is reloaded.
+fn recent_change(rs: &mut RunningScenario, app: &str) -> anyhow::Result<()> {
+    rs.start_app(app, "healthy", &[])?;
+    let site = rs.dir.join("sites-enabled/shop.conf");
+    // The working config has been in place for days.
+    let days_ago = SystemTime::now() - Duration::from_secs(3 * 24 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&site)?
+        .set_modified(days_ago)?;
+    rs.start_nginx()?;
+    let before = client::get(&rs.url);
+    ensure!(
+        before.status() == Some(200),
+        "the site should work before the edit, got {}",
+        before.describe()
+    );
+    let backup = rs.dir.join("sites-enabled/shop.conf.bak");
+    std::fs::copy(&site, &backup)?;
+    std::fs::File::options()
+        .write(true)
+        .open(&backup)?
+        .set_modified(days_ago)?;
+    apply_edit(rs)?;
+    rs.reload_nginx()
+}
+
+/// The app moved to a new port; the old config still points at the old one. The operator's fix
+/// (`edits/shop.conf`) has a syntax error, so the reload is rejected and the old config stays.
+fn config_error(rs: &mut RunningScenario, app: &str) -> anyhow::Result<()> {
+    rs.start_app(app, "healthy", &[])?;
+    rs.start_nginx()?;
+    apply_edit(rs)?;
+    rs.reload_nginx_expecting_rejection()
+}
+
+/// Replaces `sites-enabled/shop.conf` with the scenario's `edits/shop.conf` and removes `edits/`.
+fn apply_edit(rs: &RunningScenario) -> anyhow::Result<()> {
+    let edits = rs.dir.join("edits");
+    let text = std::fs::read_to_string(edits.join("shop.conf")).context("edits/shop.conf")?;
+    std::fs::write(rs.dir.join("sites-enabled/shop.conf"), text)?;
+    std::fs::remove_dir_all(edits)?;
+    Ok(())
+}
+
+/// The cache works; then its directory is re-owned root:root 0700, as a careless `chown -R` would.
+fn cache_fault(rs: &mut RunningScenario, app: &str) -> anyhow::Result<()> {
+    rs.start_app(app, "healthy", &[])?;
+    rs.start_nginx()?;
+    let warm = client::get(&rs.url);
+    ensure!(
+        warm.status() == Some(200),
+        "the cached site should work before the chown, got {}",
+        warm.describe()
+    );
+    let cache = rs.dir.join("cache");
+    ensure!(cache.is_dir(), "nginx did not create {}", cache.display());
+    std::os::unix::fs::chown(&cache, Some(0), Some(0))?;
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700))?;
+    Ok(())
+}
