@@ -437,6 +437,31 @@ fn schema_type(v: &serde_json::Value, defs: &serde_json::Value, depth: u8) -> St
     }
 }
 
+/// The default a doc comment states as "(default X)" or "(default: X)",
+/// up to the closing parenthesis or a `;`.
+fn default_in(description: &str) -> Option<String> {
+    let i = description.find("(default")?;
+    let rest = &description[i + 1..];
+    let mut depth = 1;
+    let mut end = rest.len();
+    for (j, c) in rest.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = j;
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let inner = rest["default".len()..end].trim_start_matches(':').trim();
+    let inner = inner.split(';').next().unwrap_or(inner).trim();
+    (!inner.is_empty()).then(|| inner.to_owned())
+}
+
 /// The parameters of every kind, from the JSON schema of [`CheckSpec`].
 pub fn params_docs() -> BTreeMap<String, Vec<ParamDoc>> {
     use serde_json::Value;
@@ -481,18 +506,7 @@ pub fn params_docs() -> BTreeMap<String, Vec<ParamDoc>> {
                     .get("default")
                     .filter(|d| !d.is_null())
                     .map(ToString::to_string)
-                    .or_else(|| {
-                        let i = description.find("(default ")?;
-                        let rest = &description[i + "(default ".len()..];
-                        let end = rest.find([')', ',', ';']).unwrap_or(rest.len());
-                        Some(rest[..end].trim().trim_end_matches(':').to_owned())
-                    })
-                    .or_else(|| {
-                        let i = description.find("default: ")?;
-                        let rest = &description[i + "default: ".len()..];
-                        let end = rest.find(['.', ';']).unwrap_or(rest.len());
-                        Some(rest[..end].trim().to_owned())
-                    });
+                    .or_else(|| default_in(&description));
                 docs.push(ParamDoc {
                     name: name.clone(),
                     ty: schema_type(p, &defs, 0),
@@ -519,22 +533,28 @@ pub fn checks_list_text() -> String {
         let _ = writeln!(s, "{}\n  {}", k.kind, k.summary);
         let _ = writeln!(s, "  params:");
         for p in docs.get(k.kind).map(Vec::as_slice).unwrap_or_default() {
-            let req = if p.required { ", required" } else { "" };
-            let def = p
-                .default
-                .as_ref()
-                .map(|d| format!(" [default: {d}]"))
-                .unwrap_or_default();
+            let mut tags = Vec::new();
+            if p.required {
+                tags.push("required".to_owned());
+            }
+            if let Some(d) = &p.default {
+                tags.push(format!("default {d}"));
+            }
+            let tags = if tags.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", tags.join(", "))
+            };
             let _ = writeln!(
                 s,
-                "    {} ({}{req}){def}\n        {}",
+                "    {}: {}{tags}\n        {}",
                 p.name, p.ty, p.description
             );
         }
         if !k.facts.is_empty() {
             let _ = writeln!(s, "  facts: {}", k.facts.join(", "));
         }
-        let _ = writeln!(s, "  example:\n    {}\n", k.example);
+        let _ = writeln!(s, "  example: checks = [{}]\n", k.example);
     }
     s
 }
@@ -572,7 +592,7 @@ mod tests {
                     k.kind,
                     p.name
                 );
-                assert!(text.contains(&format!("    {} (", p.name)));
+                assert!(text.contains(&format!("    {}: {}", p.name, p.ty)));
             }
         }
         let http = &docs["http"];

@@ -222,7 +222,13 @@ mod tests {
                 spec: Ok(s),
             }
         };
-        r.spawn_batch(1, vec![spec("bad address"), spec(&open)]);
+        // A closed port: refused is a problem (an address without a port is
+        // inconclusive since the tcp kind treats it as bad input).
+        let closed = {
+            let c = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            c.local_addr().unwrap().to_string()
+        };
+        r.spawn_batch(1, vec![spec(&closed), spec(&open)]);
         let reports = collect_batch(&mut rx, 1, 2).await;
         // An unusable address cannot be checked: inconclusive, reported first.
         assert_eq!(reports[0].outcome, Outcome::Inconclusive);

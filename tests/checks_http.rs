@@ -174,6 +174,11 @@ async fn healthy_page_is_ok_with_timings_and_no_generator() {
         "{}",
         t.text
     );
+    assert!(
+        !t.text.contains("connect -"),
+        "connect is timed on the request's own connection: {}",
+        t.text
+    );
     let mut head = params(url);
     head.method = Some(Method::Head);
     assert_eq!(

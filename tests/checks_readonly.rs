@@ -128,6 +128,7 @@ async fn no_check_kind_changes_any_file() {
         format!(r#"{{ plugins = {{ document_root = "{r}/www", fatal_log = "{r}/error.log" }} }}"#),
         format!(r#"{{ cache = {{ paths = ["{r}/cache"], user = "root" }} }}"#),
         format!(r#"{{ command = {{ argv = ["cat", "{r}/dpkg.log"], ok_if = ["upgrade"] }} }}"#),
+        format!(r#"{{ discovery = {{ url = "http://{http}/" }} }}"#),
     ];
     let before = snapshot(root);
     let ctx = listeners::ctx();

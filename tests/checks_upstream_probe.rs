@@ -183,9 +183,12 @@ async fn real_php_fpm_answers_over_fastcgi() {
     let mut child = tokio::process::Command::new(fpm)
         .args(["-R", "-F", "-n", "-y"])
         .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    let pid = child.id().unwrap().to_string();
     for _ in 0..100 {
         if sock.exists() {
             break;
@@ -198,7 +201,11 @@ async fn real_php_fpm_answers_over_fastcgi() {
     p.document_root = Some(root.display().to_string());
     p.timeout = Some(HumanDuration(Duration::from_secs(5)));
     let r = run(&p, &ctx()).await;
-    child.kill().await.unwrap();
+    // SIGTERM makes the master stop its workers too (SIGKILL would orphan them).
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
     assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
     assert_eq!(r.facts["probe.status"], "200");
     assert!(

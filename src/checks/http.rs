@@ -8,15 +8,19 @@
 //!
 //! Timings: DNS is measured by resolving the host ourselves (the request is
 //! then pinned to that address, so reqwest does not resolve again); connect is
-//! measured on a separate TCP connection opened just before the request (an
-//! approximation: reqwest exposes no per-phase timings); TLS is not separable
-//! from the first byte and is reported as included in it; first byte is the
-//! time until the response headers arrived; total includes reading the body.
+//! measured by a layer around reqwest's connector on the request's own
+//! connection, so for https it includes the TLS handshake (reqwest does not
+//! separate the two); first byte is the time until the response headers
+//! arrived; total includes reading the body.
 
 pub mod fingerprint;
 
 use std::fmt::Write as _;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
@@ -125,7 +129,7 @@ impl Timings {
     fn text(&self, https: bool, pinned: bool) -> String {
         let f = |v: Option<u128>| v.map_or("-".to_owned(), |v| format!("{v} ms"));
         format!(
-            "dns {}, connect {} (separate connection, approximate), tls {}, first byte {}, total {}",
+            "dns {}, connect {}, tls {}, first byte {}, total {}",
             if pinned {
                 "skipped (pinned address)".to_owned()
             } else {
@@ -133,7 +137,7 @@ impl Timings {
             },
             f(self.connect),
             if https {
-                "included in first byte"
+                "included in connect"
             } else {
                 "n/a (plain http)"
             },
@@ -195,16 +199,6 @@ pub fn headers_text(headers: &[(String, String)]) -> String {
         .join("\n")
 }
 
-fn io_kind(e: &std::io::Error) -> &'static str {
-    use std::io::ErrorKind as K;
-    match e.kind() {
-        K::ConnectionRefused => "refused",
-        K::TimedOut => "timeout",
-        K::HostUnreachable | K::NetworkUnreachable => "unreachable",
-        _ => "error",
-    }
-}
-
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -224,8 +218,64 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-fn classify_reqwest(e: &reqwest::Error, timeout: Duration) -> Failure {
-    let text = chain(e);
+fn elapsed_ms(slot: &Mutex<Option<Duration>>) -> Option<u128> {
+    slot.lock().ok().and_then(|g| *g).map(|d| d.as_millis())
+}
+
+/// A layer around reqwest's connector that records how long the connection
+/// (TCP, plus TLS for https) took to establish.
+#[derive(Clone)]
+struct ConnectTimer(Arc<Mutex<Option<Duration>>>);
+
+impl<S> tower::Layer<S> for ConnectTimer {
+    type Service = TimedConnect<S>;
+    fn layer(&self, inner: S) -> TimedConnect<S> {
+        TimedConnect {
+            inner,
+            slot: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct TimedConnect<S> {
+    inner: S,
+    slot: Arc<Mutex<Option<Duration>>>,
+}
+
+impl<S, R> tower::Service<R> for TimedConnect<S>
+where
+    S: tower::Service<R>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        let started = Instant::now();
+        let slot = self.slot.clone();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let r = fut.await;
+            if r.is_ok()
+                && let Ok(mut g) = slot.lock()
+            {
+                *g = Some(started.elapsed());
+            }
+            r
+        })
+    }
+}
+
+fn classify_reqwest(e: &reqwest::Error, timeout: Duration, addr: SocketAddr) -> Failure {
+    let text = format!("{addr}: {}", chain(e));
     let lower = text.to_ascii_lowercase();
     if e.is_timeout() {
         return Failure {
@@ -349,47 +399,22 @@ pub async fn attempt(p: &Params, url: &reqwest::Url) -> Attempt {
             }
         }
     };
-    // 2. Connect (ours, on a separate connection, closed at once).
-    let t = Instant::now();
-    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => {
-            a.timings.connect = Some(t.elapsed().as_millis());
-            drop(s);
-        }
-        Ok(Err(e)) => {
-            a.failure = Some(Failure {
-                kind: io_kind(&e),
-                text: format!("connect to {addr}: {e}"),
-                connect_phase: true,
-            });
-            return a;
-        }
-        Err(_) => {
-            a.failure = Some(Failure {
-                kind: "timeout",
-                text: format!(
-                    "connect to {addr}: no answer within {} (SYNs unanswered: filtered or host down)",
-                    HumanDuration(timeout)
-                ),
-                connect_phase: true,
-            });
-            return a;
-        }
-    }
-    // 3. The request itself, pinned to the same address.
+    // 2. The request itself, pinned to the same address, its connect timed.
     let redirects = p.max_redirects.unwrap_or(0).min(MAX_REDIRECTS);
     let policy = if redirects == 0 {
         reqwest::redirect::Policy::none()
     } else {
         reqwest::redirect::Policy::limited(usize::from(redirects))
     };
+    let connect_time: Arc<Mutex<Option<Duration>>> = Arc::default();
     let mut b = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(policy)
         .user_agent(concat!("triage502/", env!("CARGO_PKG_VERSION")))
         .no_proxy()
-        .pool_max_idle_per_host(0);
+        .pool_max_idle_per_host(0)
+        .connector_layer(ConnectTimer(connect_time.clone()));
     if host.parse::<std::net::IpAddr>().is_err() {
         b = b.resolve(&host, addr);
     }
@@ -411,11 +436,13 @@ pub async fn attempt(p: &Params, url: &reqwest::Url) -> Attempt {
     let mut resp = match client.request(method, url.clone()).send().await {
         Ok(r) => r,
         Err(e) => {
-            a.failure = Some(classify_reqwest(&e, timeout));
+            a.failure = Some(classify_reqwest(&e, timeout, addr));
+            a.timings.connect = elapsed_ms(&connect_time);
             a.timings.total = Some(started.elapsed().as_millis());
             return a;
         }
     };
+    a.timings.connect = elapsed_ms(&connect_time);
     a.timings.first_byte = Some(started.elapsed().as_millis());
     a.remote = resp.remote_addr().or(Some(addr));
     a.status = Some(resp.status().as_u16());

@@ -1,16 +1,13 @@
-//! Processes from /proc: pid, name, command line, user and start time.
+//! Processes as the checks use them (`service`, `listener`, `resources`):
+//! a flat view over `crate::sys::process` with the start time in epoch
+//! seconds, lookups by program name, and a compact age for summaries.
 //!
-//! A minimal reader for the checks (`service`, `listener`, `resources`);
-//! the discovery work keeps a fuller one under `src/sys/`. Invariants: at most
-//! [`MAX_PROCS`] processes are read, each file capped; a process that exits
-//! while being read is skipped; start times use USER_HZ = 100, the fixed unit
-//! of /proc/PID/stat on Linux.
+//! Invariants: everything comes from `crate::sys` (bounded /proc reads); a
+//! process that exits while being read is skipped.
 
 use std::path::Path;
 
-/// Processes read at most.
-pub const MAX_PROCS: usize = 8192;
-const USER_HZ: u64 = 100;
+use crate::sys;
 
 /// One process as /proc shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,78 +23,38 @@ pub struct Proc {
     pub started: Option<i64>,
 }
 
-fn read_capped(path: &Path, cap: u64) -> Option<String> {
-    use std::io::Read;
-    let mut v = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(cap)
-        .read_to_end(&mut v)
-        .ok()?;
-    Some(String::from_utf8_lossy(&v).into_owned())
+impl From<sys::process::Process> for Proc {
+    fn from(p: sys::process::Process) -> Self {
+        Proc {
+            pid: p.pid,
+            ppid: p.ppid,
+            cmdline: p.cmdline_text(),
+            name: p.comm,
+            uid: p.uid,
+            started: p.start_time.and_then(|s| i64::try_from(s).ok()),
+        }
+    }
 }
 
 /// Boot time in seconds since the epoch (`btime` of /proc/stat).
 pub fn boot_time() -> Option<i64> {
-    read_capped(Path::new("/proc/stat"), 1 << 20)?
+    sys::read_text(Path::new("/proc/stat"))
+        .ok()?
         .lines()
         .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
 }
 
 /// Read one process; None if it vanished or is unreadable.
-pub fn read(pid: u32, btime: Option<i64>) -> Option<Proc> {
-    let base = Path::new("/proc").join(pid.to_string());
-    let stat = read_capped(&base.join("stat"), 4096)?;
-    // `pid (comm) state ppid …`: comm may contain spaces and parentheses.
-    let close = stat.rfind(')')?;
-    let name = stat[stat.find('(')? + 1..close].to_owned();
-    let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    let ppid = rest.get(1)?.parse().ok()?;
-    let start_ticks: Option<u64> = rest.get(19).and_then(|s| s.parse().ok());
-    let started = match (btime, start_ticks) {
-        (Some(b), Some(t)) => Some(b + (t / USER_HZ) as i64),
-        _ => None,
-    };
-    let cmdline = read_capped(&base.join("cmdline"), 8192)
-        .unwrap_or_default()
-        .split('\0')
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let uid = read_capped(&base.join("status"), 16384)?
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Uid:")?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })?;
-    Some(Proc {
-        pid,
-        ppid,
-        name,
-        cmdline,
-        uid,
-        started,
-    })
-}
-
-/// Every process id under /proc (at most [`MAX_PROCS`]).
-pub fn pids() -> Vec<u32> {
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    rd.filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .take(MAX_PROCS)
-        .collect()
+pub fn read(pid: u32) -> Option<Proc> {
+    sys::process::process(pid).ok().map(Proc::from)
 }
 
 /// Every readable process.
 pub fn all() -> Vec<Proc> {
-    let b = boot_time();
-    pids().into_iter().filter_map(|p| read(p, b)).collect()
+    sys::process::processes()
+        .into_iter()
+        .map(Proc::from)
+        .collect()
 }
 
 /// Processes whose name or program (argv[0] basename, before a `:` as in
@@ -134,7 +91,7 @@ mod tests {
 
     #[test]
     fn own_process_is_readable_with_start_time() {
-        let me = read(std::process::id(), boot_time()).unwrap();
+        let me = read(std::process::id()).unwrap();
         assert_eq!(me.pid, std::process::id());
         let now = jiff::Timestamp::now().as_second();
         let started = me.started.unwrap();
@@ -142,5 +99,6 @@ mod tests {
             started <= now + 1 && started > now - 3600,
             "{started} vs {now}"
         );
+        assert_eq!(age_text(3725), "1h02m");
     }
 }
