@@ -230,9 +230,8 @@ mod tests {
         };
         r.spawn_batch(1, vec![spec(&closed), spec(&open)]);
         let reports = collect_batch(&mut rx, 1, 2).await;
-        // An unusable address cannot be checked: inconclusive, reported first.
-        assert_eq!(reports[0].outcome, Outcome::Inconclusive);
-        assert!(reports[0].label.contains("bad address"));
+        assert_eq!(reports[0].outcome, Outcome::Problem);
+        assert!(reports[0].label.contains(&closed));
         assert_eq!(reports[1].outcome, Outcome::Ok);
     }
 }

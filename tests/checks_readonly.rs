@@ -91,6 +91,11 @@ async fn no_check_kind_changes_any_file() {
     .unwrap();
     std::fs::create_dir_all(root.join("cache/a/1f")).unwrap();
     std::fs::write(root.join("cache/a/1f/entry"), "cached").unwrap();
+    std::fs::write(
+        root.join("access.log"),
+        "127.0.0.1 - - [23/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 502 157 \"-\" \"curl\"\n",
+    )
+    .unwrap();
     std::fs::write(root.join("error.log"), "2026/11/23 10:00:00 [notice] 1#1: signal process started\nPHP Fatal error: x in /srv/wp-content/plugins/shop/shop.php:2\n").unwrap();
     std::fs::write(
         root.join("dpkg.log"),
@@ -129,6 +134,8 @@ async fn no_check_kind_changes_any_file() {
         format!(r#"{{ cache = {{ paths = ["{r}/cache"], user = "root" }} }}"#),
         format!(r#"{{ command = {{ argv = ["cat", "{r}/dpkg.log"], ok_if = ["upgrade"] }} }}"#),
         format!(r#"{{ discovery = {{ url = "http://{http}/" }} }}"#),
+        format!(r#"{{ log_scan = {{ paths = ["{r}/error.log"], since = "24000h" }} }}"#),
+        format!(r#"{{ access_log = {{ paths = ["{r}/access.log"], since = "24000h" }} }}"#),
     ];
     let before = snapshot(root);
     let ctx = listeners::ctx();

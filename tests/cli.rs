@@ -273,7 +273,7 @@ fn playbook_list_test_and_checks_list() {
     let checks = bin().args(["checks", "list"]).output().unwrap();
     let text = String::from_utf8_lossy(&checks.stdout);
     assert!(
-        text.contains("http\n") && text.contains("url (string, required)"),
+        text.contains("http\n") && text.contains("url: string (required)"),
         "{text}"
     );
     assert!(

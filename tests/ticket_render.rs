@@ -87,7 +87,7 @@ fn normalise(s: &str, tmp: &Path) -> String {
         (r#""duration_ms": \d+"#, r#""duration_ms": <N>"#),
         (r"os error \d+", "os error <N>"),
         (r"\(pid \d+\)", "(pid <PID>)"),
-        (r"\] \d+#\d+: ", "] <PID>#<TID>: "),
+        (r"\] \d+#\d+: (\*\d+ )?", "] <PID>#<TID>: *<CONN> "),
     ];
     for (re, with) in subs {
         s = Regex::new(re).unwrap().replace_all(&s, with).into_owned();
