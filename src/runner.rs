@@ -61,6 +61,14 @@ impl Runner {
 
     /// Start every check of a batch; results arrive as `Finished` events.
     pub fn spawn_batch(&mut self, batch: u64, checks: Vec<PlannedCheck>) {
+        // The window ends now, not when the walk started: lines the incident
+        // (and our own probes) write during the walk belong to it.
+        let now = jiff::Timestamp::now();
+        if now > self.ctx.window_to {
+            let mut ctx = (*self.ctx).clone();
+            ctx.window_to = now;
+            self.ctx = Arc::new(ctx);
+        }
         for (index, planned) in checks.into_iter().enumerate() {
             let tx = self.tx.clone();
             let ctx = self.ctx.clone();
