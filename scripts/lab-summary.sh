@@ -6,10 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp)
 cargo test --quiet --test lab -- diagnosis --nocapture --test-threads 2 2>&1 | tee "$out" | grep -E "^test result" || true
-grep -o "lab-result .*" "$out" | sort | awk '
-  { split($3, e, "="); split($4, g, "="); split($5, d, "=");
-    n++; if (e[2] == g[2]) ok++; t[n] = d[2] + 0;
-    printf "%-34s %-22s %-22s %6d ms\n", $2, e[2], g[2], d[2] }
-  END {
-    asort(t); m = (n % 2) ? t[(n + 1) / 2] : (t[n / 2] + t[n / 2 + 1]) / 2;
-    printf "\n%d of %d scenarios diagnosed correctly (right cause first); median time to diagnosis %d ms\n", ok, n, m }'
+results=$(grep -o "lab-result .*" "$out" | sort)
+echo "$results" | awk '{ split($3, e, "="); split($4, g, "="); split($5, d, "=");
+  printf "%-34s %-22s %-22s %6d ms\n", $2, e[2], g[2], d[2] }'
+n=$(echo "$results" | grep -c . || true)
+ok=$(echo "$results" | awk '{ split($3, e, "="); split($4, g, "="); if (e[2] == g[2]) c++ } END { print c + 0 }')
+median=$(echo "$results" | sed -E 's/.*duration_ms=([0-9]+).*/\1/' | sort -n |
+  awk '{ t[NR] = $1 } END { if (NR % 2) print t[(NR + 1) / 2]; else print int((t[NR / 2] + t[NR / 2 + 1]) / 2) }')
+echo
+echo "$ok of $n scenarios diagnosed correctly (right cause first); median time to diagnosis $median ms"
