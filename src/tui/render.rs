@@ -165,7 +165,8 @@ fn render_start(app: &App, frame: &mut Frame, area: Rect) {
     if let Some(d) = pb.map(|p| p.description.trim()).filter(|d| !d.is_empty()) {
         lines.push(Line::from(vec![
             Span::raw("            "),
-            Span::styled(d.to_owned(), t.dim()),
+            // The playbook's own line breaks are not the screen's: reflow.
+            Span::styled(d.split_whitespace().collect::<Vec<_>>().join(" "), t.dim()),
         ]));
     }
     if app.editing_url {
