@@ -16,8 +16,12 @@ struct Nginx(Child);
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        // Stop the master we started, by its pid.
-        let _ = self.0.kill();
+        // Stop the master we started, by its pid, with SIGTERM: a SIGKILLed
+        // master leaves its workers orphaned.
+        let pid = self.0.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
         let _ = self.0.wait();
     }
 }
