@@ -93,6 +93,7 @@ scenarios!(
     nginx_header_too_big,
     nginx_app_fatal_segv,
     nginx_app_fatal_undefined,
+    nginx_plugin_fault,
     nginx_upstream_overloaded,
     nginx_no_live_upstreams,
     nginx_dns_failure,

@@ -33,6 +33,7 @@ pub fn bring_up(rs: &mut RunningScenario) -> anyhow::Result<()> {
         | "nginx_socket_permission"
         | "nginx_app_fatal_segv"
         | "nginx_app_fatal_undefined"
+        | "nginx_plugin_fault"
         | "nginx_upstream_overloaded" => {
             rs.start_php_fpm()?;
             rs.start_nginx()
@@ -165,6 +166,7 @@ fn uses_php(name: &str) -> bool {
             | "nginx_socket_permission"
             | "nginx_app_fatal_segv"
             | "nginx_app_fatal_undefined"
+            | "nginx_plugin_fault"
             | "nginx_upstream_overloaded"
             | "apache_socket_missing"
     )
