@@ -98,6 +98,7 @@ scenarios!(
     nginx_no_live_upstreams,
     nginx_dns_failure,
     nginx_recent_change,
+    nginx_config_typo_backup,
     nginx_cache_fault,
     nginx_firewall_blocked,
     nginx_tls_upstream,

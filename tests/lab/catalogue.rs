@@ -262,6 +262,22 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        name: "nginx_config_typo_backup",
+        front: Front::Nginx,
+        what: "nginx.conf was edited minutes ago with a wrong upstream port (nginx.conf.bak holds the good one) and nginx was reloaded",
+        status: Some(502),
+        causes: &["upstream_refused", "recent_change"],
+        path: "/",
+        healthy_paths: &[],
+        proof: &[
+            p("error", r"\[notice\] \d+#\d+: signal process started"),
+            p(
+                "error",
+                r"\[error\] .*connect\(\) failed \(111: Connection refused\) while connecting to upstream",
+            ),
+        ],
+    },
+    Scenario {
         name: "nginx_cache_fault",
         front: Front::Nginx,
         what: "the proxy cache directory was re-owned root:root 0700 after start",
