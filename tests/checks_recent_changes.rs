@@ -178,7 +178,10 @@ async fn a_config_file_is_looked_at_by_itself_with_the_backup_facts() {
     assert_eq!(r.facts["changes.files"], conf.display().to_string());
     assert_eq!(r.facts["changes.backup"], bak.display().to_string());
     assert_eq!(r.facts["changes.backup_of"], conf.display().to_string());
-    assert!(r.evidence.iter().all(|e| e.label != "not readable"), "{r:#?}");
+    assert!(
+        r.evidence.iter().all(|e| e.label != "not readable"),
+        "{r:#?}"
+    );
 
     // An old config file is no change, and no backup fact is published.
     age(&conf, 30);
