@@ -123,6 +123,17 @@ fn bisection_names_the_plugin_that_crashes_php_fpm() {
         x.result.summary
     );
     eprintln!("isolation steps:\n{}", x.result.output);
+    // One line for scripts/lab-summary.sh (run with --nocapture).
+    eprintln!(
+        "lab-action isolate_plugins scenario={SCENARIO} summary={:?} probes={} duration_ms={}",
+        x.result.summary,
+        x.result
+            .output
+            .lines()
+            .filter(|l| l.contains(" → "))
+            .count(),
+        x.result.duration_ms
+    );
     // Half at a time: far fewer probes than one per plugin and step.
     let probes = x
         .result

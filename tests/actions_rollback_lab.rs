@@ -98,6 +98,12 @@ fn the_walk_offers_the_rollback_and_restoring_the_backup_brings_200_back() {
         x.result.output,
         walk.verified.summary()
     );
+    // One line for scripts/lab-summary.sh (run with --nocapture).
+    eprintln!(
+        "lab-action rollback scenario={SCENARIO} summary={:?} duration_ms={}",
+        walk.verified.summary(),
+        x.result.duration_ms
+    );
     assert!(x.result.ok, "{:#?}", x.result);
     assert!(
         x.result.output.contains("configuration test passed")
