@@ -467,7 +467,7 @@ fn summarise_file(
     let opened = match input::open(path) {
         Ok(o) => o,
         Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-            rep.error = Some(e.to_string());
+            rep.error = Some(input::refusal(&e));
             return rep;
         }
         Err(e) => {

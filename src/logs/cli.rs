@@ -250,6 +250,10 @@ fn run_classify(a: &ClassifyArgs, out: &mut dyn Write) -> anyhow::Result<ExitCod
         Ok(c) => c,
         Err(e) => return Ok(bad_input(out, &e)),
     };
+    let stdin = a.input.as_ref().is_none_or(|p| p.as_os_str() == "-");
+    if stdin && let Err(e) = super::input::check_stdin() {
+        return Ok(bad_input(out, &e.to_string()));
+    }
     let input: Box<dyn BufRead + Send> = match &a.input {
         None => Box::new(std::io::BufReader::new(std::io::stdin())),
         Some(p) if p.as_os_str() == "-" => Box::new(std::io::BufReader::new(std::io::stdin())),
@@ -261,7 +265,7 @@ fn run_classify(a: &ClassifyArgs, out: &mut dyn Write) -> anyhow::Result<ExitCod
                 std::io::Read::take(o.file, o.size),
             )),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
-                return Ok(bad_input(out, &e.to_string()));
+                return Ok(bad_input(out, &super::input::refusal(&e)));
             }
             Err(e) => return Ok(bad_input(out, &format!("{}: {e}", p.display()))),
         },

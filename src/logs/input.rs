@@ -60,7 +60,7 @@ pub fn open(path: &Path) -> io::Result<Opened> {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
-                "{} is {}, not a log file: give the file itself (to classify a stream, pipe it into `triage502 logs classify -`)",
+                "{} is {}, not a regular file",
                 path.display(),
                 kind(meta.file_type())
             ),
@@ -76,6 +76,39 @@ pub fn open(path: &Path) -> io::Result<Opened> {
         path: path.to_path_buf(),
         id: (meta.dev(), meta.ino()),
     })
+}
+
+/// The message for a log path [`open`] refused, with what to do instead.
+pub fn refusal(e: &io::Error) -> String {
+    format!(
+        "{e}: give the log file itself (to classify a stream, pipe it into `triage502 logs classify -`)"
+    )
+}
+
+/// Refuse a standard input that would be read forever for nothing: a
+/// character or block device that is neither a terminal (typed or pasted
+/// lines) nor `/dev/null` (empty), such as `/dev/zero` or `/dev/urandom`.
+/// Pipes, files and sockets are streams and are read as they come.
+pub fn check_stdin() -> io::Result<()> {
+    use std::io::IsTerminal;
+    let stdin = io::stdin();
+    if stdin.is_terminal() {
+        return Ok(());
+    }
+    let st = rustix::fs::fstat(&stdin)?;
+    let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
+    let device = matches!(
+        ft,
+        rustix::fs::FileType::CharacterDevice | rustix::fs::FileType::BlockDevice
+    );
+    let is_null = std::fs::metadata("/dev/null").is_ok_and(|m| m.rdev() == st.st_rdev);
+    if device && !is_null {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "standard input is a device (such as /dev/zero or /dev/urandom), not a log stream: pipe a log into it or name a log file",
+        ));
+    }
+    Ok(())
 }
 
 impl Opened {

@@ -726,7 +726,7 @@ fn open_error(path: &Path, e: &io::Error, rotated: bool) -> FileReport {
                 path.display()
             )
         } else if e.kind() == io::ErrorKind::InvalidInput {
-            e.to_string() // from `input::open`: already names the path and what it is
+            input::refusal(e) // names the path and what it is
         } else {
             format!("{}: {e}", path.display())
         }),
