@@ -178,7 +178,11 @@ fn cause_or_none(
 
 fn parse_file(file: &str, src: &str) -> Result<Parsed, CatalogueError> {
     let raw: RawFile = toml::from_str(src).map_err(|e| {
-        let at = e.span().map_or(0, |s| s.start);
+        // Some limits (key nesting) come without a position: find the line.
+        let at = e
+            .span()
+            .or_else(|| crate::playbook::diagnostic::locate_toml_error(src, e.message()))
+            .map_or(0, |s| s.start);
         err(file, src, at, e.message().trim().to_owned())
     })?;
     let mut errno = Vec::new();
