@@ -9,6 +9,7 @@
 //! hostile_files -- --nocapture`) and recorded in docs/hardening.md.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::many_single_char_names)] // short names for paths and runs keep the cases readable
 
 #[path = "discovery_support/servers.rs"]
 mod servers;
@@ -197,6 +198,7 @@ fn attempt(
     Some(run)
 }
 
+#[allow(clippy::needless_pass_by_value)] // reads like the commands it runs: `run(…, Input::Null)`
 fn run(case: &str, args: &[&str], input: Input) -> Run {
     run_quick(case, args, || input.clone())
 }

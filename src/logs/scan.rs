@@ -843,23 +843,20 @@ pub fn render_text(r: &ScanReport) -> String {
     let w = |t: Option<i64>| t.map_or_else(|| "…".to_owned(), time::rfc3339);
     let _ = writeln!(s, "window: {} → {}", w(r.window.from), w(r.window.to));
     for f in &r.files {
-        match &f.error {
-            Some(e) => {
-                let _ = writeln!(s, "file: {e}");
-            }
-            None => {
-                let _ = writeln!(
-                    s,
-                    "file: {} ({} bytes, read {} from offset {}{})",
-                    f.path,
-                    f.size,
-                    f.bytes_read,
-                    f.start,
-                    if f.rotated { ", rotated" } else { "" }
-                );
-                if let Some(u) = &f.unread {
-                    let _ = writeln!(s, "  not read: the file {u}");
-                }
+        if let Some(e) = &f.error {
+            let _ = writeln!(s, "file: {e}");
+        } else {
+            let _ = writeln!(
+                s,
+                "file: {} ({} bytes, read {} from offset {}{})",
+                f.path,
+                f.size,
+                f.bytes_read,
+                f.start,
+                if f.rotated { ", rotated" } else { "" }
+            );
+            if let Some(u) = &f.unread {
+                let _ = writeln!(s, "  not read: the file {u}");
             }
         }
     }

@@ -129,7 +129,7 @@ pub fn utf8_error_at(bytes: &[u8]) -> Option<(usize, usize, u8)> {
     let e = std::str::from_utf8(bytes).err()?;
     let bad = e.valid_up_to();
     let before = &bytes[..bad];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line = memchr::memchr_iter(b'\n', before).count() + 1;
     let start = before
         .iter()
         .rposition(|&b| b == b'\n')
