@@ -61,9 +61,8 @@ macro_rules! scenarios {
         )*
 
         /// The diagnosis from the URL alone names each scenario's cause first (and the healthy site
-        /// gets no finding). Pending the engine: `triage502 run --non-interactive --format json`
-        /// with discovery, checks and log analysis lands with issues 2-5; until then these tests
-        /// are ignored on purpose, never faked. Run them with `cargo test --test lab -- --ignored`.
+        /// gets no finding): `triage502 run --non-interactive --format json` with discovery,
+        /// checks and log analysis, against the scenario's real servers.
         mod diagnosis {
             $(
                 #[test]
