@@ -14,9 +14,11 @@ pub mod app;
 pub mod clipboard;
 pub mod help;
 pub mod keymap;
+pub mod map;
 pub mod render;
 pub mod terminal;
 pub mod theme;
+pub mod watch;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -49,6 +51,9 @@ where
     B::Error: Send + Sync + 'static,
 {
     terminal.draw(|f| render::render(app, f))?;
+    // Watch probes run only while the Watch screen is open: kept in step
+    // with the app after every message; dropping it aborts them.
+    let mut prober = watch::Prober::new(tx.clone());
     while !app.quit {
         let Some(first) = rx.recv().await else { break };
         let mut next = Some(first);
@@ -56,6 +61,7 @@ where
             if let Some(cmd) = app.update(msg) {
                 carry_out(cmd, runner, tx);
             }
+            prober.sync(watch::wanted(app));
             if app.quit {
                 break;
             }
