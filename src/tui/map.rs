@@ -29,7 +29,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
 
 use crate::check::{CheckReport, Outcome};
 use crate::engine::{Engine, Record};
@@ -632,7 +632,9 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let inner = b.inner(area);
     let lines = lines(app, inner.width);
     frame.render_widget(
+        // Hop lines come wrapped (to keep their indent); the rest wraps here.
         Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
             .scroll((app.overlay_scroll, 0))
             .block(b),
         area,

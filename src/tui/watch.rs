@@ -28,7 +28,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph, Sparkline, SparklineBar};
+use ratatui::widgets::{Clear, Paragraph, Sparkline, SparklineBar, Wrap};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -565,7 +565,16 @@ fn verdict_line(app: &App, t: Theme) -> Line<'static> {
             Mark::Current,
             format!("{} first probe of the URL...", t.spinner(app.ticks)),
         ),
-        Verdict::Failing => (Mark::Problem, "FAILING: the last probe got no page".into()),
+        Verdict::Failing => (
+            Mark::Problem,
+            format!(
+                "FAILING: the last probe got {}",
+                w.samples
+                    .back()
+                    .and_then(|s| s.status)
+                    .map_or_else(|| "no answer".to_owned(), |s| s.to_string())
+            ),
+        ),
         Verdict::Recovering(n) => (
             Mark::Inconclusive,
             format!("recovering: {n} of {RECOVERED_AFTER} answers in a row since the last failure"),
@@ -620,11 +629,11 @@ fn facts_line(app: &App, t: Theme) -> Line<'static> {
 /// +- Watch: URL every 2s (+/- change) ----------------------------+
 /// | ✗ FAILING: the last probe got no page                         |
 /// | last 502 in 3 ms · last 5xx 0s ago (502) · 40 probes, 9 failed |
-/// | Status per probe, newest right (tall = 5xx, × = no answer)    |
+/// | Status, newest right: tall = 5xx, × = no answer, ...          |
 /// | ▁▁▁▁██████▁▁▁                                                 |
 /// | Latency, ms (max 230, last 12)                                |
 /// | ▂▂▃▂▇▇▆▁▁                                                     |
-/// | 502/503/504 per minute in access.log (last 30 min, peak 12)   |
+/// | 502/503/504 per minute, last 30 min of access.log: peak 12    |
 /// | ▁▁▁▁▁▁▁▁▃▇█▅▁                                                 |
 /// +---------------------------------------------------------------+
 /// ```
@@ -642,7 +651,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     );
     let inner = b.inner(area);
     frame.render_widget(b, area);
-    let chart_rows = inner.height.saturating_sub(7);
+    let chart_rows = inner.height.saturating_sub(8);
     let status_h = (chart_rows / 4).clamp(1, 3);
     let latency_h = ((chart_rows - status_h) / 2).max(1);
     let [
@@ -659,7 +668,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Constraint::Length(status_h),
         Constraint::Length(1),
         Constraint::Length(latency_h),
-        Constraint::Length(1),
+        Constraint::Length(2),
         Constraint::Min(1),
     ])
     .areas(inner);
@@ -672,7 +681,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(
         Paragraph::new(Line::styled(
             format!(
-                "Status per probe, newest right (tall = 5xx, half = 4xx, low = 2xx/3xx, {absent} = no answer)"
+                "Status, newest right: tall = 5xx, {absent} = no answer, half = 4xx, low = 2xx/3xx"
             ),
             t.title(),
         )),
@@ -709,7 +718,7 @@ fn render_access(app: &App, t: Theme, frame: &mut Frame, label: Rect, area: Rect
     let w = &app.watch;
     let (title, body): (String, Option<&AccessRate>) = match (&w.access, w.access_logs.first()) {
         (_, None) => (
-            "502/503/504 per minute: no access log known yet (discovery finds it, or --var access_logs=PATH)".into(),
+            "502/503/504 per minute: no access log known yet (discovery finds it, or --var access_logs=PATH)".to_owned(),
             None,
         ),
         (None, Some(f)) => (format!("502/503/504 per minute in {f}: reading..."), None),
@@ -727,7 +736,7 @@ fn render_access(app: &App, t: Theme, frame: &mut Frame, label: Rect, area: Rect
             };
             (
                 format!(
-                    "502/503/504 per minute in {f}{more}, last {ACCESS_MINUTES} min: now {now}, peak {peak}, {} of {} requests",
+                    "502/503/504 per minute, last {ACCESS_MINUTES} min of {f}{more}: now {now}, peak {peak}, {} of {} requests",
                     r.gateway_errors, r.requests
                 ),
                 Some(r),
@@ -743,7 +752,10 @@ fn render_access(app: &App, t: Theme, frame: &mut Frame, label: Rect, area: Rect
             t.fg(Color::Yellow),
         ));
     }
-    frame.render_widget(Paragraph::new(Line::from(title_line)), label);
+    frame.render_widget(
+        Paragraph::new(Line::from(title_line)).wrap(Wrap { trim: false }),
+        label,
+    );
     let Some(r) = body else { return };
     let n = usize::from(area.width);
     let series = &r.minutes[r.minutes.len().saturating_sub(n)..];
