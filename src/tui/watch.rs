@@ -124,7 +124,7 @@ fn short_error(e: &str) -> String {
 /// One minute of the access-log series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MinuteRate {
-    /// `HH:MM` (UTC, as the summary reports minutes).
+    /// `HH:MM`, local time.
     pub minute: String,
     pub requests: u64,
     /// 502 + 503 + 504.
@@ -181,12 +181,15 @@ impl AccessRate {
     }
 }
 
+/// `HH:MM` in the machine's time zone (the one its logs are written in).
 fn hh_mm(unix: i64) -> String {
-    let m = unix.div_euclid(60);
-    format!(
-        "{:02}:{:02}",
-        m.div_euclid(60).rem_euclid(24),
-        m.rem_euclid(60)
+    jiff::Timestamp::from_second(unix).map_or_else(
+        |_| unix.to_string(),
+        |t| {
+            t.to_zoned_datetime(jiff::tz::TimeZone::system())
+                .strftime("%H:%M")
+                .to_string()
+        },
     )
 }
 
