@@ -297,7 +297,7 @@ fn free_port() -> u16 {
 /// A real nginx on loopback proxying to a port where nothing listens.
 struct Nginx {
     child: std::process::Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     port: u16,
     upstream: u16,
 }
@@ -340,7 +340,7 @@ impl Nginx {
         }
         Nginx {
             child,
-            _dir: dir,
+            dir,
             port,
             upstream,
         }
@@ -420,7 +420,7 @@ fn map_and_watch(sess: &Session, ngx: &Nginx) {
             .unwrap_or(0);
         s.contains("every 2s") && n >= 3 && s.contains("peak ")
     });
-    let log = ngx._dir.path().join("access.log");
+    let log = ngx.dir.path().join("access.log");
     assert!(
         watch.contains("FAILING: the last probe got 502")
             && watch.contains("502/503/504 per minute, last 30 min of"),

@@ -190,7 +190,7 @@ async fn watch_probes_a_real_server_over_the_channel_and_stops_when_left() {
         // A request already on the wire when Esc arrives may still land.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let left = counter.load(Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(1000)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let later = counter.load(Ordering::SeqCst);
         drive.send(Msg::Signal("SIGTERM")).unwrap();
         (left, later)

@@ -804,7 +804,7 @@ fn watch_sample(a: &App, secs_ago: u64, status: Option<u16>, latency_ms: u64) ->
     Msg::Watch(WatchEvent::Sample {
         watch: a.watch.id,
         sample: Sample {
-            at: a.now - Duration::from_secs(secs_ago),
+            at: a.now.checked_sub(Duration::from_secs(secs_ago)).unwrap(),
             status,
             latency_ms,
             error: status.is_none().then(|| {
