@@ -7,7 +7,9 @@
 //! drive the real app on `TestBackend`. Bursts are coalesced: every message
 //! waiting is applied before one frame is drawn. Slow work the app asks for
 //! (action plans, actions, ticket rendering) runs on tokio tasks that report
-//! back on the same channel. After the terminal is restored, what is still
+//! back on the same channel; so do the Watch screen's probes, on tasks a
+//! `watch::Prober` keeps in step with the app (they run only while the
+//! Watch screen is open). After the terminal is restored, what is still
 //! changed, where the ticket was written and how to resume are printed.
 
 pub mod app;
