@@ -735,6 +735,28 @@ fn snap_timeless(app: &App, name: &str) {
     insta::assert_snapshot!(format!("{name}_120x40"), mask(screen_text(app, 120, 40)));
 }
 
+/// Under `--ascii` and `NO_COLOR`: only ASCII cells, no colour, at 80x24 and 120x40.
+fn plain_at_both_sizes(a: &App) {
+    for (w, h) in [(80, 24), (120, 40)] {
+        let t = draw(a, w, h);
+        let buf = t.backend().buffer();
+        let bad: Vec<&str> = buf
+            .content()
+            .iter()
+            .map(ratatui::buffer::Cell::symbol)
+            .filter(|s| !s.is_ascii())
+            .collect();
+        assert!(bad.is_empty(), "non-ASCII cells at {w}x{h}: {bad:?}");
+        assert!(
+            buf.content()
+                .iter()
+                .all(|c| c.fg == ratatui::style::Color::Reset
+                    && c.bg == ratatui::style::Color::Reset),
+            "a colour under NO_COLOR at {w}x{h}"
+        );
+    }
+}
+
 #[test]
 fn map_before_discovery_says_so_and_how_to_get_back() {
     let mut a = map_app(false, true);
@@ -784,14 +806,7 @@ fn map_marks_the_failing_upstream_and_quotes_the_config() {
 fn map_under_ascii_and_no_color_uses_words_and_ascii_marks() {
     let mut a = mapped(true, false);
     key(&mut a, KeyCode::Char('m'));
-    let t = draw(&a, 80, 24);
-    let buf = t.backend().buffer();
-    assert!(buf.content().iter().all(|c| c.symbol().is_ascii()));
-    assert!(
-        buf.content()
-            .iter()
-            .all(|c| c.fg == ratatui::style::Color::Reset && c.bg == ratatui::style::Color::Reset)
-    );
+    plain_at_both_sizes(&a);
     let s = screen_text(&a, 80, 24);
     assert!(
         s.contains("x upstream  FAILING") && s.contains("+ front     healthy"),
@@ -899,14 +914,7 @@ fn watch_during_the_burst_under_ascii_and_no_color() {
     key(&mut a, KeyCode::Char('w'));
     watch_burst(&mut a, 0);
     a.update(access_burst(&a));
-    let t = draw(&a, 80, 24);
-    let buf = t.backend().buffer();
-    assert!(buf.content().iter().all(|c| c.symbol().is_ascii()));
-    assert!(
-        buf.content()
-            .iter()
-            .all(|c| c.fg == ratatui::style::Color::Reset && c.bg == ratatui::style::Color::Reset)
-    );
+    plain_at_both_sizes(&a);
     let s = screen_text(&a, 80, 24);
     // Monochrome: the 5xx bars are the tall ones and the refused probe an `x`.
     assert!(

@@ -548,7 +548,7 @@ pub fn lines(app: &App, width: u16) -> Vec<Line<'static>> {
         Some(h) => Line::from(vec![
             Span::styled("First failing hop: ", t.mark_style(Mark::Problem)),
             Span::styled(
-                format!("{} {}", h.name, h.what),
+                t.text(&format!("{} {}", h.name, h.what)),
                 Style::default().add_modifier(Modifier::BOLD),
             ),
         ]),
@@ -565,7 +565,7 @@ pub fn lines(app: &App, width: u16) -> Vec<Line<'static>> {
             Some(h) => (t.mark(h.mark()), t.mark_style(h.mark()), h.word()),
             None => (t.mark(Mark::Visited), t.mark_style(Mark::Visited), ""),
         };
-        let rows = wrap(&hop.what, width - GUTTER);
+        let rows = wrap(&t.text(&hop.what), width - GUTTER);
         for (j, row) in rows.into_iter().enumerate() {
             if j == 0 {
                 out.push(Line::from(vec![
@@ -583,7 +583,7 @@ pub fn lines(app: &App, width: u16) -> Vec<Line<'static>> {
         }
         let last = i + 1 == n;
         for d in &hop.details {
-            for row in wrap(d, width - GUTTER) {
+            for row in wrap(&t.text(d), width - GUTTER) {
                 let lead = if last { " " } else { rail };
                 out.push(Line::from(vec![
                     Span::raw(format!("{lead}{}", " ".repeat(GUTTER - 1))),
@@ -595,14 +595,14 @@ pub fn lines(app: &App, width: u16) -> Vec<Line<'static>> {
     if !map.logs.is_empty() {
         out.push(Line::styled("Logs", t.title()));
         for (kind, path) in &map.logs {
-            for (j, row) in wrap(path, width - 10).into_iter().enumerate() {
+            for (j, row) in wrap(&t.text(path), width - 10).into_iter().enumerate() {
                 let k = if j == 0 { *kind } else { "" };
                 out.push(Line::raw(format!("  {k:<8}{row}")));
             }
         }
     }
     out.push(Line::styled(
-        format!("Discovery: {}", map.discovery),
+        format!("Discovery: {}", t.text(&map.discovery)),
         t.dim(),
     ));
     out

@@ -135,7 +135,7 @@ fn facts_line(app: &App, t: Theme) -> Line<'static> {
         },
     );
     Line::from(vec![
-        Span::raw(format!("{last} {d} {fail} {d} ")),
+        Span::raw(t.text(&format!("{last} {d} {fail} {d} "))),
         Span::styled(
             format!("{} probes, {} failed", w.probes, w.failures),
             t.dim(),
@@ -161,7 +161,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let t = theme(app);
     let w = &app.watch;
     frame.render_widget(Clear, area);
-    let url = w.url.as_deref().unwrap_or("(no URL)");
+    let url = t.text(w.url.as_deref().unwrap_or("(no URL)"));
     let b = block(
         t,
         format!(
@@ -263,12 +263,12 @@ fn render_access(app: &App, t: Theme, frame: &mut Frame, label: Rect, area: Rect
             )
         }
     };
-    let mut title_line = vec![Span::styled(title, t.title())];
+    let mut title_line = vec![Span::styled(t.text(&title), t.title())];
     if let Some(r) = body
         && !r.unreadable.is_empty()
     {
         title_line.push(Span::styled(
-            format!(" (unreadable: {})", r.unreadable.join("; ")),
+            t.text(&format!(" (unreadable: {})", r.unreadable.join("; "))),
             t.fg(Color::Yellow),
         ));
     }
