@@ -54,4 +54,15 @@ fi
 grep -E "^test result:" /tmp/triage502-test.log |
   sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' |
   awk '{p += $1; f += $2} END {print p " passed, " f " failed"}'
+
+# Every fuzz target for a few seconds on its seed corpus (long runs: scripts/fuzz.sh 600).
+echo "==> fuzz each target briefly"
+fuzz_status=0
+bash scripts/fuzz.sh 5 --quick >/tmp/triage502-fuzz.log 2>&1 || fuzz_status=$?
+grep -E "^(==> fuzz|Done [0-9]+ runs)" /tmp/triage502-fuzz.log || true
+if ((fuzz_status != 0)); then
+  echo "==> fuzzing FAILED (exit $fuzz_status); details in /tmp/triage502-fuzz.log" >&2
+  tail -n 60 /tmp/triage502-fuzz.log >&2
+  ((status != 0)) || status=$fuzz_status
+fi
 exit "$status"
