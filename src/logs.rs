@@ -14,6 +14,7 @@ pub mod access;
 pub mod catalogue;
 pub mod classify;
 pub mod cli;
+pub mod correlate;
 pub mod format;
 pub mod generate;
 pub mod reader;
