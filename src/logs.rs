@@ -15,6 +15,7 @@ pub mod catalogue;
 pub mod classify;
 pub mod cli;
 pub mod correlate;
+pub mod discovered;
 pub mod format;
 pub mod generate;
 pub mod reader;
