@@ -4,7 +4,8 @@
 //! logs `execution timed out … terminating` and nginx `upstream prematurely
 //! closed …`: `logs scan` must call it upstream_timeout, not a crash — both
 //! given the two files and given only the URL (`--url`, the logs found by
-//! discovery). A URL nobody serves is a clear error.
+//! discovery). A page whose script segfaults the worker is an application
+//! fault on that page. A URL nobody serves is a clear error.
 //!
 //! Needs nginx and php-fpm8.2; fails with the install command when missing.
 
@@ -51,6 +52,12 @@ fn site() -> Site {
         "<?php\nsleep(5);\necho \"slow\\n\";\n",
     );
     write(&d.join("www/ok.php"), "<?php\necho \"ok\\n\";\n");
+    // The lab's buggy plugin: recursion through array_map (C code) overflows
+    // the C stack, so the worker dies with SIGSEGV before PHP's memory limit.
+    write(
+        &d.join("www/checkout.php"),
+        "<?php\nfunction total(array $i) { return array_sum(array_map('total', [$i])); }\necho total([19.99, 5.00]);\n",
+    );
     write(
         &d.join("php-fpm.conf"),
         &format!(
@@ -281,4 +288,47 @@ fn a_url_no_local_server_answers_is_a_clear_error() {
     let (_, err, code) = binary(&["logs", "scan", "--url", &url, "/var/log/nginx/error.log"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot be used with"), "{err}");
+}
+
+#[test]
+fn a_worker_segfault_on_one_page_is_an_app_fault() {
+    let site = site();
+    let statuses: Vec<u16> = ["/checkout.php", "/ok.php", "/checkout.php"]
+        .iter()
+        .map(|p| get(site.port, p))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![502, 200, 502],
+        "{}",
+        site.log("logs/error.log")
+    );
+    wait_lines(&site.path("logs/php-fpm.log"), "exited on signal 11", 2);
+    let both = format!(
+        "--- error.log\n{}--- php-fpm.log\n{}",
+        site.log("logs/error.log"),
+        site.log("logs/php-fpm.log")
+    );
+    let w = Window::last(Duration::from_secs(600));
+    let files = [site.path("logs/error.log"), site.path("logs/php-fpm.log")];
+    let r = logs::scan(&files, &w, &ScanOptions::default());
+    assert_eq!(r.top_cause(), Some(Cause::AppFatal), "{both}\n{r:#?}");
+    let app = &r.causes[0];
+    assert_eq!(app.count, 2, "{both}");
+    assert_eq!(app.paths[0].value, "/checkout.php");
+    assert_eq!(app.secondary_count, 2, "the two SIGSEGV exits: {both}");
+    let k = &r.correlations[0];
+    assert_eq!(
+        (k.kind, k.entries, k.pids.len()),
+        ("worker_crash", 2, 2),
+        "{both}"
+    );
+    assert!(
+        k.evidence[0].text.contains("exited on signal 11 (SIGSEGV"),
+        "{both}"
+    );
+    assert!(
+        r.causes.iter().all(|c| c.cause != Cause::UpstreamTimeout),
+        "{both}"
+    );
 }

@@ -10,6 +10,8 @@
 //!   Backend lines about the same process are joined by pid first (php-fpm's
 //!   child pid = the kernel's `Killed process PID` = the segfault pid), so a
 //!   `SIGKILL` exit is an OOM kill only when nothing says it was a timeout.
+//!   One worker serves one request: closes at the same second are matched to
+//!   different dead workers while there are any.
 //! * `(13: Permission denied)` while connecting: on a TCP peer it is a MAC
 //!   policy (SELinux `httpd_can_network_connect`, AppArmor), on a unix socket
 //!   the socket's owner/group/mode or a parent directory (§2.3, §2.11); AVC
@@ -340,8 +342,14 @@ impl Correlator {
     pub fn decide(&self, closes: &[Close<'_>]) -> Decided {
         let (groups, index) = self.groups();
         let mut chosen: Vec<Option<usize>> = Vec::with_capacity(closes.len());
+        let mut used = vec![false; groups.len()];
         for c in closes {
-            chosen.push(c.ts.and_then(|t| best_group(t, c.path, &groups, &index)));
+            let g =
+                c.ts.and_then(|t| best_group(t, c.path, &groups, &index, &used));
+            if let Some(g) = g {
+                used[g] = true;
+            }
+            chosen.push(g);
         }
         // A crash on one page only is an application fault on that page.
         let crash_paths: BTreeSet<&str> = closes
@@ -565,6 +573,7 @@ fn best_group(
     path: Option<&str>,
     groups: &[Group],
     index: &[(i64, usize)],
+    used: &[bool],
 ) -> Option<usize> {
     let from = index.partition_point(|(ts, _)| *ts < t - NEAR_SECS);
     index[from..]
@@ -580,8 +589,12 @@ fn best_group(
                 (Some(_), Some(_)) => 0,
                 _ => 1,
             };
+            // One process serves one request: a worker already matched to a
+            // close explains another only when no other worker died near it.
+            let fresh = !used[*g] || grp.pid.is_none();
             (
                 path_score,
+                fresh,
                 grp.kind.weight(),
                 -(ts - t).abs(),
                 std::cmp::Reverse(*g),
@@ -649,6 +662,25 @@ mod tests {
             },
         ]);
         assert_eq!(d.causes, vec![Cause::UpstreamTimeout, Cause::AppFatal]);
+    }
+
+    #[test]
+    fn closes_at_one_second_are_matched_to_different_dead_workers() {
+        let mut c = Correlator::default();
+        feed(
+            &mut c,
+            &[
+                "[14-Mar-2024 09:22:07] WARNING: [pool www] child 497 exited on signal 11 (SIGSEGV) after 0.395254 seconds from start",
+                "[14-Mar-2024 09:22:07] WARNING: [pool www] child 508 exited on signal 11 (SIGSEGV) after 0.095806 seconds from start",
+            ],
+        );
+        let close = Close {
+            ts: Some(T),
+            path: Some("/checkout.php"),
+        };
+        let d = c.decide(&[close, close, close]);
+        assert_eq!(d.causes, vec![Cause::AppFatal; 3]);
+        assert_eq!(d.correlations[0].pids, vec![497, 508]);
     }
 
     #[test]
