@@ -123,6 +123,13 @@ pub fn error_logs(map: &ServiceMap) -> Result<Discovered, NoLogs> {
                 .map(|u| format!("{}: {}", u.fact, u.reason)),
         );
         why.extend(skipped.iter().cloned());
+        // Discovery's own remarks about where the logs go (HAProxy `log stdout`, nginx stderr).
+        why.extend(
+            map.notes
+                .iter()
+                .filter(|n| n.contains(" log") || n.starts_with("log "))
+                .cloned(),
+        );
         if why.is_empty() {
             why.push("its configuration names no error log".to_owned());
         }
