@@ -53,7 +53,7 @@ fn real_apache_refused_dead_fcgi_socket_and_socket_permission_are_classified() {
     let d = dir.path();
     let port = free_port();
     let dead = free_port(); // nothing listens here
-    let m = "/usr/lib/apache2/modules";
+    let modules = "/usr/lib/apache2/modules";
     dead_socket(&d.join("dead-fpm.sock"), 0o777);
     dead_socket(&d.join("locked-fpm.sock"), 0o600); // root's; the children run as www-data
     write(
@@ -63,11 +63,11 @@ fn real_apache_refused_dead_fcgi_socket_and_socket_permission_are_classified() {
 PidFile {d}/run/apache2.pid
 DefaultRuntimeDir {d}/run
 Mutex file:{d}/run default
-LoadModule mpm_event_module {m}/mod_mpm_event.so
-LoadModule authz_core_module {m}/mod_authz_core.so
-LoadModule proxy_module {m}/mod_proxy.so
-LoadModule proxy_http_module {m}/mod_proxy_http.so
-LoadModule proxy_fcgi_module {m}/mod_proxy_fcgi.so
+LoadModule mpm_event_module {modules}/mod_mpm_event.so
+LoadModule authz_core_module {modules}/mod_authz_core.so
+LoadModule proxy_module {modules}/mod_proxy.so
+LoadModule proxy_http_module {modules}/mod_proxy_http.so
+LoadModule proxy_fcgi_module {modules}/mod_proxy_fcgi.so
 User www-data
 Group www-data
 ServerName localhost
@@ -90,7 +90,7 @@ CustomLog {d}/logs/access.log combined
     );
     std::fs::create_dir_all(d.join("logs")).unwrap();
     std::fs::create_dir_all(d.join("run")).unwrap();
-    let mut a = Server::start(
+    let mut server = Server::start(
         "apache2",
         d,
         &[
@@ -102,8 +102,8 @@ CustomLog {d}/logs/access.log combined
             "-DFOREGROUND",
         ],
     );
-    a.wait_tcp(&format!("127.0.0.1:{port}"));
-    a.wait_workers();
+    server.wait_tcp(&format!("127.0.0.1:{port}"));
+    server.wait_workers();
 
     let mut statuses = Vec::new();
     for p in ["/app/cart", "/php/index.php", "/locked/index.php"] {
@@ -144,15 +144,15 @@ CustomLog {d}/logs/access.log combined
         "{r:#?}"
     );
     assert_eq!(r.causes.len(), 2, "{r:#?}");
-    let k = &r.correlations[0];
-    assert_eq!((k.kind, k.entries), ("eacces_unix", 2), "{r:#?}");
-    assert!(k.explanation.contains("listen.mode"));
+    let eacces = &r.correlations[0];
+    assert_eq!((eacces.kind, eacces.entries), ("eacces_unix", 2), "{r:#?}");
+    assert!(eacces.explanation.contains("listen.mode"));
     assert_eq!(r.unmatched.count, 0, "{text}");
     assert!(r.consequences.is_empty(), "{r:#?}");
 
-    let a = logs::access::summarise(&[d.join("logs/access.log")], None, &w).unwrap();
-    assert_eq!(a.requests, 6);
-    assert_eq!(a.by_status.get(&503), Some(&6), "{a:#?}");
+    let access = logs::access::summarise(&[d.join("logs/access.log")], None, &w).unwrap();
+    assert_eq!(access.requests, 6);
+    assert_eq!(access.by_status.get(&503), Some(&6), "{access:#?}");
 
     // From the URL alone: discovery finds Apache's ErrorLog.
     let url = format!("http://127.0.0.1:{port}/app/cart");

@@ -125,7 +125,7 @@ backend be_silent
     }
 
     let w = Window::last(Duration::from_secs(600));
-    let r = logs::scan(&[log.clone()], &w, &ScanOptions::default());
+    let r = logs::scan(std::slice::from_ref(&log), &w, &ScanOptions::default());
     let count = |c: Cause| {
         r.causes
             .iter()

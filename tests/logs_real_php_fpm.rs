@@ -205,13 +205,13 @@ fn request_terminate_timeout_behind_nginx_is_a_timeout_not_a_crash() {
         Some(Cause::UpstreamTimeout),
         "{both}\n{r:#?}"
     );
-    let t = r
+    let timeout = r
         .causes
         .iter()
         .find(|c| c.cause == Cause::UpstreamTimeout)
         .unwrap();
-    assert_eq!(t.count, 2, "{both}");
-    assert_eq!(t.paths[0].value, "/sleep.php");
+    assert_eq!(timeout.count, 2, "{both}");
+    assert_eq!(timeout.paths[0].value, "/sleep.php");
     assert!(
         r.causes.iter().all(|c| c.cause != Cause::UpstreamClosed),
         "{both}\n{r:#?}"
