@@ -212,7 +212,13 @@ impl Correlator {
         text: impl FnOnce() -> String,
     ) {
         let Some(sig) = sig else { return };
-        if c.role == Role::Primary && c.fields.errno == Some(13) {
+        // EACCES on a connect (the errno table made it one of these two), not
+        // on a cache file or a temp dir (`open() … (13: …)` is cache_fault).
+        let connect_denied = matches!(
+            c.cause,
+            Some(Cause::FirewallBlocked | Cause::SocketPermission)
+        );
+        if c.role == Role::Primary && c.fields.errno == Some(13) && connect_denied {
             let unix = c.fields.is_unix();
             let peer = c
                 .fields
@@ -771,7 +777,15 @@ mod tests {
                 "2024/03/14 09:22:07 [crit] 1234#1234: *43 connect() to unix:/var/run/php-fpm/www.sock failed (13: Permission denied) while connecting to upstream, client: 10.0.0.1, server: example.com, request: \"GET / HTTP/1.1\", upstream: \"fastcgi://unix:/var/run/php-fpm/www.sock:\", host: \"example.com\"",
             ],
         );
+        // EACCES on a cache file is not a connect: no SELinux advice for it.
+        feed(
+            &mut c,
+            &[
+                "2024/03/14 09:22:07 [crit] 1234#1234: *90 open() \"/var/lib/nginx/tmp/proxy/1/00/0000000001\" failed (13: Permission denied) while reading upstream, client: 10.0.0.1, server: example.com, request: \"GET / HTTP/1.1\", upstream: \"http://127.0.0.1:8080/\", host: \"example.com\"",
+            ],
+        );
         let d = c.decide(&[]);
+        assert_eq!(d.correlations.len(), 2, "{:#?}", d.correlations);
         let tcp = &d.correlations[0];
         assert_eq!(
             (tcp.cause, tcp.kind, tcp.entries),
