@@ -18,6 +18,7 @@ pub mod correlate;
 pub mod discovered;
 pub mod format;
 pub mod generate;
+pub mod input;
 pub mod reader;
 pub mod rotation;
 pub mod scan;

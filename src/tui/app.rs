@@ -503,8 +503,7 @@ impl App {
                 let why = self
                     .engine
                     .as_ref()
-                    .and_then(Engine::current)
-                    .map(|(_, n)| n.guidance.clone())
+                    .map(Engine::guidance)
                     .unwrap_or_default();
                 Some(Command::Plan {
                     seq: self.offer_seq,

@@ -479,10 +479,11 @@ impl Focus {
 
 fn focus_content(app: &App, engine: &Engine) -> Focus {
     let t = theme(app);
-    let (title, guidance) = engine
+    let title = engine
         .current()
-        .map(|(_, n)| (n.title.clone(), n.guidance.trim().to_owned()))
+        .map(|(_, n)| n.title.clone())
         .unwrap_or_default();
+    let guidance = engine.guidance();
     let mut lines: Vec<Line> = Vec::new();
     let heading = match engine.effect() {
         Effect::RunChecks { .. } => {
