@@ -14,6 +14,8 @@ pub mod access;
 pub mod catalogue;
 pub mod classify;
 pub mod cli;
+pub mod correlate;
+pub mod discovered;
 pub mod format;
 pub mod generate;
 pub mod input;

@@ -2,7 +2,9 @@
 //!
 //! Runs [`crate::logs::scan`] (seeking to the window, following rotations) on
 //! a blocking thread. Each cause found becomes a diagnosis with the real log
-//! lines (`file:line`) as evidence; the top cause, the causes, the top
+//! lines (`file:line`) as evidence, plus what correlation decided about it
+//! (a php-fpm timeout kill behind a premature close, SELinux behind EACCES on
+//! TCP) with the backend lines that decided it; the top cause, the causes, the top
 //! upstream and the failing paths become facts for later nodes. A file that
 //! cannot be read makes the check inconclusive with the remedy.
 
@@ -183,11 +185,25 @@ pub fn summarise(rep: &ScanReport, label: String) -> CheckReport {
         .with_fact("log.causes", causes.join("\n"))
         .with_fact("log.unmatched", rep.unmatched.count.to_string());
     for (rank, c) in rep.causes.iter().enumerate() {
-        let evidence: Vec<Evidence> = c
+        let mut evidence: Vec<Evidence> = c
             .samples
             .iter()
             .map(|s| Evidence::new("error log line", s.text.clone()).at(s.source.clone()))
             .collect();
+        // What correlation decided about this cause, with the backend lines that decided it.
+        let decided: Vec<&logs::correlate::Correlation<logs::scan::Sample>> = rep
+            .correlations
+            .iter()
+            .filter(|k| k.cause == c.cause)
+            .collect();
+        for k in &decided {
+            evidence.push(Evidence::new("correlation", k.explanation.clone()));
+            evidence.extend(
+                k.evidence.iter().map(|s| {
+                    Evidence::new("backend log line", s.text.clone()).at(s.source.clone())
+                }),
+            );
+        }
         let mut summary = format!(
             "{} {} entries (first {}, last {})",
             c.count.max(c.secondary_count),
@@ -214,10 +230,13 @@ pub fn summarise(rep: &ScanReport, label: String) -> CheckReport {
                 .collect();
             let _ = write!(summary, "; paths {}", p.join(", "));
         }
+        for k in &decided {
+            let _ = write!(summary, "; correlated: {}", k.kind);
+        }
         r = r.diagnose(c.cause, severity(rank, c.role, c.count), summary, evidence);
     }
     for n in &rep.notes {
-        r = r.with_evidence(Evidence::new("correlation", n.clone()));
+        r = r.with_evidence(Evidence::new("log scan note", n.clone()));
     }
     if rep.unmatched.count > 0 {
         for s in &rep.unmatched.samples {

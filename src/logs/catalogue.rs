@@ -50,7 +50,8 @@ pub struct Signature {
     pub secondary: bool,
     /// Looks related but is not a gateway failure (negative control).
     pub not_a_cause: bool,
-    /// Hooks for correlation: `premature_close`, `worker_timeout`, `worker_crash`.
+    /// Hooks for correlation (`super::correlate`): `premature_close`, `worker_timeout`,
+    /// `worker_crash`, `worker_killed`, `oom_kill`, `mac_denial`.
     pub tags: Vec<String>,
     pub literals: Vec<String>,
     pub examples: Vec<String>,
@@ -124,7 +125,14 @@ struct RawSignature {
     note: Option<String>,
 }
 
-const TAGS: &[&str] = &["premature_close", "worker_timeout", "worker_crash"];
+const TAGS: &[&str] = &[
+    "premature_close",
+    "worker_timeout",
+    "worker_crash",
+    "worker_killed",
+    "oom_kill",
+    "mac_denial",
+];
 
 /// The compiled catalogue.
 #[derive(Debug, Clone)]

@@ -1,5 +1,6 @@
 //! `triage502 logs scan | access | classify`: the command-line front of the
 //! log analysis. The lead wires [`LogsCommand`] into the main CLI.
+//! `logs scan --url URL` reads the logs discovery finds ([`super::discovered`]).
 //!
 //! Exit codes: 0 nothing found, 1 causes (or gateway errors) found, 2 bad
 //! input (no readable file, a bad window, a bad format or signature file).
@@ -106,8 +107,16 @@ pub enum StreamOutput {
 #[derive(Debug, Clone, Args)]
 pub struct ScanArgs {
     /// Error logs (nginx, Apache, php-fpm, HAProxy, Caddy, kernel/journal/audit), detected per line.
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "url", value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// Read the error logs discovery finds for this URL (the front server's and,
+    /// behind php-fpm, the pool's), instead of FILEs.
+    #[arg(long, value_name = "URL", conflicts_with = "files")]
+    pub url: Option<String>,
+    /// With --url: override a discovered fact, e.g. `--var error_logs=/srv/logs/error.log` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", requires = "url",
+          value_parser = crate::discovery::cli::parse_var)]
+    pub vars: Vec<(String, String)>,
     #[command(flatten)]
     pub window: WindowArgs,
     #[arg(long, value_enum, default_value_t)]
@@ -191,23 +200,74 @@ fn run_scan(a: &ScanArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         follow_rotations: !a.no_rotated,
         samples: 3,
     };
-    let report = scan::scan(&a.files, &window, &opts);
+    let (files, discovered) = match &a.url {
+        None => (a.files.clone(), None),
+        Some(url) => match discover_logs(url, &a.vars) {
+            Ok(d) => (d.logs.iter().map(|l| l.path.clone()).collect(), Some(d)),
+            Err(e) => return Ok(bad_input(out, &e)),
+        },
+    };
+    let report = scan::scan(&files, &window, &opts);
     match a.format {
         Output::Json => {
-            serde_json::to_writer_pretty(&mut *out, &report)?;
+            /// The scan report, with where `--url` found the logs.
+            #[derive(Serialize)]
+            struct WithDiscovery<'r> {
+                #[serde(skip_serializing_if = "Option::is_none")]
+                discovered: Option<&'r super::discovered::Discovered>,
+                #[serde(flatten)]
+                report: &'r scan::ScanReport,
+            }
+            let v = WithDiscovery {
+                discovered: discovered.as_ref(),
+                report: &report,
+            };
+            serde_json::to_writer_pretty(&mut *out, &v)?;
             writeln!(out)?;
         }
-        Output::Text => out.write_all(scan::render_text(&report).as_bytes())?,
+        Output::Text => {
+            if let Some(d) = &discovered {
+                writeln!(
+                    out,
+                    "logs of {} ({}), found by discovery:",
+                    d.url,
+                    d.front.as_deref().unwrap_or("front server")
+                )?;
+                for l in &d.logs {
+                    writeln!(out, "  {} [{}] from {}", l.path.display(), l.role, l.source)?;
+                }
+                for s in &d.skipped {
+                    writeln!(out, "  skipped {s}")?;
+                }
+            }
+            out.write_all(scan::render_text(&report).as_bytes())?;
+        }
     }
     let operands_failed = report
         .files
         .iter()
         .filter(|f| !f.rotated && f.error.is_some())
         .count();
-    if operands_failed == a.files.len() {
+    if operands_failed == files.len() {
         return Ok(bad_input(out, "no file could be read"));
     }
     Ok(ExitCode::from(u8::from(!report.causes.is_empty())))
+}
+
+/// The error logs discovery finds for `url` (a current-thread runtime, as `map` uses).
+fn discover_logs(
+    url: &str,
+    vars: &[(String, String)],
+) -> Result<super::discovered::Discovered, String> {
+    let overrides: std::collections::BTreeMap<String, String> = vars.iter().cloned().collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the async runtime: {e}"))?;
+    let map = rt
+        .block_on(crate::discovery::discover(url, &overrides))
+        .map_err(|e| e.to_string())?;
+    super::discovered::error_logs(&map).map_err(|e| e.to_string())
 }
 
 fn run_access(a: &AccessArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {

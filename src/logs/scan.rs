@@ -3,10 +3,12 @@
 //! Per file: the window is located by seeking ([`super::window`]), rotated
 //! files are followed while the window reaches back into them, and only
 //! prefilter candidates are classified. Results are aggregated per cause with
-//! bounded memory (top lists capped, three samples). Correlation runs at the
-//! end: an nginx `upstream prematurely closed` within ±2 s of a php-fpm
-//! timeout kill is a timeout, next to an OOM kill a resource exhaustion, and
-//! next to a worker crash a crash (an app fault when it is one page only).
+//! bounded memory (top lists capped, three samples). Correlation
+//! ([`super::correlate`]) runs at the end: an nginx `upstream prematurely
+//! closed` within ±2 s of a php-fpm timeout kill is a timeout, next to an OOM
+//! kill a resource exhaustion, and next to a worker crash a crash (an app
+//! fault when it is one page only); EACCES says SELinux on TCP, socket
+//! permissions on a unix socket.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -17,6 +19,7 @@ use serde::Serialize;
 
 use super::catalogue::Catalogue;
 use super::classify::{Classification, Role};
+use super::correlate::{Close, Correlation, Correlator, Quote};
 use super::input;
 use super::reader::{self, Found};
 use super::rotation;
@@ -178,7 +181,9 @@ pub struct ScanReport {
     pub ignored: Vec<Ranked>,
     /// Consequences with no primary failure before them, by signature.
     pub consequences: Vec<Ranked>,
-    /// What correlation decided, in words.
+    /// What correlation decided, with the backend lines that decided it.
+    pub correlations: Vec<Correlation<Sample>>,
+    /// What correlation could not decide (missing backend logs, events over the cap).
     pub notes: Vec<String>,
     pub elapsed_ms: u64,
 }
@@ -199,8 +204,6 @@ impl ScanReport {
 const TOP_CAP: usize = 10_000;
 /// Entries shown in each top list.
 const TOP_SHOWN: usize = 5;
-/// Correlation distance between the proxy's and the backend's line.
-const CORRELATE_SECS: i64 = 2;
 /// Premature closes held for correlation (beyond: counted as `upstream_closed`).
 const PENDING_CAP: usize = 200_000;
 /// How long a primary failure explains the consequences after it.
@@ -267,13 +270,6 @@ struct Pending {
     sample: Option<RawSample>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Event {
-    ts: i64,
-    pid: Option<u32>,
-    cause: Cause,
-}
-
 struct Agg<'a> {
     cat: &'a Catalogue,
     samples: usize,
@@ -284,7 +280,8 @@ struct Agg<'a> {
     consequences: Top,
     last_primary: Option<(Cause, i64)>,
     pending: Vec<Pending>,
-    events: Vec<Event>,
+    corr: Correlator,
+    correlations: Vec<Correlation<Quote>>,
 }
 
 /// The peer of an nginx `upstream:` value, without the request URI:
@@ -338,7 +335,8 @@ impl<'a> Agg<'a> {
             consequences: Top::default(),
             last_primary: None,
             pending: Vec::new(),
-            events: Vec::new(),
+            corr: Correlator::default(),
+            correlations: Vec::new(),
         }
     }
 
@@ -354,6 +352,7 @@ impl<'a> Agg<'a> {
                 signature: sig_id.clone(),
             })
         };
+        self.corr.observe(file, offset, ts, c, sig, || redact(text));
         match c.role {
             Role::Ignored => self.ignored.add(sig_id.as_deref()),
             Role::Unmatched => {
@@ -363,15 +362,6 @@ impl<'a> Agg<'a> {
                 }
             }
             Role::Secondary => {
-                if let (Some(s), Some(t), Some(cause)) = (sig, ts, c.cause)
-                    && (s.has_tag("worker_timeout") || s.has_tag("worker_crash"))
-                {
-                    self.events.push(Event {
-                        ts: t,
-                        pid: c.fields.pid,
-                        cause,
-                    });
-                }
                 let cause = c.cause.or_else(|| {
                     self.last_primary
                         .filter(|(_, t)| ts.is_none_or(|ts| ts - t <= INHERIT_SECS))
@@ -435,95 +425,21 @@ impl<'a> Agg<'a> {
 
     /// Decide the pending premature closes by what the backend logged next to them.
     fn correlate(&mut self) -> Vec<String> {
-        let mut notes = Vec::new();
-        self.events.sort_by_key(|e| e.ts);
-        let near =
-            |ts: Option<i64>, want: &dyn Fn(Cause) -> bool, events: &[Event]| -> Option<Event> {
-                let t = ts?;
-                let from = events.partition_point(|e| e.ts < t - CORRELATE_SECS);
-                events[from..]
-                    .iter()
-                    .take_while(|e| e.ts <= t + CORRELATE_SECS)
-                    .find(|e| want(e.cause))
-                    .copied()
-            };
         let pending = std::mem::take(&mut self.pending);
-        let mut decided: Vec<(Cause, Pending)> = Vec::with_capacity(pending.len());
-        let (mut by_timeout, mut by_oom, mut by_crash) = (0u64, 0u64, 0u64);
-        let mut pids: Vec<u32> = Vec::new();
-        for p in pending {
-            let cause = if let Some(e) = near(p.ts, &|c| c == Cause::UpstreamTimeout, &self.events)
-            {
-                by_timeout += 1;
-                pids.extend(e.pid);
-                Cause::UpstreamTimeout
-            } else if let Some(e) = near(p.ts, &|c| c == Cause::ResourceExhaustion, &self.events) {
-                by_oom += 1;
-                pids.extend(e.pid);
-                Cause::ResourceExhaustion
-            } else if let Some(e) = near(p.ts, &|c| c == Cause::UpstreamClosed, &self.events) {
-                by_crash += 1;
-                pids.extend(e.pid);
-                Cause::AppFatal // provisional: decided below by how many pages fail
-            } else {
-                Cause::UpstreamClosed
-            };
-            decided.push((cause, p));
-        }
-        pids.sort_unstable();
-        pids.dedup();
-        let pid_text = if pids.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " (pids {})",
-                pids.iter()
-                    .take(5)
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        if by_timeout > 0 {
-            notes.push(format!(
-                "{by_timeout} `upstream prematurely closed`/reset entries are within ±{CORRELATE_SECS}s of a backend timeout kill (php-fpm `execution timed out … terminating`, gunicorn WORKER TIMEOUT){pid_text}: counted as upstream_timeout (a 502 caused by request_terminate_timeout, not a crash)"
-            ));
-        }
-        if by_oom > 0 {
-            notes.push(format!(
-                "{by_oom} premature closes coincide with OOM/SIGKILL kills{pid_text}: counted as resource_exhaustion"
-            ));
-        }
-        // A crash on one page only is an application fault on that page.
-        let crash_paths: std::collections::BTreeSet<&str> = decided
+        let closes: Vec<Close<'_>> = pending
             .iter()
-            .filter(|(c, _)| *c == Cause::AppFatal)
-            .filter_map(|(_, p)| p.path.as_deref())
+            .map(|p| Close {
+                ts: p.ts,
+                path: p.path.as_deref(),
+            })
             .collect();
-        let all_closed_paths: std::collections::BTreeSet<&str> = decided
-            .iter()
-            .filter(|(c, _)| matches!(c, Cause::AppFatal | Cause::UpstreamClosed))
-            .filter_map(|(_, p)| p.path.as_deref())
-            .collect();
-        let one_page = crash_paths.len() == 1 && all_closed_paths.len() == 1;
-        if by_crash > 0 {
-            if one_page {
-                notes.push(format!(
-                    "{by_crash} premature closes coincide with worker crashes (SIGSEGV/segfault){pid_text}, all on one page ({}): counted as app_fatal",
-                    crash_paths.iter().next().copied().unwrap_or("")
-                ));
-            } else {
-                notes.push(format!(
-                    "{by_crash} premature closes coincide with worker crashes (SIGSEGV/segfault){pid_text} on {} pages: counted as upstream_closed",
-                    all_closed_paths.len()
-                ));
-            }
-        }
+        let d = self.corr.decide(&closes);
+        drop(closes);
+        let notes = d.notes;
+        self.correlations = d.correlations;
+        let decided = d.causes.into_iter().zip(pending);
         let n = self.samples;
-        for (mut cause, p) in decided {
-            if cause == Cause::AppFatal && !one_page {
-                cause = Cause::UpstreamClosed;
-            }
+        for (cause, p) in decided {
             let a = self.causes.entry(cause).or_default();
             if a.count == 0 {
                 a.samples.clear();
@@ -539,6 +455,24 @@ impl<'a> Agg<'a> {
                 && let Some(s) = p.sample
             {
                 a.samples.push(s);
+            }
+        }
+        // Crash lines that turned out to be one page's fault belong to app_fatal,
+        // unless the proxy also saw closes it could not explain.
+        let crash_is_app = self.correlations.iter().any(|k| k.cause == Cause::AppFatal);
+        if crash_is_app
+            && self
+                .causes
+                .get(&Cause::UpstreamClosed)
+                .is_some_and(|a| a.count == 0)
+            && let Some(from) = self.causes.remove(&Cause::UpstreamClosed)
+        {
+            let a = self.causes.entry(Cause::AppFatal).or_default();
+            a.secondary += from.secondary;
+            touch(a, from.first);
+            touch(a, from.last);
+            for (sig, n) in from.signatures.0 {
+                *a.signatures.0.entry(sig).or_insert(0) += n;
             }
         }
         notes
@@ -626,6 +560,31 @@ pub fn scan(files: &[PathBuf], window: &Window, opts: &ScanOptions<'_>) -> ScanR
             .then_with(|| a.first_seen.cmp(&b.first_seen))
             .then_with(|| a.cause.cmp(&b.cause))
     });
+    let correlations = agg
+        .correlations
+        .iter()
+        .map(|c| Correlation {
+            cause: c.cause,
+            kind: c.kind,
+            entries: c.entries,
+            pids: c.pids.clone(),
+            peers: c.peers.clone(),
+            explanation: c.explanation.clone(),
+            evidence: c
+                .evidence
+                .iter()
+                .map(|q| Sample {
+                    text: q.text.clone(),
+                    source: sources
+                        .get(&(q.file, q.offset))
+                        .cloned()
+                        .unwrap_or_default(),
+                    time: q.ts.map(time::rfc3339),
+                    signature: q.signature.clone(),
+                })
+                .collect(),
+        })
+        .collect();
     let unmatched = Unmatched {
         count: agg.unmatched.count,
         samples: agg.unmatched_raw.iter().map(src).collect(),
@@ -637,6 +596,7 @@ pub fn scan(files: &[PathBuf], window: &Window, opts: &ScanOptions<'_>) -> ScanR
         unmatched,
         ignored: agg.ignored.ranked(50),
         consequences: agg.consequences.ranked(50),
+        correlations,
         notes,
         elapsed_ms: started.elapsed().as_millis() as u64,
     }
@@ -654,6 +614,9 @@ fn resolve_sources(files: &[FileReport], agg: &Agg<'_>) -> HashMap<(usize, u64),
         .chain(agg.pending.iter().filter_map(|p| p.sample.as_ref()));
     for s in all {
         want.entry(s.file).or_default().push(s.offset);
+    }
+    for q in agg.corr.quotes() {
+        want.entry(q.file).or_default().push(q.offset);
     }
     let mut out = HashMap::new();
     for (file, mut offs) in want {
@@ -897,6 +860,17 @@ pub fn render_text(r: &ScanReport) -> String {
             }
         }
         for smp in &c.samples {
+            let first = smp.text.lines().next().unwrap_or("");
+            let _ = writeln!(s, "  > {first}\n    at {}", smp.source);
+        }
+    }
+    for c in &r.correlations {
+        let _ = writeln!(
+            s,
+            "\ncorrelation → {} ({}): {}",
+            c.cause, c.kind, c.explanation
+        );
+        for smp in &c.evidence {
             let first = smp.text.lines().next().unwrap_or("");
             let _ = writeln!(s, "  > {first}\n    at {}", smp.source);
         }
