@@ -130,7 +130,7 @@ fn expect(h: Hostile, check: &str) -> Expect {
         (Hostile::EndlessBody | Hostile::InvalidUtf8, "pages") => e(
             Problem,
             ("pages.scope", "site_wide"),
-            &["(/: 502 by upstream_app)"],
+            &["site-wide: 2 of 2 page(s) fail"],
         ),
         (Hostile::EndlessBody, "probe_http") => e(
             Problem,

@@ -103,15 +103,14 @@ impl Probe {
     }
 }
 
-/// ` (/: …)`: how the first failing page failed, for the summary, at most
-/// 240 characters.
+/// ` (/: …)`: why the first failing page got no answer at all (a timeout, a
+/// header too big, not HTTP, no TLS), for the summary, at most 240
+/// characters; empty when it answered (its status is in the evidence).
 fn first_failure(f: &Probe) -> String {
-    let why = match (&f.error, f.status) {
-        (Some(e), _) => e.clone(),
-        (None, Some(s)) => format!("{s} by {}", f.generator),
-        (None, None) => return String::new(),
+    let Some(e) = &f.error else {
+        return String::new();
     };
-    let why: String = why.chars().take(240).collect();
+    let why: String = e.chars().take(240).collect();
     format!(" ({}: {why})", f.path)
 }
 
