@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every lab diagnosis once and print how many were diagnosed correctly and
-# the median time to diagnosis (the `duration_ms` of each JSON report).
+# the median time to diagnosis (the `duration_ms` of each JSON report); then
+# the two fixes run for real on lab scenarios (plugin bisection, config rollback).
 # Needs root and the servers (scripts/test.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,3 +16,8 @@ median=$(echo "$results" | sed -E 's/.*duration_ms=([0-9]+).*/\1/' | sort -n |
   awk '{ t[NR] = $1 } END { if (NR % 2) print t[(NR + 1) / 2]; else print int((t[NR / 2] + t[NR / 2 + 1]) / 2) }')
 echo
 echo "$ok of $n scenarios diagnosed correctly (right cause first); median time to diagnosis $median ms"
+echo
+cargo test --quiet --test actions_bisect_lab --test actions_rollback_lab -- --nocapture 2>&1 |
+  tee "$out" | grep -E "^test result" || true
+grep -o "lab-action .*" "$out" || echo "no lab-action line: see cargo test --test actions_bisect_lab --test actions_rollback_lab"
+rm -f "$out"

@@ -381,6 +381,14 @@ impl Engine {
         &self.st.values
     }
 
+    /// The current node's guidance with the values known so far filled in
+    /// (a missing one shows as `<name?>`); empty when there is no current node.
+    pub fn guidance(&self) -> String {
+        self.current()
+            .map(|(_, n)| render_lenient(n.guidance.trim(), &self.st.values))
+            .unwrap_or_default()
+    }
+
     pub fn trail(&self) -> &[Step] {
         &self.st.trail
     }

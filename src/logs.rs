@@ -16,6 +16,7 @@ pub mod classify;
 pub mod cli;
 pub mod format;
 pub mod generate;
+pub mod input;
 pub mod reader;
 pub mod rotation;
 pub mod scan;

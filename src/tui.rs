@@ -7,16 +7,20 @@
 //! drive the real app on `TestBackend`. Bursts are coalesced: every message
 //! waiting is applied before one frame is drawn. Slow work the app asks for
 //! (action plans, actions, ticket rendering) runs on tokio tasks that report
-//! back on the same channel. After the terminal is restored, what is still
+//! back on the same channel; so do the Watch screen's probes, on tasks a
+//! `watch::Prober` keeps in step with the app (they run only while the
+//! Watch screen is open). After the terminal is restored, what is still
 //! changed, where the ticket was written and how to resume are printed.
 
 pub mod app;
 pub mod clipboard;
 pub mod help;
 pub mod keymap;
+pub mod map;
 pub mod render;
 pub mod terminal;
 pub mod theme;
+pub mod watch;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -49,6 +53,9 @@ where
     B::Error: Send + Sync + 'static,
 {
     terminal.draw(|f| render::render(app, f))?;
+    // Watch probes run only while the Watch screen is open: kept in step
+    // with the app after every message; dropping it aborts them.
+    let mut prober = watch::Prober::new(tx.clone());
     while !app.quit {
         let Some(first) = rx.recv().await else { break };
         let mut next = Some(first);
@@ -56,6 +63,7 @@ where
             if let Some(cmd) = app.update(msg) {
                 carry_out(cmd, runner, tx);
             }
+            prober.sync(watch::wanted(app));
             if app.quit {
                 break;
             }

@@ -150,3 +150,50 @@ async fn nothing_readable_is_inconclusive() {
     .await;
     assert_eq!(r.outcome, Outcome::Inconclusive, "{r:?}");
 }
+
+/// The default playbook passes the running server's config file (`{{ front.config }}`), not a
+/// dir: the file is looked at by itself, and a backup beside it gives both rollback facts.
+#[tokio::test]
+async fn a_config_file_is_looked_at_by_itself_with_the_backup_facts() {
+    let d = tempfile::tempdir().unwrap();
+    let conf = d.path().join("nginx.conf");
+    let bak = d.path().join("nginx.conf.bak");
+    let other = d.path().join("mime.types");
+    std::fs::write(&bak, "server 127.0.0.1:8080;\n").unwrap();
+    std::fs::write(&conf, "server 127.0.0.1:8081;\n").unwrap();
+    std::fs::write(&other, "types {}\n").unwrap();
+    age(&bak, 30);
+    let empty = d.path().join("dpkg.log");
+    std::fs::write(&empty, "").unwrap();
+    age(&empty, 30);
+    let r = run(
+        &p(
+            vec![conf.display().to_string()],
+            vec![empty.display().to_string()],
+        ),
+        &listeners::ctx(),
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Problem, "{r:#?}");
+    assert_eq!(r.facts["changes.files"], conf.display().to_string());
+    assert_eq!(r.facts["changes.backup"], bak.display().to_string());
+    assert_eq!(r.facts["changes.backup_of"], conf.display().to_string());
+    assert!(
+        r.evidence.iter().all(|e| e.label != "not readable"),
+        "{r:#?}"
+    );
+
+    // An old config file is no change, and no backup fact is published.
+    age(&conf, 30);
+    let r = run(
+        &p(
+            vec![conf.display().to_string()],
+            vec![empty.display().to_string()],
+        ),
+        &listeners::ctx(),
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Ok, "{r:#?}");
+    assert_eq!(r.facts["changes.backup"], "");
+    assert_eq!(r.facts["changes.backup_of"], "");
+}

@@ -61,9 +61,8 @@ macro_rules! scenarios {
         )*
 
         /// The diagnosis from the URL alone names each scenario's cause first (and the healthy site
-        /// gets no finding). Pending the engine: `triage502 run --non-interactive --format json`
-        /// with discovery, checks and log analysis lands with issues 2-5; until then these tests
-        /// are ignored on purpose, never faked. Run them with `cargo test --test lab -- --ignored`.
+        /// gets no finding): `triage502 run --non-interactive --format json` with discovery,
+        /// checks and log analysis, against the scenario's real servers.
         mod diagnosis {
             $(
                 #[test]
@@ -93,10 +92,12 @@ scenarios!(
     nginx_header_too_big,
     nginx_app_fatal_segv,
     nginx_app_fatal_undefined,
+    nginx_plugin_fault,
     nginx_upstream_overloaded,
     nginx_no_live_upstreams,
     nginx_dns_failure,
     nginx_recent_change,
+    nginx_config_typo_backup,
     nginx_cache_fault,
     nginx_firewall_blocked,
     nginx_tls_upstream,

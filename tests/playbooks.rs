@@ -135,3 +135,43 @@ fn shipped_playbooks_match_their_schema() {
         assert!(errors.is_empty(), "{name}: {errors:?}");
     }
 }
+
+/// Guidance shown to the operator has the known values filled in, and a value
+/// not known yet is visibly missing rather than a raw `{{ placeholder }}`.
+#[test]
+fn guidance_is_shown_with_the_values_known_so_far() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = dir.path().join("guide.toml");
+    std::fs::write(
+        &pb,
+        r#"
+id = "guide"
+title = "Guidance values"
+version = "1.0.0"
+description = "One informational node."
+start = "only"
+
+[[var]]
+name = "upstream"
+prompt = "upstream"
+type = "string"
+required = true
+
+[[node]]
+id = "only"
+title = "Start the upstream"
+guidance = "Start what listens on {{ upstream }}, as {{ worker_user }}."
+end = "escalate"
+"#,
+    )
+    .unwrap();
+    let (lib, _) = Library::standard(std::slice::from_ref(&pb)).unwrap();
+    let values = [("upstream".to_owned(), "127.0.0.1:9000".to_owned())]
+        .into_iter()
+        .collect();
+    let engine = triage502::engine::Engine::start(Arc::new(lib), "guide", values).unwrap();
+    assert_eq!(
+        engine.guidance(),
+        "Start what listens on 127.0.0.1:9000, as <worker_user?>."
+    );
+}

@@ -4,6 +4,8 @@
 //! killed with SIGHUP. Each time the shell in the pane must get a sane
 //! terminal back (`stty -a` shows `icanon` and `echo`).
 //!
+//! In the real-nginx walk, `m` (map) and `w` (watch) are read at 80x24 too.
+//!
 //! Only generic things of the default playbook are relied on (the start
 //! screen's title, Enter/defaults until the walk ends, "Findings" in the
 //! ticket), since the playbook changes independently.
@@ -295,7 +297,7 @@ fn free_port() -> u16 {
 /// A real nginx on loopback proxying to a port where nothing listens.
 struct Nginx {
     child: std::process::Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     port: u16,
     upstream: u16,
 }
@@ -338,7 +340,7 @@ impl Nginx {
         }
         Nginx {
             child,
-            _dir: dir,
+            dir,
             port,
             upstream,
         }
@@ -368,6 +370,7 @@ fn real_nginx_upstream_refused_reaches_the_finding_and_the_ticket() {
     sess.send("Enter");
     let done = walk_to_the_end(&sess);
     assert!(done.contains("The upstream refuses connections"), "{done}");
+    map_and_watch(&sess, &ngx);
     sess.send("t");
     sess.wait("the ticket preview", |s| {
         s.contains("Ticket preview") && s.contains("## Impact")
@@ -385,6 +388,54 @@ fn real_nginx_upstream_refused_reaches_the_finding_and_the_ticket() {
     });
     assert!(after.contains("upstream_refused"), "{after}");
     sess.assert_sane_terminal();
+}
+
+/// `m` and `w` on the done screen of the real-nginx walk: the map names the
+/// refused upstream as the failing hop behind a healthy nginx; the watch
+/// re-probes the URL (502s), charts the access log nginx writes, and stops
+/// probing when left (nginx's access log stops growing).
+fn map_and_watch(sess: &Session, ngx: &Nginx) {
+    sess.send("m");
+    let map = sess.wait("the map", |s| s.contains("First failing hop"));
+    let up = format!("127.0.0.1:{}", ngx.upstream);
+    assert!(
+        map.contains(&format!("First failing hop: upstream {up}"))
+            && map.contains("✗ upstream  FAILING")
+            && map.contains("✓ front     healthy   nginx (pid")
+            && map.contains("answers 502 with its own error page")
+            && map.contains("nginx.conf:"),
+        "{map}"
+    );
+    assert!(map.lines().count() <= 24, "{map}");
+    sess.send("Escape");
+    sess.wait("the done screen after the map", |s| {
+        s.contains("Done: ") && !s.contains("First failing hop")
+    });
+    sess.send("w");
+    let probes = regex::Regex::new(r"(\d+) probes, (\d+) failed").unwrap();
+    let watch = sess.wait("three probes and the access log in the watch", |s| {
+        let n = probes
+            .captures(s)
+            .and_then(|c| c[1].parse::<u32>().ok())
+            .unwrap_or(0);
+        s.contains("every 2s") && n >= 3 && s.contains("peak ")
+    });
+    let log = ngx.dir.path().join("access.log");
+    assert!(
+        watch.contains("FAILING: the last probe got 502")
+            && watch.contains("502/503/504 per minute, last 30 min of"),
+        "{watch}"
+    );
+    sess.send("Escape");
+    sess.wait("the done screen after the watch", |s| {
+        s.contains("Done: ") && !s.contains("every 2s")
+    });
+    let lines = || std::fs::read_to_string(&log).unwrap().lines().count();
+    // A probe already on the wire may still land; after that, nothing.
+    std::thread::sleep(Duration::from_millis(500));
+    let left = lines();
+    std::thread::sleep(Duration::from_millis(4500));
+    assert_eq!(lines(), left, "the watch kept probing after it was left");
 }
 
 /// A lab where the front nginx proxies to an upstream nginx that is

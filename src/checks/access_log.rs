@@ -201,6 +201,13 @@ pub fn summarise(s: &AccessSummary, label: String) -> CheckReport {
             ev,
         );
     }
+    for f in &s.files {
+        if let Some(u) = &f.unread {
+            r = r.with_evidence(
+                Evidence::new("partly read log", format!("the file {u}")).at(f.path.clone()),
+            );
+        }
+    }
     r
 }
 

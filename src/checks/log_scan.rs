@@ -163,6 +163,13 @@ pub fn summarise(rep: &ScanReport, label: String) -> CheckReport {
             r = r.with_evidence(ev);
         }
     }
+    for f in &rep.files {
+        if let Some(u) = &f.unread {
+            r = r.with_evidence(
+                Evidence::new("partly read log", format!("the file {u}")).at(f.path.clone()),
+            );
+        }
+    }
     if let Some(top) = rep.causes.first() {
         r = r.with_fact("log.top_cause", top.cause.id());
         if let Some(u) = top.upstreams.first().or_else(|| top.sockets.first()) {

@@ -1,11 +1,13 @@
 //! `recent_changes`: what changed shortly before the errors began?
 //!
-//! Files under the given config dirs modified in the window (with a unified
+//! Files under the given config dirs (or given config files) modified in the window (with a unified
 //! diff against a `.bak`/`.orig`/`~`/`.dpkg-old`/`.save` copy, or `git diff`
 //! when the dir is in a git work tree), package installs and upgrades from
 //! the dpkg/apt/dnf/yum logs, service restarts and reloads (the journal when
 //! readable, or the servers' own `[notice]` lines), and plugin directories.
-//! The window is `[window_from - lookback, window_to]`.
+//! The window is `[window_from - lookback, window_to]`. `changes.backup` is
+//! the first backup found of a changed file and `changes.backup_of` that file
+//! (what a rollback restores).
 //! Invariants: walks at most [`MAX_ENTRIES`] entries and [`MAX_DEPTH`] levels;
 //! reads at most 1 MiB per file for diffs and the last 8 MiB of each log;
 //! `git` runs with `--no-optional-locks` so it never refreshes the index.
@@ -26,8 +28,8 @@ use crate::duration::HumanDuration;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// Config dirs to look in (default: /etc/nginx, /etc/apache2, /etc/httpd,
-    /// /etc/php, /etc/haproxy).
+    /// Config dirs to look in, or config files to look at by themselves (default:
+    /// /etc/nginx, /etc/apache2, /etc/httpd, /etc/php, /etc/haproxy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dirs: Vec<String>,
     /// How far before the incident window a change still counts (default 24h).
@@ -53,6 +55,7 @@ pub const DOC: KindDoc = KindDoc {
     facts: &[
         "changes.files",
         "changes.backup",
+        "changes.backup_of",
         "changes.packages",
         "changes.restarts",
     ],
@@ -355,22 +358,37 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
     let mut ev = Vec::new();
     let mut files = Vec::new();
     let mut first_backup = String::new();
+    let mut backup_of_file = String::new();
     let mut budget = MAX_ENTRIES;
     for d in &dirs {
         let root = Path::new(d);
-        match std::fs::read_dir(root) {
-            Ok(_) => looked += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && p.dirs.is_empty() => continue,
-            Err(e) => {
-                unreadable.push(format!("{d}: {e}"));
+        // A config file (`{{ front.config }}`) is looked at by itself.
+        let changed = if root.is_file() {
+            looked += 1;
+            std::fs::metadata(root)
+                .and_then(|m| m.modified())
+                .ok()
+                .filter(|t| *t >= from && *t <= to)
+                .map(|t| vec![(root.to_path_buf(), t)])
+                .unwrap_or_default()
+        } else {
+            match std::fs::read_dir(root) {
+                Ok(_) => looked += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && p.dirs.is_empty() => {
+                    continue;
+                }
+                Err(e) => {
+                    unreadable.push(format!("{d}: {e}"));
+                    continue;
+                }
+            }
+            changed_files(root, from, to, &mut budget)
+        };
+        let repo = git_root(root);
+        for (f, t) in changed.into_iter().take(200) {
+            if files.contains(&f.display().to_string()) {
                 continue;
             }
-        }
-        let repo = git_root(root);
-        for (f, t) in changed_files(root, from, to, &mut budget)
-            .into_iter()
-            .take(200)
-        {
             let when = jiff::Timestamp::try_from(t)
                 .map(|x| x.to_string())
                 .unwrap_or_default();
@@ -378,6 +396,7 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
             let diff = if let Some(b) = backup_of(&f) {
                 if first_backup.is_empty() {
                     first_backup = b.display().to_string();
+                    backup_of_file = f.display().to_string();
                 }
                 match (read_file(&b), read_file(&f)) {
                     (Ok(old), Ok(new)) => Some(unified_diff(
@@ -512,6 +531,7 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
     let mut r = CheckReport::new(DOC.kind, label, Outcome::Ok, String::new())
         .with_fact("changes.files", files.join("\n"))
         .with_fact("changes.backup", first_backup)
+        .with_fact("changes.backup_of", backup_of_file)
         .with_fact("changes.packages", packages.join("\n"))
         .with_fact("changes.restarts", restarts.join("\n"));
     for u in &unreadable {

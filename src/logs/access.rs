@@ -20,7 +20,6 @@
 pub mod layout;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -28,6 +27,7 @@ use std::time::Instant;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
+use super::input;
 use super::scan::Window;
 use super::time::{self, Zone};
 use super::window;
@@ -118,6 +118,9 @@ pub struct AccessFile {
     pub malformed: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What was not read because the file changed while it was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread: Option<String>,
     pub permission_denied: bool,
 }
 
@@ -458,10 +461,15 @@ fn summarise_file(
         lines: 0,
         malformed: 0,
         error: None,
+        unread: None,
         permission_denied: false,
     };
-    let mut f = match File::open(path) {
-        Ok(f) => f,
+    let opened = match input::open(path) {
+        Ok(o) => o,
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            rep.error = Some(input::refusal(&e));
+            return rep;
+        }
         Err(e) => {
             rep.permission_denied = e.kind() == io::ErrorKind::PermissionDenied;
             rep.error = Some(if rep.permission_denied {
@@ -475,14 +483,15 @@ fn summarise_file(
             return rep;
         }
     };
-    let size = f.metadata().map_or(0, |m| m.len());
+    let size = opened.size;
+    let mut f = &opened.file;
     rep.size = size;
     let detected;
     let layout = if let Some(l) = given {
         l
     } else {
         let mut head = vec![0u8; 64 * 1024];
-        let n = std::os::unix::fs::FileExt::read_at(&f, &mut head, 0).unwrap_or(0);
+        let n = std::os::unix::fs::FileExt::read_at(f, &mut head, 0).unwrap_or(0);
         if let Some(l) = layout::detect(&head[..n]) {
             detected = l;
             &detected
@@ -504,13 +513,13 @@ fn summarise_file(
     let mut search = window::Search::default();
     let start = match window.from {
         Some(from) if size > 0 => {
-            window::bounds(&f, size, from, zone, &mut search, &ts_of).map_or(0, |b| b.0)
+            window::bounds(f, size, from, zone, &mut search, &ts_of).map_or(0, |b| b.0)
         }
         _ => 0,
     };
     let end = match window.to {
         Some(to) if size > 0 => {
-            window::bounds(&f, size, to + 2 * window::SLACK, zone, &mut search, &ts_of)
+            window::bounds(f, size, to + 2 * window::SLACK, zone, &mut search, &ts_of)
                 .map_or(size, |b| (b.1 + (64 << 10)).min(size))
         }
         _ => size,
@@ -535,7 +544,10 @@ fn summarise_file(
             acc.add(ts, &rec);
         }
     }) {
-        Ok(n) => rep.bytes_read = n,
+        Ok(n) => {
+            rep.bytes_read = n;
+            rep.unread = opened.changes(start + n, end);
+        }
         Err(e) => rep.error = Some(format!("{}: {e}", path.display())),
     }
     rep
@@ -604,6 +616,9 @@ pub fn render_text(s: &AccessSummary) -> String {
                 f.lines,
                 f.malformed
             );
+            if let Some(u) = &f.unread {
+                let _ = writeln!(o, "  not read: the file {u}");
+            }
         }
     }
     let _ = writeln!(

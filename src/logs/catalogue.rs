@@ -178,7 +178,11 @@ fn cause_or_none(
 
 fn parse_file(file: &str, src: &str) -> Result<Parsed, CatalogueError> {
     let raw: RawFile = toml::from_str(src).map_err(|e| {
-        let at = e.span().map_or(0, |s| s.start);
+        // Some limits (key nesting) come without a position: find the line.
+        let at = e
+            .span()
+            .or_else(|| crate::playbook::diagnostic::locate_toml_error(src, e.message()))
+            .map_or(0, |s| s.start);
         err(file, src, at, e.message().trim().to_owned())
     })?;
     let mut errno = Vec::new();
@@ -458,36 +462,48 @@ impl Catalogue {
 fn read_small(p: &Path) -> Result<Option<String>, CatalogueError> {
     use std::io::Read;
     let file = p.display().to_string();
-    let f = match std::fs::File::open(p) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(CatalogueError {
-                file,
-                line: 1,
-                col: 1,
-                message: format!("cannot read: {e}"),
-            });
-        }
+    let at = |line: usize, col: usize, message: String| CatalogueError {
+        file: file.clone(),
+        line,
+        col,
+        message,
     };
-    let mut s = String::new();
+    // Regular files only, opened without blocking (a FIFO or /dev/zero
+    // named as a signature file is refused, never waited on or read forever).
+    let f = match super::input::open(p) {
+        Ok(o) => o.file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(at(1, 1, format!("cannot read: {e}"))),
+    };
+    let mut bytes = Vec::new();
     f.take(MAX_FILE + 1)
-        .read_to_string(&mut s)
-        .map_err(|e| CatalogueError {
-            file: file.clone(),
-            line: 1,
-            col: 1,
-            message: format!("cannot read: {e}"),
-        })?;
-    if s.len() as u64 > MAX_FILE {
-        return Err(CatalogueError {
-            file,
-            line: 1,
-            col: 1,
-            message: format!("larger than {} MiB", MAX_FILE >> 20),
-        });
+        .read_to_end(&mut bytes)
+        .map_err(|e| at(1, 1, format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(at(1, 1, format!("larger than {} MiB", MAX_FILE >> 20)));
     }
-    Ok(Some(s))
+    match String::from_utf8(bytes) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) => {
+            let bytes = e.as_bytes();
+            let bad = e.utf8_error().valid_up_to();
+            let before = &bytes[..bad];
+            let line = memchr::memchr_iter(b'\n', before).count() + 1;
+            let line_start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
+            let col = String::from_utf8_lossy(&before[line_start..])
+                .chars()
+                .count()
+                + 1;
+            Err(at(
+                line,
+                col,
+                format!(
+                    "invalid UTF-8 (byte 0x{:02X}): a signature file is UTF-8 text",
+                    bytes.get(bad).copied().unwrap_or_default()
+                ),
+            ))
+        }
+    }
 }
 
 #[cfg(test)]

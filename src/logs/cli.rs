@@ -157,7 +157,8 @@ fn bad_input(out: &mut dyn Write, msg: &str) -> ExitCode {
 fn catalogue(extra: Option<&PathBuf>) -> Result<Catalogue, String> {
     let mut paths = Vec::new();
     if let Some(p) = extra {
-        if !p.is_file() {
+        // `exists`, not `is_file`: a FIFO or a device is refused by the loader, by name.
+        if !p.exists() {
             return Err(format!("{}: no such signature file", p.display()));
         }
         paths.push(p.clone());
@@ -249,11 +250,23 @@ fn run_classify(a: &ClassifyArgs, out: &mut dyn Write) -> anyhow::Result<ExitCod
         Ok(c) => c,
         Err(e) => return Ok(bad_input(out, &e)),
     };
+    let stdin = a.input.as_ref().is_none_or(|p| p.as_os_str() == "-");
+    if stdin && let Err(e) = super::input::check_stdin() {
+        return Ok(bad_input(out, &e.to_string()));
+    }
     let input: Box<dyn BufRead + Send> = match &a.input {
         None => Box::new(std::io::BufReader::new(std::io::stdin())),
         Some(p) if p.as_os_str() == "-" => Box::new(std::io::BufReader::new(std::io::stdin())),
-        Some(p) => match std::fs::File::open(p) {
-            Ok(f) => Box::new(std::io::BufReader::with_capacity(1 << 16, f)),
+        // A named file must be a regular file (read up to its size at open);
+        // streams come through standard input.
+        Some(p) => match super::input::open(p) {
+            Ok(o) => Box::new(std::io::BufReader::with_capacity(
+                1 << 16,
+                std::io::Read::take(o.file, o.size),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                return Ok(bad_input(out, &super::input::refusal(&e)));
+            }
             Err(e) => return Ok(bad_input(out, &format!("{}: {e}", p.display()))),
         },
     };

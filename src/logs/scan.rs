@@ -9,7 +9,6 @@
 //! next to a worker crash a crash (an app fault when it is one page only).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,6 +17,7 @@ use serde::Serialize;
 
 use super::catalogue::Catalogue;
 use super::classify::{Classification, Role};
+use super::input;
 use super::reader::{self, Found};
 use super::rotation;
 use super::time::{self, Zone};
@@ -151,6 +151,10 @@ pub struct FileReport {
     pub rotated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What was not read because the file changed while it was read (grew,
+    /// was truncated or rotated); the rest of the report stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread: Option<String>,
     /// The file exists but may not be read (run as root or join group adm).
     pub permission_denied: bool,
 }
@@ -658,7 +662,9 @@ fn resolve_sources(files: &[FileReport], agg: &Agg<'_>) -> HashMap<(usize, u64),
         let path = &files[file].path;
         let gz = rotation::is_gz(Path::new(path));
         let max = offs.last().copied().unwrap_or(0);
-        let lines = if !gz && max <= LINE_NUMBER_LIMIT {
+        // A file that changed while read keeps exact byte offsets: its lines
+        // would be counted in what the path holds now, not in what was read.
+        let lines = if !gz && max <= LINE_NUMBER_LIMIT && files[file].unread.is_none() {
             line_numbers(Path::new(path), &offs).ok()
         } else {
             None
@@ -677,7 +683,7 @@ fn resolve_sources(files: &[FileReport], agg: &Agg<'_>) -> HashMap<(usize, u64),
 
 /// 1-based line numbers of sorted offsets.
 fn line_numbers(path: &Path, offsets: &[u64]) -> io::Result<Vec<u64>> {
-    let mut f = File::open(path)?;
+    let mut f = input::open(path)?.file;
     let mut buf = vec![0u8; 1 << 20];
     let mut out = Vec::with_capacity(offsets.len());
     let (mut pos, mut line) = (0u64, 1u64);
@@ -713,11 +719,14 @@ fn open_error(path: &Path, e: &io::Error, rotated: bool) -> FileReport {
         probes: 0,
         first_time: None,
         rotated,
+        unread: None,
         error: Some(if denied {
             format!(
                 "{}: permission denied (run as root or add yourself to group adm)",
                 path.display()
             )
+        } else if e.kind() == io::ErrorKind::InvalidInput {
+            input::refusal(e) // names the path and what it is
         } else {
             format!("{}: {e}", path.display())
         }),
@@ -734,18 +743,11 @@ fn scan_file(
     zone: &mut Zone,
     agg: &mut Agg<'_>,
 ) -> (FileReport, Option<i64>) {
-    let f = match File::open(path) {
-        Ok(f) => f,
+    let opened = match input::open(path) {
+        Ok(o) => o,
         Err(e) => return (open_error(path, &e, rotated), None),
     };
-    let size = match f.metadata() {
-        Ok(m) if m.is_dir() => {
-            let e = io::Error::other("is a directory");
-            return (open_error(path, &e, rotated), None);
-        }
-        Ok(m) => m.len(),
-        Err(e) => return (open_error(path, &e, rotated), None),
-    };
+    let size = opened.size;
     let mut rep = FileReport {
         path: path.display().to_string(),
         size,
@@ -756,8 +758,10 @@ fn scan_file(
         first_time: None,
         rotated,
         error: None,
+        unread: None,
         permission_denied: false,
     };
+    let f = &opened.file;
     let cat = agg.cat;
     let mut on = |found: Found<'_>, z: &mut Zone| {
         let ts = found.head.as_ref().and_then(|h| h.ts);
@@ -786,25 +790,25 @@ fn scan_file(
             }
             Err(e) => rep.error = Some(format!("{}: {e}", path.display())),
         }
+        rep.unread = opened.changes(size, size);
         // The first *candidate* time is a lower bound good enough to decide on older rotations.
         rep.first_time = first.map(time::rfc3339);
         return (rep, first.or(Some(i64::MIN)));
     }
     let mut search = window::Search::default();
-    let first = window::first_time(&f, size, zone, &window::error_time)
+    let first = window::first_time(f, size, zone, &window::error_time)
         .ok()
         .flatten();
     rep.first_time = first.map(time::rfc3339);
     let start = match window.from {
         Some(from) if size > 0 => {
-            window::bounds(&f, size, from, zone, &mut search, &window::error_time)
-                .map_or(0, |b| b.0)
+            window::bounds(f, size, from, zone, &mut search, &window::error_time).map_or(0, |b| b.0)
         }
         _ => 0,
     };
     let end = match window.to {
         Some(to) if size > 0 => window::bounds(
-            &f,
+            f,
             size,
             to + 2 * SLACK,
             zone,
@@ -819,11 +823,12 @@ fn scan_file(
     let mut f = f;
     if end > start && f.seek(SeekFrom::Start(start)).is_ok() {
         // `take` bounds the read to the size seen at open: a file growing or
-        // rotated (renamed) while we read is read as it was.
+        // rotated (renamed) while we read is read as it was, and `unread` says so.
         match reader::scan_candidates((&mut f).take(end - start), start, cat, zone, &mut on) {
             Ok(st) => {
                 rep.bytes_read = st.bytes;
                 rep.candidates = st.candidates;
+                rep.unread = opened.changes(start + st.bytes, end);
             }
             Err(e) => rep.error = Some(format!("{}: {e}", path.display())),
         }
@@ -838,20 +843,20 @@ pub fn render_text(r: &ScanReport) -> String {
     let w = |t: Option<i64>| t.map_or_else(|| "…".to_owned(), time::rfc3339);
     let _ = writeln!(s, "window: {} → {}", w(r.window.from), w(r.window.to));
     for f in &r.files {
-        match &f.error {
-            Some(e) => {
-                let _ = writeln!(s, "file: {e}");
-            }
-            None => {
-                let _ = writeln!(
-                    s,
-                    "file: {} ({} bytes, read {} from offset {}{})",
-                    f.path,
-                    f.size,
-                    f.bytes_read,
-                    f.start,
-                    if f.rotated { ", rotated" } else { "" }
-                );
+        if let Some(e) = &f.error {
+            let _ = writeln!(s, "file: {e}");
+        } else {
+            let _ = writeln!(
+                s,
+                "file: {} ({} bytes, read {} from offset {}{})",
+                f.path,
+                f.size,
+                f.bytes_read,
+                f.start,
+                if f.rotated { ", rotated" } else { "" }
+            );
+            if let Some(u) = &f.unread {
+                let _ = writeln!(s, "  not read: the file {u}");
             }
         }
     }

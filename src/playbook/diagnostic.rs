@@ -61,6 +61,83 @@ pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// Characters of a source line shown at most, around the column.
+const EXCERPT: usize = 120;
+
+/// The part of `line` shown for column `col` (1-based, in characters), and
+/// the column within it: the whole line when short, else [`EXCERPT`]
+/// characters around the column with `…` where it was cut.
+fn excerpt(line: &str, col: usize) -> (String, usize) {
+    let n = line.chars().count();
+    if n <= EXCERPT {
+        return (line.to_owned(), col);
+    }
+    let from = col
+        .saturating_sub(1 + EXCERPT / 2)
+        .min(n.saturating_sub(EXCERPT));
+    let mut out = String::new();
+    let mut col_in = col - from;
+    if from > 0 {
+        out.push('…');
+        col_in += 1;
+    }
+    out.extend(line.chars().skip(from).take(EXCERPT));
+    if from + EXCERPT < n {
+        out.push('…');
+    }
+    (out, col_in)
+}
+
+/// Where in `src` a TOML error that came without a position (the parser's
+/// key-nesting limit, for one) happens: the start of the first line whose
+/// prefix of the source already gives `message`. Found by bisecting on line
+/// ends, so it costs about log2(lines) parses, and only on the error path.
+pub fn locate_toml_error(src: &str, message: &str) -> Option<Range<usize>> {
+    let has = |end: usize| {
+        let (_, errors) = toml::de::DeTable::parse_recoverable(&src[..end]);
+        errors
+            .iter()
+            .any(|e| e.span().is_none() && e.message().trim() == message.trim())
+    };
+    let ends: Vec<usize> = src
+        .match_indices('\n')
+        .map(|(i, _)| i + 1)
+        .chain((!src.ends_with('\n')).then_some(src.len()))
+        .collect();
+    let last = *ends.last()?;
+    if !has(last) {
+        return None;
+    }
+    let (mut lo, mut hi) = (0usize, ends.len() - 1); // the answer is in lo..=hi
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if has(ends[mid]) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let start = if lo == 0 { 0 } else { ends[lo - 1] };
+    let line = &src[start..ends[lo]];
+    let indent = line.len() - line.trim_start().len();
+    Some(start + indent..start + indent + 1)
+}
+
+/// 1-based line, column (in characters) and value of the first byte of
+/// `bytes` that is not UTF-8, if any.
+pub fn utf8_error_at(bytes: &[u8]) -> Option<(usize, usize, u8)> {
+    let e = std::str::from_utf8(bytes).err()?;
+    let bad = e.valid_up_to();
+    let before = &bytes[..bad];
+    let line = memchr::memchr_iter(b'\n', before).count() + 1;
+    let start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let col = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
+    Some((line, col, bytes.get(bad).copied().unwrap_or_default()))
+}
+
 /// A diagnostic bound to its file and source text, ready to print.
 pub struct Rendered<'a> {
     pub file: &'a str,
@@ -87,7 +164,10 @@ impl fmt::Display for Rendered<'_> {
             "{}:{line}:{col}: {level}: {}",
             self.file, self.diag.message
         )?;
-        let text = self.src.lines().nth(line - 1).unwrap_or("");
+        let full = self.src.lines().nth(line - 1).unwrap_or("");
+        // A long line (a minified or hostile file) is shown around the
+        // place only, so one diagnostic never floods the terminal.
+        let (text, col) = excerpt(full, col);
         let gutter = line.to_string();
         writeln!(f, "{} |", " ".repeat(gutter.len()))?;
         writeln!(f, "{gutter} | {text}")?;
@@ -124,6 +204,28 @@ mod tests {
         assert_eq!(line_col(src, src.find('=').unwrap()), (1, 3));
         let second_eq = src.rfind('=').unwrap();
         assert_eq!(line_col(src, second_eq), (2, 4));
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_place() {
+        let line = format!("a = {}1{}", "[".repeat(500), "]".repeat(500));
+        let (text, col) = excerpt(&line, 300);
+        assert_eq!(text.chars().count(), EXCERPT + 2);
+        assert!(text.starts_with('…') && text.ends_with('…'));
+        assert_eq!(text.chars().nth(col - 1), line.chars().nth(299));
+        assert_eq!(excerpt("short", 2), ("short".to_owned(), 2));
+    }
+
+    #[test]
+    fn spanless_toml_errors_are_located_by_line() {
+        let deep = vec!["k"; 200].join(".");
+        let src = format!("id = \"x\"\n\n  {deep} = 1\nz = 2\n");
+        let (_, errors) = toml::de::DeTable::parse_recoverable(&src);
+        let e = errors.iter().find(|e| e.span().is_none()).unwrap();
+        let span = locate_toml_error(&src, e.message()).unwrap();
+        assert_eq!(line_col(&src, span.start), (3, 3));
+        assert_eq!(utf8_error_at(b"a\nb = \"caf\xe9\""), Some((2, 9, 0xE9)));
+        assert_eq!(utf8_error_at(b"fine"), None);
     }
 
     #[test]

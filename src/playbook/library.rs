@@ -5,12 +5,12 @@
 //! then the playbooks compiled into the binary. A file whose id matches an
 //! embedded playbook shadows it, and the listing says so.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Playbook;
-use super::diagnostic::{Diagnostic, Level, Rendered};
+use super::diagnostic::{Diagnostic, Level, Rendered, utf8_error_at};
 use super::load::{Loaded, load};
 
 /// The playbooks shipped inside the binary: (file name, source).
@@ -54,30 +54,48 @@ impl Source {
     }
 
     pub fn read(path: &Path) -> Result<Source, String> {
-        let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if !meta.is_file() {
-            return Err(format!("{}: not a regular file", path.display()));
-        }
-        if meta.len() > MAX_PLAYBOOK_BYTES {
+        let bytes = read_capped(path)?;
+        if let Some((line, col, byte)) = utf8_error_at(&bytes) {
             return Err(format!(
-                "{}: {} bytes is larger than a playbook can be ({MAX_PLAYBOOK_BYTES})",
-                path.display(),
-                meta.len()
+                "{}:{line}:{col}: invalid UTF-8 (byte 0x{byte:02X}): a playbook is UTF-8 text",
+                path.display()
             ));
         }
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            format!(
-                "{}: not UTF-8 text (byte {})",
-                path.display(),
-                e.utf8_error().valid_up_to()
-            )
-        })?;
+        let text = String::from_utf8(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Source {
             origin: Origin::File(path.to_owned()),
             text,
         })
     }
+}
+
+/// The bytes of a playbook file: a regular file (checked before opening,
+/// so a FIFO is never waited on) of at most [`MAX_PLAYBOOK_BYTES`], read
+/// with that cap too (a file growing meanwhile cannot exceed it).
+fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
+    let too_big = |n: u64| {
+        format!(
+            "{}: {n} bytes is larger than a playbook can be ({MAX_PLAYBOOK_BYTES})",
+            path.display()
+        )
+    };
+    if meta.len() > MAX_PLAYBOOK_BYTES {
+        return Err(too_big(meta.len()));
+    }
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_PLAYBOOK_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_PLAYBOOK_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// Playbooks larger than this are refused before parsing.
@@ -283,31 +301,182 @@ pub fn render_all(src: &Source, diags: &[Diagnostic]) -> String {
 pub fn validate_files(paths: &[PathBuf]) -> Vec<(Source, Loaded)> {
     let mut sources = Vec::new();
     let mut out = Vec::new();
+    let unreadable = |p: &PathBuf, text: String, d: Diagnostic| {
+        (
+            Source {
+                origin: Origin::File(p.clone()),
+                text,
+            },
+            Loaded {
+                playbook: None,
+                diagnostics: vec![d],
+            },
+        )
+    };
     for p in paths {
-        match Source::read(p) {
-            Ok(s) => sources.push(s),
-            Err(e) => out.push((
-                Source {
+        match read_capped(p) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => sources.push(Source {
                     origin: Origin::File(p.clone()),
-                    text: String::new(),
-                },
-                Loaded {
-                    playbook: None,
-                    diagnostics: vec![Diagnostic::error(e, None)],
-                },
-            )),
+                    text,
+                }),
+                Err(e) => {
+                    // Shown at its place: the lossy text keeps every offset before it.
+                    let at = e.utf8_error().valid_up_to();
+                    let byte = e.as_bytes().get(at).copied().unwrap_or_default();
+                    let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                    let d = Diagnostic::error(
+                        format!("invalid UTF-8 (byte 0x{byte:02X}): a playbook is UTF-8 text"),
+                        Some(at..at + 1),
+                    );
+                    out.push(unreadable(p, text, d));
+                }
+            },
+            Err(e) => out.push(unreadable(p, String::new(), Diagnostic::error(e, None))),
         }
     }
-    let mut ids: HashSet<String> = discover(&search_dirs())
-        .iter()
-        .filter_map(|s| declared_id(&s.text))
-        .collect();
+    let others = discover(&search_dirs());
+    let mut ids: HashSet<String> = others.iter().filter_map(|s| declared_id(&s.text)).collect();
     ids.extend(sources.iter().filter_map(|s| declared_id(&s.text)));
+    let mut loaded = Vec::new();
     for s in sources {
         let l = load(&s.text, &ids);
-        out.push((s, l));
+        loaded.push((s, l));
     }
+    // Calls across playbooks: the given files first, then the search path
+    // and the embedded ones (first of an id wins, as when walking).
+    let mut graph: HashMap<String, Vec<String>> = HashMap::new();
+    for (_, l) in &loaded {
+        if let Some(pb) = &l.playbook {
+            graph.entry(pb.id.clone()).or_insert_with(|| callees(pb));
+        }
+    }
+    for s in &others {
+        if let Some(id) = declared_id(&s.text)
+            && !graph.contains_key(&id)
+            && let Some(pb) = load(&s.text, &ids).playbook
+        {
+            graph.insert(id, callees(&pb));
+        }
+    }
+    for (s, l) in &mut loaded {
+        if let Some(pb) = &l.playbook
+            && let Some(d) = call_problem(&pb.id, &graph, &s.text)
+        {
+            l.diagnostics.push(d);
+        }
+    }
+    out.extend(loaded);
     out
+}
+
+/// Sub-playbook calls nest at most this deep (the caller counts as one).
+pub const MAX_CALL_DEPTH: usize = 16;
+
+/// The playbooks a playbook's `call` nodes name, in order, without repeats.
+fn callees(pb: &Playbook) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for n in &pb.nodes {
+        if let super::NodeKind::Call { playbook, .. } = &n.kind
+            && !v.contains(playbook)
+        {
+            v.push(playbook.clone());
+        }
+    }
+    v
+}
+
+/// A cycle of calls reachable from `start`, or a chain of calls deeper than
+/// [`MAX_CALL_DEPTH`], as an error at `start`'s first `call` on that path.
+/// Iterative depth-first search; each playbook is finished once, so the
+/// cost is linear in the calls whatever the graph.
+fn call_problem(
+    start: &str,
+    graph: &HashMap<String, Vec<String>>,
+    src: &str,
+) -> Option<Diagnostic> {
+    let none: Vec<String> = Vec::new();
+    let kids = |id: &str| graph.get(id).unwrap_or(&none);
+    // Longest chain of calls from a finished playbook, counting itself.
+    let mut below: HashMap<&str, usize> = HashMap::new();
+    let mut path: Vec<(&str, usize)> = vec![(start, 0)];
+    const CYCLE_HINT: &str = "a `call` runs the other playbook to its end and comes back: make the chain end without returning to a caller";
+    const DEPTH_HINT: &str = "flatten the chain: let a playbook route to the steps it needs instead of calling through many levels";
+    let problem: Option<(String, Vec<&str>, &str)> = loop {
+        let Some(&(id, i)) = path.last() else {
+            break None;
+        };
+        let ks = kids(id);
+        if let Some(k) = ks.get(i) {
+            if let Some(top) = path.last_mut() {
+                top.1 += 1;
+            }
+            let k = k.as_str();
+            let names = || path.iter().map(|(p, _)| *p).collect::<Vec<_>>();
+            if let Some(pos) = path.iter().position(|(p, _)| *p == k) {
+                let mut c = names();
+                c.push(k);
+                let msg = format!(
+                    "calls form a cycle: {} (a sub-playbook must not call back into a playbook that called it)",
+                    c[pos..].join(" → ")
+                );
+                break Some((msg, c, CYCLE_HINT));
+            }
+            let depth = path.len() + below.get(k).copied().unwrap_or(1);
+            if depth > MAX_CALL_DEPTH {
+                let mut c = names();
+                c.push(k);
+                let msg = format!(
+                    "calls nest {depth} playbooks deep, more than {MAX_CALL_DEPTH}: {}{}",
+                    c.join(" → "),
+                    if below.get(k).copied().unwrap_or(1) > 1 {
+                        " → …"
+                    } else {
+                        ""
+                    }
+                );
+                break Some((msg, c, DEPTH_HINT));
+            }
+            if !below.contains_key(k) {
+                path.push((k, 0));
+            }
+        } else {
+            let d = 1 + ks
+                .iter()
+                .filter_map(|k| below.get(k.as_str()))
+                .max()
+                .copied()
+                .unwrap_or(0);
+            below.insert(id, d);
+            path.pop();
+        }
+    };
+    let (msg, chain, hint) = problem?;
+    let first = chain.get(1).copied().unwrap_or(start);
+    Some(Diagnostic::error(msg, call_span(src, first)).hint(hint))
+}
+
+/// The span of the first `call = "ID"` in `src`.
+fn call_span(src: &str, id: &str) -> Option<std::ops::Range<usize>> {
+    let mut from = 0;
+    while let Some(i) = src[from..].find("call") {
+        let at = from + i;
+        let rest = src[at + 4..].trim_start();
+        if let Some(r) = rest.strip_prefix('=') {
+            let r = r.trim_start();
+            let v_at = src.len() - r.len();
+            for q in ['"', '\''] {
+                if r.strip_prefix(q)
+                    .and_then(|r| r.strip_prefix(id))
+                    .is_some_and(|r| r.starts_with(q))
+                {
+                    return Some(v_at..v_at + id.len() + 2);
+                }
+            }
+        }
+        from = at + 4;
+    }
+    None
 }
 
 #[cfg(test)]

@@ -47,7 +47,11 @@ pub fn load(src: &str, known_playbooks: &HashSet<String>) -> Loaded {
     let (doc, errors) = DeTable::parse_recoverable(src);
     if !errors.is_empty() {
         for e in errors {
-            diags.push(toml_error(&e, "TOML syntax error"));
+            let mut d = toml_error(&e, "TOML syntax error");
+            if d.span.is_none() {
+                d.span = super::diagnostic::locate_toml_error(src, e.message());
+            }
+            diags.push(d);
         }
         return Loaded {
             playbook: None,

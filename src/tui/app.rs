@@ -33,6 +33,7 @@ use crate::report::Report;
 use crate::runner::RunnerEvent;
 use crate::ticket::Rendered;
 use crate::tui::keymap::{Action, Screen, keymap};
+use crate::tui::watch::{Watch, WatchEvent};
 
 /// Why an action was refused under `--read-only`.
 pub const READ_ONLY: &str = "refused: running read-only (--read-only)";
@@ -58,6 +59,8 @@ pub enum Msg {
     Executed(Box<Executed>, Option<VerifyResult>),
     /// The ticket preview rendered from the journal.
     Ticket(Result<Box<Rendered>, String>),
+    /// A probe (or access-log) result of the Watch screen.
+    Watch(WatchEvent),
 }
 
 /// What the loop must do for the app.
@@ -137,6 +140,10 @@ pub enum Overlay {
     Note,
     /// The result of the action that just ran.
     ActionResult,
+    /// The serving path, hop by hop (`m`).
+    Map,
+    /// The URL re-probed over time (`w`); probing runs only while it is open.
+    Watch,
 }
 
 /// The whole state of the wizard.
@@ -191,6 +198,8 @@ pub struct App {
     pub ticket: Option<Result<Rendered, String>>,
     /// Where the ticket was written with `w`.
     pub ticket_file: Option<PathBuf>,
+    /// The Watch screen's samples and settings.
+    pub watch: Watch,
 }
 
 impl App {
@@ -232,6 +241,7 @@ impl App {
             note_input: String::new(),
             ticket: None,
             ticket_file: None,
+            watch: Watch::default(),
         };
         if app.editing_url {
             app.url_error = app.validate_url("");
@@ -248,6 +258,8 @@ impl App {
             Some(Overlay::ConfirmQuit) => return Screen::ConfirmQuit,
             Some(Overlay::Note) => return Screen::Note,
             Some(Overlay::ActionResult) => return Screen::ActionResult,
+            Some(Overlay::Map) => return Screen::Map,
+            Some(Overlay::Watch) => return Screen::Watch,
             None => {}
         }
         if self.executing.is_some() {
@@ -403,6 +415,12 @@ impl App {
                 }
                 None
             }
+            Msg::Watch(ev) => {
+                if self.overlay == Some(Overlay::Watch) {
+                    self.watch.apply(ev);
+                }
+                None
+            }
         }
     }
 
@@ -503,8 +521,7 @@ impl App {
                 let why = self
                     .engine
                     .as_ref()
-                    .and_then(Engine::current)
-                    .map(|(_, n)| n.guidance.clone())
+                    .map(Engine::guidance)
                     .unwrap_or_default();
                 Some(Command::Plan {
                     seq: self.offer_seq,
@@ -777,7 +794,8 @@ impl App {
                 .as_ref()
                 .and_then(Engine::current)
                 .map_or(0, |(_, n)| n.guidance.lines().count() + 10),
-            Some(Overlay::ConfirmQuit) => 0,
+            Some(Overlay::ConfirmQuit | Overlay::Watch) => 0,
+            Some(Overlay::Map) => crate::tui::map::scroll_limit(self),
             None => self.engine.as_ref().map_or(0, |e| {
                 e.trail()
                     .iter()
@@ -905,6 +923,28 @@ impl App {
             }
             Action::Close => {
                 self.overlay = None;
+                None
+            }
+            Action::Map => {
+                self.overlay_scroll = 0;
+                self.overlay = Some(Overlay::Map);
+                None
+            }
+            Action::Watch => {
+                if self.url.is_none() {
+                    self.notice = Some("no URL to watch in this session".into());
+                    return None;
+                }
+                self.watch.open(self.url.clone(), self.engine.as_ref());
+                self.overlay = Some(Overlay::Watch);
+                None
+            }
+            Action::WatchSlower => {
+                self.watch.slower();
+                None
+            }
+            Action::WatchFaster => {
+                self.watch.faster();
                 None
             }
             Action::Quit => {

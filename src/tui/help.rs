@@ -10,6 +10,10 @@ Keys
   Esc    stop running checks (recorded inconclusive) / close a window
   ↑↓ PgUp PgDn  scroll evidence   t  ticket preview   g  whole guidance
   n  note (journalled, goes into the ticket)   ?  help   q  quit (asks)
+  m  map: client, CDN/LB, front server, route, upstream; each hop marked
+  w  watch: re-probe the URL every 2s (+/- change), chart status, latency
+     and the access log's 502/503/504 per minute; RECOVERED after 3 answers
+     in a row that follow a 5xx. Probing stops when you leave the watch.
   Actions: y runs a reversible one; type the name + Enter for others.
   Ticket: w writes it to a file, y copies it (OSC 52). Sessions are saved:
   triage502 --resume continues after a crash or an SSH drop.

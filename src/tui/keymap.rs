@@ -37,6 +37,10 @@ pub enum Screen {
     Executing,
     /// The result of the action that just ran.
     ActionResult,
+    /// The serving path (`m`).
+    Map,
+    /// The URL re-probed over time (`w`).
+    Watch,
 }
 
 /// Everything a key can ask for.
@@ -91,6 +95,14 @@ pub enum Action {
     WriteTicket,
     /// Copy the ticket to the clipboard (OSC 52).
     CopyTicket,
+    /// Show the serving path, hop by hop.
+    Map,
+    /// Re-probe the URL over time (probing stops when the screen is left).
+    Watch,
+    /// Probe less often (`+`).
+    WatchSlower,
+    /// Probe more often (`-`).
+    WatchFaster,
 }
 
 /// The action for `key` on `screen`, if any.
@@ -149,6 +161,21 @@ pub fn keymap(screen: Screen, key: KeyEvent) -> Option<Action> {
         (S::Step | S::Question | S::Action | S::Done, K::Char('t')) => Some(A::Ticket),
         (S::Step | S::Question | S::Action | S::Done, K::Char('g')) => Some(A::Guidance),
         (S::Step | S::Question | S::Done, K::Char('n')) => Some(A::Note),
+        (S::Map, K::Esc | K::Char('q' | 'm')) | (S::Watch, K::Esc | K::Char('q' | 'w')) => {
+            Some(A::Close)
+        }
+        (S::Start | S::Step | S::Question | S::Action | S::Done | S::Watch, K::Char('m')) => {
+            Some(A::Map)
+        }
+        (S::Start | S::Step | S::Question | S::Action | S::Done | S::Map, K::Char('w')) => {
+            Some(A::Watch)
+        }
+        (S::Map, K::Up | K::Char('k')) => Some(A::ScrollUp),
+        (S::Map, K::Down | K::Char('j')) => Some(A::ScrollDown),
+        (S::Map, K::PageUp) => Some(A::PageUp),
+        (S::Map, K::PageDown | K::Char(' ')) => Some(A::PageDown),
+        (S::Watch, K::Char('+' | '=')) => Some(A::WatchSlower),
+        (S::Watch, K::Char('-' | '_')) => Some(A::WatchFaster),
         (_, K::Char('?') | K::F(1)) => Some(A::Help),
         (_, K::Char('q')) => Some(A::Quit),
         _ => None,

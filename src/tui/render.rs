@@ -17,14 +17,14 @@ use crate::tui::help::HELP;
 use crate::tui::keymap::Screen;
 use crate::tui::theme::{Mark, Theme};
 
-fn theme(app: &App) -> Theme {
+pub(crate) fn theme(app: &App) -> Theme {
     Theme {
         ascii: app.setup.ascii,
         color: app.setup.color,
     }
 }
 
-fn block<'a>(t: Theme, title: impl Into<Line<'a>>) -> Block<'a> {
+pub(crate) fn block<'a>(t: Theme, title: impl Into<Line<'a>>) -> Block<'a> {
     Block::bordered()
         .border_set(t.border())
         .padding(ratatui::widgets::Padding::horizontal(1))
@@ -71,6 +71,8 @@ pub fn render(app: &App, frame: &mut Frame) {
         Some(Overlay::ConfirmQuit) => render_quit(app, frame, area),
         Some(Overlay::Note) => render_note(app, frame, body),
         Some(Overlay::ActionResult) => render_action_result(app, frame, body),
+        Some(Overlay::Map) => crate::tui::map::render(app, frame, body),
+        Some(Overlay::Watch) => crate::tui::watch::render(app, frame, body),
         None => {}
     }
 }
@@ -120,6 +122,8 @@ fn hints_for(app: &App) -> &'static str {
         Screen::Note => "type the note · Enter save · Esc cancel",
         Screen::Executing => "the action is running; wait for its result · Ctrl-C quit",
         Screen::ConfirmQuit => "y quit · n stay",
+        Screen::Map => crate::tui::map::HINTS,
+        Screen::Watch => crate::tui::watch::HINTS,
     }
 }
 
@@ -479,10 +483,11 @@ impl Focus {
 
 fn focus_content(app: &App, engine: &Engine) -> Focus {
     let t = theme(app);
-    let (title, guidance) = engine
+    let title = engine
         .current()
-        .map(|(_, n)| (n.title.clone(), n.guidance.trim().to_owned()))
+        .map(|(_, n)| n.title.clone())
         .unwrap_or_default();
+    let guidance = engine.guidance();
     let mut lines: Vec<Line> = Vec::new();
     let heading = match engine.effect() {
         Effect::RunChecks { .. } => {

@@ -131,4 +131,19 @@ impl Theme {
     pub fn dot(self) -> &'static str {
         if self.ascii { "-" } else { "·" }
     }
+
+    /// Text from outside (reports, configs, URLs) as this theme can draw
+    /// it: under `--ascii`, arrows and ellipses spelled out and any other
+    /// non-ASCII character shown as `?`.
+    pub fn text(self, s: &str) -> String {
+        if !self.ascii || s.is_ascii() {
+            return s.to_owned();
+        }
+        s.replace('→', "->")
+            .replace('…', "...")
+            .replace('·', "-")
+            .chars()
+            .map(|c| if c.is_ascii() { c } else { '?' })
+            .collect()
+    }
 }

@@ -176,6 +176,25 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        name: "nginx_plugin_fault",
+        front: Front::Nginx,
+        what: "a WordPress-like site with six plugins; one (lab-order-notes) segfaults the php-fpm worker on /shop/checkout; / answers 200",
+        status: Some(502),
+        causes: &["app_fatal"],
+        path: "/shop/checkout",
+        healthy_paths: &["/", "/static/logo.txt"],
+        proof: &[
+            p(
+                "error",
+                r#"\[error\] .*(recv\(\) failed \(104: Connection reset by peer\)|upstream prematurely closed).* while reading response header from upstream, .*request: "GET /shop/checkout"#,
+            ),
+            p(
+                "php-fpm",
+                r"WARNING: \[pool www\] child \d+ exited on signal 11 \(SIGSEGV",
+            ),
+        ],
+    },
+    Scenario {
         name: "nginx_upstream_overloaded",
         front: Front::Nginx,
         what: "php-fpm pm=dynamic, max_children=1, listen.backlog=1, saturated by 6 slow clients",
@@ -230,6 +249,22 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "nginx_recent_change",
         front: Front::Nginx,
         what: "the site config got a port typo minutes ago (.bak kept) and nginx was reloaded; the app still runs on the old port",
+        status: Some(502),
+        causes: &["upstream_refused", "recent_change"],
+        path: "/",
+        healthy_paths: &[],
+        proof: &[
+            p("error", r"\[notice\] \d+#\d+: signal process started"),
+            p(
+                "error",
+                r"\[error\] .*connect\(\) failed \(111: Connection refused\) while connecting to upstream",
+            ),
+        ],
+    },
+    Scenario {
+        name: "nginx_config_typo_backup",
+        front: Front::Nginx,
+        what: "nginx.conf was edited minutes ago with a wrong upstream port (nginx.conf.bak holds the good one) and nginx was reloaded",
         status: Some(502),
         causes: &["upstream_refused", "recent_change"],
         path: "/",

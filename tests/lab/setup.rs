@@ -33,6 +33,7 @@ pub fn bring_up(rs: &mut RunningScenario) -> anyhow::Result<()> {
         | "nginx_socket_permission"
         | "nginx_app_fatal_segv"
         | "nginx_app_fatal_undefined"
+        | "nginx_plugin_fault"
         | "nginx_upstream_overloaded" => {
             rs.start_php_fpm()?;
             rs.start_nginx()
@@ -59,6 +60,7 @@ pub fn bring_up(rs: &mut RunningScenario) -> anyhow::Result<()> {
             rs.start_nginx()
         }
         "nginx_recent_change" => recent_change(rs, &app),
+        "nginx_config_typo_backup" => config_typo_backup(rs, &app),
         "nginx_config_error" => config_error(rs, &app),
         "nginx_cache_fault" => cache_fault(rs, &app),
         "nginx_firewall_blocked" => {
@@ -165,6 +167,7 @@ fn uses_php(name: &str) -> bool {
             | "nginx_socket_permission"
             | "nginx_app_fatal_segv"
             | "nginx_app_fatal_undefined"
+            | "nginx_plugin_fault"
             | "nginx_upstream_overloaded"
             | "apache_socket_missing"
     )
@@ -194,7 +197,29 @@ fn recent_change(rs: &mut RunningScenario, app: &str) -> anyhow::Result<()> {
         .write(true)
         .open(&backup)?
         .set_modified(days_ago)?;
-    apply_edit(rs)?;
+    apply_edit(rs, "sites-enabled/shop.conf")?;
+    rs.reload_nginx()
+}
+
+/// The site works; then `nginx.conf` itself is copied to `nginx.conf.bak` and edited with a wrong
+/// upstream port from `edits/nginx.conf`, and nginx is reloaded: the backup holds the good one.
+fn config_typo_backup(rs: &mut RunningScenario, app: &str) -> anyhow::Result<()> {
+    rs.start_app(app, "healthy", &[])?;
+    rs.start_nginx()?;
+    let before = client::get(&rs.url);
+    ensure!(
+        before.status() == Some(200),
+        "the site should work before the edit, got {}",
+        before.describe()
+    );
+    let conf = rs.dir.join("nginx.conf");
+    let backup = rs.dir.join("nginx.conf.bak");
+    std::fs::copy(&conf, &backup)?;
+    std::fs::File::options()
+        .write(true)
+        .open(&backup)?
+        .set_modified(SystemTime::now() - super::template::CONFIG_AGE)?;
+    apply_edit(rs, "nginx.conf")?;
     rs.reload_nginx()
 }
 
@@ -203,15 +228,20 @@ fn recent_change(rs: &mut RunningScenario, app: &str) -> anyhow::Result<()> {
 fn config_error(rs: &mut RunningScenario, app: &str) -> anyhow::Result<()> {
     rs.start_app(app, "healthy", &[])?;
     rs.start_nginx()?;
-    apply_edit(rs)?;
+    apply_edit(rs, "sites-enabled/shop.conf")?;
     rs.reload_nginx_expecting_rejection()
 }
 
-/// Replaces `sites-enabled/shop.conf` with the scenario's `edits/shop.conf` and removes `edits/`.
-fn apply_edit(rs: &RunningScenario) -> anyhow::Result<()> {
+/// Replaces `target` (relative to the scenario dir) with the scenario's `edits/<its file name>`
+/// and removes `edits/`.
+fn apply_edit(rs: &RunningScenario, target: &str) -> anyhow::Result<()> {
     let edits = rs.dir.join("edits");
-    let text = std::fs::read_to_string(edits.join("shop.conf")).context("edits/shop.conf")?;
-    std::fs::write(rs.dir.join("sites-enabled/shop.conf"), text)?;
+    let name = std::path::Path::new(target)
+        .file_name()
+        .context("edit target without a file name")?;
+    let text = std::fs::read_to_string(edits.join(name))
+        .with_context(|| format!("edits/{}", name.to_string_lossy()))?;
+    std::fs::write(rs.dir.join(target), text)?;
     std::fs::remove_dir_all(edits)?;
     Ok(())
 }

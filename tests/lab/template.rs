@@ -3,7 +3,8 @@
 //! Files are real configs with `{{ name }}` placeholders (the temp dir, ports, …). Invariants: a
 //! placeholder without a value is an error naming the file and line, so a typo never reaches a
 //! server; relative paths are kept; files are written 0644 and dirs 0755, readable by the
-//! workers' unprivileged users.
+//! workers' unprivileged users, and dated [`CONFIG_AGE`] ago: a site's configs have been in
+//! place for days before an incident, so only a scenario's own edits are recent changes.
 
 use std::collections::BTreeMap;
 use std::fs::Permissions;
@@ -11,6 +12,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+
+/// How old rendered files look (their mtime).
+pub const CONFIG_AGE: std::time::Duration = std::time::Duration::from_secs(3 * 24 * 3600);
 
 /// Where the scenario templates live in the repo.
 pub fn scenarios_root() -> PathBuf {
@@ -40,6 +44,10 @@ pub fn render_tree(src: &Path, dst: &Path, vars: &BTreeMap<String, String>) -> a
                 }
                 std::fs::write(&out, rendered)?;
                 std::fs::set_permissions(&out, Permissions::from_mode(0o644))?;
+                std::fs::File::options()
+                    .write(true)
+                    .open(&out)?
+                    .set_modified(std::time::SystemTime::now() - CONFIG_AGE)?;
             }
         }
     }
