@@ -1,6 +1,13 @@
 //! `http`: request the URL the way a browser would and record what came back.
 //!
-//! No retries, a capped redirect count, a body capped at 64 KiB. A 5xx answer
+//! No retries, a capped redirect count, a body capped at 64 KiB. Redirects are
+//! followed only when asked (`max_redirects`), only on the same host (the
+//! pinned address belongs to it: a check never wanders onto another server),
+//! and a loop is reported as one. Whatever the server sends, the check ends
+//! within its timeout: hyper bounds the response header (100 fields, about
+//! 400 KiB), the body is cut at the cap, and every failure names what
+//! happened (a header too large, an answer that is not HTTP, a port that
+//! does not speak TLS, silence after the connect). A 5xx answer
 //! is a `problem`, fingerprinted to say who generated it (see
 //! [`fingerprint`]); a connection that fails before any answer means the front
 //! server itself is not answering (`frontend_down`). Cookies and credentials
@@ -150,7 +157,9 @@ impl Timings {
 /// How one request failed before any response.
 #[derive(Debug, Clone)]
 pub struct Failure {
-    /// `dns`, `refused`, `timeout`, `unreachable`, `tls`, `closed`, `error`.
+    /// `dns`, `refused`, `timeout`, `unreachable`, `tls`, `closed`,
+    /// `header_too_big`, `invalid` (not HTTP), `redirect` (a loop or too
+    /// many), `error`.
     pub kind: &'static str,
     pub text: String,
     /// The failure happened while connecting (the front server is not answering).
@@ -167,6 +176,8 @@ pub struct Attempt {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub truncated: bool,
+    /// Why reading the body stopped early (after the header arrived).
+    pub body_error: Option<String>,
     pub failure: Option<Failure>,
 }
 
@@ -274,25 +285,176 @@ where
     }
 }
 
-fn classify_reqwest(e: &reqwest::Error, timeout: Duration, addr: SocketAddr) -> Failure {
-    let text = format!("{addr}: {}", chain(e));
-    let lower = text.to_ascii_lowercase();
+/// What went wrong, in the error chain's own words minus reqwest's and
+/// hyper-util's wrappers (`error sending request for url (…)`, `client error
+/// (Connect)`), which only repeat the URL.
+pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    let mut n = 0;
+    while let Some(x) = cur {
+        let t = x.to_string();
+        let wrapper = t.starts_with("error sending request for url")
+            || t.starts_with("error decoding response body")
+            || t.starts_with("error following redirect for url")
+            || t.starts_with("request or response body error")
+            || (t.starts_with("client error (") && t.ends_with(')'));
+        if !wrapper && !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        cur = x.source();
+        n += 1;
+        if n > 8 {
+            break;
+        }
+    }
+    if parts.is_empty() {
+        chain(e)
+    } else {
+        parts.join(": ")
+    }
+}
+
+/// Why a redirect chain was not followed to its end.
+#[derive(Debug, thiserror::Error)]
+enum RedirectStop {
+    #[error("redirect loop: {0}")]
+    Loop(String),
+    #[error("more than {max} redirects: {chain}")]
+    TooMany { max: u8, chain: String },
+}
+
+/// `/ → /a → /b`: the paths of a redirect chain (hosts are all the same).
+fn redirect_chain(previous: &[reqwest::Url], next: &reqwest::Url) -> String {
+    let show = |u: &reqwest::Url| {
+        let mut t = u.path().to_owned();
+        if let Some(q) = u.query() {
+            t.push('?');
+            t.push_str(q);
+        }
+        t
+    };
+    previous
+        .iter()
+        .chain(std::iter::once(next))
+        .map(show)
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+/// Follow at most `max` redirects, only on the host first asked (the pinned
+/// address is that host's; another host is reported, not visited), and stop a
+/// loop at its first repeat.
+fn redirect_policy(max: u8) -> reqwest::redirect::Policy {
+    if max == 0 {
+        return reqwest::redirect::Policy::none();
+    }
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let previous = attempt.previous();
+        let next = attempt.url();
+        let Some(first) = previous.first() else {
+            return attempt.stop();
+        };
+        if next.host_str() != first.host_str() {
+            return attempt.stop();
+        }
+        if previous.contains(next) {
+            let chain = redirect_chain(previous, next);
+            return attempt.error(RedirectStop::Loop(chain));
+        }
+        if previous.len() > usize::from(max) {
+            let chain = redirect_chain(previous, next);
+            return attempt.error(RedirectStop::TooMany { max, chain });
+        }
+        attempt.follow()
+    })
+}
+
+/// Name what went wrong with a request to `addr` (how it is shown, e.g.
+/// `127.0.0.1:8080`); `connected` says whether the connection was made, when known.
+pub fn classify(
+    e: &reqwest::Error,
+    timeout: Duration,
+    addr: &str,
+    https: bool,
+    connected: Option<bool>,
+) -> Failure {
+    let inner = error_text(e);
+    let lower = inner.to_ascii_lowercase();
+    let fail = |kind, text: String, connect_phase| Failure {
+        kind,
+        text,
+        connect_phase,
+    };
+    if e.is_redirect() {
+        return fail("redirect", format!("{addr}: {inner}"), false);
+    }
     if e.is_timeout() {
-        return Failure {
-            kind: "timeout",
-            text: format!(
-                "no complete answer within {} ({text})",
-                HumanDuration(timeout)
+        let within = HumanDuration(timeout);
+        return match connected {
+            Some(true) => fail(
+                "timeout",
+                format!(
+                    "{addr} accepted the connection but sent no complete response header within {within}"
+                ),
+                false,
             ),
-            connect_phase: e.is_connect(),
+            Some(false) => fail(
+                "timeout",
+                if https {
+                    format!(
+                        "no connection to {addr} within {within} (the TCP connect or the TLS handshake got no answer)"
+                    )
+                } else {
+                    format!(
+                        "no connection to {addr} within {within} (the TCP connect got no answer)"
+                    )
+                },
+                e.is_connect(),
+            ),
+            _ => fail(
+                "timeout",
+                format!("no complete response header from {addr} within {within}"),
+                e.is_connect(),
+            ),
         };
     }
-    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
-        return Failure {
-            kind: "tls",
-            text,
-            connect_phase: true,
+    if lower.contains("message head is too large") {
+        return fail(
+            "header_too_big",
+            format!(
+                "{addr} sent a response header over the client's limits (100 fields or about 400 KiB); reading stopped there"
+            ),
+            false,
+        );
+    }
+    if lower.contains("corrupt message") || lower.contains("invalidcontenttype") {
+        return fail(
+            "tls",
+            format!(
+                "{addr} does not speak TLS: it answered the TLS handshake with something else ({inner}); try http://"
+            ),
+            true,
+        );
+    }
+    if lower.contains("certificate")
+        || lower.contains("tls")
+        || lower.contains("handshake")
+        || lower.contains("alert")
+    {
+        return fail("tls", format!("{addr}: {inner}"), true);
+    }
+    if lower.contains(" parsed") || lower.contains("invalid http") {
+        let hint = if https {
+            ""
+        } else {
+            "; a port that speaks TLS (https) or another protocol answers like this"
         };
+        return fail(
+            "invalid",
+            format!("{addr} answered something that is not HTTP/1.x ({inner}){hint}"),
+            false,
+        );
     }
     if e.is_connect() {
         let kind = if lower.contains("refused") {
@@ -302,11 +464,7 @@ fn classify_reqwest(e: &reqwest::Error, timeout: Duration, addr: SocketAddr) -> 
         } else {
             "error"
         };
-        return Failure {
-            kind,
-            text,
-            connect_phase: true,
-        };
+        return fail(kind, format!("{addr}: {inner}"), true);
     }
     let kind =
         if lower.contains("closed") || lower.contains("reset") || lower.contains("incomplete") {
@@ -314,11 +472,7 @@ fn classify_reqwest(e: &reqwest::Error, timeout: Duration, addr: SocketAddr) -> 
         } else {
             "error"
         };
-    Failure {
-        kind,
-        text,
-        connect_phase: false,
-    }
+    fail(kind, format!("{addr}: {inner}"), false)
 }
 
 /// Send one request and record everything about it.
@@ -337,6 +491,7 @@ pub async fn attempt(p: &Params, url: &reqwest::Url) -> Attempt {
         headers: Vec::new(),
         body: Vec::new(),
         truncated: false,
+        body_error: None,
         failure: None,
     };
     let host = url
@@ -401,11 +556,7 @@ pub async fn attempt(p: &Params, url: &reqwest::Url) -> Attempt {
     };
     // 2. The request itself, pinned to the same address, its connect timed.
     let redirects = p.max_redirects.unwrap_or(0).min(MAX_REDIRECTS);
-    let policy = if redirects == 0 {
-        reqwest::redirect::Policy::none()
-    } else {
-        reqwest::redirect::Policy::limited(usize::from(redirects))
-    };
+    let policy = redirect_policy(redirects);
     let connect_time: Arc<Mutex<Option<Duration>>> = Arc::default();
     let mut b = reqwest::Client::builder()
         .timeout(timeout)
@@ -436,8 +587,14 @@ pub async fn attempt(p: &Params, url: &reqwest::Url) -> Attempt {
     let mut resp = match client.request(method, url.clone()).send().await {
         Ok(r) => r,
         Err(e) => {
-            a.failure = Some(classify_reqwest(&e, timeout, addr));
             a.timings.connect = elapsed_ms(&connect_time);
+            a.failure = Some(classify(
+                &e,
+                timeout,
+                &addr.to_string(),
+                url.scheme() == "https",
+                Some(a.timings.connect.is_some()),
+            ));
             a.timings.total = Some(started.elapsed().as_millis());
             return a;
         }
@@ -473,8 +630,19 @@ pub async fn attempt(p: &Params, url: &reqwest::Url) -> Attempt {
             Ok(None) => break,
             Err(e) => {
                 a.truncated = true;
-                a.failure = None;
-                let _ = write!(a.reason, " (body read failed: {})", chain(&e));
+                a.body_error = Some(if e.is_timeout() {
+                    format!(
+                        "the body stopped after {} bytes: no more within the {} timeout",
+                        a.body.len(),
+                        HumanDuration(timeout)
+                    )
+                } else {
+                    format!(
+                        "the body stopped after {} bytes: {}",
+                        a.body.len(),
+                        error_text(&e)
+                    )
+                });
                 break;
             }
         }
@@ -536,6 +704,26 @@ fn status_line(a: &Attempt) -> String {
     }
 }
 
+/// Where a 3xx answer points, and why it was not followed.
+fn redirect_note(p: &Params, url: &reqwest::Url, a: &Attempt) -> Option<String> {
+    if !a.status.is_some_and(|s| (300..400).contains(&s)) {
+        return None;
+    }
+    let location = a
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("location"))
+        .map(|(_, v)| v.as_str())?;
+    let shown: String = location.chars().take(200).collect();
+    let why = match url.join(location) {
+        Ok(to) if to.host_str() != url.host_str() => "another host: not followed",
+        Ok(_) if p.max_redirects.unwrap_or(0) == 0 => "not followed: max_redirects = 0",
+        Ok(_) => "not followed",
+        Err(_) => "not a valid location",
+    };
+    Some(format!("`{shown}` ({why})"))
+}
+
 fn summarise(p: &Params, url: &reqwest::Url, label: String, attempts: &[Attempt]) -> CheckReport {
     let https = url.scheme() == "https";
     let pinned = p.resolve.is_some();
@@ -589,6 +777,14 @@ fn summarise(p: &Params, url: &reqwest::Url, label: String, attempts: &[Attempt]
                 let _ = write!(t, ", generated by {}", f.generator.id());
             } else if !server.is_empty() {
                 let _ = write!(t, " (server: {server})");
+            }
+            if let Some(to) = redirect_note(p, url, shown) {
+                let _ = write!(t, ", redirecting to {to}");
+            }
+            if let Some(b) = &shown.body_error {
+                let _ = write!(t, "; {b}");
+            } else if shown.truncated {
+                let _ = write!(t, "; body read stopped at the {} KiB cap", BODY_CAP / 1024);
             }
             t.push_str(&pattern);
             t
@@ -650,10 +846,10 @@ fn summarise(p: &Params, url: &reqwest::Url, label: String, attempts: &[Attempt]
             format!(
                 "{} bytes{}: {}",
                 shown.body.len(),
-                if shown.truncated {
-                    " (truncated at the cap)"
-                } else {
-                    ""
+                match (&shown.body_error, shown.truncated) {
+                    (Some(_), _) => " (the body stopped early)",
+                    (None, true) => " (truncated at the cap)",
+                    (None, false) => "",
                 },
                 excerpt.trim()
             ),

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cause::{Cause, Severity};
 use crate::check::{CheckContext, CheckReport, Evidence, KindDoc, Outcome};
-use crate::checks::http::fingerprint;
+use crate::checks::http::{self, fingerprint};
 use crate::duration::HumanDuration;
 
 /// Parameters of the `pages` check.
@@ -103,6 +103,17 @@ impl Probe {
     }
 }
 
+/// ` (/: …)`: why the first failing page got no answer at all (a timeout, a
+/// header too big, not HTTP, no TLS), for the summary, at most 240
+/// characters; empty when it answered (its status is in the evidence).
+fn first_failure(f: &Probe) -> String {
+    let Some(e) = &f.error else {
+        return String::new();
+    };
+    let why: String = e.chars().take(240).collect();
+    format!(" ({}: {why})", f.path)
+}
+
 /// Same-origin paths linked from an HTML page, in order, without duplicates.
 pub fn links(base: &reqwest::Url, html: &str, max: usize) -> Vec<String> {
     let Ok(re) = regex::Regex::new(r#"(?i)href\s*=\s*["']([^"'#]+)["']"#) else {
@@ -138,7 +149,12 @@ pub fn links(base: &reqwest::Url, html: &str, max: usize) -> Vec<String> {
     out
 }
 
-async fn probe(client: &reqwest::Client, base: &reqwest::Url, path: String) -> (Probe, String) {
+async fn probe(
+    client: &reqwest::Client,
+    base: &reqwest::Url,
+    path: String,
+    timeout: Duration,
+) -> (Probe, String) {
     let t = Instant::now();
     let url = match base.join(&path) {
         Ok(u) => u,
@@ -157,18 +173,17 @@ async fn probe(client: &reqwest::Client, base: &reqwest::Url, path: String) -> (
     };
     match client.get(url).send().await {
         Err(e) => {
-            let kind = if e.is_timeout() {
-                "timeout"
-            } else if e.is_connect() {
-                "connect"
-            } else {
-                "request"
-            };
+            let peer = format!(
+                "{}:{}",
+                base.host_str().unwrap_or_default(),
+                base.port_or_known_default().unwrap_or(80)
+            );
+            let f = http::classify(&e, timeout, &peer, base.scheme() == "https", None);
             (
                 Probe {
                     path,
                     status: None,
-                    error: Some(format!("{kind}: {e}")),
+                    error: Some(format!("{}: {}", f.kind, f.text)),
                     generator: "none",
                     ms: t.elapsed().as_millis(),
                 },
@@ -266,7 +281,8 @@ async fn survey(p: &Params) -> CheckReport {
     };
     let control = p.control.clone().unwrap_or_else(|| "/robots.txt".into());
     // The home page first: its links join the set.
-    let (home, html) = probe(&client, &base, "/".into()).await;
+    let timeout = p.per_request();
+    let (home, html) = probe(&client, &base, "/".into(), timeout).await;
     let mut paths: Vec<String> = Vec::new();
     for path in p.paths.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
         let path = if path.starts_with('/') {
@@ -291,7 +307,7 @@ async fn survey(p: &Params) -> CheckReport {
     let mut probes: Vec<Probe> = futures::stream::iter(paths.iter().cloned().map(|path| {
         let client = &client;
         let base = &base;
-        async move { probe(client, base, path).await.0 }
+        async move { probe(client, base, path, timeout).await.0 }
     }))
     .buffer_unordered(conc)
     .collect()
@@ -303,7 +319,7 @@ async fn survey(p: &Params) -> CheckReport {
             .unwrap_or(usize::MAX)
     };
     probes.sort_by_key(order);
-    let (ctl, _) = probe(&client, &base, control.clone()).await;
+    let (ctl, _) = probe(&client, &base, control.clone(), timeout).await;
     let mut pages = vec![home];
     pages.extend(probes);
     let failing: Vec<&Probe> = pages.iter().filter(|x| x.failed()).collect();
@@ -326,14 +342,18 @@ async fn survey(p: &Params) -> CheckReport {
             pages.len()
         ),
         "site_wide" => format!(
-            "site-wide: {} of {} page(s) fail{}",
+            "site-wide: {} of {} page(s) fail{}{}",
             failing.len(),
             pages.len(),
             if control_failed {
                 ", the static control too"
             } else {
                 "; the static control works (the upstream app is failing everywhere)"
-            }
+            },
+            failing
+                .first()
+                .map(|f| first_failure(f))
+                .unwrap_or_default()
         ),
         _ => format!(
             "page-specific: {} of {} page(s) fail ({}) while the others and the control work",

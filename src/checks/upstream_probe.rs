@@ -6,7 +6,11 @@
 //! reset before the header, an oversized header and plain silence are all
 //! visible instead of being hidden inside an HTTP library's error.
 //! Invariants: one request, `GET` only, no request body; at most
-//! [`READ_CAP`] bytes are read; the whole probe is bounded by `timeout`.
+//! [`READ_CAP`] bytes are read (plus one read's worth); the whole probe,
+//! connect, write and every read, is bounded by `timeout`; the end of the
+//! header is searched for incrementally, so a peer sending one byte per
+//! segment costs linear time; FastCGI stderr kept is capped at
+//! [`STDERR_CAP`]; bytes are shown escaped, never decoded as UTF-8.
 
 use std::fmt::Write as _;
 use std::io::ErrorKind;
@@ -74,6 +78,8 @@ pub const DOC: KindDoc = KindDoc {
 
 /// Bytes read at most from the upstream.
 pub const READ_CAP: usize = 256 * 1024;
+/// FastCGI stderr kept as evidence, at most.
+pub const STDERR_CAP: usize = 4096;
 
 impl Params {
     pub fn label(&self) -> String {
@@ -224,14 +230,43 @@ struct Answer {
     stderr: String,
     /// Header bigger than the limit (size seen so far or complete).
     header_seen: usize,
+    /// Every byte read from the wire (FastCGI: record headers and stderr included).
+    received: usize,
+    /// The write of the request did not finish (the peer does not read).
+    write_stalled: bool,
 }
 
-fn find_header_end(buf: &[u8]) -> Option<(usize, usize)> {
-    memchr::memmem::find(buf, b"\r\n\r\n")
-        .map(|i| (i, 4))
+/// The end of a header block in `buf`, searching only from `from` (minus the
+/// 3 bytes a separator split across reads can start in): callers pass how
+/// much they had searched before, so the whole search stays linear.
+fn find_header_end(buf: &[u8], from: usize) -> Option<(usize, usize)> {
+    let start = from.saturating_sub(3).min(buf.len());
+    let hay = &buf[start..];
+    memchr::memmem::find(hay, b"\r\n\r\n")
+        .map(|i| (start + i, 4))
         .into_iter()
-        .chain(memchr::memmem::find(buf, b"\n\n").map(|i| (i, 2)))
+        .chain(memchr::memmem::find(hay, b"\n\n").map(|i| (start + i, 2)))
         .min_by_key(|(i, _)| *i)
+}
+
+/// Send the request within the deadline; false when it could not be written
+/// (`End::Reset` on an error, `End::Timeout` when the peer never reads).
+async fn send(w: &mut Box<dyn Wire>, req: &[u8], deadline: Instant) -> Result<(), End> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(left, w.write_all(req)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Reset),
+        Err(_) => Err(End::Timeout),
+    }
+}
+
+/// A hint when garbage is a TLS record (handshake or alert): the upstream speaks TLS.
+fn tls_hint(buf: &[u8]) -> &'static str {
+    if buf.len() >= 3 && matches!(buf[0], 0x15 | 0x16) && buf[1] == 0x03 && buf[2] <= 0x04 {
+        " (a TLS record: this upstream speaks TLS, so the proxy must connect with https)"
+    } else {
+        ""
+    }
 }
 
 /// Checks an HTTP-style header block for bytes no proxy accepts.
@@ -279,11 +314,13 @@ async fn http_exchange(
         env!("CARGO_PKG_VERSION")
     );
     let mut a = Answer::default();
-    if w.write_all(req.as_bytes()).await.is_err() {
-        return (a, End::Reset);
+    if let Err(e) = send(w, req.as_bytes(), deadline).await {
+        a.write_stalled = e == End::Timeout;
+        return (a, e);
     }
     let mut buf = Vec::new();
     let end = loop {
+        let searched = buf.len();
         if let Err(e) = read_some(w, &mut buf, deadline).await {
             break e;
         }
@@ -291,12 +328,13 @@ async fn http_exchange(
             a.first_byte_ms.get_or_insert(started.elapsed().as_millis());
             if buf.len() >= 5 && !buf.starts_with(b"HTTP/") {
                 a.garbage = Some(format!(
-                    "the answer does not start with `HTTP/`: {}",
-                    escape(&buf, 120)
+                    "the answer does not start with `HTTP/`: {}{}",
+                    escape(&buf, 120),
+                    tls_hint(&buf)
                 ));
                 break End::Done;
             }
-            if let Some((i, sep)) = find_header_end(&buf) {
+            if let Some((i, sep)) = find_header_end(&buf, searched) {
                 a.header_ms = Some(started.elapsed().as_millis());
                 a.header_bytes = Some(i + sep);
                 break End::Done;
@@ -306,13 +344,15 @@ async fn http_exchange(
             }
         }
     };
+    a.received = buf.len();
     a.header_seen = a.header_bytes.unwrap_or(buf.len());
     let head_end = a.header_bytes.unwrap_or(buf.len()).min(buf.len());
     a.raw_head = buf[..head_end].to_vec();
     if a.garbage.is_none() && !buf.is_empty() && buf.len() < 5 && !b"HTTP/".starts_with(&buf) {
         a.garbage = Some(format!(
-            "the answer does not start with `HTTP/`: {}",
-            escape(&buf, 120)
+            "the answer does not start with `HTTP/`: {}{}",
+            escape(&buf, 120),
+            tls_hint(&buf)
         ));
     }
     let line_end = memchr::memchr(b'\n', &a.raw_head).unwrap_or(a.raw_head.len());
@@ -440,11 +480,13 @@ async fn fastcgi_exchange(
     deadline: Instant,
 ) -> (Answer, End) {
     let mut a = Answer::default();
-    if w.write_all(&fcgi_request(&fcgi_params(p))).await.is_err() {
-        return (a, End::Reset);
+    if let Err(e) = send(w, &fcgi_request(&fcgi_params(p)), deadline).await {
+        a.write_stalled = e == End::Timeout;
+        return (a, e);
     }
     let mut buf = Vec::new();
     let mut stdout = Vec::new();
+    let mut searched = 0usize;
     let mut pos = 0usize;
     let end = 'outer: loop {
         // Parse every complete record in the buffer.
@@ -455,8 +497,9 @@ async fn fastcgi_exchange(
             let pad = usize::from(h[6]);
             if ver != 1 || !(1..=11).contains(&kind) {
                 a.garbage = Some(format!(
-                    "not a FastCGI record (version {ver}, type {kind}) at byte {pos}: {}",
-                    escape(&buf[pos..], 120)
+                    "not a FastCGI record (version {ver}, type {kind}) at byte {pos}: {}{}",
+                    escape(&buf[pos..], 120),
+                    tls_hint(&buf[pos..])
                 ));
                 break 'outer End::Done;
             }
@@ -466,8 +509,10 @@ async fn fastcgi_exchange(
             let content = &buf[pos + 8..pos + 8 + len];
             match kind {
                 6 => stdout.extend_from_slice(content),
-                7 if a.stderr.len() < 4096 => {
-                    a.stderr.push_str(&String::from_utf8_lossy(content));
+                7 if a.stderr.len() < STDERR_CAP => {
+                    let room = STDERR_CAP - a.stderr.len();
+                    let text = String::from_utf8_lossy(&content[..content.len().min(room)]);
+                    a.stderr.push_str(&text);
                 }
                 3 => {
                     if a.header_bytes.is_none() {
@@ -478,9 +523,13 @@ async fn fastcgi_exchange(
                 _ => {}
             }
             pos += 8 + len + pad;
-            if a.header_bytes.is_none()
-                && let Some((i, sep)) = find_header_end(&stdout)
-            {
+            let found = if a.header_bytes.is_none() {
+                find_header_end(&stdout, searched)
+            } else {
+                None
+            };
+            searched = stdout.len();
+            if let Some((i, sep)) = found {
                 a.header_ms = Some(started.elapsed().as_millis());
                 a.header_bytes = Some(i + sep);
                 break 'outer End::Done;
@@ -496,6 +545,19 @@ async fn fastcgi_exchange(
             }
         }
     };
+    a.received = buf.len();
+    // A short answer that is not even one record header (a TLS alert is 7 bytes).
+    if a.garbage.is_none()
+        && a.header_bytes.is_none()
+        && let Some(rest) = buf.get(pos..).filter(|r| !r.is_empty())
+        && (rest[0] != 1 || rest.get(1).is_some_and(|k| !(1..=11).contains(k)))
+    {
+        a.garbage = Some(format!(
+            "not a FastCGI record at byte {pos}: {}{}",
+            escape(rest, 120),
+            tls_hint(rest)
+        ));
+    }
     a.header_seen = a.header_bytes.unwrap_or(stdout.len());
     let head_end = a.header_bytes.unwrap_or(stdout.len()).min(stdout.len());
     a.raw_head = stdout[..head_end].to_vec();
@@ -621,6 +683,16 @@ fn judge(p: &Params, a: &Answer, end: End, connect_ms: u128) -> CheckReport {
         )
     } else if a.header_bytes.is_none() {
         match end {
+            End::Timeout if a.write_stalled => (
+                Outcome::Problem,
+                "timeout",
+                format!(
+                    "{} accepted the connection but did not read the request within {}",
+                    p.address,
+                    HumanDuration(timeout)
+                ),
+                Some(Cause::UpstreamTimeout),
+            ),
             End::Timeout if a.first_byte_ms.is_none() => (
                 Outcome::Problem,
                 "timeout",
@@ -634,12 +706,22 @@ fn judge(p: &Params, a: &Answer, end: End, connect_ms: u128) -> CheckReport {
             End::Timeout => (
                 Outcome::Problem,
                 "timeout",
-                format!(
-                    "{} sent {} bytes but no complete header within {}",
-                    p.address,
-                    a.header_seen,
-                    HumanDuration(timeout)
-                ),
+                if p.protocol == Some(Protocol::Fastcgi) {
+                    format!(
+                        "{} sent {} bytes ({} of them CGI header on stdout) but no complete header within {}",
+                        p.address,
+                        a.received,
+                        a.header_seen,
+                        HumanDuration(timeout)
+                    )
+                } else {
+                    format!(
+                        "{} sent {} bytes but no complete response header within {}",
+                        p.address,
+                        a.received,
+                        HumanDuration(timeout)
+                    )
+                },
                 Some(Cause::UpstreamTimeout),
             ),
             End::Reset => (
@@ -647,7 +729,7 @@ fn judge(p: &Params, a: &Answer, end: End, connect_ms: u128) -> CheckReport {
                 "reset",
                 format!(
                     "{} reset the connection before a response header ({} bytes received)",
-                    p.address, a.header_seen
+                    p.address, a.received
                 ),
                 Some(Cause::UpstreamClosed),
             ),
@@ -671,7 +753,7 @@ fn judge(p: &Params, a: &Answer, end: End, connect_ms: u128) -> CheckReport {
                 "closed",
                 format!(
                     "{} closed the connection before a complete response header ({} bytes received)",
-                    p.address, a.header_seen
+                    p.address, a.received
                 ),
                 Some(Cause::UpstreamClosed),
             ),
@@ -769,6 +851,22 @@ mod tests {
         assert_eq!(&req[..8], &[1, 1, 0, 1, 0, 8, 0, 0]);
         assert_eq!(req.len() % 8, 0);
         assert!(req.ends_with(&[1, 5, 0, 1, 0, 0, 0, 0]));
+    }
+
+    #[test]
+    fn header_end_is_found_across_reads() {
+        // The separator split over two reads, searched from where the first stopped.
+        let buf = b"HTTP/1.1 200 OK\r\nA: b\r\n\r\nbody";
+        let split = 23; // inside "\r\n\r\n"
+        assert_eq!(find_header_end(&buf[..split], 0), None);
+        assert_eq!(find_header_end(buf, split), Some((21, 4)));
+        assert_eq!(find_header_end(b"X\n\n", 1), Some((1, 2)));
+    }
+
+    #[test]
+    fn tls_records_are_recognised() {
+        assert!(!tls_hint(b"\x15\x03\x03\x00\x02\x02\x32").is_empty());
+        assert!(tls_hint(b"HTTP/1.1").is_empty());
     }
 
     #[test]
