@@ -8,11 +8,14 @@ Keys
   Enter  continue / take the highlighted choice   1-9  pick a choice
   b, Backspace  back one step     r  re-run this step's checks
   Esc    stop running checks (recorded inconclusive) / close a window
-  ↑↓ PgUp PgDn  scroll evidence   t  ticket preview   g  whole guidance
-  n  note (journalled, goes into the ticket)   ?  help   q  quit (asks)
+  ↑↓ PgUp PgDn  scroll evidence (mouse wheel too; Shift+drag selects text)
+  t  ticket preview   g  whole guidance   ?  help   q  quit (asks)
+  n  note (journalled, goes into the ticket)
+  /  search the evidence: type, Enter keeps it; n N next/previous match
+     (in reverse video, the current one marked); Esc clears the search
   Actions: y runs a reversible one; type the name + Enter for others.
   Ticket: w writes it to a file, y copies it (OSC 52). Sessions are saved:
-  triage502 --resume continues after a crash or an SSH drop.
+  triage502 --resume lists them to continue after a crash or an SSH drop.
 
 Marks
   {marks}
