@@ -596,6 +596,15 @@ fn resume_after(signal: &str) {
     let again = Session::with_state(&format!("{signal}-2"), state.path());
     again.wait("the shell prompt", |s| s.contains('$'));
     again.type_line(&format!("{BIN} --resume"));
+    // Without an id the saved sessions are listed, newest first, the newest highlighted.
+    let list = again.wait("the list of saved sessions", |s| {
+        s.contains("Resume a saved session (1)") && s.contains("open")
+    });
+    assert!(
+        list.contains(&lab.url()) && list.contains("playbook tui-lab, at tui-lab/start"),
+        "{list}"
+    );
+    again.send("Enter");
     let s = again.wait("the same action offered again", |s| {
         s.contains("Action: Start the upstream") && s.contains("type `nginx`")
     });
