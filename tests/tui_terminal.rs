@@ -43,7 +43,7 @@ fn refused(tag: &str, line: &str) -> (String, u32, u64) {
     let sess = Session::new(tag);
     sess.wait("the shell prompt", |s| s.contains('$'));
     sess.type_line(line);
-    let s = sess.wait("the exit status", |s| {
+    let s = sess.wait_joined("the exit status", |s| {
         s.lines().any(|l| l.starts_with("EXIT=")) && s.contains("RSS=")
     });
     let field = |p: &str| -> u64 {
@@ -168,6 +168,11 @@ fn resize_storm_then_a_readable_screen_and_a_sane_terminal() {
     sess.wait("the shell again", |s| {
         s.contains("quit before the walk started")
     });
+    assert_eq!(
+        sess.modes(),
+        (false, false, false),
+        "alternate screen or mouse mode left on"
+    );
     sess.assert_sane_terminal();
 }
 

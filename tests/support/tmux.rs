@@ -99,9 +99,23 @@ impl Session {
 
     /// Wait until the screen satisfies `pred`; panic with the screen if not.
     pub fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_on(what, pred, Session::screen)
+    }
+
+    /// [`Session::wait`] on the screen with wrapped lines joined.
+    pub fn wait_joined(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_on(what, pred, Session::joined)
+    }
+
+    fn wait_on(
+        &self,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+        capture: fn(&Session) -> String,
+    ) -> String {
         let t0 = Instant::now();
         loop {
-            let s = self.joined();
+            let s = capture(self);
             if pred(&s) {
                 return s;
             }
@@ -149,11 +163,6 @@ impl Session {
         assert!(
             words.contains(&"echo") && !words.contains(&"-echo"),
             "echo left off:\n{s}"
-        );
-        assert_eq!(
-            self.modes(),
-            (false, false, false),
-            "alternate screen or mouse reporting left on"
         );
     }
 }
