@@ -62,8 +62,9 @@ pub struct WalkArgs {
     /// The incident window: how far back logs are read (e.g. 30m, 2h).
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub since: HumanDuration,
-    /// Continue a saved session where it stopped (the newest when no ID is given).
-    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "latest")]
+    /// Continue a saved session where it stopped: ID (or `latest`) directly; without an ID the
+    /// wizard lists the saved sessions to choose from (`run --non-interactive`: the newest).
+    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "")]
     pub resume: Option<String>,
     /// Plain ASCII marks and borders (for terminals without UTF-8 line drawing).
     #[arg(long)]

@@ -494,8 +494,8 @@ pub fn load(path: &Path) -> Result<Session, JournalError> {
     })
 }
 
-/// The saved sessions in `dir`, newest first (unreadable files are skipped).
-pub fn list_in(dir: &Path) -> Vec<SessionSummary> {
+/// The journal files in `dir`, newest first, at most `limit`.
+pub fn paths_in(dir: &Path, limit: usize) -> Vec<PathBuf> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -507,8 +507,13 @@ pub fn list_in(dir: &Path) -> Vec<SessionSummary> {
     // Ids start with the UTC start time, so names sort chronologically.
     paths.sort();
     paths.reverse();
-    paths.truncate(MAX_LISTED);
+    paths.truncate(limit);
     paths
+}
+
+/// The saved sessions in `dir`, newest first (unreadable files are skipped).
+pub fn list_in(dir: &Path) -> Vec<SessionSummary> {
+    paths_in(dir, MAX_LISTED)
         .iter()
         .filter_map(|p| load(p).ok())
         .map(|s| s.summary())

@@ -14,10 +14,13 @@
 
 pub mod app;
 pub mod clipboard;
+pub mod evidence;
 pub mod help;
 pub mod keymap;
 pub mod map;
 pub mod render;
+pub mod search;
+pub mod sessions;
 pub mod terminal;
 pub mod theme;
 pub mod watch;
@@ -159,6 +162,24 @@ fn carry_out(cmd: Command, runner: &mut Runner, tx: &mpsc::UnboundedSender<Msg>)
             let _ = out.write_all(clipboard::osc52(&text).as_bytes());
             let _ = out.flush();
         }
+        Command::LoadSessions => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let now = jiff::Timestamp::now();
+                if let Ok(rows) = tokio::task::spawn_blocking(move || sessions::load(now)).await {
+                    let _ = tx.send(Msg::Sessions(rows));
+                }
+            });
+        }
+        Command::Resume { id, vars } => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let r = tokio::task::spawn_blocking(move || sessions::resume(&id, &vars))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                let _ = tx.send(Msg::Resumed(sessions::Handoff::new(r)));
+            });
+        }
     }
 }
 
@@ -177,7 +198,7 @@ pub fn forward_runner(
 }
 
 fn spawn_inputs(tx: &mpsc::UnboundedSender<Msg>) -> anyhow::Result<()> {
-    use crossterm::event::{Event, KeyEventKind};
+    use crossterm::event::{Event, KeyEventKind, MouseEventKind};
     use tokio::signal::unix::{SignalKind, signal};
     let keys = tx.clone();
     tokio::spawn(async move {
@@ -186,6 +207,14 @@ fn spawn_inputs(tx: &mpsc::UnboundedSender<Msg>) -> anyhow::Result<()> {
             let msg = match ev {
                 Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => Msg::Key(k),
                 Ok(Event::Resize(w, h)) => Msg::Resize(w, h),
+                Ok(Event::Mouse(m))
+                    if matches!(
+                        m.kind,
+                        MouseEventKind::ScrollUp | MouseEventKind::ScrollDown
+                    ) =>
+                {
+                    Msg::Mouse(m)
+                }
                 Ok(_) => continue,
                 // The terminal is gone (e.g. the SSH session dropped): quit.
                 Err(_) => Msg::Signal("a terminal read error"),
@@ -225,9 +254,35 @@ fn spawn_inputs(tx: &mpsc::UnboundedSender<Msg>) -> anyhow::Result<()> {
 /// `triage502 [URL]`: run the wizard in this terminal, then print the outcome.
 #[allow(clippy::too_many_lines)] // one linear story: set up, run, restore, report
 pub fn interactive(url: Option<String>, walk: &WalkArgs) -> anyhow::Result<ExitCode> {
+    // Before anything is read or written: is there a terminal to draw on?
+    terminal::usable(url.as_deref())?;
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut resumed = None;
-    let (setup, url, started_at) = if let Some(id) = &walk.resume {
+    // `--resume` without an id: choose from the saved sessions.
+    let pick = walk.resume.as_deref() == Some("");
+    let (setup, url, started_at) = if pick {
+        let dir = crate::journal::sessions_dir()?;
+        if crate::journal::paths_in(&dir, 1).is_empty() {
+            return Err(crate::cli::UsageError(format!(
+                "no saved session to resume in {}",
+                dir.display()
+            ))
+            .into());
+        }
+        let setup = Setup {
+            library: std::sync::Arc::default(),
+            playbook: String::new(),
+            vars: walk.vars.clone(),
+            read_only: walk.read_only,
+            max_tier: walk.max_tier,
+            journal: true,
+            playbook_file: None,
+            since: walk.since,
+            ascii: walk.ascii,
+            color,
+        };
+        (setup, None, jiff::Timestamp::now())
+    } else if let Some(id) = &walk.resume {
         let overrides = walk.vars.iter().cloned().collect();
         let id = Some(id.as_str()).filter(|i| *i != "latest");
         let (engine, journal, session) = crate::journal::resume_with(id, &overrides)
@@ -293,6 +348,10 @@ pub fn interactive(url: Option<String>, walk: &WalkArgs) -> anyhow::Result<ExitC
         let (rtx, rrx) = mpsc::unbounded_channel();
         let mut runner = Runner::new(CheckContext::last(walk.since.0), rtx);
         forward_runner(rrx, tx.clone());
+        if pick {
+            app.sessions = Some(sessions::SessionList::default());
+            carry_out(Command::LoadSessions, &mut runner, &tx);
+        }
         spawn_inputs(&tx)?;
         let mut guard = terminal::TerminalGuard::new().context("cannot set up the terminal")?;
         let res = run_loop(&mut guard.terminal, &mut app, &mut rx, &tx, &mut runner).await;

@@ -17,7 +17,10 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_triage502");
+#[path = "support/tmux.rs"]
+mod tmux;
+
+use tmux::{BIN, Session, tmux};
 
 /// A loopback HTTP server that answers every request with a 502 from "nginx".
 fn bad_gateway_server() -> String {
@@ -38,128 +41,6 @@ fn bad_gateway_server() -> String {
         }
     });
     format!("http://{addr}/")
-}
-
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "tmux {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A tmux session running a plain shell; killed (only this one) on drop.
-/// Its journals go to `XDG_STATE_HOME` in a temp dir, never the real state dir.
-struct Session {
-    name: String,
-    _dir: tempfile::TempDir,
-    state: Option<tempfile::TempDir>,
-}
-
-impl Session {
-    fn new(tag: &str) -> Session {
-        let state = tempfile::tempdir().unwrap();
-        let mut s = Session::with_state(tag, state.path());
-        s.state = Some(state);
-        s
-    }
-
-    /// A session whose `XDG_STATE_HOME` is `state` (shared to test resume).
-    fn with_state(tag: &str, state: &std::path::Path) -> Session {
-        assert!(
-            which::which("tmux").is_ok(),
-            "tmux is missing: install it with `apt-get install -y tmux`"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let name = format!("triage502-{tag}-{}", std::process::id());
-        let d = dir.path().to_str().unwrap().to_owned();
-        tmux(&[
-            "new-session",
-            "-d",
-            "-x",
-            "80",
-            "-y",
-            "24",
-            "-s",
-            &name,
-            "-c",
-            &d,
-            &format!(
-                "env PS1='$ ' TERM=xterm-256color XDG_STATE_HOME='{}' bash --norc --noprofile",
-                state.display()
-            ),
-        ]);
-        Session {
-            name,
-            _dir: dir,
-            state: None,
-        }
-    }
-
-    fn screen(&self) -> String {
-        tmux(&["capture-pane", "-p", "-t", &self.name])
-    }
-
-    fn send(&self, keys: &str) {
-        tmux(&["send-keys", "-t", &self.name, keys]);
-    }
-
-    fn type_line(&self, text: &str) {
-        tmux(&["send-keys", "-t", &self.name, "-l", text]);
-        self.send("Enter");
-    }
-
-    /// Wait until the screen satisfies `pred`; panic with the screen if not.
-    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let t0 = Instant::now();
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "timed out waiting for {what}; the screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// The pid of the program started from the pane's shell.
-    fn child_pid(&self) -> Option<String> {
-        let shell = tmux(&["display", "-p", "-t", &self.name, "#{pane_pid}"]);
-        let shell = shell.trim();
-        let kids = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).ok()?;
-        kids.split_whitespace().next().map(str::to_owned)
-    }
-
-    /// Run `stty -a` in the pane and assert canonical mode and echo are on.
-    fn assert_sane_terminal(&self) {
-        self.send("clear");
-        self.send("Enter");
-        // The marker is computed so the typed command line never matches it.
-        self.type_line("stty -a; echo STTY-$((40+2))");
-        let s = self.wait("stty output", |s| s.lines().any(|l| l.trim() == "STTY-42"));
-        let words: Vec<&str> = s.split_whitespace().collect();
-        assert!(
-            words.contains(&"icanon") && !words.contains(&"-icanon"),
-            "terminal left raw:\n{s}"
-        );
-        assert!(
-            words.contains(&"echo") && !words.contains(&"-echo"),
-            "echo left off:\n{s}"
-        );
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
-            .status();
-    }
 }
 
 fn is_walk_screen(s: &str) -> bool {
@@ -647,6 +528,15 @@ fn resume_after(signal: &str) {
     let again = Session::with_state(&format!("{signal}-2"), state.path());
     again.wait("the shell prompt", |s| s.contains('$'));
     again.type_line(&format!("{BIN} --resume"));
+    // Without an id the saved sessions are listed, newest first, the newest highlighted.
+    let list = again.wait("the list of saved sessions", |s| {
+        s.contains("Resume a saved session (1)") && s.contains("open")
+    });
+    assert!(
+        list.contains(&lab.url()) && list.contains("playbook tui-lab, at tui-lab/start"),
+        "{list}"
+    );
+    again.send("Enter");
     let s = again.wait("the same action offered again", |s| {
         s.contains("Action: Start the upstream") && s.contains("type `nginx`")
     });

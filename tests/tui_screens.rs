@@ -1079,3 +1079,332 @@ fn quit_lists_what_is_still_changed() {
     );
     assert_eq!(a.undo.still_changed().len(), 1);
 }
+
+/// The probe's reports with an error-log excerpt long enough to scroll:
+/// 24 lines, 7 of them "Connection refused".
+fn log_reports() -> Vec<CheckReport> {
+    let mut r = probe_reports();
+    let log: Vec<String> = (0..24)
+        .map(|i| {
+            if i % 4 == 1 || i == 22 {
+                format!(
+                    "09:{i:02}:01 [error] connect() failed (111: Connection refused) while connecting to upstream, upstream: \"http://127.0.0.1:9000/\""
+                )
+            } else {
+                format!("09:{i:02}:00 [warn] an upstream response is buffered to a temporary file")
+            }
+        })
+        .collect();
+    r[0] = r[0].clone().with_evidence(
+        Evidence::new("error.log, last hour", log.join("\n")).at("/var/log/nginx/error.log"),
+    );
+    r
+}
+
+fn at_question_with(reports: Vec<CheckReport>) -> App {
+    let mut a = app(Some(URL));
+    key(&mut a, KeyCode::Enter);
+    for (index, report) in reports.into_iter().enumerate() {
+        a.update(Msg::Runner(RunnerEvent::Finished {
+            batch: a.batch,
+            index,
+            report,
+        }));
+    }
+    a
+}
+
+fn cells_with(t: &Terminal<TestBackend>, m: ratatui::style::Modifier) -> String {
+    t.backend()
+        .buffer()
+        .content()
+        .iter()
+        .filter(|c| c.modifier.contains(m))
+        .map(ratatui::buffer::Cell::symbol)
+        .collect()
+}
+
+#[test]
+fn slash_searches_the_evidence_marks_matches_and_n_moves_between_them() {
+    use triage502::tui::keymap::Beneath;
+    let mut a = at_question_with(log_reports());
+    key(&mut a, KeyCode::Char('/'));
+    assert_eq!(a.screen(), Screen::SearchInput);
+    // Letters that are keys elsewhere are text in the query.
+    typed(&mut a, "refused");
+    let typing = screen_text(&a, 80, 24);
+    assert!(
+        typing.contains("/refused_") && typing.contains("1/7 matches"),
+        "{typing}"
+    );
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.screen(), Screen::Searched(Beneath::Question));
+    key(&mut a, KeyCode::Char('n'));
+    key(&mut a, KeyCode::Char('n'));
+    let s = screen_text(&a, 80, 24);
+    assert!(s.contains("refused: 3/7 matches"), "{s}");
+    // The evidence scrolled to the 3rd match (09:09), past the first lines.
+    assert!(
+        s.contains("09:09:01") && !s.contains("HTTP 502 Bad Gateway from"),
+        "{s}"
+    );
+    // Matches are in reverse video, the current one also underlined: not colour alone.
+    let t = draw(&a, 80, 24);
+    let reversed = cells_with(&t, ratatui::style::Modifier::REVERSED);
+    assert!(reversed.contains("refused"), "{reversed}");
+    let current = cells_with(&t, ratatui::style::Modifier::UNDERLINED);
+    assert_eq!(current, "refused", "exactly one current match");
+    snap(&a, "search_matches");
+    // N goes back, wrapping around from the first to the last.
+    key(&mut a, KeyCode::Char('N'));
+    key(&mut a, KeyCode::Char('N'));
+    key(&mut a, KeyCode::Char('N'));
+    assert!(screen_text(&a, 120, 40).contains("7/7 matches"));
+    // Other keys keep their meaning: `2` answers the question beneath...
+    let mut answered = at_question_with(log_reports());
+    key(&mut answered, KeyCode::Char('/'));
+    typed(&mut answered, "refused");
+    key(&mut answered, KeyCode::Enter);
+    key(&mut answered, KeyCode::Char('2'));
+    assert!(screen_text(&answered, 80, 24).contains("Note the time"));
+    assert!(answered.search.is_none(), "a new step ends the search");
+    // ...and Esc clears the search, then `n` is the note again.
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.screen(), Screen::Question);
+    let t = draw(&a, 80, 24);
+    assert!(cells_with(&t, ratatui::style::Modifier::UNDERLINED).is_empty());
+    key(&mut a, KeyCode::Char('n'));
+    assert_eq!(a.screen(), Screen::Note);
+}
+
+fn sessions_app(rows: Option<Vec<triage502::tui::sessions::Row>>) -> App {
+    let mut a = App::new(
+        Setup {
+            library: Arc::default(),
+            playbook: String::new(),
+            ..setup(false, false)
+        },
+        None,
+        "2026-01-02T03:04:05Z".parse().unwrap(),
+    );
+    a.sessions = Some(triage502::tui::sessions::SessionList {
+        rows,
+        ..Default::default()
+    });
+    a
+}
+
+fn session_rows() -> Vec<triage502::tui::sessions::Row> {
+    use triage502::tui::sessions::Row;
+    vec![
+        Row {
+            id: "20260102T030000Z-a1b2".into(),
+            url: Some("https://shop.example.com/checkout".into()),
+            playbook: "502".into(),
+            reached: "502/upstream_down".into(),
+            age: "4 min ago".into(),
+            ended: None,
+        },
+        Row {
+            id: "20260101T220000Z-c3d4".into(),
+            url: Some("http://127.0.0.1:8080/".into()),
+            playbook: "502".into(),
+            reached: "the end (escalate_host)".into(),
+            age: "5 h ago".into(),
+            ended: Some("problem (escalate)".into()),
+        },
+        Row {
+            id: "20251230T080000Z-e5f6".into(),
+            url: None,
+            playbook: "wordpress".into(),
+            reached: "wordpress/plugins".into(),
+            age: "3 d ago".into(),
+            ended: None,
+        },
+    ]
+}
+
+#[test]
+fn resume_list_shows_sessions_newest_first_and_enter_resumes_the_chosen_one() {
+    let mut a = sessions_app(None);
+    assert_eq!(a.screen(), Screen::Sessions);
+    assert!(screen_text(&a, 80, 24).contains("reading the saved sessions"));
+    a.update(Msg::Sessions(session_rows()));
+    let s = screen_text(&a, 80, 24);
+    assert!(
+        s.contains("1. https://shop.example.com/checkout")
+            && s.contains("4 min ago")
+            && s.contains("open")
+            && s.contains("ended: problem (escalate)")
+            && s.contains("playbook 502, at 502/upstream_down"),
+        "{s}"
+    );
+    key(&mut a, KeyCode::Down);
+    snap(&a, "resume_list");
+    // The highlighted row is marked and in reverse video.
+    let t = draw(&a, 80, 24);
+    let rev = cells_with(&t, ratatui::style::Modifier::REVERSED);
+    assert!(rev.starts_with("2. http://127.0.0.1:8080/"), "{rev}");
+    // A number highlights; Enter asks the loop to resume that session, once.
+    key(&mut a, KeyCode::Char('3'));
+    let cmd = key(&mut a, KeyCode::Enter);
+    assert_eq!(
+        cmd,
+        Some(Command::Resume {
+            id: "20251230T080000Z-e5f6".into(),
+            vars: vec![]
+        })
+    );
+    assert_eq!(key(&mut a, KeyCode::Enter), None);
+    // It could not be opened: said so, and the list is usable again.
+    a.update(Msg::Resumed(triage502::tui::sessions::Handoff::new(Err(
+        "cannot rebuild session: gone".into(),
+    ))));
+    assert!(screen_text(&a, 80, 24).contains("cannot rebuild session: gone"));
+    assert!(matches!(
+        key(&mut a, KeyCode::Enter),
+        Some(Command::Resume { .. })
+    ));
+}
+
+#[test]
+fn resume_list_resumes_a_real_journal_at_its_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pb = tmp.path().join("tui_walk.toml");
+    std::fs::write(&pb, WALK).unwrap();
+    // A session that reached the question, journalled like the app does.
+    let mut first = app(Some(URL));
+    key(&mut first, KeyCode::Enter);
+    let mut meta =
+        triage502::journal::meta_for(first.engine.as_ref().unwrap(), Some(URL.into()), false);
+    meta.playbook_file = Some(pb);
+    let dir = tmp.path().join("sessions");
+    let mut j = triage502::journal::Journal::create_in(&dir, &mut meta).unwrap();
+    j.input(&triage502::engine::Input::ChecksDone(probe_reports()))
+        .unwrap();
+    drop(j);
+    let session = triage502::journal::load(&triage502::journal::paths_in(&dir, 1)[0]).unwrap();
+    let (engine, _) = triage502::journal::rebuild(
+        first.setup.library.clone(),
+        &session,
+        &std::collections::BTreeMap::new(),
+        jiff::Timestamp::now(),
+    )
+    .unwrap();
+    let (journal, session) =
+        triage502::journal::Journal::reopen(&triage502::journal::paths_in(&dir, 1)[0]).unwrap();
+    let mut a = sessions_app(Some(session_rows()));
+    let cmd = a.update(Msg::Resumed(triage502::tui::sessions::Handoff::new(Ok(
+        triage502::tui::sessions::Resumed {
+            engine,
+            journal,
+            session,
+        },
+    ))));
+    assert_eq!(cmd, None, "the question needs no checks");
+    assert_eq!(a.screen(), Screen::Question);
+    assert!(a.sessions.is_none() && a.journal.is_some());
+    let s = screen_text(&a, 80, 24);
+    assert!(
+        s.contains("tuitest") && s.contains(URL) && s.contains("resumed session"),
+        "{s}"
+    );
+}
+
+/// Every screen state the wizard has, for the tiny-terminal test.
+fn every_screen() -> Vec<(&'static str, App)> {
+    let mut v: Vec<(&'static str, App)> = vec![
+        ("url prompt", app(None)),
+        ("start", app(Some(URL))),
+        ("question", at_question()),
+        ("action typed", at_action(false)),
+        ("action read-only", at_action(true)),
+        ("done", at_done()),
+        ("sessions loading", sessions_app(None)),
+        ("sessions", sessions_app(Some(session_rows()))),
+    ];
+    let mut running = app(Some(URL));
+    key(&mut running, KeyCode::Enter);
+    v.push(("step running", running));
+    let mut guidance = at_question();
+    key(&mut guidance, KeyCode::Char('2'));
+    v.push(("step guidance", guidance));
+    for (name, keys) in [
+        ("help", &[KeyCode::Char('?')][..]),
+        ("guidance overlay", &[KeyCode::Char('g')]),
+        ("ticket", &[KeyCode::Char('t')]),
+        ("quit", &[KeyCode::Char('q')]),
+        ("note", &[KeyCode::Char('n')]),
+        ("search input", &[KeyCode::Char('/'), KeyCode::Char('r')]),
+        (
+            "searched",
+            &[KeyCode::Char('/'), KeyCode::Char('r'), KeyCode::Enter],
+        ),
+    ] {
+        let mut a = at_question_with(log_reports());
+        for k in keys {
+            key(&mut a, *k);
+        }
+        v.push((name, a));
+    }
+    let mut executing = at_action(false);
+    typed(&mut executing, "php8.2-fpm");
+    key(&mut executing, KeyCode::Enter);
+    assert_eq!(executing.screen(), Screen::Executing);
+    v.push(("executing", executing));
+    let mut result = at_action(false);
+    typed(&mut result, "php8.2-fpm");
+    key(&mut result, KeyCode::Enter);
+    result.update(executed(true, 502, 200));
+    v.push(("action result", result));
+    let mut map = mapped(false, true);
+    key(&mut map, KeyCode::Char('m'));
+    assert_eq!(map.screen(), Screen::Map);
+    v.push(("map", map));
+    let mut watch = mapped(false, true);
+    key(&mut watch, KeyCode::Char('w'));
+    watch_burst(&mut watch, 4);
+    let rate = access_burst(&watch);
+    watch.update(rate);
+    assert_eq!(watch.screen(), Screen::Watch);
+    v.push(("watch", watch));
+    v
+}
+
+/// Regression guard for issue 10: a terminal of width 1 or height 1 (a
+/// split pane squeezed shut, a resize in progress) must neither panic nor
+/// draw outside the area it was given. Each screen is drawn into a fixed
+/// viewport inside a larger buffer whose cells outside must stay blank.
+#[test]
+fn every_screen_draws_in_a_tiny_terminal_without_panic_or_spill() {
+    use ratatui::layout::Rect;
+    use ratatui::{TerminalOptions, Viewport};
+    let screens = every_screen();
+    assert!(screens.len() >= 19, "{}", screens.len());
+    for (w, h) in [(1, 1), (1, 24), (80, 1), (2, 2), (3, 7), (20, 5)] {
+        for (name, a) in &screens {
+            let area = Rect::new(3, 2, w, h);
+            let mut t = Terminal::with_options(
+                TestBackend::new(w + 6, h + 4),
+                TerminalOptions {
+                    viewport: Viewport::Fixed(area),
+                },
+            )
+            .unwrap();
+            t.draw(|f| render(a, f))
+                .unwrap_or_else(|e| panic!("{name} at {w}x{h}: {e}"));
+            let buf = t.backend().buffer();
+            for y in 0..h + 4 {
+                for x in 0..w + 6 {
+                    if !area.contains((x, y).into()) {
+                        assert_eq!(
+                            buf[(x, y)].symbol(),
+                            " ",
+                            "{name} at {w}x{h} drew outside its area at ({x},{y})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -32,7 +32,10 @@ use crate::playbook::library::Library;
 use crate::report::Report;
 use crate::runner::RunnerEvent;
 use crate::ticket::Rendered;
-use crate::tui::keymap::{Action, Screen, keymap};
+use crate::tui::evidence;
+use crate::tui::keymap::{Action, Beneath, Screen, keymap};
+use crate::tui::search::{self, Search, SearchOp};
+use crate::tui::sessions::{Handoff, Resumed, Row, SessionList};
 use crate::tui::watch::{Watch, WatchEvent};
 
 /// Why an action was refused under `--read-only`.
@@ -61,6 +64,12 @@ pub enum Msg {
     Ticket(Result<Box<Rendered>, String>),
     /// A probe (or access-log) result of the Watch screen.
     Watch(WatchEvent),
+    /// A mouse event (only the wheel is used).
+    Mouse(crossterm::event::MouseEvent),
+    /// The saved sessions for the `--resume` list.
+    Sessions(Vec<Row>),
+    /// The session chosen from the list, opened (or why it could not be).
+    Resumed(Handoff),
 }
 
 /// What the loop must do for the app.
@@ -93,7 +102,17 @@ pub enum Command {
     RenderTicket(PathBuf),
     /// Copy this text to the clipboard (OSC 52).
     Clipboard(String),
+    /// Read the saved sessions for the `--resume` list.
+    LoadSessions,
+    /// Resume session `id` (journal reopened, walk rebuilt) off the UI thread.
+    Resume {
+        id: String,
+        vars: Vec<(String, String)>,
+    },
 }
+
+/// Lines one wheel notch scrolls.
+pub const WHEEL_LINES: i32 = 3;
 
 /// Probes after a fix, and the pause between them.
 pub const VERIFY_PROBES: usize = 3;
@@ -200,6 +219,10 @@ pub struct App {
     pub ticket_file: Option<PathBuf>,
     /// The Watch screen's samples and settings.
     pub watch: Watch,
+    /// The `/` search in the evidence, while active.
+    pub search: Option<Search>,
+    /// The saved sessions to choose from (`--resume` without an id).
+    pub sessions: Option<SessionList>,
 }
 
 impl App {
@@ -242,6 +265,8 @@ impl App {
             ticket: None,
             ticket_file: None,
             watch: Watch::default(),
+            search: None,
+            sessions: None,
         };
         if app.editing_url {
             app.url_error = app.validate_url("");
@@ -266,18 +291,25 @@ impl App {
             return Screen::Executing;
         }
         let Some(engine) = &self.engine else {
-            return if self.editing_url {
+            return if self.sessions.is_some() {
+                Screen::Sessions
+            } else if self.editing_url {
                 Screen::UrlPrompt
             } else {
                 Screen::Start
             };
         };
-        match engine.effect() {
+        let screen = match engine.effect() {
             Effect::RunChecks { .. } | Effect::Inform { .. } => Screen::Step,
             Effect::Ask { .. } => Screen::Question,
             Effect::Offer(a) if self.needs_typing(a) => Screen::ActionTyped,
             Effect::Offer(_) => Screen::Action,
             Effect::Done(_) => Screen::Done,
+        };
+        match (&self.search, Beneath::of(screen)) {
+            (Some(s), Some(_)) if s.editing => Screen::SearchInput,
+            (Some(_), Some(b)) => Screen::Searched(b),
+            _ => screen,
         }
     }
 
@@ -421,6 +453,70 @@ impl App {
                 }
                 None
             }
+            Msg::Mouse(m) => {
+                use crossterm::event::MouseEventKind as M;
+                let up = match m.kind {
+                    M::ScrollUp => true,
+                    M::ScrollDown => false,
+                    _ => return None,
+                };
+                let action = crate::tui::keymap::wheel(self.screen(), up)?;
+                self.apply(action)
+            }
+            Msg::Sessions(rows) => {
+                if let Some(l) = self.sessions.as_mut() {
+                    l.selected = 0;
+                    l.rows = Some(rows);
+                }
+                None
+            }
+            Msg::Resumed(handoff) => self.resumed(handoff.take()?),
+        }
+    }
+
+    /// Continue the session chosen from the list: its setup, URL and walk.
+    fn resumed(&mut self, r: Result<Resumed, String>) -> Option<Command> {
+        let Resumed {
+            engine,
+            journal,
+            session,
+        } = match r {
+            Ok(r) => r,
+            Err(e) => {
+                self.notice = Some(e);
+                if let Some(l) = self.sessions.as_mut() {
+                    l.taking = false;
+                }
+                return None;
+            }
+        };
+        let meta = session.meta;
+        self.setup.library = engine.library().clone();
+        self.setup.playbook = meta.playbook;
+        self.setup.read_only |= meta.read_only;
+        self.setup.playbook_file = meta.playbook_file;
+        self.url = meta.url;
+        self.started_at = meta.started_at.parse().unwrap_or(self.started_at);
+        self.notice = Some(format!(
+            "resumed session {} at {}",
+            journal.id(),
+            crate::journal::position(&engine)
+        ));
+        self.sessions = None;
+        self.resume(engine, journal);
+        self.follow()
+    }
+
+    /// A `/` search key: move the evidence to the current match.
+    fn search_key(&mut self, op: SearchOp) {
+        let lines = self
+            .engine
+            .as_ref()
+            .map(evidence::lines)
+            .unwrap_or_default();
+        if let Some(line) = search::apply(&mut self.search, op, &lines) {
+            // One line of context above the match.
+            self.evidence_scroll = u16::try_from(line.saturating_sub(1)).unwrap_or(u16::MAX);
         }
     }
 
@@ -479,6 +575,8 @@ impl App {
     /// Set up the screen for the engine's current effect.
     fn follow(&mut self) -> Option<Command> {
         self.evidence_scroll = 0;
+        // The evidence searched is gone: so is the search.
+        self.search = None;
         self.typed.clear();
         self.plan = None;
         let effect = self.engine.as_ref()?.effect().clone();
@@ -796,22 +894,7 @@ impl App {
                 .map_or(0, |(_, n)| n.guidance.lines().count() + 10),
             Some(Overlay::ConfirmQuit | Overlay::Watch) => 0,
             Some(Overlay::Map) => crate::tui::map::scroll_limit(self),
-            None => self.engine.as_ref().map_or(0, |e| {
-                e.trail()
-                    .iter()
-                    .rev()
-                    .find_map(|s| match &s.record {
-                        crate::engine::Record::Checks { reports, .. } => Some(
-                            reports
-                                .iter()
-                                .flat_map(|r| &r.evidence)
-                                .map(|e| 1 + e.text.lines().take(200).count())
-                                .sum(),
-                        ),
-                        _ => None,
-                    })
-                    .unwrap_or(0)
-            }),
+            None => self.engine.as_ref().map_or(0, |e| evidence::lines(e).len()),
         }
     }
 
@@ -890,6 +973,26 @@ impl App {
             Action::PageDown => {
                 self.scroll(10);
                 None
+            }
+            Action::WheelUp => {
+                self.scroll(-WHEEL_LINES);
+                None
+            }
+            Action::WheelDown => {
+                self.scroll(WHEEL_LINES);
+                None
+            }
+            Action::Search(op) => {
+                self.search_key(op);
+                None
+            }
+            Action::Pick(op) => {
+                let id = self.sessions.as_mut()?.apply(op)?;
+                self.notice = Some(format!("opening session {id}..."));
+                Some(Command::Resume {
+                    id,
+                    vars: self.setup.vars.clone(),
+                })
             }
             Action::Ticket => self.open_ticket(),
             Action::Note => {

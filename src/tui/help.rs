@@ -8,15 +8,15 @@ Keys
   Enter  continue / take the highlighted choice   1-9  pick a choice
   b, Backspace  back one step     r  re-run this step's checks
   Esc    stop running checks (recorded inconclusive) / close a window
-  ↑↓ PgUp PgDn  scroll evidence   t  ticket preview   g  whole guidance
-  n  note (journalled, goes into the ticket)   ?  help   q  quit (asks)
+  ↑↓ PgUp PgDn  scroll evidence (mouse wheel too; Shift+drag selects text)
+  t  ticket   g  whole guidance   n  note (goes into the ticket)   q  quit
+  /  search the evidence; n N next/previous match; Esc clears the search
   m  map: client, CDN/LB, front server, route, upstream; each hop marked
-  w  watch: re-probe the URL every 2s (+/- change), chart status, latency
-     and the access log's 502/503/504 per minute; RECOVERED after 3 answers
-     in a row that follow a 5xx. Probing stops when you leave the watch.
+  w  watch: re-probe the URL every 2s (+/- change), status, latency and the
+     access log's 5xx per minute; RECOVERED after 3 answers following a 5xx
   Actions: y runs a reversible one; type the name + Enter for others.
   Ticket: w writes it to a file, y copies it (OSC 52). Sessions are saved:
-  triage502 --resume continues after a crash or an SSH drop.
+  triage502 --resume lists them to continue after a crash or an SSH drop.
 
 Marks
   {marks}

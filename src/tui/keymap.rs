@@ -2,9 +2,15 @@
 //!
 //! `keymap` is a single `match` over (screen, key); the app never inspects
 //! raw keys. Screens with a text field take printable characters as text, so
-//! there `q` and `?` type letters and Ctrl-C / Esc / F1 do the rest.
+//! there `q` and `?` type letters and Ctrl-C / Esc / F1 do the rest. While a
+//! search is active (`Screen::Searched`) only `n`, `N`, `/` and Esc change
+//! meaning; every other key means what it means on the screen beneath.
+//! `wheel` maps the mouse wheel; every view it scrolls also scrolls by key.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::tui::search::SearchOp;
+use crate::tui::sessions::PickOp;
 
 /// What the operator is looking at, as far as keys are concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +47,41 @@ pub enum Screen {
     Map,
     /// The URL re-probed over time (`w`).
     Watch,
+    /// `/`: the search query being typed (on the hints line).
+    SearchInput,
+    /// A search with its matches highlighted, over the screen beneath.
+    Searched(Beneath),
+    /// `--resume` without an id: the saved sessions to choose from.
+    Sessions,
+}
+
+/// The screens a search can be active on (they show the evidence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beneath {
+    Step,
+    Question,
+    Done,
+}
+
+impl Beneath {
+    /// The screen itself, for its keys.
+    pub fn screen(self) -> Screen {
+        match self {
+            Beneath::Step => Screen::Step,
+            Beneath::Question => Screen::Question,
+            Beneath::Done => Screen::Done,
+        }
+    }
+
+    /// The screen a search can be active on, if `s` is one.
+    pub fn of(s: Screen) -> Option<Beneath> {
+        match s {
+            Screen::Step => Some(Beneath::Step),
+            Screen::Question => Some(Beneath::Question),
+            Screen::Done => Some(Beneath::Done),
+            _ => None,
+        }
+    }
 }
 
 /// Everything a key can ask for.
@@ -103,6 +144,14 @@ pub enum Action {
     WatchSlower,
     /// Probe more often (`-`).
     WatchFaster,
+    /// Mouse wheel up: scroll the evidence or the open window a few lines.
+    WheelUp,
+    /// Mouse wheel down.
+    WheelDown,
+    /// Search the evidence: open, type, keep, next/previous match, clear.
+    Search(SearchOp),
+    /// Move in or take from the list of saved sessions.
+    Pick(PickOp),
 }
 
 /// The action for `key` on `screen`, if any.
@@ -116,6 +165,22 @@ pub fn keymap(screen: Screen, key: KeyEvent) -> Option<Action> {
         (S::ConfirmQuit, K::Char('n' | 'N') | K::Esc) => Some(A::Close),
         (_, K::Char('c')) if ctrl => Some(A::Quit),
         (S::Executing, _) => None,
+        (S::SearchInput, K::Enter) => Some(A::Search(SearchOp::Accept)),
+        (S::SearchInput, K::Backspace) => Some(A::Search(SearchOp::Erase)),
+        (S::SearchInput, K::Esc) => Some(A::Search(SearchOp::Clear)),
+        (S::SearchInput, K::Char(c)) => Some(A::Search(SearchOp::Type(c))),
+        (S::SearchInput, _) => None,
+        (S::Searched(_), K::Char('n')) => Some(A::Search(SearchOp::Next)),
+        (S::Searched(_), K::Char('N')) => Some(A::Search(SearchOp::Prev)),
+        (S::Searched(_), K::Esc) => Some(A::Search(SearchOp::Clear)),
+        (S::Searched(beneath), _) => keymap(beneath.screen(), key),
+        (S::Sessions, K::Up | K::Char('k')) => Some(A::Pick(PickOp::Prev)),
+        (S::Sessions, K::Down | K::Char('j')) => Some(A::Pick(PickOp::Next)),
+        (S::Sessions, K::Char(d @ '1'..='9')) => {
+            Some(A::Pick(PickOp::Select(d as usize - '1' as usize)))
+        }
+        (S::Sessions, K::Enter) => Some(A::Pick(PickOp::Take)),
+        (S::Sessions, K::Esc) => Some(A::Quit),
         (S::Note, K::Enter) => Some(A::Continue),
         (S::Note, K::Backspace) => Some(A::Erase),
         (S::Note, K::Esc) => Some(A::Close),
@@ -176,8 +241,45 @@ pub fn keymap(screen: Screen, key: KeyEvent) -> Option<Action> {
         (S::Map, K::PageDown | K::Char(' ')) => Some(A::PageDown),
         (S::Watch, K::Char('+' | '=')) => Some(A::WatchSlower),
         (S::Watch, K::Char('-' | '_')) => Some(A::WatchFaster),
+        (S::Step | S::Question | S::Done, K::Char('/')) => Some(A::Search(SearchOp::Open)),
         (_, K::Char('?') | K::F(1)) => Some(A::Help),
         (_, K::Char('q')) => Some(A::Quit),
+        _ => None,
+    }
+}
+
+/// The action for a mouse wheel notch on `screen` (`up` away from the user).
+pub fn wheel(screen: Screen, up: bool) -> Option<Action> {
+    use Screen as S;
+    match (screen, up) {
+        (S::Sessions, true) => Some(Action::Pick(PickOp::Prev)),
+        (S::Sessions, false) => Some(Action::Pick(PickOp::Next)),
+        (
+            S::Step
+            | S::Question
+            | S::Action
+            | S::Done
+            | S::Searched(_)
+            | S::Help
+            | S::Ticket
+            | S::Guidance
+            | S::ActionResult
+            | S::Map,
+            true,
+        ) => Some(Action::WheelUp),
+        (
+            S::Step
+            | S::Question
+            | S::Action
+            | S::Done
+            | S::Searched(_)
+            | S::Help
+            | S::Ticket
+            | S::Guidance
+            | S::ActionResult
+            | S::Map,
+            false,
+        ) => Some(Action::WheelDown),
         _ => None,
     }
 }
@@ -229,5 +331,77 @@ mod tests {
             keymap(Screen::ConfirmQuit, k(KeyCode::Char('y'))),
             Some(Action::ConfirmQuit)
         );
+    }
+
+    #[test]
+    fn search_keys_override_only_n_shift_n_slash_and_esc() {
+        let on = Screen::Searched(Beneath::Step);
+        assert_eq!(
+            keymap(on, k(KeyCode::Char('n'))),
+            Some(Action::Search(SearchOp::Next))
+        );
+        assert_eq!(
+            keymap(on, k(KeyCode::Char('N'))),
+            Some(Action::Search(SearchOp::Prev))
+        );
+        assert_eq!(
+            keymap(on, k(KeyCode::Esc)),
+            Some(Action::Search(SearchOp::Clear))
+        );
+        assert_eq!(
+            keymap(on, k(KeyCode::Char('/'))),
+            Some(Action::Search(SearchOp::Open))
+        );
+        // Everything else keeps its meaning on the screen beneath.
+        assert_eq!(keymap(on, k(KeyCode::Enter)), Some(Action::Continue));
+        assert_eq!(keymap(on, k(KeyCode::Char('t'))), Some(Action::Ticket));
+        assert_eq!(
+            keymap(Screen::Searched(Beneath::Question), k(KeyCode::Char('2'))),
+            Some(Action::Choose(1))
+        );
+        // Without a search `n` is still the note.
+        assert_eq!(
+            keymap(Screen::Step, k(KeyCode::Char('n'))),
+            Some(Action::Note)
+        );
+    }
+
+    #[test]
+    fn the_query_field_takes_every_letter() {
+        for c in ['q', 'n', '?', 'b', 'r', '/'] {
+            assert_eq!(
+                keymap(Screen::SearchInput, k(KeyCode::Char(c))),
+                Some(Action::Search(SearchOp::Type(c)))
+            );
+        }
+        assert_eq!(
+            keymap(Screen::SearchInput, k(KeyCode::Esc)),
+            Some(Action::Search(SearchOp::Clear))
+        );
+    }
+
+    #[test]
+    fn session_list_keys() {
+        assert_eq!(
+            keymap(Screen::Sessions, k(KeyCode::Char('3'))),
+            Some(Action::Pick(PickOp::Select(2)))
+        );
+        assert_eq!(
+            keymap(Screen::Sessions, k(KeyCode::Enter)),
+            Some(Action::Pick(PickOp::Take))
+        );
+        assert_eq!(
+            keymap(Screen::Sessions, k(KeyCode::Down)),
+            Some(Action::Pick(PickOp::Next))
+        );
+    }
+
+    #[test]
+    fn the_wheel_scrolls_views_that_keys_scroll() {
+        assert_eq!(wheel(Screen::Step, false), Some(Action::WheelDown));
+        assert_eq!(wheel(Screen::Help, true), Some(Action::WheelUp));
+        assert_eq!(wheel(Screen::Ticket, false), Some(Action::WheelDown));
+        assert_eq!(wheel(Screen::UrlPrompt, false), None);
+        assert_eq!(wheel(Screen::ConfirmQuit, true), None);
     }
 }

@@ -16,6 +16,9 @@ use crate::tui::app::{App, Overlay};
 use crate::tui::help::HELP;
 use crate::tui::keymap::Screen;
 use crate::tui::theme::{Mark, Theme};
+use crate::tui::{evidence, search};
+
+mod sessions;
 
 pub(crate) fn theme(app: &App) -> Theme {
     Theme {
@@ -59,7 +62,9 @@ pub fn render(app: &App, frame: &mut Frame) {
     .areas(area);
     render_header(app, frame, header);
     render_hints(app, frame, hints);
-    if app.engine.is_none() {
+    if app.engine.is_none() && app.sessions.is_some() {
+        sessions::render(app, frame, body);
+    } else if app.engine.is_none() {
         render_start(app, frame, body);
     } else {
         render_walk(app, frame, body);
@@ -80,10 +85,10 @@ pub fn render(app: &App, frame: &mut Frame) {
 fn render_header(app: &App, frame: &mut Frame, area: Rect) {
     let t = theme(app);
     let d = t.dot();
-    let mut spans = vec![
-        Span::styled(" triage502 ", t.title()),
-        Span::raw(format!("{d} {} ", app.setup.playbook)),
-    ];
+    let mut spans = vec![Span::styled(" triage502 ", t.title())];
+    if !app.setup.playbook.is_empty() {
+        spans.push(Span::raw(format!("{d} {} ", app.setup.playbook)));
+    }
     if let Some(u) = &app.url {
         spans.push(Span::raw(format!("{d} {u} ")));
     }
@@ -124,17 +129,31 @@ fn hints_for(app: &App) -> &'static str {
         Screen::ConfirmQuit => "y quit · n stay",
         Screen::Map => crate::tui::map::HINTS,
         Screen::Watch => crate::tui::watch::HINTS,
+        Screen::SearchInput => "type to search the evidence · Enter keep · Esc clear",
+        Screen::Searched(_) => "n next · N previous match · / new search · Esc clear · ? help",
+        Screen::Sessions => "↑↓ or 1-9 choose · Enter continue it · ? help · q quit",
     }
 }
 
+/// Keys of the walk screens that fit only on a wide terminal (at 80 columns
+/// the help window lists them).
+const WIDE_HINTS: &str = " · / search · m map · w watch";
+
 fn render_hints(app: &App, frame: &mut Frame, area: Rect) {
     let t = theme(app);
-    let text = if app.setup.ascii {
-        hints_for(app).replace('·', "|").replace("↑↓", "Up/Down")
-    } else {
-        hints_for(app).to_owned()
-    };
+    let mut text = hints_for(app).to_owned();
+    let walk = matches!(app.screen(), Screen::Step | Screen::Question | Screen::Done);
+    if walk
+        && app.notice.is_none()
+        && usize::from(area.width) > text.chars().count() + WIDE_HINTS.chars().count() + 1
+    {
+        text.push_str(WIDE_HINTS);
+    }
+    if app.setup.ascii {
+        text = text.replace('·', "|").replace("↑↓", "Up/Down");
+    }
     let line = match &app.notice {
+        _ if app.screen() == Screen::SearchInput => search_field(app, t, &text),
         Some(n) => Line::from(vec![
             Span::styled(
                 format!(" {n} "),
@@ -747,39 +766,88 @@ fn action_lines(app: &App, a: &crate::engine::PlannedAction, lines: &mut Vec<Lin
     lines.push(Line::styled(prompt, t.fg(Color::Yellow)));
 }
 
-/// Evidence of the last checks (or of the findings when the walk is done).
+/// The `/` field on the hints line: the query, the match count, the keys.
+fn search_field(app: &App, t: Theme, keys: &str) -> Line<'static> {
+    let Some(s) = &app.search else {
+        return Line::raw("");
+    };
+    let count = app.engine.as_ref().map_or_else(String::new, |e| {
+        s.indicator(&search::hits(&evidence::lines(e), &s.query))
+    });
+    Line::from(vec![
+        Span::styled(format!(" /{}_", s.query), t.selected()),
+        Span::styled(
+            format!(" {count} "),
+            t.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ),
+        Span::styled(format!(" {keys}"), t.dim()),
+    ])
+}
+
+/// Evidence of the last checks (or of the findings when the walk is done),
+/// scrolled by whole lines; with a search, its matches marked and the
+/// current one kept in view.
 fn render_evidence(app: &App, engine: &Engine, frame: &mut Frame, area: Rect) {
     let t = theme(app);
-    let mut lines: Vec<Line> = Vec::new();
-    let reports = last_checks(engine).map(|(_, r)| r).unwrap_or_default();
-    for r in reports {
-        for e in &r.evidence {
-            let src = e
-                .source
-                .as_deref()
-                .map(|s| format!(" ({s})"))
-                .unwrap_or_default();
-            lines.push(Line::styled(format!("{}{src}", e.label), t.title()));
-            for l in e.text.lines().take(200) {
-                lines.push(Line::raw(format!("  {l}")));
-            }
+    let ev = evidence::lines(engine);
+    let search = app.search.as_ref();
+    let hits = search
+        .map(|s| search::hits(&ev, &s.query))
+        .unwrap_or_default();
+    let current = search.and_then(|s| s.current_hit(&hits));
+    let mark = t.mark(Mark::Current);
+    let mut lines: Vec<Line> = Vec::with_capacity(ev.len());
+    let mut next_hit = 0;
+    for (i, l) in ev.iter().enumerate() {
+        let first = next_hit;
+        while next_hit < hits.len() && hits[next_hit].line == i {
+            next_hit += 1;
         }
+        let base = if l.heading {
+            t.title()
+        } else {
+            Style::default()
+        };
+        let on_line = &hits[first..next_hit];
+        let here = current.filter(|c| c.line == i);
+        lines.push(Line::from(search::spans(
+            &l.text,
+            base,
+            on_line,
+            here,
+            here.map(|_| mark),
+        )));
     }
     if lines.is_empty() {
         lines.push(Line::styled("no evidence yet", t.dim()));
     }
     let total = lines.len();
-    let title = format!(" Evidence ({total} lines, ↑↓ scroll) ");
+    let title = match search {
+        Some(s) if !s.query.is_empty() => format!(
+            " Evidence ({total} lines) /{}: {} ",
+            s.query,
+            s.indicator(&hits)
+        ),
+        _ => format!(" Evidence ({total} lines, ↑↓ scroll) "),
+    };
     let title = if app.setup.ascii {
         title.replace("↑↓", "Up/Down")
     } else {
         title
     };
+    let b = block(t, title);
+    let inner = b.inner(area);
+    let mut top = usize::from(app.evidence_scroll).min(lines.len().saturating_sub(1));
+    if let Some(c) = current {
+        // Keep the current match in view, whatever the panel's size.
+        if c.line < top || wrapped_height(&lines[top..=c.line], inner.width) > inner.height {
+            top = c.line;
+        }
+    }
     frame.render_widget(
-        Paragraph::new(lines)
+        Paragraph::new(lines.split_off(top))
             .wrap(Wrap { trim: false })
-            .scroll((app.evidence_scroll, 0))
-            .block(block(t, title)),
+            .block(b),
         area,
     );
 }

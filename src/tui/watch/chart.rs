@@ -173,7 +173,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(b, area);
     let chart_rows = inner.height.saturating_sub(8);
     let status_h = (chart_rows / 4).clamp(1, 3);
-    let latency_h = ((chart_rows - status_h) / 2).max(1);
+    let latency_h = (chart_rows.saturating_sub(status_h) / 2).max(1);
     let [
         head,
         status_label,
