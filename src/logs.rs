@@ -16,9 +16,11 @@ pub mod classify;
 pub mod cli;
 pub mod format;
 pub mod generate;
+pub mod prefilter;
 pub mod reader;
 pub mod rotation;
 pub mod scan;
+pub mod split;
 pub mod time;
 pub mod window;
 
