@@ -70,12 +70,11 @@ impl Prefilter {
                 .builder()
                 .extend(chunk)
                 .build();
-            match built {
-                Some(s) => searchers.push(s),
-                None => {
-                    searchers.clear();
-                    break;
-                }
+            if let Some(s) = built {
+                searchers.push(s);
+            } else {
+                searchers.clear();
+                break;
             }
         }
         if !searchers.is_empty() {

@@ -107,15 +107,12 @@ fn head_at_or_after(f: &File, from: u64, end: u64, zone: &mut Zone) -> io::Resul
         let data = &buf[..n];
         let mut pos = 0;
         if !on_line_start {
-            match memchr::memchr(b'\n', data) {
-                Some(i) => {
-                    pos = i + 1;
-                    on_line_start = true;
-                }
-                None => {
-                    at += n as u64;
-                    continue;
-                }
+            if let Some(i) = memchr::memchr(b'\n', data) {
+                pos = i + 1;
+                on_line_start = true;
+            } else {
+                at += n as u64;
+                continue;
             }
         }
         while pos < n {
@@ -135,7 +132,9 @@ fn head_at_or_after(f: &File, from: u64, end: u64, zone: &mut Zone) -> io::Resul
     Ok(None)
 }
 
-/// A verdict as buffered by a later part.
+/// A verdict as buffered by a later part (hits far outnumber the runs of
+/// ignored counts, so the size difference is the common case, not waste).
+#[allow(clippy::large_enum_variant, reason = "Hit is the common variant")]
 enum Item {
     Hit {
         offset: u64,
@@ -271,6 +270,10 @@ pub fn classify_parts(
 }
 
 /// A later part: classify and send batches of verdicts.
+#[allow(
+    clippy::many_single_char_names,
+    reason = "f, a, b: the file and its range"
+)]
 fn later_part(
     f: &File,
     a: u64,
