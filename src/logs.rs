@@ -19,9 +19,11 @@ pub mod discovered;
 pub mod format;
 pub mod generate;
 pub mod input;
+pub mod prefilter;
 pub mod reader;
 pub mod rotation;
 pub mod scan;
+pub mod split;
 pub mod time;
 pub mod window;
 

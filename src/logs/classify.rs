@@ -88,7 +88,7 @@ impl Catalogue {
         let entry = &entry[..entry.len().min(MAX_ENTRY)];
         let mut candidates: Vec<u32> = Vec::new();
         let mut marker = false;
-        for m in self.prefilter.find_overlapping_iter(entry) {
+        for m in self.literals.find_overlapping_iter(entry) {
             let p = m.pattern().as_usize();
             if p < self.literal_count {
                 candidates.extend_from_slice(&self.owners[p]);
@@ -107,7 +107,20 @@ impl Catalogue {
             if sig.server != "any" && sig.server != server {
                 continue;
             }
-            let Some(caps) = sig.regex.captures(entry) else {
+            let re = sig.regex.get();
+            if sig.not_a_cause {
+                // Negative controls are only counted: a match test is enough.
+                if re.is_match(entry) {
+                    return Some(Classification {
+                        role: Role::Ignored,
+                        cause: None,
+                        signature: Some(i as usize),
+                        fields: Fields::default(),
+                    });
+                }
+                continue;
+            }
+            let Some(caps) = re.captures(entry) else {
                 continue;
             };
             return Some(self.verdict(i as usize, sig, head, entry, &caps));

@@ -10,8 +10,6 @@
 
 use std::io::{self, BufRead, Read};
 
-use aho_corasick::Input;
-
 use super::catalogue::Catalogue;
 use super::classify::MAX_ENTRY;
 use super::format::{self, Head};
@@ -141,11 +139,11 @@ fn process(
     stats: &mut PassStats,
 ) {
     let mut pos = 0usize;
+    let mut hits = cat.prefilter.scan(data);
     while pos < data.len() {
-        let Some(m) = cat.prefilter.find(Input::new(data).span(pos..data.len())) else {
+        let Some(hit) = hits.next(pos) else {
             break;
         };
-        let hit = m.start();
         let ls = memchr::memrchr(b'\n', &data[pos..hit]).map_or(pos, |i| pos + i + 1);
         // Walk back to the entry's head line (bounded; never before `pos`).
         let mut hs = ls;

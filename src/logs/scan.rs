@@ -11,7 +11,7 @@
 //! permissions on a unix socket.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -23,6 +23,7 @@ use super::correlate::{Close, Correlation, Correlator, Quote};
 use super::input;
 use super::reader::{self, Found};
 use super::rotation;
+use super::split;
 use super::time::{self, Zone};
 use super::window::{self, SLACK};
 use crate::cause::Cause;
@@ -783,11 +784,12 @@ fn scan_file(
     };
     rep.start = start;
     rep.probes = search.probes;
-    let mut f = f;
-    if end > start && f.seek(SeekFrom::Start(start)).is_ok() {
-        // `take` bounds the read to the size seen at open: a file growing or
-        // rotated (renamed) while we read is read as it was, and `unread` says so.
-        match reader::scan_candidates((&mut f).take(end - start), start, cat, zone, &mut on) {
+    if end > start {
+        // Bounded by the size seen at open: a file growing or rotated
+        // (renamed) while we read is read as it was. Every core classifies a
+        // part; the verdicts arrive in file order.
+        let mut add = |h: split::Hit<'_>| agg.add(idx, h.offset, h.ts, h.class, h.text);
+        match split::classify_range(&f, start, end, cat, window, zone, &mut add) {
             Ok(st) => {
                 rep.bytes_read = st.bytes;
                 rep.candidates = st.candidates;
