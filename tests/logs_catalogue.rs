@@ -112,3 +112,32 @@ fn multi_line_fastcgi_entries_are_one_entry_with_the_request_fields() {
         ]
     );
 }
+
+/// Whole-file scans classify only the entries the prefilter finds, so every
+/// entry the classifier gives a cause must contain one of the prefilter's
+/// literals; otherwise `logs scan` would silently miss what `logs classify`
+/// finds. (The fuzz target `log_classify` checks the same on random input.)
+#[test]
+fn every_classified_entry_carries_a_prefilter_literal() {
+    let cat = Catalogue::builtin();
+    let literals = cat.signature_literals();
+    let mut z = Zone::utc();
+    let mut missed = Vec::new();
+    for line in FIXTURES.lines().filter(|l| !l.starts_with('#')) {
+        let Some(text) = line.splitn(3, '\t').nth(2) else {
+            continue;
+        };
+        let entry = text.replace("\\n", "\n");
+        let got = logs::classify_with(cat, &mut z, entry.as_bytes());
+        if got.is_some_and(|c| c.cause.is_some())
+            && !literals.iter().any(|l| entry.contains(l.as_str()))
+        {
+            missed.push(text);
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "no prefilter literal in:\n{}",
+        missed.join("\n")
+    );
+}
