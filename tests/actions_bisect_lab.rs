@@ -12,6 +12,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+#[path = "support/action_walk.rs"]
+mod action_walk;
 #[path = "lab/harness.rs"]
 mod harness;
 
@@ -19,17 +21,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use triage502::action::plugin::{self, DISABLED_SUFFIX, Method};
-use triage502::action::{
-    ActionSpec, Confirmation, ExecPolicy, Plan, Tier, UndoList, execute, probe, verify,
-};
+use triage502::action::{ActionSpec, Confirmation, ExecPolicy, Tier, UndoList};
 use triage502::check::CheckContext;
 use triage502::engine::{AnswerSource, Effect, Engine, Input};
 use triage502::journal::{self, Journal};
 use triage502::playbook::EndKind;
 use triage502::playbook::library::Library;
-use triage502::runner::{Runner, collect_batch};
 
 const SCENARIO: &str = "nginx_plugin_fault";
 const FAULTY: &str = "lab-order-notes";
@@ -242,9 +240,7 @@ async fn walk_wordpress(
         &mut journal::meta_for(&engine, Some(url.to_owned()), false),
     )
     .unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut runner = Runner::new(CheckContext::last(Duration::from_secs(600)), tx);
-    let mut batch = 0;
+    let mut checks_run = action_walk::Checks::new(CheckContext::last(Duration::from_secs(600)));
     let mut undo = UndoList::new();
     let mut done = None;
     // Bounded: the wordpress playbook has six nodes.
@@ -261,33 +257,16 @@ async fn walk_wordpress(
                     by: AnswerSource::Operator,
                 }
             }
-            Effect::RunChecks { checks, .. } => {
-                batch += 1;
-                let n = checks.len();
-                runner.spawn_batch(batch, checks);
-                let reports = collect_batch(&mut rx, batch, n).await;
-                runner.reap();
-                Input::ChecksDone(reports)
-            }
+            Effect::RunChecks { checks, .. } => checks_run.run(checks).await,
             Effect::Offer(offer) => {
                 assert!(matches!(offer.spec, Some(ActionSpec::IsolatePlugins(_))));
                 assert_eq!(offer.tier, Tier::Reversible);
-                let why = engine
-                    .current()
-                    .map(|(_, n)| n.guidance.clone())
-                    .unwrap_or_default();
-                let plan = Plan::new(&offer, &why, policy);
+                let plan = action_walk::plan(&engine, &offer, policy);
                 assert!(plan.runnable(), "{}", plan.render());
                 assert_eq!(plan.confirmation(), Confirmation::Yes);
                 assert!(plan.confirmation().accepts("y"));
-                let before = probe(url).await;
-                let consented = ExecPolicy {
-                    interactive_consent: true,
-                    ..policy.clone()
-                };
-                let mut x = execute(offer.spec.as_ref().unwrap(), offer.tier, &consented).await;
-                undo.apply(&x);
-                let v = verify(url, 3, Duration::from_millis(300), vec![before]).await;
+                let (mut x, v) =
+                    action_walk::execute_verified(&offer, policy, url, &mut undo).await;
                 // As the TUI does: the before/after goes into the journaled result.
                 x.result.summary =
                     format!("{}; verify-after-fix: {}", x.result.summary, v.summary());

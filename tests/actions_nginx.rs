@@ -5,11 +5,14 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::collections::BTreeSet;
+#[path = "support/process_tree.rs"]
+mod process_tree;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use process_tree::{children, wait_for};
 use triage502::action::{
     ActionSpec, ExecPolicy, Plan, RollbackAction, ServiceAction, ServiceOp, Tier, UndoList,
     execute, probe, verify,
@@ -95,7 +98,7 @@ impl Lab {
             .unwrap();
         let pid = child.id();
         self.child = Some(child);
-        wait_for(|| workers(pid).len() == 2, "nginx workers");
+        wait_for(|| children(pid).len() == 2, "nginx workers");
         wait_for(|| status_of(&self.url()).is_some(), "nginx answering");
         pid
     }
@@ -142,38 +145,6 @@ fn alive(pid: u32) -> bool {
     triage502::action::service::alive(pid)
 }
 
-/// The children of `parent`, from /proc (bounded by the process table).
-fn workers(parent: u32) -> BTreeSet<u32> {
-    let mut out = BTreeSet::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.len() > 1 && f[1] == parent.to_string() && f[0] != "Z" {
-            out.insert(pid);
-        }
-    }
-    out
-}
-
-fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
-    let t = Instant::now();
-    while !cond() {
-        assert!(
-            t.elapsed() < Duration::from_secs(15),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A blocking GET, for waits outside the runtime.
 fn status_of(url: &str) -> Option<u16> {
     use std::io::{Read, Write};
@@ -205,7 +176,7 @@ fn consent() -> ExecPolicy {
 async fn reload_replaces_the_workers_after_the_config_test() {
     let mut lab = Lab::new();
     let master = lab.start_foreground("location / { return 200 \"ok\\n\"; }");
-    let before = workers(master);
+    let before = children(master);
     let spec = ActionSpec::Service(Box::new(lab.service(ServiceOp::Reload)));
     let x = execute(&spec, Tier::Disruptive, &consent()).await;
     assert!(x.result.ok, "{:#?}", x.result);
@@ -214,7 +185,7 @@ async fn reload_replaces_the_workers_after_the_config_test() {
     assert!(x.result.summary.contains("configuration test passed"));
     wait_for(
         || {
-            let now = workers(master);
+            let now = children(master);
             now.len() == 2 && now.is_disjoint(&before)
         },
         "new worker pids after the reload",
@@ -227,7 +198,7 @@ async fn reload_replaces_the_workers_after_the_config_test() {
 async fn a_broken_config_is_refused_before_anything_is_signalled() {
     let mut lab = Lab::new();
     let master = lab.start_foreground("location / { return 200 \"ok\\n\"; }");
-    let before = workers(master);
+    let before = children(master);
     write(
         &lab.conf_path(),
         &lab.config(false, "location / { bogus_directive on; }"),
@@ -267,7 +238,7 @@ async fn a_broken_config_is_refused_before_anything_is_signalled() {
     assert!(!x.result.output.contains("-s stop"), "{}", x.result.output);
     std::thread::sleep(Duration::from_millis(500));
     assert!(alive(master));
-    assert_eq!(workers(master), before, "nothing was signalled");
+    assert_eq!(children(master), before, "nothing was signalled");
     assert_eq!(status_of(&lab.url()), Some(200));
 }
 

@@ -11,22 +11,21 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+#[path = "support/action_walk.rs"]
+mod action_walk;
 #[path = "lab/harness.rs"]
 mod harness;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use triage502::action::{
-    ActionSpec, Confirmation, ExecPolicy, Executed, Plan, UndoList, VerifyResult, execute, probe,
-    verify,
+    ActionSpec, Confirmation, ExecPolicy, Executed, Plan, UndoList, VerifyResult,
 };
 use triage502::check::CheckContext;
 use triage502::engine::{AnswerSource, Effect, Engine, Input, Record};
 use triage502::playbook::EndKind;
 use triage502::playbook::library::Library;
-use triage502::runner::{Runner, collect_batch};
 
 const SCENARIO: &str = "nginx_config_typo_backup";
 
@@ -178,9 +177,7 @@ async fn walk_502(url: &str) -> Walk {
     let (lib, _) = Library::standard(&[]).unwrap();
     let values = [("url".to_owned(), url.to_owned())].into_iter().collect();
     let mut engine = Engine::start(Arc::new(lib), "502", values).unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut runner = Runner::new(CheckContext::last(Duration::from_secs(3600)), tx);
-    let mut batch = 0;
+    let mut checks_run = action_walk::Checks::new(CheckContext::last(Duration::from_secs(3600)));
     let mut undo = UndoList::new();
     let mut done = None;
     // Bounded: the default playbook has about forty nodes.
@@ -195,36 +192,18 @@ async fn walk_502(url: &str) -> Walk {
                 by: AnswerSource::Default,
             },
             Effect::Inform { .. } => Input::Continue,
-            Effect::RunChecks { checks, .. } => {
-                batch += 1;
-                let n = checks.len();
-                runner.spawn_batch(batch, checks);
-                let reports = collect_batch(&mut rx, batch, n).await;
-                runner.reap();
-                Input::ChecksDone(reports)
-            }
+            Effect::RunChecks { checks, .. } => checks_run.run(checks).await,
             Effect::Offer(offer) if offer.node == "rollback" => {
-                let why = engine
-                    .current()
-                    .map(|(_, n)| n.guidance.clone())
-                    .unwrap_or_default();
                 // The lab nginx is no systemd unit: drive it by its own signals.
                 let policy = ExecPolicy {
                     systemd: Some(false),
                     ..ExecPolicy::default()
                 };
-                let plan = Plan::new(&offer, &why, &policy);
+                let plan = action_walk::plan(&engine, &offer, &policy);
                 assert!(plan.runnable(), "{}", plan.render());
                 assert!(!plan.confirmation().accepts("y"));
                 assert!(plan.confirmation().accepts("nginx.conf"));
-                let before = probe(url).await;
-                let consented = ExecPolicy {
-                    interactive_consent: true,
-                    ..policy
-                };
-                let x = execute(offer.spec.as_ref().unwrap(), offer.tier, &consented).await;
-                undo.apply(&x);
-                let v = verify(url, 3, Duration::from_millis(300), vec![before]).await;
+                let (x, v) = action_walk::execute_verified(&offer, &policy, url, &mut undo).await;
                 let input = x.input();
                 done = Some((plan, x, v));
                 input

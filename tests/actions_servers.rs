@@ -6,11 +6,14 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::collections::BTreeSet;
+#[path = "support/process_tree.rs"]
+mod process_tree;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use process_tree::{children, wait_for};
 use triage502::action::service::alive;
 use triage502::action::{
     ActionSpec, ExecPolicy, ServerKind, ServiceAction, ServiceOp, Tier, execute, verify,
@@ -35,37 +38,6 @@ fn consent() -> ExecPolicy {
         interactive_consent: true,
         systemd: Some(false),
         ..ExecPolicy::default()
-    }
-}
-
-fn children(parent: u32) -> BTreeSet<u32> {
-    let mut out = BTreeSet::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.len() > 1 && f[1] == parent.to_string() && f[0] != "Z" {
-            out.insert(pid);
-        }
-    }
-    out
-}
-
-fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
-    let t = Instant::now();
-    while !cond() {
-        assert!(
-            t.elapsed() < Duration::from_secs(15),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -6,19 +6,20 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+#[path = "support/action_walk.rs"]
+mod action_walk;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
 use triage502::action::service::alive;
-use triage502::action::{Confirmation, ExecPolicy, Plan, UndoList, execute, probe, verify};
+use triage502::action::{Confirmation, ExecPolicy, UndoList, probe};
 use triage502::check::CheckContext;
 use triage502::engine::{Effect, Engine, Record};
 use triage502::playbook::EndKind;
 use triage502::playbook::library::Library;
-use triage502::runner::{Runner, collect_batch};
 
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -178,9 +179,7 @@ async fn restart_the_stopped_upstream_and_verify_200() {
     .into_iter()
     .collect();
     let mut engine = Engine::start(Arc::new(lib), "lab-restart", values).unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut runner = Runner::new(CheckContext::last(Duration::from_secs(600)), tx);
-    let mut batch = 0;
+    let mut checks_run = action_walk::Checks::new(CheckContext::last(Duration::from_secs(600)));
     let mut undo = UndoList::new();
     let mut verified = None;
     for _ in 0..20 {
@@ -189,39 +188,22 @@ async fn restart_the_stopped_upstream_and_verify_200() {
                 assert_eq!(c.end, Some(EndKind::Resolved), "{c:?}");
                 break;
             }
-            Effect::RunChecks { checks, .. } => {
-                batch += 1;
-                let n = checks.len();
-                runner.spawn_batch(batch, checks);
-                let reports = collect_batch(&mut rx, batch, n).await;
-                runner.reap();
-                triage502::engine::Input::ChecksDone(reports)
-            }
+            Effect::RunChecks { checks, .. } => checks_run.run(checks).await,
             Effect::Offer(offer) => {
-                let why = engine
-                    .current()
-                    .map(|(_, n)| n.guidance.clone())
-                    .unwrap_or_default();
                 // Drive the lab nginx by its signals even where systemd runs.
                 let policy = ExecPolicy {
                     systemd: Some(false),
                     ..ExecPolicy::default()
                 };
-                let plan = Plan::new(&offer, &why, &policy);
+                let plan = action_walk::plan(&engine, &offer, &policy);
                 assert!(plan.runnable(), "{}", plan.render());
                 assert_eq!(plan.confirmation(), Confirmation::Type("nginx".into()));
                 assert!(!plan.confirmation().accepts("y"));
                 // The operator types the unit name.
                 assert!(plan.confirmation().accepts("nginx"));
-                let before = probe(&url).await;
-                let consented = ExecPolicy {
-                    interactive_consent: true,
-                    ..policy
-                };
-                let x = execute(offer.spec.as_ref().unwrap(), offer.tier, &consented).await;
+                let (x, v) = action_walk::execute_verified(&offer, &policy, &url, &mut undo).await;
                 assert!(x.result.ok, "{:#?}", x.result);
-                undo.apply(&x);
-                verified = Some(verify(&url, 3, Duration::from_millis(300), vec![before]).await);
+                verified = Some(v);
                 x.input()
             }
             other => panic!("unexpected {other:?}"),

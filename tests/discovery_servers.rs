@@ -42,7 +42,6 @@ struct NginxSite {
 }
 
 fn nginx_site() -> NginxSite {
-    let nginx = require("nginx");
     let dir = servers::tempdir();
     let d = dir.path();
     let (app_l, app_port) = app();
@@ -134,19 +133,7 @@ server {{
         ),
     );
     std::fs::create_dir_all(d.join("logs")).unwrap();
-    let mut n = Server::start(
-        "nginx",
-        d,
-        &[
-            nginx.to_str().unwrap(),
-            "-p",
-            d.to_str().unwrap(),
-            "-c",
-            d.join("nginx.conf").to_str().unwrap(),
-            "-g",
-            &format!("pid {}/nginx.pid; daemon off;", d.display()),
-        ],
-    );
+    let mut n = servers::nginx(d);
     n.wait_tcp(&format!("127.0.0.1:{port}"));
     n.wait_tcp(&format!("[::1]:{port6}"));
     n.wait_children(3); // 1 worker, the cache manager and the cache loader
@@ -413,7 +400,6 @@ fn a_broken_config_gives_file_line_not_a_crash() {
 /// php-fpm over a unix socket, and an <If> section.
 #[test]
 fn apache_vhosts_proxypass_balancer_and_php_fpm_handler() {
-    let apache = require("apache2");
     let dir = servers::tempdir();
     let d = dir.path();
     let (_app, app_port) = app();
@@ -496,18 +482,7 @@ IncludeOptional missing/*.conf
     write(&d.join("www/index.php"), "<?php echo 'ok';\n");
     std::fs::create_dir_all(d.join("logs")).unwrap();
     std::fs::create_dir_all(d.join("run")).unwrap();
-    let mut a = Server::start(
-        "apache2",
-        d,
-        &[
-            apache.to_str().unwrap(),
-            "-d",
-            d.to_str().unwrap(),
-            "-f",
-            d.join("apache2.conf").to_str().unwrap(),
-            "-DFOREGROUND",
-        ],
-    );
+    let mut a = servers::apache2(d);
     a.wait_tcp(&format!("127.0.0.1:{port}"));
     a.wait_children(2); // StartServers 2
     let shop = d.join("sites/10-shop.conf");
@@ -593,7 +568,6 @@ IncludeOptional missing/*.conf
 /// log file is found, the stats socket and timeouts.
 #[test]
 fn haproxy_acls_backends_syslog_receiver_and_stats_socket() {
-    let haproxy = require("haproxy");
     let dir = servers::tempdir();
     let d = dir.path();
     let (_app, app_port) = app();
@@ -642,16 +616,7 @@ backend static
             d = d.display()
         ),
     );
-    let mut h = Server::start(
-        "haproxy",
-        d,
-        &[
-            haproxy.to_str().unwrap(),
-            "-db",
-            "-f",
-            cfg.to_str().unwrap(),
-        ],
-    );
+    let mut h = servers::haproxy(d, &cfg);
     h.wait_tcp(&format!("127.0.0.1:{port}"));
     h.wait_unix(&d.join("admin.sock"));
 

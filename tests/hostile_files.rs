@@ -227,6 +227,14 @@ fn s(p: &Path) -> &str {
 
 // ── Log lines ────────────────────────────────────────────────────────────────
 
+/// The argv of `logs access FILE WINDOW… --log-format combined --format json`.
+fn access_json<'a>(file: &'a str, window: &[&'a str]) -> Vec<&'a str> {
+    let mut argv = vec!["logs", "access", file];
+    argv.extend_from_slice(window);
+    argv.extend(["--log-format", "combined", "--format", "json"]);
+    argv
+}
+
 /// nginx's error-log time, `secs_ago` seconds ago (negative: in the future).
 fn nginx_time(secs_ago: i64) -> String {
     let t = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(secs_ago);
@@ -350,16 +358,7 @@ fn logs_a_100_mib_line_without_newline() {
 
     let acc = run(
         "logs access --log-format combined, 100 MiB line",
-        &[
-            "logs",
-            "access",
-            s(&p),
-            "--all",
-            "--log-format",
-            "combined",
-            "--format",
-            "json",
-        ],
+        &access_json(s(&p), &["--all"]),
         Input::Null,
     );
     let v = acc.json();
@@ -452,16 +451,7 @@ fn logs_binary_junk_and_nul_bytes() {
     }
     let r = run(
         "logs access, junk and NULs",
-        &[
-            "logs",
-            "access",
-            s(&access),
-            "--all",
-            "--log-format",
-            "combined",
-            "--format",
-            "json",
-        ],
+        &access_json(s(&access), &["--all"]),
         Input::Null,
     );
     let v = r.json();
@@ -569,19 +559,7 @@ fn logs_timestamps_out_of_order_future_and_missing() {
 
     let r = run(
         "logs access --from --to, disordered times",
-        &[
-            "logs",
-            "access",
-            s(&a),
-            "--from",
-            &from,
-            "--to",
-            &to,
-            "--log-format",
-            "combined",
-            "--format",
-            "json",
-        ],
+        &access_json(s(&a), &["--from", &from, "--to", &to]),
         Input::Null,
     );
     let v = r.json();
@@ -743,16 +721,7 @@ fn logs_growing_by_50_mb_per_second_while_scanned() {
         ),
         (
             "logs access, growing 50 MB/s",
-            vec![
-                "logs",
-                "access",
-                s(&p),
-                "--all",
-                "--log-format",
-                "combined",
-                "--format",
-                "json",
-            ],
+            access_json(s(&p), &["--all"]),
         ),
     ] {
         let r = run_with(case, &args, Input::Null, Duration::from_secs(30), |_| {});
@@ -1036,7 +1005,6 @@ fn configs_hostile_inputs_give_a_located_error_in_every_parser() {
 /// not parseable at file:line:col, and stays under the memory cap.
 #[test]
 fn configs_map_of_a_real_nginx_with_hostile_configs() {
-    let nginx = servers::require("nginx");
     let dir = servers::tempdir();
     let d = dir.path();
     let port = servers::free_port();
@@ -1047,19 +1015,7 @@ fn configs_map_of_a_real_nginx_with_hostile_configs() {
             d = d.display()
         ),
     );
-    let mut n = servers::Server::start(
-        "nginx",
-        d,
-        &[
-            nginx.to_str().unwrap(),
-            "-p",
-            d.to_str().unwrap(),
-            "-c",
-            d.join("nginx.conf").to_str().unwrap(),
-            "-g",
-            &format!("pid {}/nginx.pid; daemon off;", d.display()),
-        ],
-    );
+    let mut n = servers::nginx(d);
     n.wait_tcp(&format!("127.0.0.1:{port}"));
     let h = hostile_configs(d);
     std::fs::write(d.join("zero.conf"), "events {}\ninclude /dev/zero;\n").unwrap();

@@ -13,32 +13,14 @@
 #[path = "discovery_support/servers.rs"]
 mod servers;
 
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use servers::{Server, free_port, require, write};
+use servers::{free_port, http_status, triage502, write};
 use triage502::cause::Cause;
 use triage502::logs::{self, ScanOptions, Window};
-
-fn get(port: u16, path: &str) -> u16 {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: shop.localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
-}
 
 /// A unix socket file nobody listens on (bound, then the listener dropped), with `mode`.
 fn dead_socket(path: &Path, mode: u32) {
@@ -48,7 +30,6 @@ fn dead_socket(path: &Path, mode: u32) {
 
 #[test]
 fn real_apache_refused_dead_fcgi_socket_and_socket_permission_are_classified() {
-    let apache = require("apache2");
     let dir = servers::tempdir();
     let d = dir.path();
     let port = free_port();
@@ -90,25 +71,14 @@ CustomLog {d}/logs/access.log combined
     );
     std::fs::create_dir_all(d.join("logs")).unwrap();
     std::fs::create_dir_all(d.join("run")).unwrap();
-    let mut server = Server::start(
-        "apache2",
-        d,
-        &[
-            apache.to_str().unwrap(),
-            "-d",
-            d.to_str().unwrap(),
-            "-f",
-            d.join("apache2.conf").to_str().unwrap(),
-            "-DFOREGROUND",
-        ],
-    );
+    let mut server = servers::apache2(d);
     server.wait_tcp(&format!("127.0.0.1:{port}"));
     server.wait_workers();
 
     let mut statuses = Vec::new();
     for p in ["/app/cart", "/php/index.php", "/locked/index.php"] {
         for _ in 0..2 {
-            statuses.push(get(port, p));
+            statuses.push(http_status(port, p));
         }
     }
     // Apache answers 503, not 502, when it cannot connect (§1.3.2).
@@ -156,19 +126,10 @@ CustomLog {d}/logs/access.log combined
 
     // From the URL alone: discovery finds Apache's ErrorLog.
     let url = format!("http://127.0.0.1:{port}/app/cart");
-    let out = Command::new(env!("CARGO_BIN_EXE_triage502"))
-        .args([
-            "logs", "scan", "--url", &url, "--since", "10m", "--format", "json",
-        ])
-        .output()
-        .unwrap();
-    let json = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{json}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (json, err, code) = triage502(&[
+        "logs", "scan", "--url", &url, "--since", "10m", "--format", "json",
+    ]);
+    assert_eq!(code, 1, "{json}{err}");
     let v: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(
         v["discovered"]["logs"][0]["path"],

@@ -13,30 +13,13 @@
 #[path = "discovery_support/servers.rs"]
 mod servers;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpListener;
-use std::process::Command;
 use std::time::Duration;
 
-use servers::{Server, free_port, require, write};
+use servers::{free_port, http_status, triage502, write};
 use triage502::cause::Cause;
 use triage502::logs::{self, ScanOptions, Window};
-
-fn get(port: u16, path: &str) -> u16 {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: shop.localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
-}
 
 /// A backend that reads each request and closes without a byte (bounded: `n` connections).
 fn closing_backend(n: usize) -> u16 {
@@ -55,7 +38,6 @@ fn closing_backend(n: usize) -> u16 {
 
 #[test]
 fn real_haproxy_termination_states_are_classified() {
-    let haproxy = require("haproxy");
     let dir = servers::tempdir();
     let d = dir.path();
     let port = free_port();
@@ -97,21 +79,12 @@ backend be_silent
 "
         ),
     );
-    let mut h = Server::start(
-        "haproxy",
-        d,
-        &[
-            haproxy.to_str().unwrap(),
-            "-db",
-            "-f",
-            cfg.to_str().unwrap(),
-        ],
-    );
+    let mut h = servers::haproxy(d, &cfg);
     h.wait_tcp(&format!("127.0.0.1:{port}"));
 
     let mut statuses = Vec::new();
     for p in ["/dead", "/dead", "/dead", "/closing", "/closing", "/silent"] {
-        statuses.push(get(port, p));
+        statuses.push(http_status(port, p));
     }
     assert_eq!(statuses, vec![503, 503, 503, 502, 502, 504]);
     let log = d.join("haproxy.stderr"); // stdout and stderr of the foreground process
@@ -147,12 +120,8 @@ backend be_silent
 
     // The URL leads to HAProxy, whose log goes to its stdout: nothing to read, said clearly.
     let url = format!("http://127.0.0.1:{port}/dead");
-    let out = Command::new(env!("CARGO_BIN_EXE_triage502"))
-        .args(["logs", "scan", "--url", &url])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let (_, err, code) = triage502(&["logs", "scan", "--url", &url]);
+    assert_eq!(code, 2, "{err}");
     assert!(
         err.contains(&format!("discovery found no error log for {url}")),
         "{err}"

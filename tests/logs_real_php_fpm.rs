@@ -14,13 +14,11 @@
 #[path = "discovery_support/servers.rs"]
 mod servers;
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use servers::{Server, free_port, require, write};
+use servers::{Server, free_port, http_status, require, triage502, write};
 use triage502::cause::Cause;
 use triage502::logs::{self, ScanOptions, Window};
 
@@ -42,7 +40,6 @@ impl Site {
 }
 
 fn site() -> Site {
-    let nginx = require("nginx");
     let fpm = require("php-fpm8.2");
     let dir = servers::tempdir();
     let d = dir.path();
@@ -109,19 +106,7 @@ http {{
             sock = sock.display()
         ),
     );
-    let mut n = Server::start(
-        "nginx",
-        d,
-        &[
-            nginx.to_str().unwrap(),
-            "-p",
-            d.to_str().unwrap(),
-            "-c",
-            d.join("nginx.conf").to_str().unwrap(),
-            "-g",
-            &format!("pid {}/nginx.pid; daemon off;", d.display()),
-        ],
-    );
+    let mut n = servers::nginx(d);
     n.wait_tcp(&format!("127.0.0.1:{port}"));
     n.wait_workers();
     Site {
@@ -130,23 +115,6 @@ http {{
         _fpm: f,
         _nginx: n,
     }
-}
-
-/// GET over loopback; the status code (0 when there was no HTTP answer).
-fn get(port: u16, path: &str) -> u16 {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: shop.localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Wait (bounded) until `path`'s text holds `n` lines containing `needle`:
@@ -166,28 +134,18 @@ fn wait_lines(path: &Path, needle: &str, n: usize) {
     );
 }
 
-fn binary(args: &[&str]) -> (String, String, i32) {
-    let out = Command::new(env!("CARGO_BIN_EXE_triage502"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-        out.status.code().unwrap_or(-1),
-    )
-}
-
 #[test]
 fn request_terminate_timeout_behind_nginx_is_a_timeout_not_a_crash() {
     let site = site();
     assert_eq!(
-        get(site.port, "/ok.php"),
+        http_status(site.port, "/ok.php"),
         200,
         "{}",
         site.log("logs/error.log")
     );
-    let statuses: Vec<u16> = (0..2).map(|_| get(site.port, "/sleep.php")).collect();
+    let statuses: Vec<u16> = (0..2)
+        .map(|_| http_status(site.port, "/sleep.php"))
+        .collect();
     // php-fpm kills the worker: nginx sees the connection close before a header.
     assert_eq!(statuses, vec![502, 502], "{}", site.log("logs/error.log"));
     wait_lines(&site.path("logs/php-fpm.log"), "execution timed out", 2);
@@ -230,7 +188,7 @@ fn request_terminate_timeout_behind_nginx_is_a_timeout_not_a_crash() {
     // The binary, given only the URL: discovery finds nginx's error log and
     // the php-fpm pool's log behind the socket.
     let url = format!("http://127.0.0.1:{}/sleep.php", site.port);
-    let (json, err, code) = binary(&[
+    let (json, err, code) = triage502(&[
         "logs", "scan", "--url", &url, "--since", "10m", "--format", "json",
     ]);
     assert_eq!(code, 1, "{err}\n{json}");
@@ -262,7 +220,7 @@ fn request_terminate_timeout_behind_nginx_is_a_timeout_not_a_crash() {
     assert_eq!(v["causes"][0]["count"], 2, "{json}");
     assert_eq!(v["correlations"][0]["kind"], "timeout_kill", "{json}");
 
-    let (text, _, code) = binary(&["logs", "scan", "--url", &url, "--since", "10m"]);
+    let (text, _, code) = triage502(&["logs", "scan", "--url", &url, "--since", "10m"]);
     assert_eq!(code, 1);
     assert!(text.contains("found by discovery"), "{text}");
     assert!(text.contains(&format!("{fpm_path} [php-fpm]")), "{text}");
@@ -276,7 +234,7 @@ fn request_terminate_timeout_behind_nginx_is_a_timeout_not_a_crash() {
 fn a_url_no_local_server_answers_is_a_clear_error() {
     let port = free_port(); // nothing listens here
     let url = format!("http://127.0.0.1:{port}/");
-    let (out, err, code) = binary(&["logs", "scan", "--url", &url]);
+    let (out, err, code) = triage502(&["logs", "scan", "--url", &url]);
     assert_eq!(code, 2, "{out}{err}");
     assert!(
         err.contains(&format!("discovery found no error log for {url}")),
@@ -285,7 +243,7 @@ fn a_url_no_local_server_answers_is_a_clear_error() {
     assert!(err.contains("nothing on this host listens"), "{err}");
     assert!(err.contains("logs scan FILE"), "{err}");
     // FILEs and --url are one or the other.
-    let (_, err, code) = binary(&["logs", "scan", "--url", &url, "/var/log/nginx/error.log"]);
+    let (_, err, code) = triage502(&["logs", "scan", "--url", &url, "/var/log/nginx/error.log"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot be used with"), "{err}");
 }
@@ -295,7 +253,7 @@ fn a_worker_segfault_on_one_page_is_an_app_fault() {
     let site = site();
     let statuses: Vec<u16> = ["/checkout.php", "/ok.php", "/checkout.php"]
         .iter()
-        .map(|p| get(site.port, p))
+        .map(|p| http_status(site.port, p))
         .collect();
     assert_eq!(
         statuses,

@@ -1,67 +1,27 @@
 //! The catalogue matches what real servers write: a real nginx on loopback
 //! (config in a temp dir) proxies to a dead TCP port and to a missing
 //! php-fpm socket; its own error and access logs are then scanned.
-//! Needs nginx (`apt-get install -y nginx`); fails with that command when missing.
+//! Needs nginx; fails with the install command when missing.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+#[path = "discovery_support/servers.rs"]
+mod servers;
+
 use std::time::Duration;
 
+use servers::{free_port, http_status};
 use triage502::cause::Cause;
 use triage502::logs::{self, ScanOptions, Window, access};
 
-struct Nginx(Child);
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // Stop the master we started, by its pid, with SIGTERM: a SIGKILLed
-        // master leaves its workers orphaned.
-        let pid = self.0.id().to_string();
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(port: u16, path: &str) -> u16 {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn real_nginx_refused_and_missing_socket_are_classified() {
-    let nginx = which::which("nginx")
-        .or_else(|_| which::which("/usr/sbin/nginx"))
-        .unwrap_or_else(|_| panic!("nginx is missing: apt-get install -y nginx"));
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let port = free_port();
     let dead = free_port(); // nothing listens here
     let conf = format!(
-        "daemon off; master_process on; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log error;
+        "master_process on; worker_processes 1; error_log {d}/error.log error;
 events {{ worker_connections 64; }}
 http {{
   access_log {d}/access.log combined;
@@ -76,31 +36,13 @@ http {{
         d = d.display()
     );
     std::fs::write(d.join("nginx.conf"), conf).unwrap();
-    let child = Command::new(nginx)
-        .args([
-            "-p",
-            &d.display().to_string(),
-            "-c",
-            &d.join("nginx.conf").display().to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _guard = Nginx(child);
-    let mut up = false;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(up, "nginx did not start");
+    let mut nginx = servers::nginx(d);
+    nginx.wait_tcp(&format!("127.0.0.1:{port}"));
+    nginx.wait_workers();
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        statuses.push(get(port, "/app/cart?id=1"));
-        statuses.push(get(port, "/php/index.php"));
+        statuses.push(http_status(port, "/app/cart?id=1"));
+        statuses.push(http_status(port, "/php/index.php"));
     }
     assert!(statuses.iter().all(|s| *s == 502), "{statuses:?}");
     std::thread::sleep(Duration::from_millis(300));

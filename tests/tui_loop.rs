@@ -24,97 +24,6 @@ use triage502::runner::{Runner, RunnerEvent};
 use triage502::tui::app::{App, Msg, Setup};
 use triage502::tui::run_loop;
 
-async fn bad_gateway_server() -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        for _ in 0..1000 {
-            let Ok((mut c, _)) = l.accept().await else {
-                break;
-            };
-            let mut buf = [0u8; 4096];
-            let _ = c.read(&mut buf).await;
-            let _ = c
-                .write_all(b"HTTP/1.1 502 Bad Gateway\r\nServer: nginx\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                .await;
-        }
-    });
-    format!("http://{addr}/")
-}
-
-fn key(c: KeyCode) -> Msg {
-    Msg::Key(KeyEvent::new(c, KeyModifiers::NONE))
-}
-
-#[tokio::test]
-async fn the_loop_runs_real_checks_and_draws_their_results() {
-    let url = bad_gateway_server().await;
-    let (lib, failures) = Library::from_sources(vec![Source {
-        origin: Origin::Embedded("tui_walk.toml"),
-        text: include_str!("tui_walk.toml").into(),
-    }]);
-    assert!(failures.is_empty());
-    let setup = Setup {
-        library: Arc::new(lib),
-        playbook: "tuitest".into(),
-        vars: vec![],
-        read_only: false,
-        max_tier: None,
-        journal: false,
-        playbook_file: None,
-        since: HumanDuration(Duration::from_secs(600)),
-        ascii: false,
-        color: true,
-    };
-    let mut app = App::new(setup, Some(url.clone()), jiff::Timestamp::now());
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (rtx, mut rrx) = mpsc::unbounded_channel::<RunnerEvent>();
-    let mut runner = Runner::new(CheckContext::last(Duration::from_secs(600)), rtx);
-    // Forward runner events like the app does; once both checks are in,
-    // open the ticket, give the loop a moment to draw it, then stop.
-    let fwd = tx.clone();
-    tokio::spawn(async move {
-        let mut finished = 0;
-        while let Some(ev) = rrx.recv().await {
-            let done = matches!(ev, RunnerEvent::Finished { .. });
-            let _ = fwd.send(Msg::Runner(ev));
-            finished += usize::from(done);
-            if finished == 2 {
-                let _ = fwd.send(key(KeyCode::Char('t')));
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                let _ = fwd.send(Msg::Signal("SIGTERM"));
-            }
-        }
-    });
-    tx.send(key(KeyCode::Enter)).unwrap();
-    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        run_loop(&mut term, &mut app, &mut rx, &tx, &mut runner),
-    )
-    .await
-    .expect("the loop ended")
-    .unwrap();
-
-    let engine = app.engine.as_ref().unwrap();
-    let Record::Checks { reports, .. } = &engine.trail()[0].record else {
-        panic!("the first step must be the checks")
-    };
-    assert_eq!(reports[0].outcome, Outcome::Problem, "{:?}", reports[0]);
-    assert!(reports[0].summary.contains("502"), "{}", reports[0].summary);
-    assert_eq!(reports[1].outcome, Outcome::Problem, "{:?}", reports[1]);
-    let screen: String = term
-        .backend()
-        .buffer()
-        .content()
-        .iter()
-        .map(ratatui::buffer::Cell::symbol)
-        .collect();
-    assert!(screen.contains("Ticket preview"), "{screen}");
-    assert!(screen.contains("## Findings"), "{screen}");
-    assert!(app.quit);
-}
-
 /// A loopback HTTP server answering `502` to its first `failing` requests
 /// and `200` after; counts every request it read.
 async fn flapping_server(failing: usize) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
@@ -144,10 +53,13 @@ async fn flapping_server(failing: usize) -> (String, Arc<std::sync::atomic::Atom
     (format!("http://{addr}/"), hits)
 }
 
-#[tokio::test]
-async fn watch_probes_a_real_server_over_the_channel_and_stops_when_left() {
-    use std::sync::atomic::Ordering;
-    let (url, hits) = flapping_server(3).await;
+fn key(c: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(c, KeyModifiers::NONE))
+}
+
+/// The app on the `tuitest` playbook (tests/tui_walk.toml) for `url`, as
+/// `triage502 URL` would start it.
+fn walk_app(url: String) -> App {
     let (lib, failures) = Library::from_sources(vec![Source {
         origin: Origin::Embedded("tui_walk.toml"),
         text: include_str!("tui_walk.toml").into(),
@@ -165,7 +77,82 @@ async fn watch_probes_a_real_server_over_the_channel_and_stops_when_left() {
         ascii: false,
         color: true,
     };
-    let mut app = App::new(setup, Some(url), jiff::Timestamp::now());
+    App::new(setup, Some(url), jiff::Timestamp::now())
+}
+
+/// Run the real loop on an 80×24 `TestBackend` until a message ends it
+/// (bounded: 30 s); the terminal as last drawn.
+async fn run_to_end(
+    app: &mut App,
+    rx: &mut mpsc::UnboundedReceiver<Msg>,
+    tx: &mpsc::UnboundedSender<Msg>,
+    runner: &mut Runner,
+) -> Terminal<TestBackend> {
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        run_loop(&mut term, app, rx, tx, runner),
+    )
+    .await
+    .expect("the loop ended")
+    .unwrap();
+    term
+}
+
+/// The drawn screen's text, cell by cell.
+fn screen(term: &Terminal<TestBackend>) -> String {
+    term.backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(ratatui::buffer::Cell::symbol)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_loop_runs_real_checks_and_draws_their_results() {
+    let (url, _) = flapping_server(usize::MAX).await; // 502, always
+    let mut app = walk_app(url.clone());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (rtx, mut rrx) = mpsc::unbounded_channel::<RunnerEvent>();
+    let mut runner = Runner::new(CheckContext::last(Duration::from_secs(600)), rtx);
+    // Forward runner events like the app does; once both checks are in,
+    // open the ticket, give the loop a moment to draw it, then stop.
+    let fwd = tx.clone();
+    tokio::spawn(async move {
+        let mut finished = 0;
+        while let Some(ev) = rrx.recv().await {
+            let done = matches!(ev, RunnerEvent::Finished { .. });
+            let _ = fwd.send(Msg::Runner(ev));
+            finished += usize::from(done);
+            if finished == 2 {
+                let _ = fwd.send(key(KeyCode::Char('t')));
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let _ = fwd.send(Msg::Signal("SIGTERM"));
+            }
+        }
+    });
+    tx.send(key(KeyCode::Enter)).unwrap();
+    let term = run_to_end(&mut app, &mut rx, &tx, &mut runner).await;
+
+    let engine = app.engine.as_ref().unwrap();
+    let Record::Checks { reports, .. } = &engine.trail()[0].record else {
+        panic!("the first step must be the checks")
+    };
+    assert_eq!(reports[0].outcome, Outcome::Problem, "{:?}", reports[0]);
+    assert!(reports[0].summary.contains("502"), "{}", reports[0].summary);
+    assert_eq!(reports[1].outcome, Outcome::Problem, "{:?}", reports[1]);
+    let screen = screen(&term);
+    assert!(screen.contains("Ticket preview"), "{screen}");
+    assert!(screen.contains("## Findings"), "{screen}");
+    assert!(app.quit);
+}
+
+#[tokio::test]
+async fn watch_probes_a_real_server_over_the_channel_and_stops_when_left() {
+    use std::sync::atomic::Ordering;
+    let (url, hits) = flapping_server(3).await;
+    let mut app = walk_app(url);
     // Probe fast so the test is short; `+`/`-` only step between 1s and 60s.
     app.watch.interval = Duration::from_millis(100);
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -195,14 +182,7 @@ async fn watch_probes_a_real_server_over_the_channel_and_stops_when_left() {
         drive.send(Msg::Signal("SIGTERM")).unwrap();
         (left, later)
     });
-    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        run_loop(&mut term, &mut app, &mut rx, &tx, &mut runner),
-    )
-    .await
-    .expect("the loop ended")
-    .unwrap();
+    let term = run_to_end(&mut app, &mut rx, &tx, &mut runner).await;
     let (left, later) = script.await.unwrap();
     assert_eq!(
         left, later,
@@ -227,12 +207,6 @@ async fn watch_probes_a_real_server_over_the_channel_and_stops_when_left() {
         app.watch.verdict()
     );
     assert!(app.engine.is_none(), "the watch never started the walk");
-    let screen: String = term
-        .backend()
-        .buffer()
-        .content()
-        .iter()
-        .map(ratatui::buffer::Cell::symbol)
-        .collect();
+    let screen = screen(&term);
     assert!(screen.contains("Start: diagnose a 502"), "{screen}");
 }

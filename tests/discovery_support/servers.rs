@@ -6,7 +6,7 @@
 
 #![allow(dead_code)]
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -160,6 +160,85 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Start nginx in the foreground with `dir/nginx.conf` (prefix `dir`, its
+/// pid file in `dir`). The config must not set `pid` or `daemon` itself.
+pub fn nginx(dir: &Path) -> Server {
+    let bin = require("nginx");
+    Server::start(
+        "nginx",
+        dir,
+        &[
+            bin.to_str().unwrap(),
+            "-p",
+            dir.to_str().unwrap(),
+            "-c",
+            dir.join("nginx.conf").to_str().unwrap(),
+            "-g",
+            &format!("pid {}/nginx.pid; daemon off;", dir.display()),
+        ],
+    )
+}
+
+/// Start apache2 in the foreground with `dir/apache2.conf` (ServerRoot `dir`).
+pub fn apache2(dir: &Path) -> Server {
+    let bin = require("apache2");
+    Server::start(
+        "apache2",
+        dir,
+        &[
+            bin.to_str().unwrap(),
+            "-d",
+            dir.to_str().unwrap(),
+            "-f",
+            dir.join("apache2.conf").to_str().unwrap(),
+            "-DFOREGROUND",
+        ],
+    )
+}
+
+/// Start haproxy in the foreground (`-db`) with `cfg`; its output goes to
+/// `dir/haproxy.stderr`.
+pub fn haproxy(dir: &Path, cfg: &Path) -> Server {
+    let bin = require("haproxy");
+    Server::start(
+        "haproxy",
+        dir,
+        &[bin.to_str().unwrap(), "-db", "-f", cfg.to_str().unwrap()],
+    )
+}
+
+/// `GET path` to 127.0.0.1:`port` with `Host: shop.localhost`; the status
+/// code, 0 when there was no HTTP answer (15s read timeout).
+pub fn http_status(port: u16, path: &str) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: shop.localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Run the `triage502` binary with `args`: (stdout, stderr, exit code; -1
+/// when killed by a signal).
+pub fn triage502(args: &[&str]) -> (String, String, i32) {
+    let out = Command::new(env!("CARGO_BIN_EXE_triage502"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+        out.status.code().unwrap_or(-1),
+    )
 }
 
 /// Write a file, creating parent directories.
