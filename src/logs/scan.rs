@@ -789,7 +789,7 @@ fn scan_file(
         // (renamed) while we read is read as it was. Every core classifies a
         // part; the verdicts arrive in file order.
         let mut add = |h: split::Hit<'_>| agg.add(idx, h.offset, h.ts, h.class, h.text);
-        match split::classify_range(&f, start, end, cat, window, zone, &mut add) {
+        match split::classify_range(f, start, end, cat, window, zone, &mut add) {
             Ok(st) => {
                 rep.bytes_read = st.bytes;
                 rep.candidates = st.candidates;
