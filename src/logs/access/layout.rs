@@ -402,20 +402,6 @@ const COMBINED_STEPS: [(Field, &[u8]); 6] = [
 ];
 
 /// Start of the first `x y` (two bytes) in `h` at or after `from`, found by
-/// searching for the rarer byte `y`.
-#[inline]
-fn find_pair_by_second(h: &[u8], from: usize, x: u8, y: u8) -> Option<usize> {
-    let mut at = from + 1;
-    loop {
-        let i = at + memchr::memchr(y, h.get(at..)?)?;
-        if h[i - 1] == x {
-            return Some(i - 1);
-        }
-        at = i + 1;
-    }
-}
-
-/// Start of the first `x y` (two bytes) in `h` at or after `from`, found by
 /// searching for the rarer byte `x`.
 #[inline]
 fn find_pair_by_first(h: &[u8], from: usize, x: u8, y: u8) -> Option<usize> {
@@ -465,6 +451,13 @@ fn find_triple_by_middle(h: &[u8], from: usize, x: u8, y: u8, z: u8) -> Option<u
     }
 }
 
+/// The first `i` where `at(&h[i..])` holds, by a plain loop (for fields of a
+/// few bytes, where a vectorised search costs more than it saves).
+#[inline]
+fn near(h: &[u8], at: impl Fn(&[u8]) -> bool) -> Option<usize> {
+    (0..h.len()).find(|&i| at(&h[i..]))
+}
+
 /// The fast path for [`COMBINED_STEPS`]: the same first-occurrence searches
 /// as the step walker, each done with `memchr` on the needle's rarest byte
 /// (`-`, `[`, `]`, `"`) instead of a substring finder.
@@ -475,15 +468,20 @@ fn find_triple_by_middle(h: &[u8], from: usize, x: u8, y: u8, z: u8) -> Option<u
 )]
 fn combined(line: &[u8]) -> Option<Record<'_>> {
     let a = find_triple_by_middle(line, 0, b' ', b'-', b' ')?;
-    let b = find_pair_by_second(line, a + 3, b' ', b'[')?;
+    // `$remote_user` is short (mostly `-`): a plain loop beats a call.
+    let b = a + 3 + near(line.get(a + 3..)?, |w| w.starts_with(b" ["))?;
     let t0 = b + 2;
-    let c = find_triple_by_first(line, t0, b']', b' ', b'"')?;
+    // `$time_local` is 26 bytes wide unless the line is odd.
+    let c = match line.get(t0..t0 + 29) {
+        Some(w) if w.ends_with(b"] \"") && !w[..26].contains(&b']') => t0 + 26,
+        _ => find_triple_by_first(line, t0, b']', b' ', b'"')?,
+    };
     let r0 = c + 3;
     let d = find_pair_by_first(line, r0, b'"', b' ')?;
     let s0 = d + 2;
-    let e = s0 + memchr::memchr(b' ', line.get(s0..)?)?;
+    let e = s0 + near(line.get(s0..)?, |w| w[0] == b' ')?;
     let b0 = e + 1;
-    let f = find_pair_by_second(line, b0, b' ', b'"')?;
+    let f = b0 + near(line.get(b0..)?, |w| w.starts_with(b" \""))?;
     Some(Record {
         time: Some(&line[t0..c]),
         time_kind: Some(Field::TimeLocal),
@@ -592,17 +590,20 @@ pub fn detect(sample: &[u8]) -> Option<Layout> {
 /// The path of a request line or URI: `GET /a/b?x HTTP/1.1` → `/a/b`.
 #[inline]
 pub fn path_of<'a>(rec: &Record<'a>) -> Option<&'a [u8]> {
-    let uri = if let Some(u) = rec.uri {
-        u
-    } else {
-        let r = rec.request?;
-        let sp = memchr::memchr(b' ', r)?;
-        let rest = &r[sp + 1..];
-        let end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
-        &rest[..end]
-    };
-    let end = memchr::memchr2(b'?', b'#', uri).unwrap_or(uri.len());
-    Some(&uri[..end])
+    if let Some(u) = rec.uri {
+        let end = memchr::memchr2(b'?', b'#', u).unwrap_or(u.len());
+        return Some(&u[..end]);
+    }
+    // The method and the path are short: plain loops.
+    let r = rec.request?;
+    let sp = r.iter().position(|c| *c == b' ')?;
+    let rest = &r[sp + 1..];
+    // The path ends at the first `?` or `#` of the URI, which ends at a space.
+    let end = rest
+        .iter()
+        .position(|c| matches!(c, b' ' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    Some(&rest[..end])
 }
 
 #[cfg(test)]
