@@ -16,6 +16,10 @@
 //!
 //! Memory is bounded: per-path counts are capped at [`PATH_CAP`] distinct
 //! paths, the series at [`SERIES_CAP`] minutes.
+//!
+//! A file's range is read on every core ([`fold_parts`]); the summary always
+//! equals one pass over the file in order (parts that cannot be merged
+//! exactly are read again in one pass).
 
 pub mod layout;
 
