@@ -16,11 +16,17 @@
 //!
 //! Memory is bounded: per-path counts are capped at [`PATH_CAP`] distinct
 //! paths, the series at [`SERIES_CAP`] minutes.
+//!
+//! A file's range is read on every core ([`fold_parts`]); the summary always
+//! equals one pass over the file in order (parts that cannot be merged
+//! exactly are read again in one pass).
 
 pub mod layout;
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -29,6 +35,7 @@ use serde::Serialize;
 
 use super::input;
 use super::scan::Window;
+use super::split::{self, RangeReader};
 use super::time::{self, Zone};
 use super::window;
 use layout::{Clock, Record, path_of};
@@ -46,6 +53,10 @@ pub const PAGE_SPECIFIC_MAX_PATHS: usize = 3;
 pub const PATH_CAP: usize = 200_000;
 /// Minutes kept in the series.
 pub const SERIES_CAP: usize = 20_160;
+/// Tally longer than this are read in pieces of this size.
+pub const LINE_PIECE: usize = 1 << 20;
+/// Distinct upstream addresses counted.
+pub const ADDR_CAP: usize = 10_000;
 
 /// Where the failures are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -154,11 +165,115 @@ struct PathStat {
     errors: u64,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Episode {
     start: i64,
     last: i64,
     count: u64,
+}
+
+/// The episode state machine over gateway-error times, in file order.
+///
+/// A later part of a split range (see [`Episodes::later`]) does not know the
+/// episode it continues, so it keeps its *head* apart: the errors before its
+/// first local gap of [`EPISODE_GAP`]. Each of them is less than the gap
+/// after the newest one before it, so in one pass they all join whatever
+/// episode the head's first error joins; they fold to a count, a min and a
+/// max. At the first local gap (`synced`) the part starts a fresh machine,
+/// which equals the single pass when that pass also breaks there (checked
+/// in [`Episodes::then`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Episodes {
+    cur: Episode,
+    last: Option<Episode>,
+    later: bool,
+    head: Option<Episode>,
+    head_first: i64,
+    synced: Option<i64>,
+}
+
+impl Episodes {
+    /// The machine of a later part.
+    fn later() -> Self {
+        Episodes {
+            later: true,
+            ..Episodes::default()
+        }
+    }
+
+    #[inline]
+    fn step(&mut self, ts: i64) {
+        if self.later && self.synced.is_none() {
+            match &mut self.head {
+                None => {
+                    self.head = Some(Episode {
+                        start: ts,
+                        last: ts,
+                        count: 1,
+                    });
+                    self.head_first = ts;
+                    return;
+                }
+                Some(h) if ts - h.last < EPISODE_GAP => {
+                    h.count += 1;
+                    h.start = h.start.min(ts);
+                    h.last = h.last.max(ts);
+                    return;
+                }
+                Some(_) => self.synced = Some(ts),
+            }
+        }
+        let e = &mut self.cur;
+        if e.count > 0 && ts - e.last < EPISODE_GAP {
+            e.count += 1;
+            e.start = e.start.min(ts);
+            e.last = e.last.max(ts);
+        } else {
+            if e.count >= EPISODE_MIN {
+                self.last = Some(*e);
+            }
+            *e = Episode {
+                start: ts,
+                last: ts,
+                count: 1,
+            };
+        }
+    }
+
+    /// This (single-pass) machine after the errors of the later part `p`;
+    /// `None` when the result would not equal one pass (timestamps out of
+    /// order across the cut: the single pass would not break where `p` did).
+    fn then(&self, p: &Episodes) -> Option<Episodes> {
+        let mut s = *self;
+        let Some(h) = p.head else {
+            return Some(s);
+        };
+        s.step(p.head_first);
+        s.cur.count += h.count - 1;
+        s.cur.start = s.cur.start.min(h.start);
+        s.cur.last = s.cur.last.max(h.last);
+        if let Some(t) = p.synced {
+            if t - s.cur.last < EPISODE_GAP {
+                return None;
+            }
+            if s.cur.count >= EPISODE_MIN {
+                s.last = Some(s.cur);
+            }
+            s.cur = p.cur;
+            if p.last.is_some() {
+                s.last = p.last;
+            }
+        }
+        Some(s)
+    }
+
+    fn final_episode(&self) -> Option<Episode> {
+        if self.cur.count >= EPISODE_MIN {
+            Some(self.cur)
+        } else {
+            self.last
+        }
+    }
 }
 
 /// Error-page sizes of the proxies (nginx with/without version and MSIE padding, HAProxy).
@@ -190,10 +305,12 @@ struct Acc {
     requests: u64,
     by_status: Box<[u64; 1000]>,
     minutes: BTreeMap<i64, [u64; 4]>,
+    /// The minute of the previous request and whether it is in `minutes`
+    /// (its counts wait in `minute_counts` until the minute changes).
+    minute: Option<(i64, bool)>,
+    minute_counts: [u64; 4],
     paths: FxHashMap<Box<[u8]>, PathStat>,
-    /// Gateway error times, kept only while they may still be the final episode.
-    episode: Episode,
-    last_episode: Option<Episode>,
+    episodes: Episodes,
     newest: Option<i64>,
     last_error: Option<i64>,
     up_status: FxHashMap<Box<[u8]>, u64>,
@@ -202,14 +319,23 @@ struct Acc {
 }
 
 impl Acc {
+    /// The accumulator of a later part of a split range.
+    fn later() -> Self {
+        Acc {
+            episodes: Episodes::later(),
+            ..Acc::new()
+        }
+    }
+
     fn new() -> Self {
         Acc {
             requests: 0,
             by_status: Box::new([0; 1000]),
             minutes: BTreeMap::new(),
+            minute: None,
+            minute_counts: [0; 4],
             paths: FxHashMap::default(),
-            episode: Episode::default(),
-            last_episode: None,
+            episodes: Episodes::default(),
             newest: None,
             last_error: None,
             up_status: FxHashMap::default(),
@@ -229,12 +355,18 @@ impl Acc {
         self.newest = Some(self.newest.map_or(ts, |n| n.max(ts)));
         let gw = (502..=504).contains(&status);
         let minute = ts.div_euclid(60) * 60;
-        if self.minutes.len() < SERIES_CAP || self.minutes.contains_key(&minute) {
-            let m = self.minutes.entry(minute).or_default();
-            m[0] += 1;
-            if gw {
-                m[(status - 501) as usize] += 1;
+        if self.minute.is_none_or(|(m, _)| m != minute) {
+            self.flush_minute();
+            // Admitted as in a map capped at its first sight.
+            let kept = self.minutes.len() < SERIES_CAP || self.minutes.contains_key(&minute);
+            if kept {
+                self.minutes.entry(minute).or_default();
             }
+            self.minute = Some((minute, kept));
+        }
+        self.minute_counts[0] += 1;
+        if gw {
+            self.minute_counts[(status - 501) as usize] += 1;
         }
         if let Some(p) = path_of(rec) {
             if let Some(st) = self.paths.get_mut(p) {
@@ -255,30 +387,28 @@ impl Acc {
         }
     }
 
+    /// Add the pending counts of the current minute to the series.
+    fn flush_minute(&mut self) {
+        let counts = std::mem::take(&mut self.minute_counts);
+        if let Some((m, true)) = self.minute
+            && let Some(c) = self.minutes.get_mut(&m)
+        {
+            for (a, b) in c.iter_mut().zip(counts) {
+                *a += b;
+            }
+        }
+    }
+
     fn gateway(&mut self, ts: i64, status: u16, rec: &Record<'_>) {
         self.last_error = Some(self.last_error.map_or(ts, |l| l.max(ts)));
-        let e = &mut self.episode;
-        if e.count > 0 && ts - e.last < EPISODE_GAP {
-            e.count += 1;
-            e.start = e.start.min(ts);
-            e.last = e.last.max(ts);
-        } else {
-            if e.count >= EPISODE_MIN {
-                self.last_episode = Some(*e);
-            }
-            *e = Episode {
-                start: ts,
-                last: ts,
-                count: 1,
-            };
-        }
+        self.episodes.step(ts);
         if let Some(u) = rec.upstream_status.filter(|u| *u != b"-") {
             *self.up_status.entry(u.into()).or_default() += 1;
         }
         if let Some(a) = rec.upstream_addr.filter(|u| *u != b"-") {
             if let Some(n) = self.up_addr.get_mut(a) {
                 *n += 1;
-            } else if self.up_addr.len() < 10_000 {
+            } else if self.up_addr.len() < ADDR_CAP {
                 self.up_addr.insert(a.into(), 1);
             }
         }
@@ -291,12 +421,75 @@ impl Acc {
         }
     }
 
-    fn final_episode(&self) -> Option<Episode> {
-        if self.episode.count >= EPISODE_MIN {
-            Some(self.episode)
-        } else {
-            self.last_episode
+    /// Merge the accumulator of the later part `p` (read after everything
+    /// in `self`), if the result equals one pass over both; otherwise leave
+    /// `self` unchanged and return false. Counts add; the capped maps merge
+    /// only while their union fits the cap (so no key was refused in one
+    /// pass either); the episodes as [`Episodes::then`].
+    fn merge(&mut self, mut p: Acc) -> bool {
+        self.flush_minute();
+        p.flush_minute();
+        let Some(episodes) = self.episodes.then(&p.episodes) else {
+            return false;
+        };
+        let new_minutes = p
+            .minutes
+            .keys()
+            .filter(|k| !self.minutes.contains_key(k))
+            .count();
+        let new_paths = p
+            .paths
+            .keys()
+            .filter(|k| !self.paths.contains_key(*k))
+            .count();
+        let new_addrs = p
+            .up_addr
+            .keys()
+            .filter(|k| !self.up_addr.contains_key(*k))
+            .count();
+        if self.minutes.len() + new_minutes > SERIES_CAP
+            || self.paths.len() + new_paths > PATH_CAP
+            || self.up_addr.len() + new_addrs > ADDR_CAP
+        {
+            return false;
         }
+        self.episodes = episodes;
+        self.requests += p.requests;
+        for (a, b) in self.by_status.iter_mut().zip(p.by_status.iter()) {
+            *a += b;
+        }
+        for (m, c) in p.minutes {
+            let e = self.minutes.entry(m).or_default();
+            for (a, b) in e.iter_mut().zip(c) {
+                *a += b;
+            }
+        }
+        // The next request starts a new minute (looked up again).
+        self.minute = None;
+        for (k, s) in p.paths {
+            let e = self.paths.entry(k).or_default();
+            e.requests += s.requests;
+            e.errors += s.errors;
+        }
+        self.newest = max_opt(self.newest, p.newest);
+        self.last_error = max_opt(self.last_error, p.last_error);
+        for (k, n) in p.up_status {
+            *self.up_status.entry(k).or_default() += n;
+        }
+        for (k, n) in p.up_addr {
+            *self.up_addr.entry(k).or_default() += n;
+        }
+        self.pages.proxy_generated += p.pages.proxy_generated;
+        self.pages.passed_through += p.pages.passed_through;
+        true
+    }
+}
+
+fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
     }
 }
 
@@ -337,10 +530,16 @@ pub fn summarise_with(
     for path in files {
         reports.push(summarise_file(path, given.as_ref(), window, zone, &mut acc));
     }
-    Ok(finish(&acc, window, reports, started))
+    Ok(finish(&mut acc, window, reports, started))
 }
 
-fn finish(acc: &Acc, window: &Window, files: Vec<AccessFile>, started: Instant) -> AccessSummary {
+fn finish(
+    acc: &mut Acc,
+    window: &Window,
+    files: Vec<AccessFile>,
+    started: Instant,
+) -> AccessSummary {
+    acc.flush_minute();
     let gateway_errors: u64 = acc.by_status[502..=504].iter().sum();
     let by_status: BTreeMap<u16, u64> = acc
         .by_status
@@ -349,7 +548,7 @@ fn finish(acc: &Acc, window: &Window, files: Vec<AccessFile>, started: Instant) 
         .filter(|(_, n)| **n > 0)
         .map(|(s, n)| (s as u16, *n))
         .collect();
-    let episode = acc.final_episode();
+    let episode = acc.episodes.final_episode();
     let mut failing: Vec<FailingPath> = acc
         .paths
         .iter()
@@ -484,7 +683,7 @@ fn summarise_file(
         }
     };
     let size = opened.size;
-    let mut f = &opened.file;
+    let f = &opened.file;
     rep.size = size;
     let detected;
     let layout = if let Some(l) = given {
@@ -525,41 +724,209 @@ fn summarise_file(
         _ => size,
     };
     rep.start = start;
-    if end <= start || f.seek(SeekFrom::Start(start)).is_err() {
+    if end <= start {
         return rep;
     }
-    let mut clock = Clock::default();
-    let r = (&mut f).take(end - start);
-    match for_each_line(r, |line| {
-        rep.lines += 1;
-        let Some(rec) = layout.record(line) else {
-            rep.malformed += 1;
-            return;
-        };
-        let Some(ts) = clock.time(&rec, zone) else {
-            rep.malformed += 1;
-            return;
-        };
-        if window.contains(Some(ts)) {
-            acc.add(ts, &rec);
-        }
-    }) {
-        Ok(n) => {
-            rep.bytes_read = n;
-            rep.unread = opened.changes(start + n, end);
+    let (lines, read) = fold_range(f, start, end, layout, window, zone, acc);
+    rep.lines = lines.lines;
+    rep.malformed = lines.malformed;
+    match read {
+        Ok(()) => {
+            rep.bytes_read = lines.bytes;
+            rep.unread = opened.changes(start + lines.bytes, end);
         }
         Err(e) => rep.error = Some(format!("{}: {e}", path.display())),
     }
     rep
 }
 
-/// Call `on` for every line (without its newline) of a stream, in 1 MiB
-/// chunks; a line longer than a chunk is cut. Returns bytes read.
+/// Line counts of a byte range.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    lines: u64,
+    malformed: u64,
+    bytes: u64,
+}
+
+impl Tally {
+    fn add(&mut self, o: Tally) {
+        self.lines += o.lines;
+        self.malformed += o.malformed;
+        self.bytes += o.bytes;
+    }
+}
+
+/// Read `[a, b)` (from a line start) into `acc`.
+#[allow(clippy::too_many_arguments, reason = "the summary's whole context")]
+#[allow(
+    clippy::many_single_char_names,
+    reason = "f, a, b: the file and its range"
+)]
+fn fold_part(
+    f: &File,
+    a: u64,
+    b: u64,
+    layout: &Layout,
+    window: &Window,
+    zone: &mut Zone,
+    acc: &mut Acc,
+    lines: &mut Tally,
+) -> io::Result<()> {
+    let mut clock = Clock::default();
+    let r = RangeReader { f, pos: a, end: b };
+    let n = for_each_line(r, |line| {
+        lines.lines += 1;
+        let Some(rec) = layout.record(line) else {
+            lines.malformed += 1;
+            return;
+        };
+        let Some(ts) = clock.time(&rec, zone) else {
+            lines.malformed += 1;
+            return;
+        };
+        if window.contains(Some(ts)) {
+            acc.add(ts, &rec);
+        }
+    })?;
+    lines.bytes += n;
+    Ok(())
+}
+
+/// Read `[start, end)` into `acc`, split across the cores.
+fn fold_range(
+    f: &File,
+    start: u64,
+    end: u64,
+    layout: &Layout,
+    window: &Window,
+    zone: &mut Zone,
+    acc: &mut Acc,
+) -> (Tally, io::Result<()>) {
+    let parts = split::cores()
+        .min(split::MAX_PARTS)
+        .min(((end.saturating_sub(start)) / split::MIN_PART).max(1) as usize);
+    fold_parts(f, start, end, parts, layout, window, zone, acc)
+}
+
+/// [`fold_range`] with a given number of parts (tests compare 1 with many).
+///
+/// The parts start at line starts; the first is read on the calling thread
+/// into `acc`, the others on scoped threads into their own accumulators,
+/// merged in file order by [`Acc::merge`]. A part that cannot be merged
+/// exactly (a cap reached, timestamps out of order across a cut) is read
+/// again, with everything after it, in one pass: the result always equals
+/// one pass over the range.
+#[allow(clippy::too_many_arguments, reason = "the summary's whole context")]
+#[allow(
+    clippy::many_single_char_names,
+    reason = "f, a, b: the file and its range"
+)]
+fn fold_parts(
+    f: &File,
+    start: u64,
+    end: u64,
+    parts: usize,
+    layout: &Layout,
+    window: &Window,
+    zone: &mut Zone,
+    acc: &mut Acc,
+) -> (Tally, io::Result<()>) {
+    let cuts = if parts > 1 {
+        line_cuts(f, start, end, parts)
+    } else {
+        vec![start, end]
+    };
+    let mut lines = Tally::default();
+    if cuts.len() <= 2 {
+        let r = fold_part(f, start, end, layout, window, zone, acc, &mut lines);
+        return (lines, r);
+    }
+    std::thread::scope(|s| {
+        let workers: Vec<_> = cuts[1..]
+            .windows(2)
+            .map(|w| {
+                let (a, b) = (w[0], w[1]);
+                let mut z = zone.clone();
+                s.spawn(move || {
+                    let mut part = Acc::later();
+                    let mut pl = Tally::default();
+                    let r = fold_part(f, a, b, layout, window, &mut z, &mut part, &mut pl);
+                    (part, pl, r)
+                })
+            })
+            .collect();
+        let first = fold_part(f, cuts[0], cuts[1], layout, window, zone, acc, &mut lines);
+        if first.is_err() {
+            return (lines, first);
+        }
+        for (i, w) in workers.into_iter().enumerate() {
+            let Ok((part, pl, r)) = w.join() else {
+                return (
+                    lines,
+                    Err(io::Error::other("an access-log thread panicked")),
+                );
+            };
+            if !acc.merge(part) {
+                let r = fold_part(f, cuts[i + 1], end, layout, window, zone, acc, &mut lines);
+                return (lines, r);
+            }
+            lines.add(pl);
+            if r.is_err() {
+                return (lines, r);
+            }
+        }
+        (lines, Ok(()))
+    })
+}
+
+/// Cut points: `start`, the line start after the first newline at or after
+/// each `k/parts` of the range (skipped when none is within 1 MiB), `end`.
+fn line_cuts(f: &File, start: u64, end: u64, parts: usize) -> Vec<u64> {
+    const SEARCH: u64 = 1 << 20;
+    let mut out = vec![start];
+    let len = end - start;
+    let mut buf = vec![0u8; 64 << 10];
+    for k in 1..parts {
+        let target = start + len / parts as u64 * k as u64;
+        let mut at = target.saturating_sub(1).max(start);
+        let limit = end.min(at.saturating_add(SEARCH));
+        let mut found = None;
+        while at < limit && found.is_none() {
+            let want = buf.len().min((limit - at) as usize);
+            let Ok(n) = f.read_at(&mut buf[..want], at) else {
+                break;
+            };
+            if n == 0 {
+                break;
+            }
+            match memchr::memchr(b'\n', &buf[..n]) {
+                Some(i) => found = Some(at + i as u64 + 1),
+                None => at += n as u64,
+            }
+        }
+        if let Some(c) = found
+            && c > *out.last().unwrap_or(&start)
+            && c < end
+        {
+            out.push(c);
+        }
+    }
+    out.push(end);
+    out
+}
+
+/// Call `on` for every line (without its newline and a `\r` before it) of a
+/// stream, read in 1 MiB chunks. A line longer than [`LINE_PIECE`] is handed
+/// over in pieces of that size from its start (the same pieces wherever the
+/// reading started, so parts of a split range see what one pass sees).
+/// Returns bytes read.
 pub fn for_each_line(mut r: impl Read, mut on: impl FnMut(&[u8])) -> io::Result<u64> {
-    const CHUNK: usize = 1 << 20;
+    const CHUNK: usize = LINE_PIECE;
     let mut buf = vec![0u8; 2 * CHUNK];
     let mut carry = 0;
     let mut total = 0u64;
+    // Pieces of the current line were handed over already.
+    let mut cut = false;
     loop {
         let mut n = 0;
         while n < CHUNK {
@@ -581,7 +948,14 @@ pub fn for_each_line(mut r: impl Read, mut on: impl FnMut(&[u8])) -> io::Result<
         for nl in memchr::memchr_iter(b'\n', data) {
             let line = &data[pos..nl];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            on(line);
+            if line.len() <= CHUNK {
+                if !(cut && line.is_empty()) {
+                    on(line);
+                }
+            } else {
+                line.chunks(CHUNK).for_each(&mut on);
+            }
+            cut = false;
             pos = nl + 1;
         }
         if eof {
@@ -590,9 +964,10 @@ pub fn for_each_line(mut r: impl Read, mut on: impl FnMut(&[u8])) -> io::Result<
             }
             break;
         }
-        if filled - pos >= CHUNK {
-            on(&data[pos..filled]);
-            pos = filled;
+        while filled - pos > CHUNK {
+            on(&data[pos..pos + CHUNK]);
+            pos += CHUNK;
+            cut = true;
         }
         buf.copy_within(pos..filled, 0);
         carry = filled - pos;
@@ -703,4 +1078,175 @@ pub fn render_text(s: &AccessSummary) -> String {
         }
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::generate::{Flavor, Spec, generate};
+
+    /// One pass over the sequence.
+    fn one_pass(ts: &[i64]) -> Episodes {
+        let mut e = Episodes::default();
+        for t in ts {
+            e.step(*t);
+        }
+        e
+    }
+
+    #[test]
+    fn split_episodes_equal_one_pass_or_say_so() {
+        // A small deterministic generator: mostly increasing times with
+        // jitter, gaps around EPISODE_GAP, and some out-of-order times.
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut exact = 0;
+        for round in 0..3000 {
+            let len = 1 + rnd(40) as usize;
+            let mut t = 1_000_000i64;
+            let mut ts = Vec::new();
+            for _ in 0..len {
+                t += match rnd(4) {
+                    0 => EPISODE_GAP - 1 + rnd(3) as i64,
+                    1 => rnd(2 * EPISODE_GAP as u64) as i64,
+                    _ => rnd(30) as i64,
+                };
+                let jitter = if round % 3 == 0 {
+                    rnd(2 * EPISODE_GAP as u64) as i64 - EPISODE_GAP
+                } else {
+                    0
+                };
+                ts.push(t + jitter);
+            }
+            let want = one_pass(&ts);
+            let cuts: Vec<usize> = (0..rnd(4)).map(|_| rnd(len as u64 + 1) as usize).collect();
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            let mut got = Some(Episodes::default());
+            let mut from = 0;
+            for c in cuts.iter().copied().chain([len]) {
+                let mut p = Episodes::later();
+                for t in &ts[from..c] {
+                    p.step(*t);
+                }
+                got = got.and_then(|g| g.then(&p));
+                from = c;
+            }
+            match got {
+                Some(g) => {
+                    assert_eq!(g.final_episode(), want.final_episode(), "{ts:?} {cuts:?}");
+                    assert_eq!((g.cur, g.last), (want.cur, want.last), "{ts:?} {cuts:?}");
+                    exact += 1;
+                }
+                // Refused only when times go backwards.
+                None => assert!(ts.windows(2).any(|w| w[1] < w[0]), "{ts:?} {cuts:?}"),
+            }
+        }
+        assert!(exact > 2000);
+    }
+
+    fn summary_in_parts(path: &Path, parts: usize, window: &Window) -> AccessSummary {
+        let layout = Layout::parse("combined").unwrap();
+        let f = File::open(path).unwrap();
+        let size = f.metadata().unwrap().len();
+        let mut acc = Acc::new();
+        let (lines, r) = fold_parts(
+            &f,
+            0,
+            size,
+            parts,
+            &layout,
+            window,
+            &mut Zone::utc(),
+            &mut acc,
+        );
+        r.unwrap();
+        assert_eq!(lines.bytes, size);
+        let file = AccessFile {
+            path: String::new(),
+            layout: None,
+            size,
+            start: 0,
+            bytes_read: lines.bytes,
+            lines: lines.lines,
+            malformed: lines.malformed,
+            error: None,
+            unread: None,
+            permission_denied: false,
+        };
+        let mut s = finish(&mut acc, window, vec![file], Instant::now());
+        s.elapsed_ms = 0;
+        s
+    }
+
+    #[test]
+    fn parallel_parts_equal_one_pass_on_generated_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let end = 1_710_417_600;
+        let spec = Spec::new(Flavor::Nginx, 64 << 10, 6 << 20, end);
+        let path = dir.path().join("access.log");
+        let mut acc = Vec::new();
+        generate(&spec, &mut std::io::sink(), &mut acc).unwrap();
+        // Odd lines too: junk, a long line, a CRLF line, times out of order.
+        acc.extend_from_slice(b"junk\n\n");
+        acc.extend(std::iter::repeat_n(b'x', 3 << 20));
+        acc.extend_from_slice(b"\n10.0.0.9 - - [14/Mar/2024:08:00:00 +0000] \"GET /old HTTP/1.1\" 502 157 \"-\" \"-\"\r\n");
+        acc.extend_from_slice(
+            b"10.0.0.9 - - [14/Mar/2024:12:00:00 +0000] \"GET /new HTTP/1.1\" 504 167 \"-\" \"-\"",
+        );
+        std::fs::write(&path, &acc).unwrap();
+        for window in [
+            Window::default(),
+            Window {
+                from: Some(end - 3600),
+                to: Some(end),
+            },
+        ] {
+            let one = summary_in_parts(&path, 1, &window);
+            assert!(one.gateway_errors > 0 && one.onset.is_some());
+            for parts in [2, 3, 5, 8] {
+                assert_eq!(
+                    summary_in_parts(&path, parts, &window),
+                    one,
+                    "{parts} parts"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn long_lines_are_cut_the_same_wherever_reading_starts() {
+        let mut data = Vec::new();
+        data.extend(std::iter::repeat_n(b'a', LINE_PIECE * 2 + 5));
+        data.extend_from_slice(b"\r\nshort\n");
+        data.extend(std::iter::repeat_n(b'b', LINE_PIECE));
+        data.extend_from_slice(b"\n\n");
+        data.extend(std::iter::repeat_n(b'c', LINE_PIECE + 1));
+        // Short lines before move the 1 MiB read boundaries.
+        let pieces = |shift: usize| {
+            let mut input = b"p\n".repeat(shift);
+            input.extend_from_slice(&data);
+            let mut out = Vec::new();
+            for_each_line(&input[..], |l| out.push((l.len(), l.first().copied()))).unwrap();
+            out.split_off(shift)
+        };
+        let want = vec![
+            (LINE_PIECE, Some(b'a')),
+            (LINE_PIECE, Some(b'a')),
+            (5, Some(b'a')),
+            (5, Some(b's')),
+            (LINE_PIECE, Some(b'b')),
+            (0, None),
+            (LINE_PIECE, Some(b'c')),
+            (1, Some(b'c')),
+        ];
+        for shift in [0, 1, 1000, 200_000, 349_525] {
+            assert_eq!(pieces(shift), want, "{shift}");
+        }
+    }
 }

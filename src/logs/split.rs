@@ -51,10 +51,10 @@ pub struct Hit<'a> {
 }
 
 /// A byte range read with positional reads (threads share the `File`).
-struct RangeReader<'f> {
-    f: &'f File,
-    pos: u64,
-    end: u64,
+pub(crate) struct RangeReader<'f> {
+    pub(crate) f: &'f File,
+    pub(crate) pos: u64,
+    pub(crate) end: u64,
 }
 
 impl Read for RangeReader<'_> {
@@ -70,7 +70,7 @@ impl Read for RangeReader<'_> {
 }
 
 /// Parts the machine can work on at once.
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
 }
 

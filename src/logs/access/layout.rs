@@ -49,6 +49,9 @@ pub struct Layout {
     /// Steps after this index are not parsed.
     last_needed: usize,
     pub has_upstream: bool,
+    /// The needed steps are nginx `combined`'s (also `main`): [`Layout::record`]
+    /// takes the byte-search fast path [`combined`].
+    fast: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +61,7 @@ enum Kind {
 }
 
 /// One parsed line (borrowed from it).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Record<'a> {
     pub time: Option<&'a [u8]>,
     pub time_kind: Option<Field>,
@@ -241,6 +244,7 @@ impl Layout {
                     steps: Vec::new(),
                     last_needed: 0,
                     has_upstream: true,
+                    fast: false,
                 });
             }
             _ if d.contains('$') => ("custom log_format".to_owned(), parse_nginx(d)?),
@@ -308,6 +312,11 @@ impl Layout {
         let has_upstream = steps
             .iter()
             .any(|s| matches!(s.field, Field::UpstreamStatus | Field::UpstreamAddr));
+        let fast = prefix.is_empty()
+            && last_needed + 1 == COMBINED_STEPS.len()
+            && steps.iter().zip(COMBINED_STEPS).all(|(s, (field, until))| {
+                s.field == field && s.until.as_ref().map(Finder::needle) == Some(until)
+            });
         Ok(Layout {
             name,
             kind: Kind::Fields,
@@ -315,12 +324,25 @@ impl Layout {
             steps,
             last_needed,
             has_upstream,
+            fast,
         })
     }
 
-    /// Parse one line; `None` if it does not fit the layout.
+    /// Parse one line; `None` if it does not fit the layout. Equal to
+    /// [`Layout::record_general`] on every line (test
+    /// `fast_path_equals_general_parser`); nginx `combined`/`main` take the
+    /// fast path.
     #[inline]
     pub fn record<'a>(&self, line: &'a [u8]) -> Option<Record<'a>> {
+        if self.fast {
+            return combined(line);
+        }
+        self.record_general(line)
+    }
+
+    /// Parse one line with the general step walker (any layout).
+    #[inline]
+    pub fn record_general<'a>(&self, line: &'a [u8]) -> Option<Record<'a>> {
         if self.kind == Kind::Haproxy {
             return haproxy(line);
         }
@@ -366,6 +388,110 @@ impl Layout {
         }
         rec.status.map(|_| rec)
     }
+}
+
+/// The needed steps of nginx `combined` / `main`: `$remote_addr - $remote_user
+/// [$time_local] "$request" $status $body_bytes_sent "`.
+const COMBINED_STEPS: [(Field, &[u8]); 6] = [
+    (Field::Other, b" - "),
+    (Field::Other, b" ["),
+    (Field::TimeLocal, b"] \""),
+    (Field::Request, b"\" "),
+    (Field::Status, b" "),
+    (Field::Bytes, b" \""),
+];
+
+/// Start of the first `x y` (two bytes) in `h` at or after `from`, found by
+/// searching for the rarer byte `x`.
+#[inline]
+fn find_pair_by_first(h: &[u8], from: usize, x: u8, y: u8) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let i = at + memchr::memchr(x, h.get(at..)?)?;
+        if h.get(i + 1) == Some(&y) {
+            return Some(i);
+        }
+        at = i + 1;
+    }
+}
+
+/// Start of the first `x y z` (three bytes) in `h` at or after `from`, found
+/// by searching for the rarer first byte `x`.
+#[inline]
+#[allow(
+    clippy::many_single_char_names,
+    reason = "byte positions, in line order"
+)]
+fn find_triple_by_first(h: &[u8], from: usize, x: u8, y: u8, z: u8) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let i = at + memchr::memchr(x, h.get(at..)?)?;
+        if h.get(i + 1) == Some(&y) && h.get(i + 2) == Some(&z) {
+            return Some(i);
+        }
+        at = i + 1;
+    }
+}
+
+/// Start of the first `x y z` (three bytes) in `h` at or after `from`, found
+/// by searching for the rarer middle byte `y`.
+#[inline]
+#[allow(
+    clippy::many_single_char_names,
+    reason = "byte positions, in line order"
+)]
+fn find_triple_by_middle(h: &[u8], from: usize, x: u8, y: u8, z: u8) -> Option<usize> {
+    let mut at = from + 1;
+    loop {
+        let i = at + memchr::memchr(y, h.get(at..)?)?;
+        if h[i - 1] == x && h.get(i + 1) == Some(&z) {
+            return Some(i - 1);
+        }
+        at = i + 1;
+    }
+}
+
+/// The first `i` where `at(&h[i..])` holds, by a plain loop (for fields of a
+/// few bytes, where a vectorised search costs more than it saves).
+#[inline]
+fn near(h: &[u8], at: impl Fn(&[u8]) -> bool) -> Option<usize> {
+    (0..h.len()).find(|&i| at(&h[i..]))
+}
+
+/// The fast path for [`COMBINED_STEPS`]: the same first-occurrence searches
+/// as the step walker, each done with `memchr` on the needle's rarest byte
+/// (`-`, `[`, `]`, `"`) instead of a substring finder.
+#[inline]
+#[allow(
+    clippy::many_single_char_names,
+    reason = "byte positions, in line order"
+)]
+fn combined(line: &[u8]) -> Option<Record<'_>> {
+    let a = find_triple_by_middle(line, 0, b' ', b'-', b' ')?;
+    // `$remote_user` is short (mostly `-`): a plain loop beats a call.
+    let b = a + 3 + near(line.get(a + 3..)?, |w| w.starts_with(b" ["))?;
+    let t0 = b + 2;
+    // `$time_local` is 26 bytes wide unless the line is odd.
+    let c = match line.get(t0..t0 + 29) {
+        Some(w) if w.ends_with(b"] \"") && !w[..26].contains(&b']') => t0 + 26,
+        _ => find_triple_by_first(line, t0, b']', b' ', b'"')?,
+    };
+    let r0 = c + 3;
+    let d = find_pair_by_first(line, r0, b'"', b' ')?;
+    let s0 = d + 2;
+    let e = s0 + near(line.get(s0..)?, |w| w[0] == b' ')?;
+    let b0 = e + 1;
+    let f = b0 + near(line.get(b0..)?, |w| w.starts_with(b" \""))?;
+    Some(Record {
+        time: Some(&line[t0..c]),
+        time_kind: Some(Field::TimeLocal),
+        request: Some(&line[r0..d]),
+        uri: None,
+        status: Some(&line[s0..e]),
+        bytes: Some(&line[b0..f]),
+        upstream_status: None,
+        upstream_addr: None,
+    })
 }
 
 /// HAProxy httplog (syslog-wrapped or not): `client:port [date] fe be/srv
@@ -464,17 +590,20 @@ pub fn detect(sample: &[u8]) -> Option<Layout> {
 /// The path of a request line or URI: `GET /a/b?x HTTP/1.1` → `/a/b`.
 #[inline]
 pub fn path_of<'a>(rec: &Record<'a>) -> Option<&'a [u8]> {
-    let uri = if let Some(u) = rec.uri {
-        u
-    } else {
-        let r = rec.request?;
-        let sp = memchr::memchr(b' ', r)?;
-        let rest = &r[sp + 1..];
-        let end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
-        &rest[..end]
-    };
-    let end = memchr::memchr2(b'?', b'#', uri).unwrap_or(uri.len());
-    Some(&uri[..end])
+    if let Some(u) = rec.uri {
+        let end = memchr::memchr2(b'?', b'#', u).unwrap_or(u.len());
+        return Some(&u[..end]);
+    }
+    // The method and the path are short: plain loops.
+    let r = rec.request?;
+    let sp = r.iter().position(|c| *c == b' ')?;
+    let rest = &r[sp + 1..];
+    // The path ends at the first `?` or `#` of the URI, which ends at a space.
+    let end = rest
+        .iter()
+        .position(|c| matches!(c, b' ' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    Some(&rest[..end])
 }
 
 #[cfg(test)]
@@ -517,6 +646,89 @@ mod tests {
         assert_eq!(r.status, Some(&b"503"[..]));
         assert_eq!(path_of(&r), Some(&b"/cart"[..]));
         assert_eq!(r.upstream_addr, Some(&b"be_app/app1"[..]));
+    }
+
+    /// Odd lines for the fast path: quotes and spaces in paths, `-` sizes,
+    /// IPv6 clients, users, missing fields, junk.
+    const ODD: &[&[u8]] = &[
+        br#"::1 - - [14/Mar/2024:09:22:07 +0000] "GET / HTTP/1.1" 502 157 "-" "curl/8""#,
+        br#"2001:db8::7 - alice [14/Mar/2024:09:22:07 +0100] "POST /a\"b" c HTTP/1.1" 503 - "-" "x""#,
+        br#"10.0.0.1 - - [14/Mar/2024:09:22:07 +0000] "GET /x" y"z HTTP/1.1" 504 0 "-" "-""#,
+        br#"10.0.0.1 - - [14/Mar/2024:09:22:07 +0000] "-" 400 0 "-" "-""#,
+        br#"10.0.0.1 - - [14/Mar/2024:09:22:07 +0000] "" 400 0 "-" "-""#,
+        br#"10.0.0.1 - - - [14/Mar/2024:09:22:07 +0000] "GET / HTTP/1.1" 200 1 "-" "-""#,
+        br#"10.0.0.1 - [bob] - [14/Mar/2024:09:22:07 +0000] "GET /] "x HTTP/1.1" 200 1 "-" "-""#,
+        br#"10.0.0.1 - - [14/Mar/2024:09:22:07 +0000] "GET / HTTP/1.1" 200 1"#,
+        br#"10.0.0.1 - - [14/Mar/2024:09:22:07 +0000] "GET / HTTP/1.1" 200 1 ""#,
+        br#"10.0.0.1 - - [14/Mar/2024:09:22:07 +0000] "GET / HTTP/1.1"  200  1  "-""#,
+        br#"10.0.0.1 - - [garbage] "GET / HTTP/1.1" 200 1 "-" "-""#,
+        br#" - - [] "" 1 2 "#,
+        br#"-  - [] "" 1 2 ""#,
+        b"10.0.0.1 - - [14/Mar/2024:09:22:07 +0000] \"GET /\xff\xfe HTTP/1.1\" 502 157 \"-\" \"-\"",
+        b"",
+        b"-",
+        b" - ",
+        b"\0\0\0 - \0 [\0] \"\0\" \0 \0 \"",
+        br#"Mar 14 09:22:07 lb haproxy[1199]: 10.0.0.1:51234 [14/Mar/2024:09:22:07.123] fe be/s 0/0/0/0/1 503 217 - - SC-- 1/1/0/0/3 0/0 "GET /cart HTTP/1.1""#,
+        br#"127.0.0.1 - - [14/Mar/2024:09:22:07.123456 +0000] "GET /x HTTP/1.1" 503 299 "-" "curl/7.88.1""#,
+    ];
+
+    fn assert_same(layouts: &[Layout], line: &[u8]) {
+        for l in layouts {
+            assert_eq!(
+                l.record(line),
+                l.record_general(line),
+                "{}: {:?}",
+                l.name,
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn fast_path_equals_general_parser() {
+        use crate::logs::generate::{Flavor, Spec, generate};
+        let layouts: Vec<Layout> = ["combined", "main"]
+            .iter()
+            .map(|n| Layout::parse(n).unwrap())
+            .collect();
+        assert!(
+            layouts.iter().all(|l| l.fast),
+            "combined and main take the fast path"
+        );
+        for other in ["common", "apache", "vhost_combined", "haproxy"] {
+            assert!(!Layout::parse(other).unwrap().fast, "{other}");
+        }
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        for flavor in [Flavor::Nginx, Flavor::Apache] {
+            let mut acc = Vec::new();
+            let spec = Spec::new(flavor, 64 << 10, 2 << 20, 1_710_417_600);
+            generate(&spec, &mut std::io::sink(), &mut acc).unwrap();
+            lines.extend(acc.split(|c| *c == b'\n').map(<[u8]>::to_vec));
+        }
+        assert!(lines.len() > 10_000);
+        let mut parsed = 0;
+        for line in &lines {
+            assert_same(&layouts, line);
+            parsed += usize::from(layouts[0].record(line).is_some());
+        }
+        assert!(parsed > 10_000, "the generated lines parse");
+        // Every prefix and every one-byte change of the odd lines and of a
+        // generated line: truncated and corrupted lines take the same path.
+        let mut seeds: Vec<Vec<u8>> = ODD.iter().map(|l| l.to_vec()).collect();
+        seeds.push(lines[0].clone());
+        for seed in &seeds {
+            for cut in 0..=seed.len() {
+                assert_same(&layouts, &seed[..cut]);
+            }
+            for i in 0..seed.len() {
+                for b in [b' ', b'-', b'"', b'[', b']', b'x', b'\t'] {
+                    let mut m = seed.clone();
+                    m[i] = b;
+                    assert_same(&layouts, &m);
+                }
+            }
+        }
     }
 
     #[test]
