@@ -25,21 +25,37 @@ fn bin(state: &Path) -> Command {
 }
 
 /// `run --non-interactive` on the default playbook, except that the host's
-/// load average never counts as a problem: the snapshots are about the
-/// incident, and the test machine's load (parallel builds) is not part of it.
+/// load average never counts as a problem and its package log and /etc are
+/// not read: the snapshots are about the incident, and the test machine's
+/// load (parallel builds) and package installs (the test script's own) are
+/// not part of it.
 fn run_walk(state: &Path) -> Command {
     let default =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/502.toml"))
             .unwrap();
-    let from = "{ resources = { paths = [";
-    assert!(
-        default.contains(from),
-        "the resources node of 502.toml changed"
-    );
-    let tuned = default.replace(
-        from,
-        "{ resources = { max_load_per_core = 1000.0, paths = [",
-    );
+    let packages = state.with_file_name("dpkg.log");
+    std::fs::write(&packages, "").unwrap();
+    // Without a discovered config the check would fall back to the host's /etc.
+    let etc = state.with_file_name("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let mut tuned = default;
+    for (from, to) in [
+        (
+            "{ resources = { paths = [",
+            "{ resources = { max_load_per_core = 1000.0, paths = [".to_owned(),
+        ),
+        (
+            "{ recent_changes = { dirs = [",
+            format!(
+                "{{ recent_changes = {{ package_logs = [{:?}], dirs = [{:?}, ",
+                packages.display().to_string(),
+                etc.display().to_string()
+            ),
+        ),
+    ] {
+        assert!(tuned.contains(from), "502.toml no longer has `{from}`");
+        tuned = tuned.replace(from, &to);
+    }
     let file = state.with_file_name("502.toml");
     std::fs::write(&file, tuned).unwrap();
     let mut c = bin(state);
@@ -103,6 +119,7 @@ fn normalise(s: &str, tmp: &Path) -> String {
             r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z",
             "<TIMESTAMP>",
         ),
+        (r"\b\d{4}/\d{2}/\d{2}\b", "<DATE>"),
         (r"\b\d{2}:\d{2}:\d{2}\b", "<HH:MM:SS>"),
         (r"\b\d{2}:\d{2} UTC\b", "<HH:MM> UTC"),
         (r"127\.0\.0\.1:\d+", "127.0.0.1:<PORT>"),
