@@ -5,19 +5,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(nginx apache2 php-fpm haproxy iptables curl tmux ripgrep)
+# Debian packages the suite needs: the servers of the incident lab, the Docker Engine of the
+# container lab, sshd and Ansible for the multi-host lab, and the tools the tests drive.
+packages=(nginx apache2 php-fpm haproxy iptables nftables curl tmux ripgrep openssl
+  docker.io mmdebstrap openssh-server ansible)
 missing=()
-for cmd in nginx apache2 haproxy iptables curl tmux rg; do
-  command -v "$cmd" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
-compgen -G "/usr/sbin/php-fpm*" >/dev/null || missing+=(php-fpm)
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    echo "==> installing test dependencies: ${packages[*]}"
+    echo "==> installing test dependencies: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # Packaged services may have been started by the install; the tests run their own.
     for svc in nginx apache2 haproxy; do
       [[ -f /run/$svc.pid ]] && kill "$(cat /run/$svc.pid)" 2>/dev/null || true
@@ -32,6 +34,11 @@ if ((${#missing[@]})); then
   fi
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
+
+# The container lab's Docker Engine (fenced: NXDOMAIN DNS stub, no traffic off the bridges).
+if [[ $(id -u) -eq 0 ]]; then
+  bash scripts/lab/docker-daemon.sh
+fi
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check
