@@ -77,6 +77,54 @@ impl Evidence {
     }
 }
 
+/// How directly a piece of evidence shows the failing hop.
+///
+/// `direct`: the failure itself, seen on the failing path (the proxy's own error lines for
+/// this upstream, a probe from the proxy's vantage point that reproduces the failure, a
+/// configuration test that fails). `circumstantial`: something that *could* explain the
+/// failure (a rule that could match, a resource near a threshold, a change in time) but does
+/// not show it happening. Reports rank direct findings first and never promote a
+/// circumstantial one to the top when direct evidence is missing; they say so instead.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    #[default]
+    Direct,
+    Circumstantial,
+}
+
+impl Basis {
+    pub fn is_direct(self) -> bool {
+        self == Basis::Direct
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Direct => "direct",
+            Basis::Circumstantial => "circumstantial",
+        }
+    }
+
+    /// The stronger of two: what a cause's finding becomes when both kinds are seen.
+    #[must_use]
+    pub fn strongest(self, other: Basis) -> Basis {
+        self.min(other)
+    }
+}
+
 /// A cause the check itself recognised in what it saw (a classified log
 /// line, a refused connection, an edge error page).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -86,6 +134,44 @@ pub struct Diagnosis {
     pub summary: String,
     #[serde(default)]
     pub evidence: Vec<Evidence>,
+    /// Direct evidence of the failing hop, or circumstantial (could explain it).
+    #[serde(default, skip_serializing_if = "is_direct")]
+    pub basis: Basis,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_direct(b: &Basis) -> bool {
+    b.is_direct()
+}
+
+/// Something a check saw that does not concern the failing path: an unrelated process
+/// OOM-killed, an unrelated package upgraded, a firewall rule no packet of this path
+/// reaches. It is shown as context ("seen, set aside") with the reason, never as a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Aside {
+    /// What was seen, one line (e.g. "OOM kill of python3 (pid 4242) at 16:41").
+    pub seen: String,
+    /// Why it was set aside (e.g. "its memory cgroup /docker/ab12 is not on the path").
+    pub why: String,
+    /// Where it came from: `file:line`, a command, `/proc/...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl Aside {
+    pub fn new(seen: impl Into<String>, why: impl Into<String>) -> Self {
+        Aside {
+            seen: seen.into(),
+            why: why.into(),
+            source: None,
+        }
+    }
+
+    #[must_use]
+    pub fn at(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
 }
 
 /// A cause the check looked for and can exclude, with why.
@@ -114,6 +200,9 @@ pub struct CheckReport {
     pub diagnoses: Vec<Diagnosis>,
     #[serde(default)]
     pub excluded: Vec<Exclusion>,
+    /// What was seen off the failing path, set aside with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context: Vec<Aside>,
     pub duration_ms: u64,
 }
 
@@ -134,6 +223,7 @@ impl CheckReport {
             facts: BTreeMap::new(),
             diagnoses: Vec::new(),
             excluded: Vec::new(),
+            context: Vec::new(),
             duration_ms: 0,
         }
     }
@@ -163,7 +253,25 @@ impl CheckReport {
             severity,
             summary: summary.into(),
             evidence,
+            basis: Basis::Direct,
         });
+        self
+    }
+
+    /// Marks the last diagnosis as circumstantial: it could explain the failure but does not
+    /// show it happening on the failing path.
+    #[must_use]
+    pub fn circumstantial(mut self) -> Self {
+        if let Some(d) = self.diagnoses.last_mut() {
+            d.basis = Basis::Circumstantial;
+        }
+        self
+    }
+
+    /// Records something seen off the failing path, with why it was set aside.
+    #[must_use]
+    pub fn aside(mut self, a: Aside) -> Self {
+        self.context.push(a);
         self
     }
 

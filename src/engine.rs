@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{ActionSpec, Tier};
 use crate::cause::{Cause, Severity};
-use crate::check::{CheckReport, CheckSpec, Evidence, Outcome};
+use crate::check::{Aside, Basis, CheckReport, CheckSpec, Evidence, Outcome};
 use crate::playbook::library::Library;
 use crate::playbook::{Cond, EndKind, Node, NodeKind, Playbook, VarType};
 use crate::template::{self, Values};
@@ -126,6 +126,18 @@ pub struct Finding {
     pub evidence: Vec<Evidence>,
     /// The node that recorded it (`playbook/node`).
     pub node: String,
+    /// Direct evidence of the failing hop, or circumstantial (could explain it).
+    #[serde(default)]
+    pub basis: Basis,
+}
+
+/// Something seen off the failing path and set aside, with the node that saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ContextNote {
+    #[serde(flatten)]
+    pub aside: Aside,
+    /// The node whose checks saw it (`playbook/node`).
+    pub node: String,
 }
 
 /// A cause checked and excluded.
@@ -217,6 +229,7 @@ struct State {
     values: Values,
     findings: Vec<Finding>,
     ruled_out: Vec<RuledOut>,
+    context: Vec<ContextNote>,
     trail: Vec<Step>,
     visits: BTreeMap<String, usize>,
     effect: Effect,
@@ -321,6 +334,7 @@ impl Engine {
             values,
             findings: Vec::new(),
             ruled_out: Vec::new(),
+            context: Vec::new(),
             trail: Vec::new(),
             visits: BTreeMap::new(),
             effect: Effect::Done(Conclusion {
@@ -396,6 +410,11 @@ impl Engine {
     /// Findings in the order they were recorded.
     pub fn findings(&self) -> &[Finding] {
         &self.st.findings
+    }
+
+    /// What the checks saw off the failing path and set aside, in the order seen.
+    pub fn context(&self) -> &[ContextNote] {
+        &self.st.context
     }
 
     /// Excluded causes that no finding contradicts.
@@ -565,6 +584,7 @@ impl Engine {
                         summary: d.summary.clone(),
                         evidence: d.evidence.clone(),
                         node: at.clone(),
+                        basis: d.basis,
                     });
                 }
                 for x in &r.excluded {
@@ -597,7 +617,18 @@ impl Engine {
                 summary,
                 evidence,
                 node: at.clone(),
+                basis: rule.basis,
             });
+        }
+        for r in reports {
+            for a in &r.context {
+                if !self.st.context.iter().any(|c| c.aside == *a) {
+                    self.st.context.push(ContextNote {
+                        aside: a.clone(),
+                        node: at.clone(),
+                    });
+                }
+            }
         }
         if outcome == Outcome::Ok {
             let reason = reports
@@ -646,6 +677,7 @@ impl Engine {
     fn add_finding(&mut self, f: Finding) {
         if let Some(existing) = self.st.findings.iter_mut().find(|x| x.cause == f.cause) {
             existing.severity = existing.severity.max(f.severity);
+            existing.basis = existing.basis.strongest(f.basis);
             for e in f.evidence {
                 if !existing.evidence.contains(&e) && existing.evidence.len() < 12 {
                     existing.evidence.push(e);

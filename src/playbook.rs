@@ -297,6 +297,7 @@ pub struct FindingRule {
     pub cond: Option<Cond>,
     pub cause: Cause,
     pub severity: Severity,
+    pub basis: crate::check::Basis,
     pub summary: String,
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cause::Cause;
 use crate::check::Outcome;
-use crate::engine::{Engine, Finding, Record, RuledOut, Step};
+use crate::engine::{ContextNote, Engine, Finding, Record, RuledOut, Step};
 use crate::playbook::EndKind;
 
 /// Overall verdict.
@@ -56,10 +56,19 @@ pub struct Report {
     /// RFC 3339.
     pub started_at: String,
     pub duration_ms: u64,
-    /// Ranked: root causes first (by severity), consequences after.
+    /// Ranked: direct evidence of the failing hop first, circumstantial after; within each,
+    /// root causes before consequences, then in the order the walk established them.
     pub findings: Vec<Finding>,
+    /// Whether any finding rests on direct evidence of the failing hop. When false and there
+    /// are findings, they are only what *could* explain the failure, and the report says so.
+    #[serde(default)]
+    pub direct_evidence: bool,
     /// Causes checked and excluded, with the evidence.
     pub ruled_out: Vec<RuledOut>,
+    /// Seen off the failing path and set aside (an unrelated OOM kill, unrelated package
+    /// upgrades, rules no packet of this path reaches), with why.
+    #[serde(default)]
+    pub context: Vec<ContextNote>,
     pub path: Vec<PathStep>,
     /// How the walk ended (`resolved`, `escalate`, or null when cut short).
     pub end: Option<EndKind>,
@@ -74,14 +83,14 @@ pub struct PlaybookRef {
     pub version: String,
 }
 
-/// Root causes before consequences; otherwise in the order the walk
-/// established them. The playbook orders its steps so the most decisive
-/// evidence comes first (a config test, a firewall rule, a page-specific
-/// failure before the log lines they explain), so the order is the ranking;
+/// Direct evidence of the failing hop before circumstantial evidence; within each, root
+/// causes before consequences; otherwise in the order the walk established them. The
+/// playbook orders its steps so the most decisive evidence comes first (a config test, a
+/// page-specific failure before the log lines they explain), so that order breaks ties;
 /// severity says how bad a cause is, not how sure we are of it.
 pub fn rank(findings: &[Finding]) -> Vec<Finding> {
     let mut v = findings.to_vec();
-    v.sort_by_key(|f| f.cause.is_secondary());
+    v.sort_by_key(|f| (f.basis, f.cause.is_secondary()));
     v
 }
 
@@ -168,7 +177,9 @@ impl Report {
             started_at: started_at.to_string(),
             duration_ms,
             findings: rank(engine.findings()),
+            direct_evidence: engine.findings().iter().any(|f| f.basis.is_direct()),
             ruled_out: engine.ruled_out(),
+            context: engine.context().to_vec(),
             path: engine
                 .trail()
                 .iter()
@@ -219,12 +230,23 @@ impl Report {
         let _ = writeln!(s, "\n## Findings\n");
         if self.findings.is_empty() {
             let _ = writeln!(s, "None.");
+        } else if !self.direct_evidence {
+            let _ = writeln!(
+                s,
+                "No direct evidence of the failing hop was found: the findings below could \
+                 explain the failure but do not show it happening.\n"
+            );
         }
         for (i, f) in self.findings.iter().enumerate() {
             let info = f.cause.info();
+            let basis = if f.basis.is_direct() {
+                String::new()
+            } else {
+                format!(", {}", f.basis.as_str())
+            };
             let _ = writeln!(
                 s,
-                "{}. **{}** (`{}`, {}): {}",
+                "{}. **{}** (`{}`, {}{basis}): {}",
                 i + 1,
                 info.title,
                 f.cause,
@@ -249,6 +271,18 @@ impl Report {
         }
         for r in &self.ruled_out {
             let _ = writeln!(s, "- `{}`: {}", r.cause, r.reason);
+        }
+        if !self.context.is_empty() {
+            let _ = writeln!(s, "\n## Context (seen, set aside)\n");
+            for c in &self.context {
+                let src = c
+                    .aside
+                    .source
+                    .as_deref()
+                    .map(|x| format!(" ({x})"))
+                    .unwrap_or_default();
+                let _ = writeln!(s, "- {}{src}: {}", one_line(&c.aside.seen), c.aside.why);
+            }
         }
         if !self.recommended_actions.is_empty() {
             let _ = writeln!(s, "\n## Recommended next steps (not run)\n");

@@ -114,6 +114,7 @@ fn fake_report(
                 severity: Severity::High,
                 summary: format!("scenario diagnosis {c}"),
                 evidence: vec![Evidence::new("scenario", c.id())],
+                basis: crate::check::Basis::Direct,
             })
             .collect();
         r.excluded = step

@@ -119,6 +119,16 @@ pub struct TicketFinding {
     pub evidence: Vec<Evidence>,
     pub fixes: Vec<String>,
     pub node: String,
+    /// `direct` or `circumstantial`.
+    pub basis: String,
+}
+
+/// Seen off the failing path, set aside.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketContext {
+    pub seen: String,
+    pub why: String,
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -183,7 +193,11 @@ pub struct Ticket {
     pub recent_changes: Vec<String>,
     pub steps: Vec<StepLine>,
     pub findings: Vec<TicketFinding>,
+    /// Whether any finding rests on direct evidence of the failing hop.
+    pub direct_evidence: bool,
     pub ruled_out: Vec<TicketRuledOut>,
+    /// Seen off the failing path and set aside (never findings).
+    pub context: Vec<TicketContext>,
     pub tried: Vec<Tried>,
     pub not_run: Vec<NotRun>,
     pub recovery: String,
@@ -356,7 +370,18 @@ impl Ticket {
                     evidence: f.evidence.clone(),
                     fixes: info.fixes.clone(),
                     node: f.node.clone(),
+                    basis: f.basis.as_str().to_owned(),
                 }
+            })
+            .collect();
+        let direct_evidence = engine.findings().iter().any(|f| f.basis.is_direct());
+        let context = engine
+            .context()
+            .iter()
+            .map(|c| TicketContext {
+                seen: c.aside.seen.clone(),
+                why: c.aside.why.clone(),
+                source: c.aside.source.clone(),
             })
             .collect();
         let ruled_out = engine
@@ -641,7 +666,9 @@ impl Ticket {
             recent_changes,
             steps,
             findings,
+            direct_evidence,
             ruled_out,
+            context,
             tried,
             not_run,
             recovery,

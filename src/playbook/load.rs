@@ -723,6 +723,7 @@ impl Validator<'_> {
                     cond,
                     cause,
                     severity: f.severity,
+                    basis: f.basis,
                     summary: f.summary.get_ref().clone(),
                 });
             }

@@ -228,6 +228,11 @@ pub struct RawFinding {
     pub cause: S<String>,
     #[serde(default)]
     pub severity: Severity,
+    /// `direct` (default): the outcome shows the failure on the failing path;
+    /// `circumstantial`: it could explain the failure without showing it (ranked after
+    /// direct findings, never promoted to the top).
+    #[serde(default)]
+    pub basis: crate::check::Basis,
     /// Text with `{{ value }}` placeholders; the checks' summaries are quoted as evidence.
     #[schemars(with = "String")]
     pub summary: S<String>,
