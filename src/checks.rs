@@ -12,6 +12,7 @@ pub mod firewall;
 pub mod http;
 pub mod listener;
 pub mod log_scan;
+pub mod path;
 pub mod pages;
 pub mod permission;
 pub mod plugins;

@@ -12,6 +12,7 @@
 //! guessing.
 
 pub mod account;
+pub mod cgroup;
 pub mod net;
 pub mod process;
 

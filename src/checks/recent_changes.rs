@@ -8,6 +8,15 @@
 //! The window is `[window_from - lookback, window_to]`. `changes.backup` is
 //! the first backup found of a changed file and `changes.backup_of` that file
 //! (what a rollback restores).
+//!
+//! Weighed by the failing path (`path_pids`, see [`crate::checks::path`]): a package event
+//! counts only when it upgrades or removes a package that provides a file the path's processes
+//! run (`/proc/PID/exe` and `/proc/PID/maps` mapped to packages through
+//! `/var/lib/dpkg/info/*.list`: the server, PHP and its extensions, libc, openssl) or one the
+//! operator names (`packages`); a fresh install is not a change to something that worked. A
+//! journal restart counts only for a unit or program of the path. Everything else is one
+//! context note ("37 unrelated package events (libapr1, iptables, ...)"). A recent change is
+//! circumstantial evidence: it could explain a failure, it does not show one.
 //! Invariants: walks at most [`MAX_ENTRIES`] entries and [`MAX_DEPTH`] levels;
 //! reads at most 1 MiB per file for diffs and the last 8 MiB of each log;
 //! `git` runs with `--no-optional-locks` so it never refreshes the index.
@@ -20,7 +29,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cause::{Cause, Severity};
-use crate::check::{CheckContext, CheckReport, Evidence, KindDoc, Outcome};
+use crate::check::{Aside, CheckContext, CheckReport, Evidence, KindDoc, Outcome};
+use crate::checks::path::FailingPath;
 use crate::checks::tool;
 use crate::duration::HumanDuration;
 
@@ -46,12 +56,24 @@ pub struct Params {
     /// `/var/www/html/wp-content/plugins` (default: none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plugin_dirs: Vec<String>,
+    /// The failing path's processes: PIDs, or `PID name` as discovery's `upstream.listener`
+    /// gives them (`["{{ front.pid }}", "{{ upstream.listener }}"]`). Package events and
+    /// restarts count only for these; with none given, every upgrade and removal counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path_pids: Vec<String>,
+    /// Packages that count whatever the path runs (the app's runtime, a library the operator
+    /// suspects), e.g. `python3.11`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
+    /// Where dpkg keeps its `*.list` files (default /var/lib/dpkg/info).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpkg_info: Option<String>,
 }
 
 pub const DOC: KindDoc = KindDoc {
     kind: "recent_changes",
     summary: "What changed before the errors began: config files (with a diff against a .bak/.orig/~ copy or git), package installs/upgrades (dpkg, apt, dnf, yum), service restarts/reloads (journal or the servers' notices), plugin dirs.",
-    example: r#"{ recent_changes = { dirs = ["/etc/nginx", "/etc/php/8.2"], lookback = "24h", server_logs = ["{{ error_logs }}"], plugin_dirs = ["/var/www/html/wp-content/plugins"] } }"#,
+    example: r#"{ recent_changes = { dirs = ["/etc/nginx", "/etc/php/8.2"], lookback = "24h", server_logs = ["{{ error_logs }}"], plugin_dirs = ["/var/www/html/wp-content/plugins"], path_pids = ["{{ front.pid }}", "{{ upstream.listener }}"] } }"#,
     facts: &[
         "changes.files",
         "changes.backup",
@@ -269,6 +291,191 @@ pub fn package_events(text: &str, from: i64, to: i64) -> Vec<String> {
     out
 }
 
+/// What a package event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PackageAction {
+    Install,
+    Upgrade,
+    Remove,
+}
+
+/// One package event of a package manager log line (an apt line can name several packages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageEvent {
+    /// The package name without architecture or version (`libssl3`).
+    pub package: String,
+    pub action: PackageAction,
+    /// The log line it came from (as [`package_events`] returns it).
+    pub line: String,
+}
+
+fn action_of(word: &str) -> Option<PackageAction> {
+    match word.trim_end_matches(':') {
+        "install" | "Install" | "Installed" | "Reinstall" => Some(PackageAction::Install),
+        "upgrade" | "Upgrade" | "Upgraded" | "Updated" | "Downgrade" | "Downgraded" => {
+            Some(PackageAction::Upgrade)
+        }
+        "remove" | "purge" | "Remove" | "Purge" | "Erased" | "Removed" => {
+            Some(PackageAction::Remove)
+        }
+        _ => None,
+    }
+}
+
+/// `nginx:amd64` → `nginx`; `nginx-1.22.1-9.el9.x86_64` → `nginx` (dnf/yum: the name ends
+/// before the first `-` followed by a digit); a dpkg list file name `libc6:amd64` → `libc6`.
+fn package_name(word: &str) -> String {
+    let w = word.trim_matches(|c: char| c == ',' || c == '(' || c == ')');
+    // dpkg and apt name `name:arch`, and their names may hold `-1.2` (libsigc++-2.0-0v5).
+    if let Some((name, _arch)) = w.split_once(':') {
+        return name.to_owned();
+    }
+    let b = w.as_bytes();
+    for i in 0..b.len().saturating_sub(1) {
+        if b[i] == b'-' && b[i + 1].is_ascii_digit() && w.contains('.') {
+            return w[..i].to_owned();
+        }
+    }
+    w.to_owned()
+}
+
+/// The packages and actions of lines returned by [`package_events`].
+pub fn parse_package_events(lines: &[String]) -> Vec<PackageEvent> {
+    let mut out = Vec::new();
+    for l in lines {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        // dpkg: `DATE TIME ACTION NAME:ARCH OLD NEW`
+        if w.len() >= 4
+            && let Some(a) = action_of(w[2])
+            && w[2].chars().all(|c| c.is_ascii_lowercase())
+        {
+            out.push(PackageEvent {
+                package: package_name(w[3]),
+                action: a,
+                line: l.clone(),
+            });
+            continue;
+        }
+        // apt: `apt Upgrade: a:amd64 (1, 2), b:amd64 (3, 4)`
+        if let Some(rest) = l.strip_prefix("apt ")
+            && let Some((k, list)) = rest.split_once(':')
+            && let Some(a) = action_of(k)
+        {
+            let mut depth = 0i32;
+            let mut name = String::new();
+            for c in list.chars().chain(std::iter::once(',')) {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    ',' if depth == 0 => {
+                        let n = name.split_whitespace().next().unwrap_or("");
+                        if !n.is_empty() {
+                            out.push(PackageEvent {
+                                package: package_name(n),
+                                action: a,
+                                line: l.clone(),
+                            });
+                        }
+                        name.clear();
+                    }
+                    c if depth == 0 => name.push(c),
+                    _ => {}
+                }
+            }
+            continue;
+        }
+        // dnf/yum: `… Upgraded: nginx-1.22.1-9.el9.x86_64`
+        if let Some(i) = w.iter().position(|x| action_of(x).is_some() && x.ends_with(':')) {
+            if let (Some(a), Some(n)) = (action_of(w[i]), w.get(i + 1)) {
+                out.push(PackageEvent {
+                    package: package_name(n),
+                    action: a,
+                    line: l.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// `/usr/lib/x86_64-linux-gnu/libc.so.6` and its merged-/usr twin `/lib/…` (dpkg lists the
+/// path the package shipped, which may be either).
+fn usr_merge_twins(p: &str) -> Vec<String> {
+    let mut v = vec![p.to_owned()];
+    for top in ["/lib", "/bin", "/sbin", "/lib64", "/lib32"] {
+        if let Some(rest) = p.strip_prefix("/usr").filter(|r| r.starts_with(top)) {
+            v.push(rest.to_owned());
+        } else if p.starts_with(&format!("{top}/")) {
+            v.push(format!("/usr{p}"));
+        }
+    }
+    v
+}
+
+/// Files the path's processes run: executables and everything mapped from a file.
+fn path_files(fp: &FailingPath) -> std::collections::BTreeSet<String> {
+    let mut files = std::collections::BTreeSet::new();
+    for e in fp.exes() {
+        files.extend(usr_merge_twins(&e.display().to_string()));
+    }
+    let mut seen_exe = std::collections::BTreeSet::new();
+    for m in fp.members.iter().take(64) {
+        // Workers of one program map the same files, except for late dlopen()s: read each
+        // program's first two processes.
+        let key = m.exe.clone().unwrap_or_default();
+        let n = seen_exe.iter().filter(|(k, _)| *k == key).count();
+        if n >= 2 {
+            continue;
+        }
+        seen_exe.insert((key, m.pid));
+        let Ok(text) = crate::sys::read_text(Path::new(&format!("/proc/{}/maps", m.pid))) else {
+            continue;
+        };
+        for line in text.lines().take(100_000) {
+            if let Some(f) = line.split_whitespace().nth(5).filter(|f| f.starts_with('/')) {
+                files.extend(usr_merge_twins(f));
+            }
+        }
+    }
+    files
+}
+
+/// Packages (dpkg) owning any of `files`, from the `*.list` files in `info_dir`.
+pub fn packages_owning(
+    info_dir: &Path,
+    files: &std::collections::BTreeSet<String>,
+) -> std::io::Result<std::collections::BTreeSet<String>> {
+    let mut out = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(info_dir)?.filter_map(Result::ok).take(50_000) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pkg) = name.strip_suffix(".list") else {
+            continue;
+        };
+        let Ok(text) = read_file_capped(&e.path(), 8 << 20) else {
+            continue;
+        };
+        if text.lines().any(|l| files.contains(l)) {
+            out.insert(package_name(pkg));
+        }
+    }
+    Ok(out)
+}
+
+fn read_file_capped(path: &Path, cap: u64) -> std::io::Result<String> {
+    let mut v = Vec::new();
+    std::fs::File::open(path)?.take(cap).read_to_end(&mut v)?;
+    Ok(String::from_utf8_lossy(&v).into_owned())
+}
+
+/// systemd units of the path, from its memory cgroups (`/system.slice/nginx.service`).
+fn path_units(fp: &FailingPath) -> Vec<String> {
+    fp.cgroups()
+        .iter()
+        .filter_map(|c| c.rsplit('/').find(|p| p.ends_with(".service")))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Restart/reload notices of nginx, Apache, php-fpm and HAProxy.
 pub fn restart_lines(text: &str) -> Vec<String> {
     const MARKS: &[&str] = &[
@@ -436,20 +643,107 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
     } else {
         p.package_logs.clone()
     };
+    let path = if p.path_pids.iter().any(|s| !s.trim().is_empty()) {
+        let seeds = p.path_pids.clone();
+        Some(
+            tokio::task::spawn_blocking(move || FailingPath::from_seeds(&seeds))
+                .await
+                .unwrap_or_default(),
+        )
+    } else {
+        None
+    };
+    // The packages that provide what the path runs.
+    let mut path_packages: std::collections::BTreeSet<String> = p
+        .packages
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let Some(fp) = &path {
+        let info = PathBuf::from(p.dpkg_info.as_deref().unwrap_or("/var/lib/dpkg/info"));
+        let fp2 = fp.clone();
+        let owned = tokio::task::spawn_blocking(move || {
+            let files = path_files(&fp2);
+            packages_owning(&info, &files)
+        })
+        .await;
+        match owned {
+            Ok(Ok(pkgs)) => path_packages.extend(pkgs),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Ok(Err(e)) => unreadable.push(format!("dpkg file lists: {e}")),
+            Err(e) => unreadable.push(format!("dpkg file lists: {e}")),
+        }
+        ev.push(Evidence::new(
+            "failing path",
+            format!(
+                "{}; packages providing it: {}",
+                if fp.is_empty() {
+                    "no process of the path is running".to_owned()
+                } else {
+                    fp.describe()
+                },
+                if path_packages.is_empty() {
+                    "none found".to_owned()
+                } else {
+                    path_packages.iter().cloned().collect::<Vec<_>>().join(", ")
+                }
+            ),
+        ));
+    }
     let mut packages = Vec::new();
+    let mut unrelated: Vec<PackageEvent> = Vec::new();
     for l in pkg_logs.iter().filter(|s| !s.trim().is_empty()) {
         match read_tail(Path::new(l)) {
             Ok(t) => {
                 looked += 1;
-                let evs = package_events(&t, from_s, to_s);
-                if !evs.is_empty() {
-                    ev.push(Evidence::new("packages", evs.join("\n")).at(l.clone()));
+                let lines = package_events(&t, from_s, to_s);
+                let mut counted = Vec::new();
+                for e in parse_package_events(&lines) {
+                    let on_path = path.is_none() || path_packages.contains(&e.package);
+                    if e.action != PackageAction::Install && on_path {
+                        if !counted.contains(&e.line) {
+                            counted.push(e.line.clone());
+                        }
+                    } else {
+                        unrelated.push(e);
+                    }
                 }
-                packages.extend(evs);
+                if !counted.is_empty() {
+                    ev.push(Evidence::new("packages", counted.join("\n")).at(l.clone()));
+                }
+                packages.extend(counted);
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && p.package_logs.is_empty() => {}
             Err(e) => unreadable.push(format!("{l}: {e}")),
         }
+    }
+    let mut asides = Vec::new();
+    if !unrelated.is_empty() {
+        let installs = unrelated
+            .iter()
+            .filter(|e| e.action == PackageAction::Install)
+            .count();
+        let mut names: Vec<&str> = Vec::new();
+        for e in &unrelated {
+            if !names.contains(&e.package.as_str()) {
+                names.push(&e.package);
+            }
+        }
+        let shown: Vec<&str> = names.iter().take(6).copied().collect();
+        asides.push(Aside::new(
+            format!(
+                "{} unrelated package event(s) ({}{}): {installs} install(s), {} upgrade(s) or removal(s)",
+                unrelated.len(),
+                shown.join(", "),
+                if names.len() > shown.len() { ", ..." } else { "" },
+                unrelated.len() - installs
+            ),
+            match &path {
+                Some(_) => "a fresh install changes nothing that worked, and the upgrades and removals are of packages that provide nothing the failing path runs".to_owned(),
+                None => "fresh installs change nothing that worked".to_owned(),
+            },
+        ));
     }
     // Restarts: server logs, then the journal.
     let mut restarts = Vec::new();
@@ -497,7 +791,28 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
             && o.code == Some(0)
         {
             looked += 1;
-            let lines: Vec<String> = restart_lines(&o.stdout).into_iter().take(50).collect();
+            let all = restart_lines(&o.stdout);
+            let (lines, other): (Vec<String>, Vec<String>) = match &path {
+                Some(fp) => {
+                    let units = path_units(fp);
+                    let comms = fp.comms();
+                    all.into_iter().partition(|l| {
+                        units.iter().any(|u| l.contains(u.trim_end_matches(".service")))
+                            || comms.iter().any(|c| l.contains(c.as_str()))
+                    })
+                }
+                None => (all, Vec::new()),
+            };
+            let lines: Vec<String> = lines.into_iter().take(50).collect();
+            if !other.is_empty() {
+                asides.push(
+                    Aside::new(
+                        format!("{} restart(s) of other units", other.len()),
+                        "no unit or program of the failing path",
+                    )
+                    .at(o.argv.clone()),
+                );
+            }
             if !lines.is_empty() {
                 ev.push(Evidence::new("restarts", lines.join("\n")).at(o.argv));
             }
@@ -537,6 +852,9 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
     for u in &unreadable {
         r = r.with_evidence(Evidence::new("not readable", u.clone()));
     }
+    for a in asides {
+        r = r.aside(a);
+    }
     let n = files.len() + packages.len() + restarts.len();
     if n > 0 {
         let mut parts = Vec::new();
@@ -548,7 +866,10 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
             ));
         }
         if !packages.is_empty() {
-            parts.push(format!("{} package event(s)", packages.len()));
+            parts.push(format!(
+                "{} package upgrade(s)/removal(s) of what the path runs",
+                packages.len()
+            ));
         }
         if !restarts.is_empty() {
             parts.push(format!("{} restart/reload notice(s)", restarts.len()));
@@ -559,7 +880,10 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
         for e in &ev {
             r = r.with_evidence(e.clone());
         }
-        r = r.diagnose(Cause::RecentChange, Severity::Medium, s, ev);
+        // A change in time could explain a failure; it does not show one.
+        r = r
+            .diagnose(Cause::RecentChange, Severity::Medium, s, ev)
+            .circumstantial();
     } else if looked == 0 {
         r.outcome = Outcome::Inconclusive;
         r.summary = if unreadable.is_empty() {
@@ -572,9 +896,14 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
             "no change found in the {} window before the errors",
             HumanDuration(lookback)
         );
+        let set_aside = !r.context.is_empty();
         r = r.exclude(
             Cause::RecentChange,
-            "no config, package, restart or plugin change in the window",
+            if !set_aside {
+                "no config, package, restart or plugin change in the window"
+            } else {
+                "no change to the failing path in the window (what changed elsewhere is set aside)"
+            },
         );
     }
     r
@@ -591,6 +920,38 @@ mod tests {
         let ev = package_events(t, from, from + 86400);
         assert_eq!(ev.len(), 2, "{ev:?}");
         assert!(ev[1].starts_with("apt Upgrade: php8.2-fpm"));
+    }
+
+    #[test]
+    fn package_events_are_parsed_per_package() {
+        let lines: Vec<String> = vec![
+            "2026-12-03 07:39:44 upgrade libssl3:amd64 3.0.19-1~deb12u2 3.0.22-1~deb12u2".into(),
+            "2026-12-03 07:40:00 install iptables:amd64 <none> 1.8.9-2".into(),
+            "apt Upgrade: php8.2-fpm:amd64 (8.2.1, 8.2.2), libsigc++-2.0-0v5:amd64 (2.12.0-1, 2.12.1-1)".into(),
+            "2026-11-23T10:00:00+0000 INFO Upgraded: nginx-1.22.1-9.el9.x86_64".into(),
+        ];
+        let ev = parse_package_events(&lines);
+        let got: Vec<(&str, PackageAction)> =
+            ev.iter().map(|e| (e.package.as_str(), e.action)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("libssl3", PackageAction::Upgrade),
+                ("iptables", PackageAction::Install),
+                ("php8.2-fpm", PackageAction::Upgrade),
+                ("libsigc++-2.0-0v5", PackageAction::Upgrade),
+                ("nginx", PackageAction::Upgrade),
+            ]
+        );
+    }
+
+    #[test]
+    fn merged_usr_paths_have_twins() {
+        assert!(
+            usr_merge_twins("/usr/lib/x86_64-linux-gnu/libc.so.6")
+                .contains(&"/lib/x86_64-linux-gnu/libc.so.6".to_owned())
+        );
+        assert!(usr_merge_twins("/sbin/x").contains(&"/usr/sbin/x".to_owned()));
     }
 
     #[test]

@@ -6,8 +6,13 @@
 //! Sources: /proc/loadavg, /proc/meminfo, /dev/kmsg (read non-blocking, as
 //! root) else `journalctl -k` else `dmesg`, statvfs, /proc/PID/limits and
 //! /proc/PID/fd, /proc/net/tcp{,6} and /proc/sys/net/ipv4/ip_local_port_range.
-//! Invariants: every read is capped and every loop bounded; a threshold
-//! crossed gives `resource_exhaustion` with the measured figure as evidence.
+//! Invariants: every read is capped and every loop bounded. Evidence is weighed by the failing
+//! path (`path_pids`, see [`crate::checks::path`]): an OOM kill in the window of a process on
+//! the path (its PID, parent, program or memory cgroup) is direct evidence of
+//! `resource_exhaustion`; a kill of anything else is set aside as context, never a finding. A
+//! disk, memory, open-files or port figure past its threshold is circumstantial (it could
+//! explain the failure) unless the path's error logs (`logs`) show the failure it causes
+//! (ENOSPC, EMFILE/ENFILE, ENOMEM, EADDRNOTAVAIL), which makes it direct.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -18,7 +23,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cause::{Cause, Severity};
-use crate::check::{CheckContext, CheckReport, Evidence, KindDoc, Outcome};
+use crate::check::{Aside, CheckContext, CheckReport, Evidence, KindDoc, Outcome};
+use crate::checks::path::FailingPath;
 use crate::checks::{process, tool};
 
 /// Parameters of the `resources` check.
@@ -50,12 +56,22 @@ pub struct Params {
     /// Ephemeral ports in use above this percentage of the range is exhaustion (default 80).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_ephemeral_percent: Option<f64>,
+    /// The failing path's processes: PIDs, or `PID name` as discovery's `upstream.listener`
+    /// gives them (`["{{ front.pid }}", "{{ upstream.listener }}"]`). Workers, masters and
+    /// children are added. OOM kills count only for these; with none given, every kill in the
+    /// window is circumstantial.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path_pids: Vec<String>,
+    /// Error logs of the path, read for the failure a shortage causes ("No space left on
+    /// device", "Too many open files", ...): such a line makes the shortage direct evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<String>,
 }
 
 pub const DOC: KindDoc = KindDoc {
     kind: "resources",
     summary: "Load vs cores, memory/swap, OOM kills in the kernel log, disk space and inodes of paths, open files of processes vs their limits, TCP TIME_WAIT and ephemeral port use; resource_exhaustion when a threshold is crossed.",
-    example: r#"{ resources = { paths = ["/var/log/nginx", "/var/cache/nginx", "/tmp"], processes = ["nginx", "php-fpm8.2"] } }"#,
+    example: r#"{ resources = { paths = ["/var/log/nginx", "/var/cache/nginx", "/tmp"], processes = ["nginx", "php-fpm8.2"], path_pids = ["{{ front.pid }}", "{{ upstream.listener }}"], logs = ["{{ error_logs }}"] } }"#,
     facts: &[
         "resources.exhausted",
         "resources.oom_kills",
@@ -104,6 +120,200 @@ pub fn oom_lines(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// One OOM kill, from the kernel's report lines about one PID.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OomKill {
+    pub pid: u32,
+    /// The killed task's name (`task=` or `Killed process N (comm)`).
+    pub comm: String,
+    /// Its memory cgroup (`task_memcg=`), when the kernel named it.
+    pub memcg: Option<String>,
+    /// The cgroup whose limit was hit (`oom_memcg=`); `/` or absent for a host-wide OOM.
+    pub oom_memcg: Option<String>,
+    /// When, in epoch seconds, when the source has wall-clock times.
+    pub at: Option<i64>,
+    /// The report lines, as logged.
+    pub lines: Vec<String>,
+}
+
+impl OomKill {
+    /// `perl (pid 4242) at 16:41:07 in /lab/noise`.
+    pub fn describe(&self) -> String {
+        let at = self
+            .at
+            .and_then(|t| jiff::Timestamp::from_second(t).ok())
+            .map(|t| {
+                format!(
+                    " at {}",
+                    t.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%H:%M:%S")
+                )
+            })
+            .unwrap_or_default();
+        let cg = self
+            .memcg
+            .as_deref()
+            .map(|c| format!(" in {c}"))
+            .unwrap_or_default();
+        format!("{} (pid {}){at}{cg}", self.comm, self.pid)
+    }
+}
+
+/// A leading time: `@EPOCH ` (our /dev/kmsg reading) or journalctl's `-o short-unix`
+/// `EPOCH.USEC host kernel: `. Returns the time and the message.
+fn split_time(line: &str) -> (Option<i64>, &str) {
+    let line = line.trim();
+    let Some((first, rest)) = line.split_once(' ') else {
+        return (None, line);
+    };
+    let num = first.strip_prefix('@').unwrap_or(first);
+    match num.parse::<f64>() {
+        Ok(t) if t > 1e9 => {
+            let msg = rest.split_once("kernel: ").map_or(rest, |(_, m)| m);
+            (Some(t as i64), msg.trim())
+        }
+        _ => (None, line),
+    }
+}
+
+fn field<'a>(msg: &'a str, key: &str) -> Option<&'a str> {
+    msg.split(',')
+        .find_map(|kv| kv.trim().strip_prefix(key))
+        .map(|v| v.split_whitespace().next().unwrap_or(v))
+}
+
+/// OOM kills in kernel-log text, one per killed PID, in order. Understands
+/// `Out of memory: Killed process N (comm)`, `Memory cgroup out of memory: Killed process N
+/// (comm)`, the older `Kill process N (comm)` and `oom-kill:constraint=…,oom_memcg=…,
+/// task_memcg=…,task=comm,pid=N,…`.
+pub fn oom_kills(text: &str) -> Vec<OomKill> {
+    let mut out: Vec<OomKill> = Vec::new();
+    for raw in text.lines().take(2_000_000) {
+        let (at, msg) = split_time(raw);
+        let found = if let Some(rest) = msg.split_once("oom-kill:").map(|x| x.1) {
+            let pid = field(rest, "pid=").and_then(|p| p.parse().ok());
+            pid.map(|pid| OomKill {
+                pid,
+                comm: field(rest, "task=").unwrap_or("?").to_owned(),
+                memcg: field(rest, "task_memcg=").map(str::to_owned),
+                oom_memcg: field(rest, "oom_memcg=").map(str::to_owned),
+                at,
+                lines: Vec::new(),
+            })
+        } else if let Some(rest) = msg
+            .split_once("Killed process ")
+            .or_else(|| msg.split_once("Kill process "))
+            .map(|x| x.1)
+        {
+            let mut w = rest.splitn(2, ' ');
+            let pid = w.next().and_then(|p| p.parse().ok());
+            let comm = w
+                .next()
+                .and_then(|r| r.strip_prefix('('))
+                .and_then(|r| r.split_once(')'))
+                .map_or("?", |x| x.0);
+            pid.map(|pid| OomKill {
+                pid,
+                comm: comm.to_owned(),
+                at,
+                ..OomKill::default()
+            })
+        } else {
+            None
+        };
+        let Some(k) = found else { continue };
+        // Both lines of one kill arrive together: merge them (the same PID within a minute).
+        if let Some(e) = out.iter_mut().rev().take(4).find(|e| {
+            e.pid == k.pid && (e.at.is_none() || k.at.is_none() || (e.at.unwrap_or(0) - k.at.unwrap_or(0)).abs() <= 60)
+        }) {
+            if e.comm == "?" {
+                e.comm = k.comm;
+            }
+            e.memcg = e.memcg.take().or(k.memcg);
+            e.oom_memcg = e.oom_memcg.take().or(k.oom_memcg);
+            e.at = e.at.or(k.at);
+            e.lines.push(raw.trim().to_owned());
+        } else if out.len() < 1000 {
+            let mut k = k;
+            k.lines.push(raw.trim().to_owned());
+            out.push(k);
+        }
+    }
+    out
+}
+
+/// The failure a shortage causes, as servers log it: (what ran out, needles).
+const SHORTAGE_SIGNS: &[(&str, &[&str])] = &[
+    ("disk", &["No space left on device", "(28: "]),
+    (
+        "open files",
+        &["Too many open files", "(24: ", "(23: ", "worker_connections are not enough"],
+    ),
+    ("memory", &["Cannot allocate memory", "(12: ", "Out of memory", "Allowed memory size"]),
+    ("ports", &["Cannot assign requested address", "(99: "]),
+];
+
+/// Lines of the path's logs in the window that show a shortage's failure, by what ran out.
+fn shortage_lines(logs: &[String], from: i64) -> (BTreeMap<&'static str, Vec<String>>, Vec<String>) {
+    let mut found: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    let mut unreadable = Vec::new();
+    for path in logs.iter().flat_map(|l| l.lines()).map(str::trim).filter(|l| !l.is_empty()).take(32) {
+        let text = match read_tail(path, CAP) {
+            Ok(t) => t,
+            Err(e) => {
+                unreadable.push(format!("{path}: {e}"));
+                continue;
+            }
+        };
+        for line in text.lines() {
+            if line_time(line).is_some_and(|t| t < from) {
+                continue;
+            }
+            for (what, needles) in SHORTAGE_SIGNS {
+                if needles.iter().any(|n| line.contains(n)) {
+                    let v = found.entry(what).or_default();
+                    if v.len() < 5 {
+                        v.push(format!("{path}: {}", line.chars().take(300).collect::<String>()));
+                    }
+                }
+            }
+        }
+    }
+    (found, unreadable)
+}
+
+/// The last `cap` bytes of a file.
+fn read_tail(path: &str, cap: u64) -> std::io::Result<String> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if len > cap {
+        f.seek(SeekFrom::Start(len - cap))?;
+    }
+    let mut v = Vec::new();
+    f.take(cap).read_to_end(&mut v)?;
+    Ok(String::from_utf8_lossy(&v).into_owned())
+}
+
+/// The time of an nginx (`2026/11/23 10:00:00`), Apache (`[Mon Nov 23 10:00:00.1 2026]`) or
+/// php-fpm (`[23-Nov-2026 10:00:00]`) error-log line, local time.
+fn line_time(l: &str) -> Option<i64> {
+    let civil = if l.len() >= 19 && l.as_bytes().get(4) == Some(&b'/') {
+        jiff::civil::DateTime::strptime("%Y/%m/%d %H:%M:%S", l.get(..19)?).ok()?
+    } else {
+        let inner = l.strip_prefix('[')?.split(']').next()?;
+        ["%a %b %d %H:%M:%S%.f %Y", "%d-%b-%Y %H:%M:%S"]
+            .iter()
+            .find_map(|f| jiff::civil::DateTime::strptime(f, inner).ok())?
+    };
+    Some(
+        civil
+            .to_zoned_datetime(jiff::tz::TimeZone::system())
+            .ok()?
+            .timestamp()
+            .as_second(),
+    )
+}
+
 /// Kernel messages since `since` (epoch seconds) from /dev/kmsg, read non-blocking.
 fn kmsg_since(since: i64) -> std::io::Result<String> {
     let mut f = std::fs::OpenOptions::new()
@@ -125,7 +335,12 @@ fn kmsg_since(since: i64) -> std::io::Result<String> {
                     .nth(2)
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
-                if btime + usec / 1_000_000 >= since {
+                let at = btime + usec / 1_000_000;
+                if at >= since {
+                    // `@EPOCH message`: `oom_kills` reads the time back.
+                    out.push('@');
+                    out.push_str(&at.to_string());
+                    out.push(' ');
                     out.push_str(msg.lines().next().unwrap_or(""));
                     out.push('\n');
                     if out.len() > CAP as usize {
@@ -153,7 +368,15 @@ async fn kernel_log(ctx: &CheckContext) -> Result<(String, String), String> {
                 .strftime("%Y-%m-%d %H:%M:%S UTC")
                 .to_string();
             if tool::find("journalctl").is_ok() {
-                let args: Vec<String> = ["-k", "--no-pager", "-q", "--since", since_arg.as_str()]
+                let args: Vec<String> = [
+                    "-k",
+                    "--no-pager",
+                    "-q",
+                    "-o",
+                    "short-unix",
+                    "--since",
+                    since_arg.as_str(),
+                ]
                     .iter()
                     .map(|s| (*s).to_owned())
                     .collect();
@@ -243,7 +466,20 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
     let min_free = p.min_free_percent.unwrap_or(5.0);
     let max_fd = p.max_fd_percent.unwrap_or(90.0);
     let mut ev = Vec::new();
-    let mut exhausted: Vec<(String, Evidence)> = Vec::new();
+    // (what ran out, summary, evidence): a measured figure past its threshold.
+    let mut exhausted: Vec<(&'static str, String, Evidence)> = Vec::new();
+    let mut direct: Vec<(String, Evidence)> = Vec::new();
+    let mut asides: Vec<Aside> = Vec::new();
+    let path = if p.path_pids.iter().any(|s| !s.trim().is_empty()) {
+        let seeds = p.path_pids.clone();
+        Some(
+            tokio::task::spawn_blocking(move || FailingPath::from_seeds(&seeds))
+                .await
+                .unwrap_or_default(),
+        )
+    } else {
+        None
+    };
     let mut notes: Vec<String> = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
     let mut oom_count = 0usize;
@@ -298,26 +534,94 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
             )
             .at("/proc/meminfo");
             if pct < p.min_mem_available_percent.unwrap_or(5.0) {
-                exhausted.push((format!("memory: only {pct:.1}% available"), e.clone()));
+                exhausted.push((
+                    "memory",
+                    format!("memory: only {pct:.1}% available"),
+                    e.clone(),
+                ));
             }
             ev.push(e);
         }
         Err(e) => unknown.push(format!("/proc/meminfo: {e}")),
     }
-    // OOM kills in the window.
+    // OOM kills in the window, weighed by the failing path.
     match kernel_log(ctx).await {
         Ok((text, src)) => {
-            let lines = oom_lines(&text);
-            oom_count = lines.iter().filter(|l| l.contains("Killed process") || l.contains("oom-kill:")).count();
-            if lines.is_empty() {
-                ev.push(Evidence::new("kernel log", "no OOM kill in the window").at(src));
-            } else {
-                let e = Evidence::new("OOM kills", lines.join("\n")).at(src);
-                exhausted.push((format!("{oom_count} OOM kill(s) in the kernel log"), e.clone()));
-                ev.push(e);
+            let from = ctx.window_from.as_second();
+            let kills: Vec<OomKill> = oom_kills(&text)
+                .into_iter()
+                .filter(|k| k.at.is_none_or(|t| t >= from))
+                .collect();
+            oom_count = kills.len();
+            if kills.is_empty() {
+                ev.push(Evidence::new("kernel log", "no OOM kill in the window").at(src.clone()));
+            }
+            let mut unrelated = 0usize;
+            for k in &kills {
+                let e = Evidence::new("OOM kill", k.lines.join("\n")).at(src.clone());
+                match &path {
+                    Some(fp) => {
+                        if let Some(why) =
+                            fp.concerns(Some(k.pid), None, Some(&k.comm), k.memcg.as_deref())
+                        {
+                            direct.push((
+                                format!("{} was OOM-killed: {why}", k.describe()),
+                                e.clone(),
+                            ));
+                            ev.push(e);
+                        } else {
+                            unrelated += 1;
+                            if asides.len() < 10 {
+                                asides.push(
+                                    Aside::new(
+                                        format!(
+                                            "an unrelated process {} was OOM-killed",
+                                            k.describe()
+                                        ),
+                                        format!(
+                                            "not on the path: neither its pid, its program nor its memory cgroup is the front's or the upstream's ({})",
+                                            fp.describe()
+                                        ),
+                                    )
+                                    .at(src.clone()),
+                                );
+                            }
+                        }
+                    }
+                    None => {
+                        exhausted.push((
+                            "memory",
+                            format!(
+                                "{} was OOM-killed (the failing path is unknown: it may be unrelated)",
+                                k.describe()
+                            ),
+                            e.clone(),
+                        ));
+                        ev.push(e);
+                    }
+                }
+            }
+            if unrelated > asides.len() {
+                asides.push(Aside::new(
+                    format!("{} more unrelated OOM kill(s)", unrelated - asides.len()),
+                    "not on the path",
+                ));
             }
         }
         Err(why) => unknown.push(format!("kernel log unreadable ({why}): run as root or add yourself to group adm/systemd-journal")),
+    }
+    if let Some(fp) = &path {
+        ev.push(Evidence::new(
+            "failing path",
+            if fp.is_empty() {
+                "no process of the path is running".to_owned()
+            } else {
+                fp.describe()
+            },
+        ));
+        for u in &fp.unknown {
+            unknown.push(format!("path: {u}"));
+        }
     }
     // Disk space and inodes.
     let paths: Vec<String> = if p.paths.is_empty() {
@@ -348,10 +652,10 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
                 )
                 .at(format!("statvfs {path}"));
                 if free_pct < min_free {
-                    exhausted.push((format!("{path}: {free_pct:.1}% space free"), e.clone()));
+                    exhausted.push(("disk", format!("{path}: {free_pct:.1}% space free"), e.clone()));
                 }
                 if s.f_files > 0 && ino_pct < min_free {
-                    exhausted.push((format!("{path}: {ino_pct:.1}% inodes free"), e.clone()));
+                    exhausted.push(("disk", format!("{path}: {ino_pct:.1}% inodes free"), e.clone()));
                 }
                 ev.push(e);
             }
@@ -390,6 +694,7 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
                 .at(format!("/proc/{pid}/fd"));
                 if pct > max_fd {
                     exhausted.push((
+                        "open files",
                         format!("pid {pid} uses {pct:.0}% of its open-file limit"),
                         e.clone(),
                     ));
@@ -428,22 +733,40 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
         )
         .at("/proc/net/tcp");
         if pct > p.max_ephemeral_percent.unwrap_or(80.0) {
-            exhausted.push((format!("ephemeral ports {pct:.0}% used"), e.clone()));
+            exhausted.push(("ports", format!("ephemeral ports {pct:.0}% used"), e.clone()));
         }
         ev.push(e);
     } else {
         unknown.push("/proc/net/tcp unreadable".into());
     }
 
+    // A shortage is direct evidence only when the path's logs show the failure it causes.
+    let (signs, log_unreadable) = shortage_lines(&p.logs, ctx.window_from.as_second());
+    unknown.extend(log_unreadable);
+    let mut circumstantial: Vec<(String, Evidence)> = Vec::new();
+    for (what, s, e) in exhausted {
+        match signs.get(what) {
+            Some(lines) => {
+                direct.push((
+                    format!("{s}, and the logs show it failing"),
+                    e.clone(),
+                ));
+                direct.push((
+                    format!("{what} shortage in the logs"),
+                    Evidence::new(format!("{what} shortage"), lines.join("\n")),
+                ));
+            }
+            None => circumstantial.push((s, e)),
+        }
+    }
+    direct.dedup_by(|a, b| a.0 == b.0);
+
     let label = p.label();
+    let all: Vec<&(String, Evidence)> = direct.iter().chain(circumstantial.iter()).collect();
     let mut r = CheckReport::new(DOC.kind, label, Outcome::Ok, String::new())
         .with_fact(
             "resources.exhausted",
-            exhausted
-                .iter()
-                .map(|x| x.0.clone())
-                .collect::<Vec<_>>()
-                .join("\n"),
+            all.iter().map(|x| x.0.clone()).collect::<Vec<_>>().join("\n"),
         )
         .with_fact("resources.oom_kills", oom_count.to_string())
         .with_fact("resources.time_wait", time_wait);
@@ -453,35 +776,99 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
     for u in &unknown {
         r = r.with_evidence(Evidence::new("not checked", u.clone()));
     }
-    if !exhausted.is_empty() {
-        let s = exhausted
+    for a in asides.iter().cloned() {
+        r = r.aside(a);
+    }
+    let set_aside = if asides.is_empty() {
+        String::new()
+    } else {
+        format!(" ({oom_count} OOM kill(s) in the window, none on the path: set aside)")
+    };
+    if !direct.is_empty() {
+        let s = direct
             .iter()
             .map(|x| x.0.clone())
             .collect::<Vec<_>>()
             .join("; ");
         r.outcome = Outcome::Problem;
-        r.summary = format!("resources exhausted: {s}");
-        r = r.diagnose(
-            Cause::ResourceExhaustion,
-            Severity::High,
-            s,
-            exhausted.into_iter().map(|x| x.1).collect(),
+        r.summary = format!("resources exhausted on the failing path: {s}");
+        let mut evidence: Vec<Evidence> = direct.into_iter().map(|x| x.1).collect();
+        evidence.extend(circumstantial.into_iter().map(|x| x.1));
+        r = r.diagnose(Cause::ResourceExhaustion, Severity::Critical, s, evidence);
+    } else if !circumstantial.is_empty() {
+        let s = circumstantial
+            .iter()
+            .map(|x| x.0.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
+        r.outcome = Outcome::Problem;
+        r.summary = format!(
+            "near a limit, but no log shows it failing: {s}{set_aside}"
         );
+        r = r
+            .diagnose(
+                Cause::ResourceExhaustion,
+                Severity::Medium,
+                format!("{s} (circumstantial: no log of the path shows the failure it would cause)"),
+                circumstantial.into_iter().map(|x| x.1).collect(),
+            )
+            .circumstantial();
     } else if !notes.is_empty() {
         r.outcome = Outcome::Problem;
-        r.summary = notes.join("; ");
+        r.summary = format!("{}{set_aside}", notes.join("; "));
     } else if !unknown.is_empty() {
         r.outcome = Outcome::Inconclusive;
         r.summary = format!(
-            "no limit crossed in what could be read, but not checked: {}",
+            "no limit crossed in what could be read, but not checked: {}{set_aside}",
             unknown.join("; ")
         );
     } else {
-        r.summary = "no resource limit is close: memory, disk, inodes, open files, ports and OOM log are fine".into();
+        r.summary = format!(
+            "no resource limit is close: memory, disk, inodes, open files, ports and OOM log are fine{set_aside}"
+        );
         r = r.exclude(
             Cause::ResourceExhaustion,
-            "every measured resource is below its threshold",
+            if asides.is_empty() {
+                "every measured resource is below its threshold".to_owned()
+            } else {
+                "every measured resource is below its threshold, and no OOM kill touched the path".to_owned()
+            },
         );
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_lines_of_a_memcg_kill_are_one_event_with_its_cgroup() {
+        let t = "@1764750000 Memory cgroup out of memory: Killed process 4242 (perl) total-vm:270000kB, anon-rss:60000kB\n\
+                 @1764750000 oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/lab/noise,task_memcg=/lab/noise,task=perl,pid=4242,uid=0\n\
+                 @1764750100 Out of memory: Killed process 77 (php-fpm8.2) total-vm:1kB\n";
+        let k = oom_kills(t);
+        assert_eq!(k.len(), 2, "{k:?}");
+        assert_eq!(k[0].pid, 4242);
+        assert_eq!(k[0].comm, "perl");
+        assert_eq!(k[0].memcg.as_deref(), Some("/lab/noise"));
+        assert_eq!(k[0].at, Some(1_764_750_000));
+        assert_eq!(k[0].lines.len(), 2);
+        assert_eq!(k[1].comm, "php-fpm8.2");
+        assert_eq!(k[1].memcg, None);
+    }
+
+    #[test]
+    fn journal_short_unix_lines_carry_their_time() {
+        let t = "1764750000.123456 host kernel: Out of memory: Killed process 9 (python3) total-vm:1kB";
+        let k = oom_kills(t);
+        assert_eq!(k[0].at, Some(1_764_750_000));
+        assert_eq!(k[0].comm, "python3");
+    }
+
+    #[test]
+    fn server_log_times_are_read() {
+        assert!(line_time("2026/11/23 10:00:00 [crit] 1#1: x (28: No space left on device)").is_some());
+        assert!(line_time("[23-Nov-2026 10:00:00] WARNING: x").is_some());
+    }
 }
