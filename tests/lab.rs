@@ -102,6 +102,7 @@ scenarios!(
     nginx_firewall_blocked,
     nginx_tls_upstream,
     nginx_resource_exhaustion,
+    nginx_upstream_oom,
     nginx_config_error,
     nginx_ipv6_only_app,
     nginx_frontend_down,

@@ -330,6 +330,22 @@ pub const SCENARIOS: &[Scenario] = &[
         )],
     },
     Scenario {
+        name: "nginx_upstream_oom",
+        front: Front::Nginx,
+        what: "php-fpm runs in a memory cgroup of 96 MiB; every page allocates 512 MiB, so the kernel OOM-kills the worker serving it",
+        status: Some(502),
+        causes: &["resource_exhaustion"],
+        path: "/",
+        healthy_paths: &[],
+        proof: &[
+            p("php-fpm", r"child \d+ exited on signal 9 \(SIGKILL\)"),
+            p(
+                "error",
+                r"\[error\] .*(recv\(\) failed \(104: Connection reset by peer\)|upstream prematurely closed).* while reading response header from upstream",
+            ),
+        ],
+    },
+    Scenario {
         name: "nginx_config_error",
         front: Front::Nginx,
         what: "the site config was fixed to the app's new port but has a syntax error: the reload failed and nginx still proxies to the old, dead port",

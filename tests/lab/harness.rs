@@ -22,6 +22,7 @@ pub mod catalogue;
 pub mod client;
 pub mod firewall;
 pub mod load;
+pub mod noise;
 pub mod ports;
 pub mod process;
 pub mod requirements;
@@ -63,6 +64,8 @@ impl Lab {
         requirements::tools();
         let spec = catalogue::find(name).with_context(|| format!("no lab scenario {name}"))?;
         stale::clean_once();
+        // Every scenario is diagnosed on a host that looks real (issue 21).
+        noise::ensure()?;
         let mut running = RunningScenario::new(spec)?;
         setup::bring_up(&mut running)?;
         Ok(running)
@@ -95,6 +98,8 @@ pub struct RunningScenario {
     pub(crate) children: Vec<process::Child>,
     pub(crate) firewall: Option<firewall::Firewall>,
     pub(crate) load: Option<load::Load>,
+    /// Memory cgroups the scenario made (removed after its processes are stopped).
+    pub(crate) cgroups: Vec<noise::MemCgroup>,
 }
 
 impl RunningScenario {
@@ -121,6 +126,7 @@ impl RunningScenario {
             children: Vec::new(),
             firewall: None,
             load: None,
+            cgroups: Vec::new(),
         };
         for sub in ["", "logs", "run", "tmp"] {
             template::make_dir(&dir.join(sub))?;
@@ -324,6 +330,7 @@ impl Drop for RunningScenario {
             c.stop();
         }
         self.firewall.take();
+        self.cgroups.clear();
         if std::env::var_os("TRIAGE502_LAB_KEEP").is_some() {
             eprintln!("lab: kept {} for inspection", self.dir.display());
             return;

@@ -29,6 +29,7 @@ pub fn bring_up(rs: &mut RunningScenario) -> anyhow::Result<()> {
     rs.render(name)?;
     match name {
         "nginx_upstream_refused" | "nginx_no_live_upstreams" => rs.start_nginx(),
+        "nginx_upstream_oom" => upstream_oom(rs),
         "nginx_socket_missing"
         | "nginx_socket_permission"
         | "nginx_app_fatal_segv"
@@ -169,8 +170,37 @@ fn uses_php(name: &str) -> bool {
             | "nginx_app_fatal_undefined"
             | "nginx_plugin_fault"
             | "nginx_upstream_overloaded"
+            | "nginx_upstream_oom"
             | "apache_socket_missing"
     )
+}
+
+/// Memory limit of the upstream's cgroup in `nginx_upstream_oom`: room for the pool, not for
+/// the 512 MiB a page allocates.
+const UPSTREAM_OOM_LIMIT: u64 = 96 << 20;
+
+/// php-fpm (master and workers) is moved into a memory cgroup of its own, as a container or a
+/// systemd unit with `MemoryMax=` would hold it; the site's pages then allocate past that limit
+/// and the kernel OOM-kills the worker serving the request.
+fn upstream_oom(rs: &mut RunningScenario) -> anyhow::Result<()> {
+    rs.start_php_fpm()?;
+    let tag = rs
+        .dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("scenario dir name")?
+        .to_owned();
+    let cg = super::noise::MemCgroup::create(&format!("triage502-lab-{tag}"), UPSTREAM_OOM_LIMIT)?;
+    let (_, master) = *rs
+        .masters()
+        .iter()
+        .find(|(n, _)| *n == "php-fpm")
+        .context("php-fpm master")?;
+    for pid in super::process::session_members(master) {
+        cg.add(pid)?;
+    }
+    rs.cgroups.push(cg);
+    rs.start_nginx()
 }
 
 /// The site works; then `shop.conf` is copied to `shop.conf.bak` (mtime kept), edited with a
