@@ -122,6 +122,7 @@ fn chain_text(chain: &str) -> Option<String> {
 /// ufw- and fail2ban-like chains, jumped to from loopback only (idempotent).
 pub fn firewall() -> anyhow::Result<()> {
     // One lab process at a time edits the noise chains.
+    super::template::make_dir(Path::new(super::stale::LAB_ROOT))?;
     let _lock = super::firewall::Firewall::acquire()?;
     for (chain, builtin, iface, rules) in chains() {
         match chain_text(chain) {
