@@ -18,7 +18,73 @@ fn p(dirs: Vec<String>, package_logs: Vec<String>) -> Params {
         package_logs,
         server_logs: vec![],
         plugin_dirs: vec![],
+        path_pids: vec![],
+        packages: vec![],
+        dpkg_info: None,
     }
+}
+
+/// Issue 21: with the failing path known, only upgrades/removals of packages providing what the
+/// path runs count (here: this test process's executable, listed in a temp dpkg file list);
+/// installs and other packages' upgrades are one context note, and the change is circumstantial.
+#[tokio::test]
+async fn only_path_packages_count_and_installs_are_context() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = std::fs::read_link("/proc/self/exe").unwrap();
+    let info = d.path().join("info");
+    std::fs::create_dir(&info).unwrap();
+    std::fs::write(
+        info.join("lab-server:amd64.list"),
+        format!("/.\n{}\n", exe.display()),
+    )
+    .unwrap();
+    std::fs::write(info.join("libapr1:amd64.list"), "/usr/lib/libapr-1.so.0\n").unwrap();
+    let now = jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S").to_string();
+    let log = d.path().join("dpkg.log");
+    std::fs::write(
+        &log,
+        format!(
+            "{now} install iptables:amd64 <none> 1.8.9-2\n\
+             {now} upgrade libapr1:amd64 1.7.2-3 1.7.2-3+deb12u1\n\
+             {now} upgrade lab-server:amd64 1.0 1.1\n"
+        ),
+    )
+    .unwrap();
+    let mut params = p(
+        vec![d.path().join("none").display().to_string()],
+        vec![log.display().to_string()],
+    );
+    params.dirs = vec![];
+    params.path_pids = vec![std::process::id().to_string()];
+    params.dpkg_info = Some(info.display().to_string());
+    let r = run(&params, &listeners::ctx()).await;
+    let pk = &r.facts["changes.packages"];
+    assert!(pk.contains("lab-server"), "{r:#?}");
+    assert!(!pk.contains("libapr1") && !pk.contains("iptables"), "{pk}");
+    let d0 = r
+        .diagnoses
+        .iter()
+        .find(|x| x.cause == Cause::RecentChange)
+        .expect("a recent change");
+    assert_eq!(d0.basis, triage502::check::Basis::Circumstantial);
+    assert!(
+        r.context.iter().any(|a| a
+            .seen
+            .starts_with("2 unrelated package event(s) (iptables, libapr1)")),
+        "{:#?}",
+        r.context
+    );
+
+    // Only unrelated events: no finding, one context note.
+    std::fs::write(
+        &log,
+        format!("{now} install iptables:amd64 <none> 1.8.9-2\n{now} upgrade libapr1:amd64 1 2\n"),
+    )
+    .unwrap();
+    let r = run(&params, &listeners::ctx()).await;
+    assert!(r.diagnoses.is_empty(), "{r:#?}");
+    assert_eq!(r.outcome, Outcome::Ok, "{r:#?}");
+    assert_eq!(r.context.len(), 1, "{:#?}", r.context);
 }
 
 fn age(path: &std::path::Path, days: u64) {

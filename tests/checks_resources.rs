@@ -6,7 +6,7 @@
 mod listeners;
 
 use triage502::cause::Cause;
-use triage502::check::Outcome;
+use triage502::check::{Basis, Outcome};
 use triage502::checks::resources::{Params, run};
 
 fn p(paths: Vec<String>) -> Params {
@@ -19,7 +19,37 @@ fn p(paths: Vec<String>) -> Params {
         max_load_per_core: Some(1000.0),
         min_mem_available_percent: None,
         max_ephemeral_percent: None,
+        path_pids: vec![],
+        logs: vec![],
     }
+}
+
+/// Issue 21: a resource past its threshold with no log showing the failure it causes is
+/// circumstantial; an error-log line of the path showing it (ENOSPC) makes it direct.
+#[tokio::test]
+async fn a_shortage_is_direct_only_when_the_logs_show_it() {
+    let d = tempfile::tempdir().unwrap();
+    let mut params = p(vec![d.path().display().to_string()]);
+    params.min_free_percent = Some(100.0);
+    params.path_pids = vec![std::process::id().to_string()];
+    let r = run(&params, &listeners::ctx()).await;
+    assert_eq!(r.diagnoses[0].cause, Cause::ResourceExhaustion);
+    assert_eq!(r.diagnoses[0].basis, Basis::Circumstantial, "{r:#?}");
+
+    let log = d.path().join("error.log");
+    let now = jiff::Zoned::now().strftime("%Y/%m/%d %H:%M:%S").to_string();
+    std::fs::write(
+        &log,
+        format!("{now} [crit] 7#7: *1 pwrite() \"/var/cache/nginx/x\" failed (28: No space left on device)\n"),
+    )
+    .unwrap();
+    params.logs = vec![log.display().to_string()];
+    let r = run(&params, &listeners::ctx()).await;
+    assert_eq!(r.diagnoses[0].basis, Basis::Direct, "{r:#?}");
+    assert!(
+        r.diagnoses[0].summary.contains("logs show it failing"),
+        "{r:#?}"
+    );
 }
 
 #[tokio::test]

@@ -31,10 +31,12 @@ fn diagnosis(name: &str) {
         .unwrap_or_default();
     // One line per scenario for scripts/lab-summary.sh (run with --nocapture).
     eprintln!(
-        "lab-result {name} expected={} got={} duration_ms={}",
+        "lab-result {name} expected={} got={} duration_ms={} all={} context={}",
         spec.causes.first().copied().unwrap_or("healthy"),
         causes.first().copied().unwrap_or("healthy"),
-        report["duration_ms"]
+        report["duration_ms"],
+        causes.join(","),
+        report["context"].as_array().map_or(0, Vec::len)
     );
     if spec.causes.is_empty() {
         assert_eq!(report["status"], "healthy", "{name}: {report:#}");
@@ -115,6 +117,94 @@ scenarios!(
     haproxy_invalid_response,
     haproxy_edge_error,
 );
+
+/// Issue 21: on a host with real noise (an unrelated process OOM-killed in its own memory cgroup
+/// during the window, unrelated package events in the dpkg log), a refused upstream is named
+/// first, and the noise shows up as context in the JSON report and in the ticket's "Context
+/// (seen, set aside)" section, never as a finding.
+#[test]
+fn unrelated_noise_is_context_not_a_finding() {
+    let noise = harness::noise::ensure().expect("lab noise");
+    let (pid, comm) = noise.oom_killed.clone();
+    let mut lab = Lab::start("nginx_upstream_refused");
+    lab.provoke();
+    let (report, session) = harness::diagnose_session(&lab.url);
+    let findings = report["findings"].as_array().cloned().unwrap_or_default();
+    let kill = format!("{comm} (pid {pid})");
+    let text = |v: &serde_json::Value| v.to_string();
+    for f in &findings {
+        assert!(
+            !text(f).contains(&kill),
+            "the unrelated OOM kill of {kill} became a finding: {f:#}"
+        );
+    }
+    let context: Vec<String> = report["context"]
+        .as_array()
+        .map(|c| c.iter().map(text).collect())
+        .unwrap_or_default();
+    assert!(
+        context
+            .iter()
+            .any(|c| c.contains(&kill) && c.contains(&noise.oom_cgroup)),
+        "no context note for the OOM kill of {kill} in {}: {context:#?}",
+        noise.oom_cgroup
+    );
+    // The host's dpkg log holds unrelated package events (the suite installs packages minutes
+    // before the lab); when it has any in the last day, they are one context note.
+    let day_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24);
+    let dpkg = std::fs::read_to_string("/var/log/dpkg.log").unwrap_or_default();
+    let recent_installs = dpkg
+        .lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some("install"))
+        .filter(|l| {
+            l.get(..19)
+                .and_then(|t| {
+                    t.replacen(' ', "T", 1)
+                        .parse::<jiff::civil::DateTime>()
+                        .ok()
+                })
+                .and_then(|t| t.to_zoned_datetime(jiff::tz::TimeZone::system()).ok())
+                .is_some_and(|t| t.timestamp() >= day_ago)
+        })
+        .count();
+    if recent_installs > 0 {
+        assert!(
+            context
+                .iter()
+                .any(|c| c.contains("unrelated package event")),
+            "{recent_installs} package install(s) in the last day, but no context note: {context:#?}"
+        );
+        for f in &findings {
+            assert!(
+                f["cause"] != "recent_change" || !text(f).contains(" install "),
+                "a fresh install became a recent change: {f:#}"
+            );
+        }
+    }
+    let session = session.expect("the run journals a session");
+    let ticket = harness::ticket(&session);
+    let section = ticket
+        .split("## Context (seen, set aside)")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no context section in the ticket:\n{ticket}"));
+    let section = section.split("\n## ").next().unwrap_or(section);
+    assert!(
+        section.contains(&kill),
+        "the ticket's context section does not mention {kill}:\n{section}"
+    );
+    if recent_installs > 0 {
+        assert!(
+            section.contains("unrelated package event"),
+            "the ticket's context section lacks the package events:\n{section}"
+        );
+    }
+    // Last, as it also needs the firewall evaluation (the noise chains are not on this path).
+    assert_eq!(
+        findings.first().and_then(|f| f["cause"].as_str()),
+        Some("upstream_refused"),
+        "{report:#}"
+    );
+}
 
 /// The firewall scenario leaves no iptables rule behind, even though its test drops everything
 /// while the rule is in place.

@@ -385,7 +385,10 @@ pub fn parse_package_events(lines: &[String]) -> Vec<PackageEvent> {
             continue;
         }
         // dnf/yum: `… Upgraded: nginx-1.22.1-9.el9.x86_64`
-        if let Some(i) = w.iter().position(|x| action_of(x).is_some() && x.ends_with(':')) {
+        if let Some(i) = w
+            .iter()
+            .position(|x| action_of(x).is_some() && x.ends_with(':'))
+        {
             if let (Some(a), Some(n)) = (action_of(w[i]), w.get(i + 1)) {
                 out.push(PackageEvent {
                     package: package_name(n),
@@ -432,7 +435,11 @@ fn path_files(fp: &FailingPath) -> std::collections::BTreeSet<String> {
             continue;
         };
         for line in text.lines().take(100_000) {
-            if let Some(f) = line.split_whitespace().nth(5).filter(|f| f.starts_with('/')) {
+            if let Some(f) = line
+                .split_whitespace()
+                .nth(5)
+                .filter(|f| f.starts_with('/'))
+            {
                 files.extend(usr_merge_twins(f));
             }
         }
@@ -446,7 +453,10 @@ pub fn packages_owning(
     files: &std::collections::BTreeSet<String>,
 ) -> std::io::Result<std::collections::BTreeSet<String>> {
     let mut out = std::collections::BTreeSet::new();
-    for e in std::fs::read_dir(info_dir)?.filter_map(Result::ok).take(50_000) {
+    for e in std::fs::read_dir(info_dir)?
+        .filter_map(Result::ok)
+        .take(50_000)
+    {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(pkg) = name.strip_suffix(".list") else {
             continue;
@@ -797,7 +807,9 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
                     let units = path_units(fp);
                     let comms = fp.comms();
                     all.into_iter().partition(|l| {
-                        units.iter().any(|u| l.contains(u.trim_end_matches(".service")))
+                        units
+                            .iter()
+                            .any(|u| l.contains(u.trim_end_matches(".service")))
                             || comms.iter().any(|c| l.contains(c.as_str()))
                     })
                 }

@@ -145,7 +145,8 @@ impl OomKill {
             .map(|t| {
                 format!(
                     " at {}",
-                    t.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%H:%M:%S")
+                    t.to_zoned_datetime(jiff::tz::TimeZone::system())
+                        .strftime("%H:%M:%S")
                 )
             })
             .unwrap_or_default();
@@ -223,7 +224,10 @@ pub fn oom_kills(text: &str) -> Vec<OomKill> {
         let Some(k) = found else { continue };
         // Both lines of one kill arrive together: merge them (the same PID within a minute).
         if let Some(e) = out.iter_mut().rev().take(4).find(|e| {
-            e.pid == k.pid && (e.at.is_none() || k.at.is_none() || (e.at.unwrap_or(0) - k.at.unwrap_or(0)).abs() <= 60)
+            e.pid == k.pid
+                && (e.at.is_none()
+                    || k.at.is_none()
+                    || (e.at.unwrap_or(0) - k.at.unwrap_or(0)).abs() <= 60)
         }) {
             if e.comm == "?" {
                 e.comm = k.comm;
@@ -246,17 +250,39 @@ const SHORTAGE_SIGNS: &[(&str, &[&str])] = &[
     ("disk", &["No space left on device", "(28: "]),
     (
         "open files",
-        &["Too many open files", "(24: ", "(23: ", "worker_connections are not enough"],
+        &[
+            "Too many open files",
+            "(24: ",
+            "(23: ",
+            "worker_connections are not enough",
+        ],
     ),
-    ("memory", &["Cannot allocate memory", "(12: ", "Out of memory", "Allowed memory size"]),
+    (
+        "memory",
+        &[
+            "Cannot allocate memory",
+            "(12: ",
+            "Out of memory",
+            "Allowed memory size",
+        ],
+    ),
     ("ports", &["Cannot assign requested address", "(99: "]),
 ];
 
 /// Lines of the path's logs in the window that show a shortage's failure, by what ran out.
-fn shortage_lines(logs: &[String], from: i64) -> (BTreeMap<&'static str, Vec<String>>, Vec<String>) {
+fn shortage_lines(
+    logs: &[String],
+    from: i64,
+) -> (BTreeMap<&'static str, Vec<String>>, Vec<String>) {
     let mut found: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     let mut unreadable = Vec::new();
-    for path in logs.iter().flat_map(|l| l.lines()).map(str::trim).filter(|l| !l.is_empty()).take(32) {
+    for path in logs
+        .iter()
+        .flat_map(|l| l.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(32)
+    {
         let text = match read_tail(path, CAP) {
             Ok(t) => t,
             Err(e) => {
@@ -272,7 +298,10 @@ fn shortage_lines(logs: &[String], from: i64) -> (BTreeMap<&'static str, Vec<Str
                 if needles.iter().any(|n| line.contains(n)) {
                     let v = found.entry(what).or_default();
                     if v.len() < 5 {
-                        v.push(format!("{path}: {}", line.chars().take(300).collect::<String>()));
+                        v.push(format!(
+                            "{path}: {}",
+                            line.chars().take(300).collect::<String>()
+                        ));
                     }
                 }
             }
@@ -377,9 +406,9 @@ async fn kernel_log(ctx: &CheckContext) -> Result<(String, String), String> {
                     "--since",
                     since_arg.as_str(),
                 ]
-                    .iter()
-                    .map(|s| (*s).to_owned())
-                    .collect();
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
                 if let Ok(o) =
                     tool::run("journalctl", &args, Duration::from_secs(5), CAP as usize).await
                     && o.code == Some(0)
@@ -557,7 +586,8 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
                 ev.push(Evidence::new("kernel log", "no OOM kill in the window").at(src.clone()));
             }
             let mut unrelated = 0usize;
-            for k in &kills {
+            // Newest first: the asides are capped, and the latest kills matter most.
+            for k in kills.iter().rev() {
                 let e = Evidence::new("OOM kill", k.lines.join("\n")).at(src.clone());
                 match &path {
                     Some(fp) => {
@@ -652,10 +682,18 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
                 )
                 .at(format!("statvfs {path}"));
                 if free_pct < min_free {
-                    exhausted.push(("disk", format!("{path}: {free_pct:.1}% space free"), e.clone()));
+                    exhausted.push((
+                        "disk",
+                        format!("{path}: {free_pct:.1}% space free"),
+                        e.clone(),
+                    ));
                 }
                 if s.f_files > 0 && ino_pct < min_free {
-                    exhausted.push(("disk", format!("{path}: {ino_pct:.1}% inodes free"), e.clone()));
+                    exhausted.push((
+                        "disk",
+                        format!("{path}: {ino_pct:.1}% inodes free"),
+                        e.clone(),
+                    ));
                 }
                 ev.push(e);
             }
@@ -733,7 +771,11 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
         )
         .at("/proc/net/tcp");
         if pct > p.max_ephemeral_percent.unwrap_or(80.0) {
-            exhausted.push(("ports", format!("ephemeral ports {pct:.0}% used"), e.clone()));
+            exhausted.push((
+                "ports",
+                format!("ephemeral ports {pct:.0}% used"),
+                e.clone(),
+            ));
         }
         ev.push(e);
     } else {
@@ -747,10 +789,7 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
     for (what, s, e) in exhausted {
         match signs.get(what) {
             Some(lines) => {
-                direct.push((
-                    format!("{s}, and the logs show it failing"),
-                    e.clone(),
-                ));
+                direct.push((format!("{s}, and the logs show it failing"), e.clone()));
                 direct.push((
                     format!("{what} shortage in the logs"),
                     Evidence::new(format!("{what} shortage"), lines.join("\n")),
@@ -766,7 +805,10 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
     let mut r = CheckReport::new(DOC.kind, label, Outcome::Ok, String::new())
         .with_fact(
             "resources.exhausted",
-            all.iter().map(|x| x.0.clone()).collect::<Vec<_>>().join("\n"),
+            all.iter()
+                .map(|x| x.0.clone())
+                .collect::<Vec<_>>()
+                .join("\n"),
         )
         .with_fact("resources.oom_kills", oom_count.to_string())
         .with_fact("resources.time_wait", time_wait);
@@ -802,14 +844,14 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
             .collect::<Vec<_>>()
             .join("; ");
         r.outcome = Outcome::Problem;
-        r.summary = format!(
-            "near a limit, but no log shows it failing: {s}{set_aside}"
-        );
+        r.summary = format!("near a limit, but no log shows it failing: {s}{set_aside}");
         r = r
             .diagnose(
                 Cause::ResourceExhaustion,
                 Severity::Medium,
-                format!("{s} (circumstantial: no log of the path shows the failure it would cause)"),
+                format!(
+                    "{s} (circumstantial: no log of the path shows the failure it would cause)"
+                ),
                 circumstantial.into_iter().map(|x| x.1).collect(),
             )
             .circumstantial();
@@ -831,7 +873,8 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
             if asides.is_empty() {
                 "every measured resource is below its threshold".to_owned()
             } else {
-                "every measured resource is below its threshold, and no OOM kill touched the path".to_owned()
+                "every measured resource is below its threshold, and no OOM kill touched the path"
+                    .to_owned()
             },
         );
     }
@@ -860,7 +903,8 @@ mod tests {
 
     #[test]
     fn journal_short_unix_lines_carry_their_time() {
-        let t = "1764750000.123456 host kernel: Out of memory: Killed process 9 (python3) total-vm:1kB";
+        let t =
+            "1764750000.123456 host kernel: Out of memory: Killed process 9 (python3) total-vm:1kB";
         let k = oom_kills(t);
         assert_eq!(k[0].at, Some(1_764_750_000));
         assert_eq!(k[0].comm, "python3");
@@ -868,7 +912,9 @@ mod tests {
 
     #[test]
     fn server_log_times_are_read() {
-        assert!(line_time("2026/11/23 10:00:00 [crit] 1#1: x (28: No space left on device)").is_some());
+        assert!(
+            line_time("2026/11/23 10:00:00 [crit] 1#1: x (28: No space left on device)").is_some()
+        );
         assert!(line_time("[23-Nov-2026 10:00:00] WARNING: x").is_some());
     }
 }

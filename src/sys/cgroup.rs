@@ -55,6 +55,10 @@ mod tests {
 
     #[test]
     fn own_process_has_one() {
-        assert!(memory_cgroup(std::process::id()).expect("own cgroup").is_some());
+        assert!(
+            memory_cgroup(std::process::id())
+                .expect("own cgroup")
+                .is_some()
+        );
     }
 }

@@ -349,6 +349,12 @@ pub const DIAGNOSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// `DIAGNOSE_TIMEOUT`, or prints something that is not JSON; the exit code (0, 1 or 2 by
 /// contract) is not judged here.
 pub fn diagnose(url: &str) -> serde_json::Value {
+    diagnose_session(url).0
+}
+
+/// [`diagnose`], also returning the id of the journalled session (from the
+/// `triage502: session ID journalled in PATH` line on stderr), for `triage502 ticket ID`.
+pub fn diagnose_session(url: &str) -> (serde_json::Value, Option<String>) {
     use std::io::Read;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_triage502"))
         .args(["run", "--non-interactive", "--url", url, "--format", "json"])
@@ -383,11 +389,32 @@ pub fn diagnose(url: &str) -> serde_json::Value {
     };
     let stdout = out_reader.join().unwrap_or_default();
     let stderr = err_reader.join().unwrap_or_default();
-    serde_json::from_slice(&stdout).unwrap_or_else(|e| {
+    let session = String::from_utf8_lossy(&stderr).lines().find_map(|l| {
+        l.strip_prefix("triage502: session ")
+            .and_then(|r| r.split_whitespace().next())
+            .map(str::to_owned)
+    });
+    let report = serde_json::from_slice(&stdout).unwrap_or_else(|e| {
         panic!(
             "triage502 run for {url} did not print JSON ({e}); exit {status}; stdout:\n{}\nstderr:\n{}",
             String::from_utf8_lossy(&stdout),
             String::from_utf8_lossy(&stderr)
         )
-    })
+    });
+    (report, session)
+}
+
+/// `triage502 ticket SESSION --format md`: the rendered ticket of a journalled session.
+pub fn ticket(session: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_triage502"))
+        .args(["ticket", session, "--format", "md"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("cannot run triage502 ticket");
+    assert!(
+        out.status.success(),
+        "triage502 ticket {session} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -60,7 +60,12 @@ pub fn ensure() -> anyhow::Result<Noise> {
 }
 
 /// (chain, built-in chain, interface match, rules inside).
-fn chains() -> Vec<(&'static str, &'static str, [&'static str; 2], Vec<Vec<&'static str>>)> {
+fn chains() -> Vec<(
+    &'static str,
+    &'static str,
+    [&'static str; 2],
+    Vec<Vec<&'static str>>,
+)> {
     vec![
         (
             "ufw-before-input",
@@ -258,7 +263,9 @@ pub fn unrelated_oom_kill() -> anyhow::Result<Noise> {
         &format!("triage502-lab-noise-{}", std::process::id()),
         NOISE_LIMIT,
     )?;
-    let script = format!("<STDIN>; my $x = 'x' x ({NOISE_ALLOC_MIB} * 1024 * 1024); print length($x), qq(\\n);");
+    let script = format!(
+        "<STDIN>; my $x = 'x' x ({NOISE_ALLOC_MIB} * 1024 * 1024); print length($x), qq(\\n);"
+    );
     let mut child = Command::new("perl")
         .args(["-e", &script])
         .stdin(Stdio::piped())
