@@ -39,7 +39,10 @@ async fn only_path_packages_count_and_installs_are_context() {
     )
     .unwrap();
     std::fs::write(info.join("libapr1:amd64.list"), "/usr/lib/libapr-1.so.0\n").unwrap();
-    let now = jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S").to_string();
+    let now = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::system())
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string();
     let log = d.path().join("dpkg.log");
     std::fs::write(
         &log,
@@ -54,7 +57,9 @@ async fn only_path_packages_count_and_installs_are_context() {
         vec![d.path().join("none").display().to_string()],
         vec![log.display().to_string()],
     );
-    params.dirs = vec![];
+    let etc = d.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    params.dirs = vec![etc.display().to_string()];
     params.path_pids = vec![std::process::id().to_string()];
     params.dpkg_info = Some(info.display().to_string());
     let r = run(&params, &listeners::ctx()).await;

@@ -631,6 +631,18 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
                     }
                 }
             }
+            if !kills.is_empty() {
+                ev.push(
+                    Evidence::new(
+                        "kernel log",
+                        format!(
+                            "{} OOM kill(s) in the window, {unrelated} of them off the failing path",
+                            kills.len()
+                        ),
+                    )
+                    .at(src.clone()),
+                );
+            }
             if unrelated > asides.len() {
                 asides.push(Aside::new(
                     format!("{} more unrelated OOM kill(s)", unrelated - asides.len()),
