@@ -112,7 +112,7 @@ impl FailingPath {
             for _ in 0..MAX_DEPTH {
                 let mut next = Vec::new();
                 for pid in frontier {
-                    for &c in children.get(&pid).map(Vec::as_slice).unwrap_or(&[]) {
+                    for &c in children.get(&pid).map_or(&[][..], Vec::as_slice) {
                         if set.len() < MAX_MEMBERS && set.insert(c) {
                             next.push(c);
                         }
@@ -252,6 +252,7 @@ mod tests {
         ]
     }
 
+    #[allow(clippy::unnecessary_wraps, reason = "the shape `from_processes` takes")]
     fn cg(pid: u32) -> Option<String> {
         Some(match pid {
             20 | 21 => "/system.slice/php8.2-fpm.service".into(),

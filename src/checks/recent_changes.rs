@@ -911,10 +911,10 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
         let set_aside = !r.context.is_empty();
         r = r.exclude(
             Cause::RecentChange,
-            if !set_aside {
-                "no config, package, restart or plugin change in the window"
-            } else {
+            if set_aside {
                 "no change to the failing path in the window (what changed elsewhere is set aside)"
+            } else {
+                "no config, package, restart or plugin change in the window"
             },
         );
     }

@@ -106,6 +106,11 @@ fn meminfo(text: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// Why an OOM kill off the path is set aside.
+const OFF_PATH: &str = "not on the path: neither its pid, its program nor its memory cgroup is the front's or the upstream's";
+/// An OOM kill when the playbook gave no path.
+const UNKNOWN_PATH: &str = "the failing path is unknown: it may be unrelated";
+
 /// OOM-kill lines in kernel-log text.
 pub fn oom_lines(text: &str) -> Vec<String> {
     text.lines()
@@ -589,46 +594,24 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
             // Newest first: the asides are capped, and the latest kills matter most.
             for k in kills.iter().rev() {
                 let e = Evidence::new("OOM kill", k.lines.join("\n")).at(src.clone());
-                match &path {
-                    Some(fp) => {
-                        if let Some(why) =
-                            fp.concerns(Some(k.pid), None, Some(&k.comm), k.memcg.as_deref())
-                        {
-                            direct.push((
-                                format!("{} was OOM-killed: {why}", k.describe()),
-                                e.clone(),
-                            ));
-                            ev.push(e);
-                        } else {
-                            unrelated += 1;
-                            if asides.len() < 10 {
-                                asides.push(
-                                    Aside::new(
-                                        format!(
-                                            "an unrelated process {} was OOM-killed",
-                                            k.describe()
-                                        ),
-                                        format!(
-                                            "not on the path: neither its pid, its program nor its memory cgroup is the front's or the upstream's ({})",
-                                            fp.describe()
-                                        ),
-                                    )
-                                    .at(src.clone()),
-                                );
-                            }
+                if let Some(fp) = &path {
+                    if let Some(why) =
+                        fp.concerns(Some(k.pid), None, Some(&k.comm), k.memcg.as_deref())
+                    {
+                        direct.push((format!("{} was OOM-killed: {why}", k.describe()), e.clone()));
+                        ev.push(e);
+                    } else {
+                        unrelated += 1;
+                        if asides.len() < 10 {
+                            let seen = format!("an unrelated process {} was OOM-killed", k.describe());
+                            let why = format!("{OFF_PATH} ({})", fp.describe());
+                            asides.push(Aside::new(seen, why).at(src.clone()));
                         }
                     }
-                    None => {
-                        exhausted.push((
-                            "memory",
-                            format!(
-                                "{} was OOM-killed (the failing path is unknown: it may be unrelated)",
-                                k.describe()
-                            ),
-                            e.clone(),
-                        ));
-                        ev.push(e);
-                    }
+                } else {
+                    let s = format!("{} was OOM-killed ({UNKNOWN_PATH})", k.describe());
+                    exhausted.push(("memory", s, e.clone()));
+                    ev.push(e);
                 }
             }
             if !kills.is_empty() {

@@ -59,13 +59,17 @@ pub fn ensure() -> anyhow::Result<Noise> {
         .map_err(|e| anyhow::anyhow!("lab noise: {e}"))
 }
 
-/// (chain, built-in chain, interface match, rules inside).
-fn chains() -> Vec<(
+/// A noise chain: its name, the built-in chain that jumps to it, the interface match of the
+/// jump, and the rules inside.
+type Chain = (
     &'static str,
     &'static str,
     [&'static str; 2],
     Vec<Vec<&'static str>>,
-)> {
+);
+
+/// The noise chains.
+fn chains() -> Vec<Chain> {
     vec![
         (
             "ufw-before-input",
