@@ -132,6 +132,18 @@ fn normalise(s: &str, tmp: &Path) -> String {
     for (re, with) in subs {
         s = Regex::new(re).unwrap().replace_all(&s, with).into_owned();
     }
+    // OOM kills elsewhere on the test machine (the lab's noise, other builds) are set aside as
+    // context: they are the host's, not the incident's.
+    s = Regex::new(
+        r"(?m)^\s*- (an unrelated process .* was OOM-killed|\d+ more unrelated OOM kill\(s\)).*\n",
+    )
+    .unwrap()
+    .replace_all(&s, "")
+    .into_owned();
+    s = Regex::new(r"## Context \(seen, set aside\)\n\n(## |$)")
+        .unwrap()
+        .replace_all(&s, "$1")
+        .into_owned();
     Regex::new(&format!(r"\b{}\b", regex::escape(&host)))
         .unwrap()
         .replace_all(&s, "<HOST>")
