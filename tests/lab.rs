@@ -38,6 +38,16 @@ fn diagnosis(name: &str) {
         causes.join(","),
         report["context"].as_array().map_or(0, Vec::len)
     );
+    if name == "nginx_upstream_oom" {
+        // The kernel's own OOM report of the upstream's worker, matched to the path by the
+        // resources check (besides php-fpm's SIGKILL lines the log scan correlates).
+        assert!(
+            report["path"]
+                .to_string()
+                .contains("resources exhausted on the failing path: php-fpm"),
+            "{name}: the resources check did not put the OOM kill on the path: {report:#}"
+        );
+    }
     if spec.causes.is_empty() {
         assert_eq!(report["status"], "healthy", "{name}: {report:#}");
         assert!(causes.is_empty(), "{name}: invented {causes:?}");

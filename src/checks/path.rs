@@ -165,17 +165,26 @@ impl FailingPath {
         self.members.iter().filter_map(|m| m.exe.clone()).collect()
     }
 
-    /// `nginx (pids 10, 11, 12), php-fpm8.2 (pids 20, 21)`.
+    /// `nginx (pid 10, 11, 12) in /system.slice/nginx.service, php-fpm8.2 (pid 20, 21) in …`.
     pub fn describe(&self) -> String {
-        let mut by: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+        let mut by: BTreeMap<&str, (Vec<u32>, BTreeSet<&str>)> = BTreeMap::new();
         for m in &self.members {
-            by.entry(m.comm.as_str()).or_default().push(m.pid);
+            let e = by.entry(m.comm.as_str()).or_default();
+            e.0.push(m.pid);
+            if let Some(c) = &m.cgroup {
+                e.1.insert(c.as_str());
+            }
         }
         by.iter()
-            .map(|(c, pids)| {
+            .map(|(c, (pids, cgs))| {
                 let list: Vec<String> = pids.iter().take(8).map(ToString::to_string).collect();
                 let more = if pids.len() > 8 { ", …" } else { "" };
-                format!("{c} (pid {}{more})", list.join(", "))
+                let cg = if cgs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in {}", cgs.iter().copied().collect::<Vec<_>>().join(", "))
+                };
+                format!("{c} (pid {}{more}){cg}", list.join(", "))
             })
             .collect::<Vec<_>>()
             .join(", ")
