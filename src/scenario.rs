@@ -14,6 +14,7 @@
 //! outcome = "problem"                 # every check of the node gets this outcome
 //! facts = { "http.status" = "502" }   # facts the checks publish
 //! diagnoses = ["upstream_refused"]    # causes the checks recognise
+//! circumstantial = ["recent_change"]  # causes they could explain but do not show
 //!
 //! [[step]]
 //! at = "cdn_question"
@@ -63,6 +64,9 @@ pub struct ScenarioStep {
     pub facts: BTreeMap<String, String>,
     #[serde(default)]
     pub diagnoses: Vec<Cause>,
+    /// Causes the checks see circumstantially (could explain the failure, do not show it).
+    #[serde(default)]
+    pub circumstantial: Vec<Cause>,
     #[serde(default)]
     pub excludes: Vec<Cause>,
     #[serde(default)]
@@ -106,15 +110,22 @@ fn fake_report(
     );
     if first {
         r.facts = step.facts.clone();
-        r.diagnoses = step
+        let direct = step
             .diagnoses
             .iter()
-            .map(|c| Diagnosis {
+            .map(|c| (c, crate::check::Basis::Direct));
+        let circumstantial = step
+            .circumstantial
+            .iter()
+            .map(|c| (c, crate::check::Basis::Circumstantial));
+        r.diagnoses = direct
+            .chain(circumstantial)
+            .map(|(c, basis)| Diagnosis {
                 cause: *c,
                 severity: Severity::High,
                 summary: format!("scenario diagnosis {c}"),
                 evidence: vec![Evidence::new("scenario", c.id())],
-                basis: crate::check::Basis::Direct,
+                basis,
             })
             .collect();
         r.excluded = step
@@ -175,6 +186,7 @@ pub fn run(library: &Arc<Library>, sc: &Scenario) -> Result<Report, String> {
                     outcomes: Vec::new(),
                     facts: BTreeMap::new(),
                     diagnoses: Vec::new(),
+                    circumstantial: Vec::new(),
                     excludes: Vec::new(),
                     answer: None,
                     action: None,
