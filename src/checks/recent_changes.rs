@@ -72,7 +72,7 @@ pub struct Params {
 
 pub const DOC: KindDoc = KindDoc {
     kind: "recent_changes",
-    summary: "What changed before the errors began: config files (with a diff against a .bak/.orig/~ copy or git), package installs/upgrades (dpkg, apt, dnf, yum), service restarts/reloads (journal or the servers' notices), plugin dirs.",
+    summary: "What changed before the errors began: config files (with a diff against a .bak/.orig/~ copy or git), upgrades/removals of the packages the failing path runs (path_pids, dpkg file lists; other package events and installs are context), service restarts/reloads (journal or the servers' notices), plugin dirs. A change is circumstantial evidence.",
     example: r#"{ recent_changes = { dirs = ["/etc/nginx", "/etc/php/8.2"], lookback = "24h", server_logs = ["{{ error_logs }}"], plugin_dirs = ["/var/www/html/wp-content/plugins"], path_pids = ["{{ front.pid }}", "{{ upstream.listener }}"] } }"#,
     facts: &[
         "changes.files",

@@ -70,7 +70,7 @@ pub struct Params {
 
 pub const DOC: KindDoc = KindDoc {
     kind: "resources",
-    summary: "Load vs cores, memory/swap, OOM kills in the kernel log, disk space and inodes of paths, open files of processes vs their limits, TCP TIME_WAIT and ephemeral port use; resource_exhaustion when a threshold is crossed.",
+    summary: "Load vs cores, memory/swap, OOM kills in the kernel log, disk space and inodes of paths, open files of processes vs their limits, TCP TIME_WAIT and ephemeral port use. An OOM kill of the failing path (path_pids: its PIDs, programs, memory cgroups) is direct resource_exhaustion, one elsewhere is context; a threshold crossed is circumstantial unless the path's logs show the failure it causes.",
     example: r#"{ resources = { paths = ["/var/log/nginx", "/var/cache/nginx", "/tmp"], processes = ["nginx", "php-fpm8.2"], path_pids = ["{{ front.pid }}", "{{ upstream.listener }}"], logs = ["{{ error_logs }}"] } }"#,
     facts: &[
         "resources.exhausted",
