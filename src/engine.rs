@@ -693,7 +693,13 @@ impl Engine {
             Cond::Found(c) => self.st.findings.iter().any(|f| f.cause == *c),
             Cond::FactEquals(k, v) => self.st.values.get(k) == Some(v),
             Cond::FactPresent(k) => self.st.values.get(k).is_some_and(|v| !v.is_empty()),
-            Cond::Unexplained => self.st.findings.iter().all(|f| f.cause.is_secondary()),
+            // A circumstantial finding (a rule that could match, a disk near full) explains
+            // nothing yet: the walk keeps looking for direct evidence.
+            Cond::Unexplained => self
+                .st
+                .findings
+                .iter()
+                .all(|f| f.cause.is_secondary() || !f.basis.is_direct()),
         }
     }
 
