@@ -42,8 +42,18 @@ pub struct FailingPath {
     pub unknown: Vec<String>,
 }
 
-/// Why an event concerns the path (`None`: it does not).
-pub type Reason = Option<String>;
+/// Why an event concerns the path, and how surely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    pub why: String,
+    /// By PID, parent or memory cgroup: certain. By program name alone: another instance of
+    /// the same program (another pool, a container) cannot be told apart.
+    pub certain: bool,
+}
+
+fn sure(why: String) -> Option<Reason> {
+    Some(Reason { why, certain: true })
+}
 
 /// The PIDs named by the seeds: the first word of each non-empty line that is a number.
 pub fn seed_pids(seeds: &[String]) -> (Vec<u32>, Vec<String>) {
@@ -192,8 +202,8 @@ impl FailingPath {
 
     /// Whether a process seen in an event (a kill, a crash) belongs to the path, and why.
     ///
-    /// The PID or its parent on the path, or its memory cgroup one of the path's, count. The
-    /// program name counts too, unless the event names a memory cgroup that is not the path's
+    /// The PID or its parent on the path, or its memory cgroup one of the path's, count for
+    /// sure. The program name counts as uncertain, unless the event names a memory cgroup that is not the path's
     /// while the path's cgroups are known: that is another instance of the same program (in a
     /// container, another site's pool), not this path.
     pub fn concerns(
@@ -202,21 +212,26 @@ impl FailingPath {
         ppid: Option<u32>,
         comm: Option<&str>,
         cgroup: Option<&str>,
-    ) -> Reason {
+    ) -> Option<Reason> {
         let pids = self.pids();
         if let Some(p) = pid.filter(|p| pids.contains(p)) {
-            return Some(format!("pid {p} is on the path"));
+            return sure(format!("pid {p} is on the path"));
         }
         if let Some(p) = ppid.filter(|p| pids.contains(p)) {
-            return Some(format!("its parent {p} is on the path"));
+            return sure(format!("its parent {p} is on the path"));
         }
         let cgroups = self.cgroups();
         if let Some(c) = cgroup.filter(|c| cgroups.contains(*c)) {
-            return Some(format!("its memory cgroup {c} is the path's"));
+            return sure(format!("its memory cgroup {c} is the path's"));
         }
         let other_cgroup = cgroup.is_some_and(|c| c != "/") && !cgroups.is_empty();
         if let Some(c) = comm.filter(|c| !other_cgroup && self.comms().contains(*c)) {
-            return Some(format!("{c} is a program on the path"));
+            return Some(Reason {
+                why: format!(
+                    "{c} is a program on the path (the kernel did not name its cgroup: it may be another instance)"
+                ),
+                certain: false,
+            });
         }
         None
     }
@@ -308,7 +323,11 @@ mod tests {
             p.concerns(Some(77), None, Some("nginx"), Some("/docker/cd34"))
                 .is_none()
         );
-        // No cgroup named: the program decides.
-        assert!(p.concerns(Some(77), None, Some("nginx"), None).is_some());
+        // No cgroup named: the program name makes it possible, not certain.
+        assert!(
+            !p.concerns(Some(77), None, Some("nginx"), None)
+                .expect("same program")
+                .certain
+        );
     }
 }

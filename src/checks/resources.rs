@@ -595,10 +595,15 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
             for k in kills.iter().rev() {
                 let e = Evidence::new("OOM kill", k.lines.join("\n")).at(src.clone());
                 if let Some(fp) = &path {
-                    if let Some(why) =
+                    if let Some(m) =
                         fp.concerns(Some(k.pid), None, Some(&k.comm), k.memcg.as_deref())
                     {
-                        direct.push((format!("{} was OOM-killed: {why}", k.describe()), e.clone()));
+                        let s = format!("{} was OOM-killed: {}", k.describe(), m.why);
+                        if m.certain {
+                            direct.push((s, e.clone()));
+                        } else {
+                            exhausted.push(("memory", s, e.clone()));
+                        }
                         ev.push(e);
                     } else {
                         unrelated += 1;
