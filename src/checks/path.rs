@@ -51,8 +51,8 @@ pub struct Reason {
     pub certain: bool,
 }
 
-fn sure(why: String) -> Option<Reason> {
-    Some(Reason { why, certain: true })
+fn sure(why: String) -> Reason {
+    Reason { why, certain: true }
 }
 
 /// The PIDs named by the seeds: the first word of each non-empty line that is a number.
@@ -215,14 +215,14 @@ impl FailingPath {
     ) -> Option<Reason> {
         let pids = self.pids();
         if let Some(p) = pid.filter(|p| pids.contains(p)) {
-            return sure(format!("pid {p} is on the path"));
+            return Some(sure(format!("pid {p} is on the path")));
         }
         if let Some(p) = ppid.filter(|p| pids.contains(p)) {
-            return sure(format!("its parent {p} is on the path"));
+            return Some(sure(format!("its parent {p} is on the path")));
         }
         let cgroups = self.cgroups();
         if let Some(c) = cgroup.filter(|c| cgroups.contains(*c)) {
-            return sure(format!("its memory cgroup {c} is the path's"));
+            return Some(sure(format!("its memory cgroup {c} is the path's")));
         }
         let other_cgroup = cgroup.is_some_and(|c| c != "/") && !cgroups.is_empty();
         if let Some(c) = comm.filter(|c| !other_cgroup && self.comms().contains(*c)) {
