@@ -95,9 +95,9 @@ symptom=$(jq -r '.path[0].detail.reports[0].summary' <<<"$report" 2>/dev/null)
 check "empty root: the probe saw the 502 ($symptom)" grep -q "502" <<<"$symptom"
 
 cp "$work/ca.pem" "$root/ca.pem"
-tls=$(SSL_CERT_FILE=/ca.pem chroot "$root" /triage502 run --non-interactive --read-only --format json "https://localhost:$tport/" 2>/dev/null | jq -r '.path[0].detail.reports[0].summary')
+tls=$(SSL_CERT_FILE=/ca.pem chroot "$root" /triage502 run --non-interactive --read-only --format json "https://127.0.0.1:$tport/" 2>/dev/null | jq -r '.path[0].detail.reports[0].summary')
 check "empty root: TLS with SSL_CERT_FILE=test CA reaches the server ($tls)" grep -q "502" <<<"$tls"
-notls=$(chroot "$root" /triage502 run --non-interactive --read-only --format json "https://localhost:$tport/" 2>/dev/null | jq -r '.path[0].detail.reports[0].summary')
+notls=$(chroot "$root" /triage502 run --non-interactive --read-only --format json "https://127.0.0.1:$tport/" 2>/dev/null | jq -r '.path[0].detail.reports[0].summary')
 refused_without_ca() { ! grep -q "502" <<<"$notls" && grep -Eiq "tls|certificate" <<<"$notls"; }
 check "empty root: TLS without the CA is refused ($notls)" refused_without_ca
 
