@@ -26,7 +26,7 @@ fn fixture(name: &str) -> String {
 fn ipt(name: &str) -> Ruleset {
     let t = fixture(name);
     Ruleset {
-        tables: iptables::parse(&t, false, iptables::save_source(&t)),
+        tables: iptables::parse(&t, false, iptables::save_source(&t).unwrap()),
         ..Ruleset::default()
     }
 }
@@ -291,7 +291,7 @@ fn firewalld_style_inet_table() {
 #[test]
 fn iptables_legacy_tables_and_raw() {
     let t = fixture("legacy.iptables-save");
-    assert_eq!(iptables::save_source(&t), Source::IptablesLegacy);
+    assert_eq!(iptables::save_source(&t), Some(Source::IptablesLegacy));
     let rs = ipt("legacy.iptables-save");
     let e = evaluate(&rs, &lo_syn(3306));
     assert!(matches!(e.verdict, Verdict::Reject(_)), "{e:#?}");

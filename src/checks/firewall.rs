@@ -329,80 +329,71 @@ async fn read_rules(ns: Option<&str>, v6: bool) -> Read {
     let mut xt_nft: Vec<(firewall::rules::Family, String)> = Vec::new();
     let mut uses_sets = false;
     let mut main_source = None;
+    let mut add = |out: &mut Read, t: &str, prog: &str, uses_sets: &mut bool| -> Option<Source> {
+        let source = firewall::iptables::save_source(t)?;
+        let tables = firewall::iptables::parse(t, v6, source);
+        let n: usize = tables
+            .iter()
+            .map(|t| t.chains.values().map(|c| c.rules.len()).sum::<usize>())
+            .sum();
+        *uses_sets |= t.contains("--match-set");
+        out.evidence.push(
+            Evidence::new(
+                source.as_str(),
+                format!("{n} rule(s) in {} table(s)", tables.len()),
+            )
+            .at(prog),
+        );
+        if source == Source::IptablesNft {
+            xt_nft.extend(tables.iter().map(|t| (t.family, t.name.clone())));
+        }
+        out.rules.tables.extend(tables);
+        Some(source)
+    };
     match listing(ns, save, &[]).await {
         Ok(t) => {
             out.sources += 1;
-            let source = firewall::iptables::save_source(&t);
-            main_source = Some(source);
-            let tables = firewall::iptables::parse(&t, v6, source);
-            let n: usize = tables
-                .iter()
-                .map(|t| t.chains.values().map(|c| c.rules.len()).sum::<usize>())
-                .sum();
-            uses_sets |= t.contains("--match-set");
-            out.evidence.push(
-                Evidence::new(
-                    source.as_str(),
-                    format!("{n} rule(s) in {} table(s)", tables.len()),
-                )
-                .at(save),
-            );
-            if source == Source::IptablesNft {
-                xt_nft.extend(tables.iter().map(|t| (t.family, t.name.clone())));
-            }
-            out.rules.tables.extend(tables);
+            main_source = add(&mut out, &t, save, &mut uses_sets);
         }
         Err(e) => out.unread.push(e),
     }
-    // The other iptables variant, when it has tables loaded (read from /proc first, so that
-    // nothing is loaded into the kernel just by looking).
+    // The other iptables variant. Legacy only when its tables are loaded (read from /proc
+    // first, so that nothing is loaded into the kernel just by looking).
     let names = if v6 {
         "/proc/net/ip6_tables_names"
     } else {
         "/proc/net/ip_tables_names"
     };
-    let other = match main_source {
-        Some(Source::IptablesNft) => {
-            let loaded = if ns.is_some() {
-                listing(ns, "cat", &[names]).await.unwrap_or_default()
-            } else {
-                std::fs::read_to_string(names).unwrap_or_default()
-            };
-            (!loaded.trim().is_empty()).then_some(if v6 {
+    let mut others = Vec::new();
+    if main_source != Some(Source::IptablesLegacy) {
+        let loaded = if ns.is_some() {
+            listing(ns, "cat", &[names]).await.unwrap_or_default()
+        } else {
+            std::fs::read_to_string(names).unwrap_or_default()
+        };
+        if !loaded.trim().is_empty() {
+            others.push(if v6 {
                 "ip6tables-legacy-save"
             } else {
                 "iptables-legacy-save"
-            })
+            });
         }
-        _ => Some(if v6 {
+    }
+    if main_source != Some(Source::IptablesNft) {
+        others.push(if v6 {
             "ip6tables-nft-save"
         } else {
             "iptables-nft-save"
-        }),
-    };
-    if let Some(prog) = other.filter(|p| tool::find(p).is_ok()) {
+        });
+    }
+    for prog in others {
+        if tool::find(prog).is_err() {
+            continue;
+        }
         if let Ok(t) = listing(ns, prog, &[]).await {
-            let source = firewall::iptables::save_source(&t);
-            if Some(source) != main_source {
-                let tables = firewall::iptables::parse(&t, v6, source);
-                let n: usize = tables
-                    .iter()
-                    .map(|t| t.chains.values().map(|c| c.rules.len()).sum::<usize>())
-                    .sum();
-                if !tables.is_empty() {
-                    uses_sets |= t.contains("--match-set");
-                    out.evidence.push(
-                        Evidence::new(
-                            source.as_str(),
-                            format!("{n} rule(s) in {} table(s)", tables.len()),
-                        )
-                        .at(prog),
-                    );
-                    if source == Source::IptablesNft {
-                        xt_nft.extend(tables.iter().map(|t| (t.family, t.name.clone())));
-                    }
-                    out.rules.tables.extend(tables);
-                }
+            if firewall::iptables::save_source(&t).is_some_and(|s| Some(s) != main_source) {
+                out.sources += 1;
+                add(&mut out, &t, prog, &mut uses_sets);
             }
         }
     }
@@ -493,10 +484,19 @@ async fn review(p: &Params, ctx: &CheckContext) -> CheckReport {
         .ok()
         .and_then(|t| parse_route_get(&t));
     let (netns, do_probe) = (p.netns.clone(), p.probe && read.sources > 0);
-    let vantage = tokio::task::spawn_blocking(move || look(netns.as_deref(), to, do_probe))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|v| v);
+    // A thread of its own: joining a namespace must not leak into a pooled worker thread.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("firewall-probe".into())
+        .spawn(move || {
+            let _ = tx.send(look(netns.as_deref(), to, do_probe));
+        });
+    let vantage = match spawned {
+        Ok(_) => rx
+            .await
+            .unwrap_or_else(|_| Err("the probe thread ended without an answer".into())),
+        Err(e) => Err(format!("cannot start the probe thread: {e}")),
+    };
     let vantage = match vantage {
         Ok(v) => v,
         Err(e) => {
