@@ -383,3 +383,33 @@ fn ipsets_and_ephemeral_source_ports() {
     p.sport = PortSpec::Exact(50000);
     assert_eq!(evaluate(&rs, &p).verdict, Verdict::Accept);
 }
+
+#[test]
+fn the_lab_hosts_noise_lets_loopback_through() {
+    // This machine during the lab: Docker, its fence, and ufw/fail2ban-like chains for lo.
+    let rs = ipt("host-noise.iptables-save");
+    let e = evaluate(&rs, &lo_syn(18011));
+    assert_eq!(e.verdict, Verdict::Accept, "{e:#?}");
+    // The ufw-like chain accepts lo; fail2ban's REJECT is for another source address.
+    assert!(
+        e.visited.iter().any(|(_, c)| c == "ufw-before-output"),
+        "{e:#?}"
+    );
+    let e = evaluate(&rs, &lo_syn(22));
+    assert_eq!(e.verdict, Verdict::Accept, "{e:#?}");
+    let mut banned = lo_syn(22);
+    banned.src = ip("192.0.2.10");
+    // Even the banned source is accepted on lo: ufw-before-input comes first in INPUT and
+    // accepts lo, so f2b-sshd's REJECT is never reached (a grep would have reported it).
+    let e = evaluate(&rs, &banned);
+    assert_eq!(e.verdict, Verdict::Accept, "{e:#?}");
+    assert!(!e.visited.iter().any(|(_, c)| c == "f2b-sshd"), "{e:#?}");
+    let u = unreached(
+        &rs,
+        &[
+            &evaluate(&rs, &lo_syn(18011)),
+            &evaluate(&rs, &lo_syn(18011).reply()),
+        ],
+    );
+    assert!(u.chains.contains(&"TRIAGE502-FENCE".to_owned()), "{u:?}");
+}

@@ -810,3 +810,59 @@ async fn mac_review(
     }
     (selinux, mac_problems)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_get_and_proc_net_route() {
+        let r = parse_route_get(r#"[{"type":"local","dst":"127.0.0.1","dev":"lo","prefsrc":"127.0.0.1","flags":[],"uid":0,"cache":["local"]}]"#).unwrap();
+        assert!(r.local);
+        assert_eq!(r.dev.as_deref(), Some("lo"));
+        let r = parse_route_get(r#"[{"dst":"10.213.0.5","dev":"docker0","prefsrc":"10.213.0.1","flags":[],"uid":0,"cache":[]}]"#).unwrap();
+        assert!(!r.local);
+        assert_eq!(r.src, Some("10.213.0.1".parse().unwrap()));
+        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+docker0\t0000D50A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        assert_eq!(
+            route_dev_v4(table, "10.213.0.9".parse().unwrap()).as_deref(),
+            Some("docker0")
+        );
+        assert_eq!(
+            route_dev_v4(table, "8.8.8.8".parse().unwrap()).as_deref(),
+            Some("eth0")
+        );
+    }
+
+    #[test]
+    fn probe_and_verdict_agreement() {
+        assert_eq!(agrees(&Verdict::Drop, &Probe::TimedOut), Some(true));
+        assert_eq!(
+            agrees(&Verdict::Reject(String::new()), &Probe::Refused),
+            Some(true)
+        );
+        assert_eq!(
+            agrees(
+                &Verdict::Reject(String::new()),
+                &Probe::Unreachable("113".into())
+            ),
+            Some(true)
+        );
+        assert_eq!(agrees(&Verdict::Drop, &Probe::Connected), Some(false));
+        assert_eq!(agrees(&Verdict::Drop, &Probe::Refused), None);
+        assert_eq!(agrees(&Verdict::Drop, &Probe::NotRun(String::new())), None);
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(parse_address("127.0.0.1:8080").unwrap().port, 8080);
+        assert!(parse_address("[::1]:80").unwrap().ip.is_ipv6());
+        assert_eq!(
+            parse_address("localhost:81").unwrap().ip,
+            IpAddr::from([127, 0, 0, 1])
+        );
+        assert!(parse_address("nonsense").is_err());
+    }
+}
