@@ -522,7 +522,7 @@ async fn review(p: &Params, ctx: &CheckContext) -> CheckReport {
             "no firewall rules could be read: {}",
             read.unread.join("; ")
         );
-        return with_mac(r, mac_problems);
+        return with_mac(r, &mac_problems);
     }
 
     // The packet the proxy sends.
@@ -575,7 +575,7 @@ async fn review(p: &Params, ctx: &CheckContext) -> CheckReport {
     }
 
     // The decisive evaluation: the connection's, unless it passes and the reply is what fails.
-    let (which, e) =
+    let (which, decisive) =
         if there.verdict.is_blocking() || matches!(there.verdict, Verdict::CannotTell(_)) {
             ("the connection to", &there)
         } else if back.verdict != Verdict::Accept {
@@ -583,8 +583,8 @@ async fn review(p: &Params, ctx: &CheckContext) -> CheckReport {
         } else {
             ("the connection to", &there)
         };
-    let b = e.deciding();
-    let verdict_word = match &e.verdict {
+    let branch = decisive.deciding();
+    let verdict_word = match &decisive.verdict {
         Verdict::Accept => "accept",
         Verdict::Drop => "drop",
         Verdict::Reject(_) => "reject",
@@ -594,18 +594,21 @@ async fn review(p: &Params, ctx: &CheckContext) -> CheckReport {
         .with_fact("firewall.verdict", verdict_word)
         .with_fact(
             "firewall.path",
-            if e.verdict == Verdict::Accept {
+            if decisive.verdict == Verdict::Accept {
                 String::new()
             } else {
-                format!("{}: {}", b.table, b.path_text())
+                format!("{}: {}", branch.table, branch.path_text())
             },
         )
-        .with_fact("firewall.rule", b.rule.clone().unwrap_or_default())
+        .with_fact("firewall.rule", branch.rule.clone().unwrap_or_default())
         .with_fact(
             "firewall.blocking_rules",
-            if e.verdict.is_blocking() {
-                b.rule.clone().unwrap_or_else(|| {
-                    format!("policy of {}", b.path.first().cloned().unwrap_or_default())
+            if decisive.verdict.is_blocking() {
+                branch.rule.clone().unwrap_or_else(|| {
+                    format!(
+                        "policy of {}",
+                        branch.path.first().cloned().unwrap_or_default()
+                    )
                 })
             } else {
                 String::new()
@@ -615,38 +618,41 @@ async fn review(p: &Params, ctx: &CheckContext) -> CheckReport {
         r = r.with_evidence(x);
     }
     let target = format!("TCP {}:{}", flow.ip, flow.port);
-    match &e.verdict {
+    match &decisive.verdict {
         Verdict::Drop | Verdict::Reject(_) => {
-            let rule = b.rule.clone().map_or_else(
+            let rule = branch.rule.clone().map_or_else(
                 || {
                     format!(
                         "the {} policy of {}",
-                        e.verdict.word(),
-                        b.path.first().cloned().unwrap_or_default()
+                        decisive.verdict.word(),
+                        branch.path.first().cloned().unwrap_or_default()
                     )
                 },
                 |x| format!("`{x}`"),
             );
             let decided = format!(
                 "{which} {target} is {} by {rule} ({}: {})",
-                if e.verdict == Verdict::Drop {
+                if decisive.verdict == Verdict::Drop {
                     "dropped"
                 } else {
                     "rejected"
                 },
-                b.table,
-                b.path_text()
+                branch.table,
+                branch.path_text()
             );
             let rules_ev = Evidence::new(
                 "deciding rule",
                 format!(
                     "{}\nchain path: {} ({})",
-                    b.rule.clone().unwrap_or_else(|| "(chain policy)".into()),
-                    b.path_text(),
-                    b.table
+                    branch
+                        .rule
+                        .clone()
+                        .unwrap_or_else(|| "(chain policy)".into()),
+                    branch.path_text(),
+                    branch.table
                 ),
             );
-            match agrees(&e.verdict, &vantage.probe) {
+            match agrees(&decisive.verdict, &vantage.probe) {
                 Some(true) => {
                     let s = format!("{decided}; {probe_text}, as the rule says");
                     r.outcome = Outcome::Problem;
@@ -689,25 +695,22 @@ async fn review(p: &Params, ctx: &CheckContext) -> CheckReport {
                 "the rules let {target} and its reply through ({} base chain(s) walked)",
                 there.base_chains.len() + back.base_chains.len()
             );
-            match vantage.probe {
-                Probe::TimedOut => {
-                    r.summary = format!(
-                        "{how}, yet {probe_text}: dropped by something these rules do not show (a remote filter, a full listen queue)"
-                    );
-                }
-                _ => {
-                    r.summary = format!("{how}; {probe_text}");
-                    let why = r.summary.clone();
-                    r = r.exclude(Cause::FirewallBlocked, why);
-                }
+            if vantage.probe == Probe::TimedOut {
+                r.summary = format!(
+                    "{how}, yet {probe_text}: dropped by something these rules do not show (a remote filter, a full listen queue)"
+                );
+            } else {
+                r.summary = format!("{how}; {probe_text}");
+                let why = r.summary.clone();
+                r = r.exclude(Cause::FirewallBlocked, why);
             }
         }
     }
-    with_mac(r, mac_problems)
+    with_mac(r, &mac_problems)
 }
 
 /// Adds SELinux/AppArmor findings (circumstantial: a policy that could forbid the connect).
-fn with_mac(mut r: CheckReport, mac_problems: Vec<String>) -> CheckReport {
+fn with_mac(mut r: CheckReport, mac_problems: &[String]) -> CheckReport {
     if mac_problems.is_empty() {
         return r;
     }

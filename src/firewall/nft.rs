@@ -10,6 +10,7 @@
 //! syntax, with its handle, so it can be found with `nft -a list ruleset`.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde_json::Value;
 
@@ -229,9 +230,7 @@ fn render_stmt(s: &Value) -> String {
         return format!(
             "{} vmap {}",
             v.get("key").map(render).unwrap_or_default(),
-            v.get("data")
-                .map(|d| render_vmap_data(d))
-                .unwrap_or_default()
+            v.get("data").map(render_vmap_data).unwrap_or_default()
         );
     }
     render(s)
@@ -367,7 +366,7 @@ fn addr_atoms(xs: &[Atom]) -> Option<Addrs> {
             }),
             Atom::Range(x, y) => match (&**x, &**y) {
                 (Atom::Str(x), Atom::Str(y)) => {
-                    a.ranges.push(AddrRange(x.parse().ok()?, y.parse().ok()?))
+                    a.ranges.push(AddrRange(x.parse().ok()?, y.parse().ok()?));
                 }
                 _ => return None,
             },
@@ -480,37 +479,39 @@ fn verdict(o: &serde_json::Map<String, Value>) -> Option<Action> {
 fn convert_rule(exprs: &[Value], sets: &BTreeMap<String, Value>) -> (Vec<Match>, Action) {
     let mut ms = Vec::new();
     let mut action = Action::Continue;
-    for e in exprs {
-        let Some(o) = e.as_object() else { continue };
-        let Some((k, v)) = o.iter().next() else {
+    for stmt in exprs {
+        let Some(obj) = stmt.as_object() else {
             continue;
         };
-        match k.as_str() {
-            "match" => match convert_match(v, sets) {
+        let Some((key, val)) = obj.iter().next() else {
+            continue;
+        };
+        match key.as_str() {
+            "match" => match convert_match(val, sets) {
                 Some(m) => ms.extend(m),
-                None => ms.push(Match::new(Cond::Unknown(render_stmt(e)))),
+                None => ms.push(Match::new(Cond::Unknown(render_stmt(stmt)))),
             },
             "limit" | "quota" | "connlimit" | "numgen" | "meter" | "set" | "synproxy" => {
-                ms.push(Match::new(Cond::Unknown(render_stmt(e))));
+                ms.push(Match::new(Cond::Unknown(render_stmt(stmt))));
             }
             "xt" => {
-                let name = v.get("name").and_then(Value::as_str).unwrap_or("");
-                match v.get("type").and_then(Value::as_str) {
+                let name = val.get("name").and_then(Value::as_str).unwrap_or("");
+                match val.get("type").and_then(Value::as_str) {
                     Some("match") if name == "comment" => {}
-                    Some("match") => ms.push(Match::new(Cond::Unknown(render_stmt(e)))),
+                    Some("match") => ms.push(Match::new(Cond::Unknown(render_stmt(stmt)))),
                     Some("target") => {
                         let line = format!("-A X -j {name}");
                         action = iptables::parse_rule(&line[3..], &line)
-                            .map_or(Action::Unknown(render_stmt(e)), |(_, r)| r.action);
+                            .map_or(Action::Unknown(render_stmt(stmt)), |(_, r)| r.action);
                         break;
                     }
                     _ => {}
                 }
             }
             "vmap" => {
-                let key = v.get("key").cloned().unwrap_or(Value::Null);
+                let vkey = val.get("key").cloned().unwrap_or(Value::Null);
                 let mut entries = Vec::new();
-                let data = v.get("data").cloned().unwrap_or(Value::Null);
+                let data = val.get("data").cloned().unwrap_or(Value::Null);
                 let items = match &data {
                     Value::String(s) if s.starts_with('@') => {
                         sets.get(&s[1..]).cloned().unwrap_or(Value::Null)
@@ -527,7 +528,7 @@ fn convert_rule(exprs: &[Value], sets: &BTreeMap<String, Value>) -> (Vec<Match>,
                         ok = false;
                         break;
                     };
-                    let m = serde_json::json!({ "op": "==", "left": key, "right": k });
+                    let m = serde_json::json!({ "op": "==", "left": vkey, "right": k });
                     let (Some(mut conds), Some(act)) =
                         (convert_match(&m, sets), d.as_object().and_then(verdict))
                     else {
@@ -549,12 +550,12 @@ fn convert_rule(exprs: &[Value], sets: &BTreeMap<String, Value>) -> (Vec<Match>,
                 action = if ok && !entries.is_empty() {
                     Action::Vmap(entries)
                 } else {
-                    Action::Unknown(render_stmt(e))
+                    Action::Unknown(render_stmt(stmt))
                 };
                 break;
             }
             _ => {
-                if let Some(a) = verdict(o) {
+                if let Some(a) = verdict(obj) {
                     action = a;
                     if !matches!(action, Action::Continue) {
                         break;
@@ -675,10 +676,10 @@ pub fn parse(json: &str, skip: &[(Family, String)]) -> Result<Vec<Table>, String
             .collect::<Vec<_>>()
             .join(" ");
         if let Some(c) = r.get("comment").and_then(Value::as_str) {
-            text.push_str(&format!(" comment \"{c}\""));
+            let _ = write!(text, " comment \"{c}\"");
         }
         if let Some(h) = r.get("handle").and_then(Value::as_u64) {
-            text.push_str(&format!(" # handle {h}"));
+            let _ = write!(text, " # handle {h}");
         }
         t.chains
             .entry(chain.clone())

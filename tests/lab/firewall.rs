@@ -182,7 +182,7 @@ impl Drop for Firewall {
             }
         }
         for chain in self.chains.drain(..).rev() {
-            if let Err(e) = iptables("-X", &[chain.clone()]) {
+            if let Err(e) = iptables("-X", std::slice::from_ref(&chain)) {
                 eprintln!("lab: could not remove iptables chain {chain}: {e:#}");
             }
         }
