@@ -351,3 +351,23 @@ fn which(p: &str) -> Option<()> {
         .filter(std::process::ExitStatus::success)
         .map(drop)
 }
+
+#[tokio::test]
+async fn an_unconfirmed_blocking_verdict_is_circumstantial() {
+    let ns = Netns::new();
+    ns.iptables_restore("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -o lo -p tcp -m tcp --dport 18700 -j DROP\nCOMMIT\n");
+    let r = run(
+        &Params {
+            address: "127.0.0.1:18700".into(),
+            netns: Some(ns.0.clone()),
+            probe: false,
+        },
+        &listeners::ctx(),
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Problem, "{r:#?}");
+    assert_eq!(r.facts["firewall.verdict"], "drop");
+    assert_eq!(r.diagnoses[0].cause, Cause::FirewallBlocked);
+    assert_eq!(r.diagnoses[0].basis, Basis::Circumstantial, "{r:#?}");
+    assert!(r.summary.contains("not confirmed"), "{}", r.summary);
+}
