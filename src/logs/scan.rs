@@ -732,7 +732,9 @@ fn scan_file(
         if !window.contains(ts) {
             return;
         }
-        let Some(head) = found.head else { return };
+        // A headless entry (a fragment, a bare message) is only in an
+        // unbounded window, where it is classified as `logs classify` does.
+        let head = found.head.unwrap_or_else(super::format::Head::unknown);
         let _ = z;
         if let Some(c) = cat.classify(&head, found.text) {
             agg.add(idx, found.offset, ts, &c, found.text);
