@@ -110,8 +110,10 @@ impl Head {
             Format::Syslog | Format::Iso => match self.program.as_deref() {
                 Some(p) if p.starts_with("php") && p.contains("fpm") => "php-fpm",
                 Some(p) if p.starts_with("apache") || p.starts_with("httpd") => "apache",
-                Some(p) => p,
-                None => "any",
+                // A program no signature names (an app, a shipper) says nothing
+                // about the layout of its message.
+                Some(p) if super::catalogue::SERVERS.contains(&p) => p,
+                _ => "any",
             },
         }
     }
