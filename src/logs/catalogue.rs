@@ -100,6 +100,8 @@ pub struct Signature {
     pub secondary: bool,
     /// Looks related but is not a gateway failure (negative control).
     pub not_a_cause: bool,
+    /// A consequence: the cause of the primary failure before it wins over its own.
+    pub inherit: bool,
     /// Hooks for correlation (`super::correlate`): `premature_close`, `worker_timeout`,
     /// `worker_crash`, `worker_killed`, `oom_kill`, `mac_denial`.
     pub tags: Vec<String>,
@@ -171,6 +173,10 @@ struct RawSignature {
     secondary: bool,
     #[serde(default)]
     not_a_cause: bool,
+    /// A consequence that takes the cause of the primary failure just before
+    /// it, its own `cause` only when there is none.
+    #[serde(default)]
+    inherit: bool,
     #[serde(default)]
     tags: Vec<String>,
     #[serde(default)]
@@ -342,6 +348,14 @@ fn parse_file(file: &str, src: &str, trusted: bool) -> Result<Parsed, CatalogueE
                 ),
             ));
         }
+        if s.inherit && !s.secondary {
+            return Err(err(
+                file,
+                src,
+                at(s.id.span()),
+                format!("signature `{id}` is `inherit` but not `secondary`"),
+            ));
+        }
         if s.not_a_cause && cause != CauseRule::None {
             return Err(err(
                 file,
@@ -410,6 +424,7 @@ fn parse_file(file: &str, src: &str, trusted: bool) -> Result<Parsed, CatalogueE
             cause,
             secondary: s.secondary,
             not_a_cause: s.not_a_cause,
+            inherit: s.inherit,
             tags: s.tags,
             alternatives,
             literals,

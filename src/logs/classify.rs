@@ -176,7 +176,7 @@ impl Catalogue {
         }
         if let Some(u) = cap_str(caps, "upstream") {
             if let Some(path) = u.strip_prefix("unix:") {
-                f.socket = Some(path.trim_end_matches(':').to_owned());
+                f.socket = Some(path.trim().trim_end_matches(':').to_owned());
             }
             f.upstream = Some(u);
         }
