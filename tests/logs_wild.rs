@@ -144,12 +144,23 @@ fn every_wild_line_is_classified() {
         .iter()
         .filter(|w| w.contains("want harmless"))
         .collect();
-    assert!(misread.is_empty(), "harmless lines read as failures:\n{misread:#?}");
-    assert!(wrong.is_empty(), "{} wrong:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        misread.is_empty(),
+        "harmless lines read as failures:\n{misread:#?}"
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }
 
 /// The wrappers of the world, applied to one line.
-fn wrappers() -> Vec<(&'static str, fn(&str) -> String)> {
+/// A wrapper's name and how it wraps a line.
+type Wrapper = (&'static str, fn(&str) -> String);
+
+fn wrappers() -> Vec<Wrapper> {
     fn json(s: &str) -> String {
         let mut v = serde_json::to_string(&format!("{s}\n")).unwrap();
         // Docker's encoder escapes HTML characters too.
@@ -169,14 +180,20 @@ fn wrappers() -> Vec<(&'static str, fn(&str) -> String)> {
         ("docker --timestamps", |s| {
             format!("2024-03-14T09:22:07.123456789Z {s}")
         }),
-        ("shipper tab", |s| format!("2024-03-14T09:22:07.123+01:00\t{s}")),
+        ("shipper tab", |s| {
+            format!("2024-03-14T09:22:07.123+01:00\t{s}")
+        }),
         ("syslog", |s| format!("Mar  5 21:09:30 web app[812]: {s}")),
-        ("syslog de", |s| format!("Mär 14 09:22:07 web app[812]: {s}")),
+        ("syslog de", |s| {
+            format!("Mär 14 09:22:07 web app[812]: {s}")
+        }),
         ("syslog fr", |s| format!("déc. 14 09:22:07 web app: {s}")),
         ("journald iso", |s| {
             format!("2024-03-14T09:22:07+0100 web app[812]: {s}")
         }),
-        ("cri", |s| format!("2024-03-14T09:22:07.123456789Z stderr F {s}")),
+        ("cri", |s| {
+            format!("2024-03-14T09:22:07.123456789Z stderr F {s}")
+        }),
         ("docker json", json),
         ("ten deep", |s| {
             let mut v = s.to_owned();

@@ -215,10 +215,13 @@ pub struct Catalogue {
     pub all_literals: Vec<String>,
 }
 
+/// An `[[errno]]` entry: number, cause on TCP, cause on a unix socket, alternatives.
+type ErrnoRow = (u32, Option<Cause>, Option<Cause>, Vec<Cause>);
+
 /// A parsed but not yet compiled file.
 struct Parsed {
     unmatched: Vec<String>,
-    errno: Vec<(u32, Option<Cause>, Option<Cause>, Vec<Cause>)>,
+    errno: Vec<ErrnoRow>,
     sigs: Vec<Signature>,
 }
 
@@ -611,7 +614,9 @@ impl Catalogue {
 
     /// Other causes an errno may mean besides its table entry.
     pub fn errno_alternatives(&self, errno: u32) -> &[Cause] {
-        self.errno_alternatives.get(&errno).map_or(&[], Vec::as_slice)
+        self.errno_alternatives
+            .get(&errno)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Literals that find signature candidates (markers excluded).

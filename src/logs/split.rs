@@ -172,14 +172,8 @@ fn verdict(
         return None;
     }
     // A headless entry is only in an unbounded window (see `Window::contains`).
-    let unknown;
-    let head = match found.head.as_ref() {
-        Some(h) => h,
-        None => {
-            unknown = super::format::Head::unknown();
-            &unknown
-        }
-    };
+    let unknown = super::format::Head::unknown();
+    let head = found.head.as_ref().unwrap_or(&unknown);
     cat.classify(head, found.text).map(|c| (ts, c))
 }
 

@@ -91,7 +91,7 @@ impl Layer {
         }
     }
 
-    fn take_inner<'a>(self, line: Cow<'a, [u8]>) -> Cow<'a, [u8]> {
+    fn take_inner(self, line: Cow<'_, [u8]>) -> Cow<'_, [u8]> {
         match self.inner {
             Inner::Owned(v) => Cow::Owned(v),
             Inner::Range(s, e) => match line {
@@ -110,13 +110,13 @@ fn byte(b: &[u8], at: usize) -> u8 {
     b.get(at).copied().unwrap_or(0)
 }
 
-fn layer(kind: Kind, strong: bool, inner: Inner, stamp: Stamp) -> Option<Layer> {
-    Some(Layer {
+fn layer(kind: Kind, strong: bool, inner: Inner, stamp: Stamp) -> Layer {
+    Layer {
         kind,
         strong,
         inner,
         stamp,
-    })
+    }
 }
 
 /// The outermost wrapper of `line`, if it starts with one.
@@ -183,24 +183,21 @@ fn iso_len(b: &[u8]) -> Option<usize> {
 fn cri(line: &[u8]) -> Option<Layer> {
     let n = iso_len(line)?;
     let rest = line.get(n..)?;
-    let stream = if rest.starts_with(b" stdout ") {
-        8
-    } else if rest.starts_with(b" stderr ") {
-        8
-    } else {
+    if !rest.starts_with(b" stdout ") && !rest.starts_with(b" stderr ") {
         return None;
-    };
+    }
+    let stream = 8;
     let tag = byte(rest, stream);
     if !matches!(tag, b'F' | b'P') || !matches!(byte(rest, stream + 1), b' ' | 0) {
         return None;
     }
     let start = (n + stream + 2).min(line.len());
-    layer(
+    Some(layer(
         Kind::Cri,
         true,
         Inner::Range(start, line.len()),
         Stamp::Iso(0, n),
-    )
+    ))
 }
 
 /// A timestamp then a tab (strong), or an RFC 3339 time then a space (weak:
@@ -208,18 +205,18 @@ fn cri(line: &[u8]) -> Option<Layer> {
 fn stamped(line: &[u8]) -> Option<Layer> {
     if let Some(n) = iso_len(line) {
         return match byte(line, n) {
-            b'\t' => layer(
+            b'\t' => Some(layer(
                 Kind::TabStamp,
                 true,
                 Inner::Range(n + 1, line.len()),
                 Stamp::Iso(0, n),
-            ),
-            b' ' if byte(line, 10) == b'T' => layer(
+            )),
+            b' ' if byte(line, 10) == b'T' => Some(layer(
                 Kind::Stamp,
                 false,
                 Inner::Range(n + 1, line.len()),
                 Stamp::Iso(0, n),
-            ),
+            )),
             _ => None,
         };
     }
@@ -288,12 +285,12 @@ fn compose(line: &[u8]) -> Option<Layer> {
     } else if i < line.len() {
         return None;
     }
-    layer(
+    Some(layer(
         Kind::Compose,
         true,
         Inner::Range(i, line.len()),
         Stamp::None,
-    )
+    ))
 }
 
 /// `kubectl logs --prefix`: `[pod/name/container] msg` (strong); a bare
@@ -311,12 +308,12 @@ fn kubectl(line: &[u8]) -> Option<Layer> {
     }
     let strong = name.contains(&b'/');
     let start = (close + 2).min(line.len());
-    layer(
+    Some(layer(
         Kind::Kubectl,
         strong,
         Inner::Range(start, line.len()),
         Stamp::None,
-    )
+    ))
 }
 
 /// Leading blanks (pasted lines, indented quotes).
@@ -325,12 +322,15 @@ fn indent(line: &[u8]) -> Option<Layer> {
         .iter()
         .take_while(|c| matches!(c, b' ' | b'\t'))
         .count();
-    (n < line.len()).then(|| Layer {
-        kind: Kind::Indent,
-        strong: false,
-        inner: Inner::Range(n, line.len()),
-        stamp: Stamp::None,
-    })
+    if n >= line.len() {
+        return None;
+    }
+    Some(layer(
+        Kind::Indent,
+        false,
+        Inner::Range(n, line.len()),
+        Stamp::None,
+    ))
 }
 
 /// Month names of the locales syslog daemons and journald print (lower case,
@@ -408,12 +408,12 @@ fn syslog(line: &[u8]) -> Option<Layer> {
         stamp[4..6].copy_from_slice(day);
     }
     stamp[7..15].copy_from_slice(hms);
-    layer(
+    Some(layer(
         Kind::Syslog,
         false,
         Inner::Range(start, line.len()),
         Stamp::Syslog(stamp),
-    )
+    ))
 }
 
 /// `host prog[pid]: msg` (after a journald ISO time was peeled).
@@ -424,12 +424,12 @@ fn host_tag(line: &[u8]) -> Option<Layer> {
     if hsp == 0 || colon == 0 || tag[..colon].contains(&b' ') || line[..hsp].contains(&b':') {
         return None;
     }
-    layer(
+    Some(layer(
         Kind::HostTag,
         false,
         Inner::Range(hsp + 1 + colon + 2, line.len()),
         Stamp::None,
-    )
+    ))
 }
 
 /// Docker json-file: `{"log":"…","stream":"stderr","time":"…"}`.
@@ -450,7 +450,7 @@ fn docker_json(line: &[u8]) -> Option<Layer> {
             Some(Stamp::Iso(s, e))
         })
         .unwrap_or(Stamp::None);
-    layer(Kind::DockerJson, true, Inner::Owned(text), stamp)
+    Some(layer(Kind::DockerJson, true, Inner::Owned(text), stamp))
 }
 
 /// Unescape a JSON string body up to its closing quote (or the end of the
@@ -602,15 +602,26 @@ mod tests {
             (format!("nginx.1.abc@node1    | {NGINX}"), Kind::Compose),
             (format!("\x1b[36mweb_1  |\x1b[0m {NGINX}"), Kind::Compose),
             (format!("[pod/web-5d9/nginx] {NGINX}"), Kind::Kubectl),
-            (format!("2024-03-14T09:22:07.123456789Z {NGINX}"), Kind::Stamp),
+            (
+                format!("2024-03-14T09:22:07.123456789Z {NGINX}"),
+                Kind::Stamp,
+            ),
             (format!("2024-03-14T09:22:07.123Z\t{NGINX}"), Kind::TabStamp),
             (format!("1710408127.512\t{NGINX}"), Kind::TabStamp),
-            (format!("Mar  5 21:09:30 web nginx[12]: {NGINX}"), Kind::Syslog),
+            (
+                format!("Mar  5 21:09:30 web nginx[12]: {NGINX}"),
+                Kind::Syslog,
+            ),
             (format!("Mär  5 21:09:30 web nginx: {NGINX}"), Kind::Syslog),
             (format!("déc. 15 21:09:30 web nginx: {NGINX}"), Kind::Syslog),
-            (format!("2024-03-14T09:22:07.5Z stderr F {NGINX}"), Kind::Cri),
             (
-                format!("{{\"log\":\"{esc}\\n\",\"stream\":\"stderr\",\"time\":\"2024-03-14T09:22:07.1Z\"}}"),
+                format!("2024-03-14T09:22:07.5Z stderr F {NGINX}"),
+                Kind::Cri,
+            ),
+            (
+                format!(
+                    "{{\"log\":\"{esc}\\n\",\"stream\":\"stderr\",\"time\":\"2024-03-14T09:22:07.1Z\"}}"
+                ),
                 Kind::DockerJson,
             ),
             (format!("\t {NGINX}"), Kind::Indent),
