@@ -553,6 +553,18 @@ pub fn unwrap_line<'a>(line: &'a [u8], z: &mut Zone) -> Unwrapped<'a> {
     }
 }
 
+/// The physical lines of an entry (memchr, not a byte loop).
+fn lines(entry: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', entry).chain(std::iter::once(entry.len()));
+    std::iter::from_fn(move || {
+        let end = ends.next()?;
+        let l = &entry[start..end];
+        start = end + 1;
+        Some(l)
+    })
+}
+
 thread_local! {
     static ZONE: RefCell<Zone> = RefCell::new(Zone::utc());
 }
@@ -560,14 +572,19 @@ thread_local! {
 /// Every physical line of an entry unwrapped, joined again with `\n`
 /// (borrowed when no line carries a wrapper).
 pub fn unwrap_entry(entry: &[u8]) -> Cow<'_, [u8]> {
-    if !entry.split(|b| *b == b'\n').any(|l| peel(l).is_some()) {
+    // Most entries are one line with no wrapper: one cheap look at its start.
+    let wrapped = match memchr::memchr(b'\n', entry) {
+        None => peel(entry).is_some(),
+        Some(_) => lines(entry).any(|l| peel(l).is_some()),
+    };
+    if !wrapped {
         return Cow::Borrowed(entry);
     }
     ZONE.with(|z| {
         let z = &mut z.borrow_mut();
         let mut out = Vec::with_capacity(entry.len());
         let mut changed = false;
-        for (i, l) in entry.split(|b| *b == b'\n').enumerate() {
+        for (i, l) in lines(entry).enumerate() {
             if i > 0 {
                 out.push(b'\n');
             }
