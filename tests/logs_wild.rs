@@ -399,3 +399,52 @@ fn no_harmless_line_is_a_failure_in_any_wrapper() {
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+/// Fragments pasted one after another (no server prefix on any of them) are
+/// one entry each, for `logs classify` and for scans alike.
+#[test]
+fn pasted_fragments_are_one_entry_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pasted.log");
+    let lines = [
+        "upstream timed out (110: Connection timed out) while reading response header from upstream",
+        "*7 connect() to unix:/run/php/php8.2-fpm.sock failed (13: Permission denied) while connecting to upstream",
+        "503 UR upstream_reset_before_response_started{remote_reset}",
+        "WARNING: [pool www] server reached max_children setting (5), consider raising it",
+    ];
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_triage502"))
+        .args(["logs", "classify", "--format", "jsonl"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let got: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["cause"].as_str().unwrap_or("-").to_owned(),
+                v["format"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        "upstream_timeout",
+        "socket_permission",
+        "upstream_closed",
+        "upstream_overloaded",
+    ]
+    .iter()
+    .map(|c| ((*c).to_owned(), "unknown".to_owned()))
+    .collect();
+    assert_eq!(got, want);
+    let rep = report_causes(&scan_file(&path));
+    let want: BTreeMap<String, (u64, u64)> = [
+        ("upstream_timeout".to_owned(), (1, 0)),
+        ("socket_permission".to_owned(), (1, 0)),
+        ("upstream_closed".to_owned(), (1, 0)),
+        ("upstream_overloaded".to_owned(), (0, 1)),
+    ]
+    .into();
+    assert_eq!(rep, want);
+}

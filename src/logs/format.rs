@@ -84,6 +84,13 @@ pub struct Head {
 }
 
 impl Head {
+    /// Can lines without a head follow it as its continuation (a stack
+    /// trace after an nginx or php-fpm line)? Not after a bare fragment
+    /// (unknown layout, no time): pasted fragments are entries of their own.
+    pub fn anchors(&self) -> bool {
+        self.format != Format::Unknown || self.ts.is_some()
+    }
+
     /// The head of an entry whose layout is not recognised (no time, no level).
     pub fn unknown() -> Head {
         Head {
