@@ -26,6 +26,7 @@ pub mod scan;
 pub mod split;
 pub mod time;
 pub mod window;
+pub mod wrapper;
 
 pub use catalogue::{Catalogue, CatalogueError};
 pub use classify::{Classification, Role};
@@ -48,12 +49,6 @@ pub fn classify_with(
     zone: &mut time::Zone,
     entry: &[u8],
 ) -> Option<Classification> {
-    let head = format::head(entry, zone).unwrap_or(format::Head {
-        format: format::Format::Iso,
-        ts: None,
-        level: None,
-        pid: None,
-        program: None,
-    });
+    let head = format::head(entry, zone).unwrap_or_else(format::Head::unknown);
     cat.classify(&head, entry)
 }

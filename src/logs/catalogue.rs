@@ -100,9 +100,13 @@ pub struct Signature {
     pub secondary: bool,
     /// Looks related but is not a gateway failure (negative control).
     pub not_a_cause: bool,
+    /// A consequence: the cause of the primary failure before it wins over its own.
+    pub inherit: bool,
     /// Hooks for correlation (`super::correlate`): `premature_close`, `worker_timeout`,
     /// `worker_crash`, `worker_killed`, `oom_kill`, `mac_denial`.
     pub tags: Vec<String>,
+    /// Other causes a match may mean (shown with the verdict).
+    pub alternatives: Vec<Cause>,
     pub literals: Vec<String>,
     pub examples: Vec<String>,
     /// `file:line` where it was defined.
@@ -151,6 +155,9 @@ struct RawErrno {
     number: u32,
     tcp: Spanned<String>,
     unix: Spanned<String>,
+    /// Other causes the errno may mean (the walk decides).
+    #[serde(default)]
+    alternatives: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,8 +173,14 @@ struct RawSignature {
     secondary: bool,
     #[serde(default)]
     not_a_cause: bool,
+    /// A consequence that takes the cause of the primary failure just before
+    /// it, its own `cause` only when there is none.
+    #[serde(default)]
+    inherit: bool,
     #[serde(default)]
     tags: Vec<String>,
+    #[serde(default)]
+    alternatives: Vec<Spanned<String>>,
     examples: Spanned<Vec<Spanned<String>>>,
     /// Free text for maintainers (the source of the message).
     #[serde(default)]
@@ -190,6 +203,7 @@ pub struct Catalogue {
     pub signatures: Vec<Signature>,
     errno_tcp: HashMap<u32, Option<Cause>>,
     errno_unix: HashMap<u32, Option<Cause>>,
+    errno_alternatives: HashMap<u32, Vec<Cause>>,
     /// First level: where some literal may start (SIMD, over reduced literals).
     pub(crate) prefilter: Prefilter,
     /// Second level: every literal of every signature, then the unmatched markers.
@@ -201,10 +215,13 @@ pub struct Catalogue {
     pub all_literals: Vec<String>,
 }
 
+/// An `[[errno]]` entry: number, cause on TCP, cause on a unix socket, alternatives.
+type ErrnoRow = (u32, Option<Cause>, Option<Cause>, Vec<Cause>);
+
 /// A parsed but not yet compiled file.
 struct Parsed {
     unmatched: Vec<String>,
-    errno: Vec<(u32, Option<Cause>, Option<Cause>)>,
+    errno: Vec<ErrnoRow>,
     sigs: Vec<Signature>,
 }
 
@@ -236,6 +253,25 @@ fn cause_or_none(
     })
 }
 
+/// A list of cause ids (no `none`).
+fn causes(file: &str, src: &str, ids: &[Spanned<String>]) -> Result<Vec<Cause>, CatalogueError> {
+    let mut out = Vec::new();
+    for id in ids {
+        match cause_or_none(file, src, id)? {
+            Some(c) => out.push(c),
+            None => {
+                return Err(err(
+                    file,
+                    src,
+                    id.span().start,
+                    "`alternatives` lists cause ids, not \"none\"",
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Parse one file. `trusted`: the built-in file, whose regexes and examples
 /// the tests check, so its regexes are compiled on first use instead of now.
 fn parse_file(file: &str, src: &str, trusted: bool) -> Result<Parsed, CatalogueError> {
@@ -253,6 +289,7 @@ fn parse_file(file: &str, src: &str, trusted: bool) -> Result<Parsed, CatalogueE
             e.number,
             cause_or_none(file, src, &e.tcp)?,
             cause_or_none(file, src, &e.unix)?,
+            causes(file, src, &e.alternatives)?,
         ));
     }
     let mut sigs = Vec::new();
@@ -314,6 +351,14 @@ fn parse_file(file: &str, src: &str, trusted: bool) -> Result<Parsed, CatalogueE
                 ),
             ));
         }
+        if s.inherit && !s.secondary {
+            return Err(err(
+                file,
+                src,
+                at(s.id.span()),
+                format!("signature `{id}` is `inherit` but not `secondary`"),
+            ));
+        }
         if s.not_a_cause && cause != CauseRule::None {
             return Err(err(
                 file,
@@ -370,6 +415,7 @@ fn parse_file(file: &str, src: &str, trusted: bool) -> Result<Parsed, CatalogueE
             }
             examples.push(text.clone());
         }
+        let alternatives = causes(file, src, &s.alternatives)?;
         let (line, _) = line_col(src, s.id.span().start);
         sigs.push(Signature {
             id,
@@ -381,7 +427,9 @@ fn parse_file(file: &str, src: &str, trusted: bool) -> Result<Parsed, CatalogueE
             cause,
             secondary: s.secondary,
             not_a_cause: s.not_a_cause,
+            inherit: s.inherit,
             tags: s.tags,
+            alternatives,
             literals,
             examples,
             origin: format!("{file}:{line}"),
@@ -462,13 +510,15 @@ impl Catalogue {
         let mut sigs: Vec<Signature> = Vec::new();
         let mut errno_tcp = HashMap::new();
         let mut errno_unix = HashMap::new();
+        let mut errno_alternatives = HashMap::new();
         let mut markers: Vec<String> = Vec::new();
         for (i, (file, src)) in sources.iter().enumerate() {
             let trusted = builtin_last_trusted && i + 1 == sources.len();
             let p = parse_file(file, src, trusted)?;
-            for (n, t, u) in p.errno {
+            for (n, t, u, a) in p.errno {
                 errno_tcp.entry(n).or_insert(t);
                 errno_unix.entry(n).or_insert(u);
+                errno_alternatives.entry(n).or_insert(a);
             }
             for s in p.sigs {
                 if sigs.iter().any(|o| o.id == s.id) {
@@ -493,6 +543,29 @@ impl Catalogue {
                     literals.push(l.clone());
                     owners.push(vec![i as u32]);
                 }
+            }
+        }
+        // Lines inside Docker's json-file records are JSON-escaped (`"` is
+        // `\"`, `<` is `\u003c`), once or, nested, twice: the escaped forms
+        // find the same signatures, so a scan of such a file misses nothing
+        // that classifying its unwrapped lines finds.
+        for i in 0..literals.len() {
+            let mut v = literals[i].clone();
+            for _ in 0..2 {
+                let e = json_escape(&v);
+                if e == v {
+                    break;
+                }
+                let own = owners[i].clone();
+                if let Some(at) = literals.iter().position(|x| *x == e) {
+                    owners[at].extend(own);
+                    owners[at].sort_unstable();
+                    owners[at].dedup();
+                } else {
+                    literals.push(e.clone());
+                    owners.push(own);
+                }
+                v = e;
             }
         }
         let literal_count = literals.len();
@@ -520,6 +593,7 @@ impl Catalogue {
             signatures: sigs,
             errno_tcp,
             errno_unix,
+            errno_alternatives,
             prefilter,
             literals: literal_ac,
             owners,
@@ -538,10 +612,34 @@ impl Catalogue {
         t.get(&errno).copied().flatten()
     }
 
+    /// Other causes an errno may mean besides its table entry.
+    pub fn errno_alternatives(&self, errno: u32) -> &[Cause] {
+        self.errno_alternatives
+            .get(&errno)
+            .map_or(&[], Vec::as_slice)
+    }
+
     /// Literals that find signature candidates (markers excluded).
     pub fn signature_literals(&self) -> &[String] {
         &self.all_literals[..self.literal_count]
     }
+}
+
+/// A string as a JSON encoder that escapes HTML characters (Go's, Docker's) writes it.
+fn json_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn read_small(p: &Path) -> Result<Option<String>, CatalogueError> {

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::catalogue::{Catalogue, CauseRule, Signature};
 use super::format::{self, Fields, Head, request_path};
+use super::wrapper;
 use crate::cause::Cause;
 
 /// What part an entry plays.
@@ -37,6 +38,11 @@ pub struct Classification {
     #[serde(skip)]
     pub signature: Option<usize>,
     pub fields: Fields,
+    /// Other causes the same line may mean (`113: No route to host` is a
+    /// REJECT rule or an address that no longer exists): the walk decides
+    /// with the other evidence.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<Cause>,
 }
 
 impl Classification {
@@ -84,8 +90,16 @@ fn cap_str(caps: &regex::bytes::Captures<'_>, name: &str) -> Option<String> {
 impl Catalogue {
     /// Classify one entry (head line plus continuation lines). `None` when the
     /// entry has nothing to do with upstream failures.
+    ///
+    /// Wrappers (container runtimes, shippers, syslog) are peeled off every
+    /// line first ([`super::wrapper`]); `head` is the head of the line inside
+    /// ([`format::head`] looks through wrappers). When the layout is unknown
+    /// (a fragment, a bare message) every signature may apply, whatever
+    /// server it names.
     pub fn classify(&self, head: &Head, entry: &[u8]) -> Option<Classification> {
         let entry = &entry[..entry.len().min(MAX_ENTRY)];
+        let unwrapped = wrapper::unwrap_entry(entry);
+        let entry: &[u8] = &unwrapped;
         let mut candidates: Vec<u32> = Vec::new();
         let mut marker = false;
         for m in self.literals.find_overlapping_iter(entry) {
@@ -104,7 +118,7 @@ impl Catalogue {
         let server = head.server();
         for i in candidates {
             let sig = &self.signatures[i as usize];
-            if sig.server != "any" && sig.server != server {
+            if sig.server != "any" && server != "any" && sig.server != server {
                 continue;
             }
             let re = sig.regex.get();
@@ -116,6 +130,7 @@ impl Catalogue {
                         cause: None,
                         signature: Some(i as usize),
                         fields: Fields::default(),
+                        alternatives: Vec::new(),
                     });
                 }
                 continue;
@@ -133,6 +148,7 @@ impl Catalogue {
             cause: None,
             signature: None,
             fields: format::fields(head, entry),
+            alternatives: Vec::new(),
         })
     }
 
@@ -151,6 +167,7 @@ impl Catalogue {
                 cause: None,
                 signature: Some(idx),
                 fields: Fields::default(),
+                alternatives: Vec::new(),
             };
         }
         let mut f = format::fields(head, entry);
@@ -159,7 +176,7 @@ impl Catalogue {
         }
         if let Some(u) = cap_str(caps, "upstream") {
             if let Some(path) = u.strip_prefix("unix:") {
-                f.socket = Some(path.trim_end_matches(':').to_owned());
+                f.socket = Some(path.trim().trim_end_matches(':').to_owned());
             }
             f.upstream = Some(u);
         }
@@ -212,11 +229,20 @@ impl Catalogue {
                 (Role::Primary, cause)
             }
         };
+        let mut alternatives = sig.alternatives.clone();
+        if sig.cause == CauseRule::Errno
+            && let Some(e) = f.errno
+        {
+            alternatives.extend(self.errno_alternatives(e));
+        }
+        alternatives.retain(|a| Some(*a) != cause);
+        alternatives.dedup();
         Classification {
             role,
             cause,
             signature: Some(idx),
             fields: f,
+            alternatives,
         }
     }
 }

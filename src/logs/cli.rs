@@ -302,6 +302,9 @@ struct Verdict<'a> {
     format: Option<format::Format>,
     time: Option<String>,
     fields: Option<&'a Fields>,
+    /// Other causes the entry may mean (the walk decides with more evidence).
+    #[serde(skip_serializing_if = "<[Cause]>::is_empty")]
+    alternatives: &'a [Cause],
     text: String,
 }
 
@@ -375,9 +378,10 @@ fn run_classify(a: &ClassifyArgs, out: &mut dyn Write) -> anyhow::Result<ExitCod
                         .as_ref()
                         .and_then(|c| c.signature(&cat))
                         .map(|s| s.id.as_str()),
-                    format: head.as_ref().map(|h| h.format),
+                    format: Some(head.as_ref().map_or(format::Format::Unknown, |h| h.format)),
                     time: head.as_ref().and_then(|h| h.ts).map(time::rfc3339),
                     fields: c.as_ref().map(|c| &c.fields),
+                    alternatives: c.as_ref().map_or(&[], |c| c.alternatives.as_slice()),
                     text: scan::redact(&e.text),
                 };
                 serde_json::to_writer(&mut *out, &v)?;

@@ -11,6 +11,7 @@ use memchr::memmem;
 use serde::Serialize;
 
 use super::time::{self, Zone};
+use super::wrapper;
 
 /// The detected layout of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -29,6 +30,9 @@ pub enum Format {
     Dmesg,
     /// Any other line with an ISO 8601 timestamp at its start.
     Iso,
+    /// No layout recognised: a message without its server's prefix (a
+    /// fragment pasted from the middle of a line), or a wrapper's content.
+    Unknown,
 }
 
 /// Severity as written by the server, normalised to syslog names.
@@ -80,6 +84,24 @@ pub struct Head {
 }
 
 impl Head {
+    /// Can lines without a head follow it as its continuation (a stack
+    /// trace after an nginx or php-fpm line)? Not after a bare fragment
+    /// (unknown layout, no time): pasted fragments are entries of their own.
+    pub fn anchors(&self) -> bool {
+        self.format != Format::Unknown || self.ts.is_some()
+    }
+
+    /// The head of an entry whose layout is not recognised (no time, no level).
+    pub fn unknown() -> Head {
+        Head {
+            format: Format::Unknown,
+            ts: None,
+            level: None,
+            pid: None,
+            program: None,
+        }
+    }
+
     /// The server a signature's `server` key names: nginx, apache, php-fpm,
     /// haproxy, caddy, kernel, audit, systemd, or the syslog program.
     pub fn server(&self) -> &str {
@@ -91,11 +113,14 @@ impl Head {
             Format::Caddy => "caddy",
             Format::Audit => "audit",
             Format::Dmesg => "kernel",
+            Format::Unknown => "any",
             Format::Syslog | Format::Iso => match self.program.as_deref() {
                 Some(p) if p.starts_with("php") && p.contains("fpm") => "php-fpm",
                 Some(p) if p.starts_with("apache") || p.starts_with("httpd") => "apache",
-                Some(p) => p,
-                None => "any",
+                // A program no signature names (an app, a shipper) says nothing
+                // about the layout of its message.
+                Some(p) if super::catalogue::SERVERS.contains(&p) => p,
+                _ => "any",
             },
         }
     }
@@ -120,11 +145,83 @@ pub fn starts_entry(line: &[u8], z: &mut Zone) -> bool {
 }
 
 /// Detect the layout of a line that starts an entry; `None` for a continuation line.
+///
+/// Wrappers ([`super::wrapper`]) are looked through: the head is the one of
+/// the line inside, with the wrapper's time when that line has none.
 pub fn head(line: &[u8], z: &mut Zone) -> Option<Head> {
+    head_at(line, z, 0)
+}
+
+fn head_at(line: &[u8], z: &mut Zone, depth: usize) -> Option<Head> {
+    if depth < wrapper::MAX_DEPTH
+        && let Some(layer) = wrapper::peel(line)
+    {
+        let inner = layer.inner(line);
+        if let Some(mut h) = head_at(inner, z, depth + 1) {
+            if h.ts.is_none() {
+                h.ts = layer.ts(line, z);
+            }
+            return Some(h);
+        }
+        if layer.strong {
+            // A wrapper around something that is no entry head: with its own
+            // time it starts an entry of unknown layout, without one it is a
+            // continuation (a wrapped stack trace line).
+            let ts = layer.ts(line, z)?;
+            return Some(Head {
+                format: Format::Unknown,
+                ts: Some(ts),
+                level: level_word(inner),
+                pid: None,
+                program: None,
+            });
+        }
+    }
+    plain_head(line, z)
+}
+
+/// nginx's message prefix without its date: `[error] 12#12: ` or `*5 `.
+fn nginx_fragment(line: &[u8]) -> Option<Head> {
+    let (level, rest) = if line.first() == Some(&b'[') {
+        let close = memchr::memchr(b']', line.get(..line.len().min(10))?)?;
+        let level = Level::parse(&line[1..close])?;
+        (Some(level), line.get(close + 1..)?.strip_prefix(b" ")?)
+    } else {
+        (None, line)
+    };
+    let digits = |b: &[u8]| b.iter().take_while(|c| c.is_ascii_digit()).count();
+    let pid = if level.is_some() {
+        let n = digits(rest);
+        if n == 0 || byte(rest, n) != b'#' {
+            return None;
+        }
+        let t = digits(&rest[n + 1..]);
+        if t == 0 || byte(rest, n + 1 + t) != b':' {
+            return None;
+        }
+        parse_u32(rest)
+    } else {
+        let n = digits(rest.strip_prefix(b"*")?);
+        if n == 0 || byte(rest, n + 1) != b' ' {
+            return None;
+        }
+        None
+    };
+    Some(Head {
+        format: Format::Unknown,
+        ts: None,
+        level,
+        pid,
+        program: None,
+    })
+}
+
+fn plain_head(line: &[u8], z: &mut Zone) -> Option<Head> {
     let first = *line.first()?;
     match first {
         b'0'..=b'9' => digit_head(line, z),
-        b'[' => bracket_head(line, z),
+        b'[' => bracket_head(line, z).or_else(|| nginx_fragment(line)),
+        b'*' => nginx_fragment(line),
         b'{' => json_head(line),
         b't' if line.starts_with(b"type=") => audit_head(line),
         b'A'..=b'Z' => {
@@ -420,6 +517,13 @@ pub fn fields(head: &Head, entry: &[u8]) -> Fields {
         Format::Nginx => nginx_fields(entry),
         Format::Apache => apache_fields(entry),
         Format::Caddy => caddy_fields(entry),
+        // A fragment of an nginx line still carries its tail.
+        Format::Unknown | Format::Iso | Format::Syslog
+            if memmem::find(entry, b", client: ").is_some()
+                || memmem::find(entry, b", upstream: \"").is_some() =>
+        {
+            nginx_fields(entry)
+        }
         _ => Fields::default(),
     }
 }

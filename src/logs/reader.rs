@@ -156,13 +156,20 @@ fn process(
             head = format::head(&data[hs..line_end(data, hs)], zone);
             back += 1;
         }
-        if head.is_none() {
+        if head.is_none() || (hs != ls && !head.as_ref().is_some_and(Head::anchors)) {
+            // No head, or a bare fragment before it: the hit line stands alone.
             hs = ls;
+            head = None;
         }
-        // Walk forward over continuation lines.
+        // Walk forward over continuation lines (a headless line is an entry
+        // of its own: pasted fragments, as `Joiner` does).
         let mut end = line_end(data, hit);
         let mut lines = 0;
-        while end < data.len() && lines < MAX_LINES && end - hs < MAX_ENTRY {
+        while head.as_ref().is_some_and(Head::anchors)
+            && end < data.len()
+            && lines < MAX_LINES
+            && end - hs < MAX_ENTRY
+        {
             let next = end + 1;
             let ne = line_end(data, next);
             if next >= data.len() || format::starts_entry(&data[next..ne], zone) {
@@ -201,6 +208,9 @@ pub struct Joiner {
     pending_lines: usize,
     pending_line_no: u64,
     line_no: u64,
+    /// Does the pending entry start with a head? Lines after a headless
+    /// first line (pasted fragments) are entries of their own.
+    pending_headed: bool,
 }
 
 impl Joiner {
@@ -209,9 +219,15 @@ impl Joiner {
     pub fn push(&mut self, line: &[u8], zone: &mut Zone) -> Option<Entry> {
         self.line_no += 1;
         let line = &line[..line.len().min(MAX_ENTRY)];
-        let starts = format::starts_entry(trim_eol(line), zone);
-        if starts || self.pending.is_empty() || self.pending_lines >= MAX_LINES {
+        let head = format::head(trim_eol(line), zone);
+        let starts = head.is_some();
+        if starts
+            || !self.pending_headed
+            || self.pending.is_empty()
+            || self.pending_lines >= MAX_LINES
+        {
             let done = self.flush();
+            self.pending_headed = head.as_ref().is_some_and(Head::anchors);
             self.pending.extend_from_slice(line);
             if !line.ends_with(b"\n") {
                 self.pending.push(b'\n');

@@ -363,11 +363,17 @@ impl<'a> Agg<'a> {
                 }
             }
             Role::Secondary => {
-                let cause = c.cause.or_else(|| {
-                    self.last_primary
-                        .filter(|(_, t)| ts.is_none_or(|ts| ts - t <= INHERIT_SECS))
-                        .map(|(c, _)| c)
-                });
+                let inherited = self
+                    .last_primary
+                    .filter(|(_, t)| ts.is_none_or(|ts| ts - t <= INHERIT_SECS))
+                    .map(|(c, _)| c);
+                // A consequence follows the failure before it; its own cause
+                // (what it means alone) only when there is none.
+                let cause = if sig.is_some_and(|s| s.inherit) {
+                    inherited.or(c.cause)
+                } else {
+                    c.cause.or(inherited)
+                };
                 match cause {
                     Some(cause) => {
                         let n = self.samples;
@@ -732,7 +738,9 @@ fn scan_file(
         if !window.contains(ts) {
             return;
         }
-        let Some(head) = found.head else { return };
+        // A headless entry (a fragment, a bare message) is only in an
+        // unbounded window, where it is classified as `logs classify` does.
+        let head = found.head.unwrap_or_else(super::format::Head::unknown);
         let _ = z;
         if let Some(c) = cat.classify(&head, found.text) {
             agg.add(idx, found.offset, ts, &c, found.text);

@@ -171,7 +171,9 @@ fn verdict(
     if !window.contains(ts) {
         return None;
     }
-    let head = found.head.as_ref()?;
+    // A headless entry is only in an unbounded window (see `Window::contains`).
+    let unknown = super::format::Head::unknown();
+    let head = found.head.as_ref().unwrap_or(&unknown);
     cat.classify(head, found.text).map(|c| (ts, c))
 }
 
@@ -351,6 +353,7 @@ fn deliver(batch: Vec<Item>, on: &mut dyn FnMut(Hit<'_>)) {
                         cause: None,
                         signature: Some(sig),
                         fields: Fields::default(),
+                        alternatives: Vec::new(),
                     };
                     for _ in 0..n {
                         on(Hit {
