@@ -8,6 +8,7 @@
 //! over the same engine and runner.
 
 pub mod action;
+pub mod action_spec;
 pub mod cause;
 pub mod check;
 pub mod checks;

@@ -15,9 +15,9 @@ use crate::runner::{Runner, collect_batch};
 /// engine's per-node visit limit).
 pub const MAX_STEPS: usize = 1_000;
 
-/// Why non-interactive mode did not run an action.
-pub const NOT_RUN: &str =
-    "non-interactive run: actions are never executed; run it yourself or use the TUI";
+/// Why non-interactive mode did not run an action (defined with the specs,
+/// so the policy does not depend on this front end).
+pub use crate::action_spec::NOT_RUN;
 
 /// Walk until the engine is done. `answers` maps question node ids to choice ids.
 pub async fn walk(
