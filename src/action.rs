@@ -9,6 +9,7 @@
 //! that forgets to check cannot run a forbidden action.
 
 pub mod cache;
+pub mod config_edit;
 pub mod executor;
 pub mod isolate;
 pub mod plan;
@@ -29,4 +30,3 @@ pub use plan::{Confirmation, Plan};
 pub use policy::ExecPolicy;
 pub use undo::{UndoEntry, UndoList};
 pub use verify::{Probe, VerifyResult, probe, verify};
-

@@ -70,6 +70,10 @@ pub enum ActionSpec {
     Rollback(RollbackAction),
     /// A playbook-defined command, run as this exact argv.
     Command(CommandAction),
+    /// Change directives of one configuration file, located by the parser
+    /// (never a search-and-replace over the text); shown as a unified diff
+    /// before consent, then config-tested, reloaded, verified, undoable.
+    ConfigEdit(Box<ConfigEditAction>),
 }
 
 /// Which server a service is, for its config test and its own signals.
@@ -203,6 +207,171 @@ pub struct RollbackAction {
     pub service: Option<Box<ServiceAction>>,
 }
 
+/// The syntax of an edited configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigSyntax {
+    /// nginx: `name args;` directives and `{ }` blocks.
+    Nginx,
+    /// php-fpm: ini sections (`[www]`) of `key = value` lines.
+    PhpFpm,
+}
+
+impl fmt::Display for ConfigSyntax {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConfigSyntax::Nginx => "nginx",
+            ConfigSyntax::PhpFpm => "php-fpm",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigEditAction {
+    /// The file to change; it must be one of `allowed`.
+    pub file: String,
+    pub syntax: ConfigSyntax,
+    /// The changes, one per item (a remedy writes them as a fact, one per line):
+    /// nginx `@LINE NAME ARGS...` sets the arguments of directive NAME that starts
+    /// at LINE; `@LINE+ NAME ARGS...` sets NAME inside the block opened at LINE
+    /// (replacing it there when present, else adding it as the block's first line);
+    /// php-fpm `[POOL] KEY = VALUE` sets KEY in that pool's section of the file.
+    pub changes: Vec<String>,
+    /// The running server's configuration files, as discovery found them
+    /// (`["{{ front.config_files }}"]`); a file outside them is refused.
+    pub allowed: Vec<String>,
+    /// The server to config-test and reload gracefully after the edit; its `op` is ignored.
+    pub service: Box<ServiceAction>,
+    /// The failing URL, verified after the reload (3 answers below 500 in a row);
+    /// a failed verification restores the file and reloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// SHA-256 (hex) of the file when its diff was shown; the edit is refused
+    /// when the file changed since. Front ends fill it from the preview.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_sha256: Option<String>,
+    /// Why this edit (the remedy's reasoning with its figures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One parsed change of a [`ConfigEditAction`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Set the arguments of the nginx directive `name` that starts at `line`.
+    NginxSet {
+        line: u32,
+        name: String,
+        args: Vec<String>,
+    },
+    /// Set `name` among the direct children of the nginx block opened at `line`.
+    NginxInBlock {
+        line: u32,
+        name: String,
+        args: Vec<String>,
+    },
+    /// Set `key = value` in php-fpm pool `pool`.
+    FpmSet {
+        pool: String,
+        key: String,
+        value: String,
+    },
+}
+
+impl Change {
+    /// Parse one item of [`ConfigEditAction::changes`].
+    pub fn parse(syntax: ConfigSyntax, text: &str) -> Result<Change, String> {
+        let t = text.trim();
+        match syntax {
+            ConfigSyntax::Nginx => {
+                let bad = || {
+                    format!(
+                        "`{t}` is not an nginx change (`@LINE NAME ARGS...` or `@LINE+ NAME ARGS...`)"
+                    )
+                };
+                let rest = t.strip_prefix('@').ok_or_else(bad)?;
+                let mut words = rest.split_whitespace();
+                let at = words.next().ok_or_else(bad)?;
+                let (num, in_block) = match at.strip_suffix('+') {
+                    Some(n) => (n, true),
+                    None => (at, false),
+                };
+                let line = num.parse::<u32>().ok().filter(|l| *l > 0).ok_or_else(bad)?;
+                let name = words.next().ok_or_else(bad)?.to_owned();
+                if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(format!("`{name}` is not an nginx directive name"));
+                }
+                let args: Vec<String> = words.map(str::to_owned).collect();
+                if args.is_empty() {
+                    return Err(format!("`{t}`: the directive needs a value"));
+                }
+                if args
+                    .iter()
+                    .any(|a| a.contains([';', '{', '}', '#', '"', '\'', '\\']))
+                {
+                    return Err(format!("`{t}`: a value holds nginx syntax characters"));
+                }
+                Ok(if in_block {
+                    Change::NginxInBlock { line, name, args }
+                } else {
+                    Change::NginxSet { line, name, args }
+                })
+            }
+            ConfigSyntax::PhpFpm => {
+                let bad = || format!("`{t}` is not a php-fpm change (`[POOL] KEY = VALUE`)");
+                let rest = t.strip_prefix('[').ok_or_else(bad)?;
+                let (pool, rest) = rest.split_once(']').ok_or_else(bad)?;
+                let (key, value) = rest.split_once('=').ok_or_else(bad)?;
+                let (pool, key, value) = (pool.trim(), key.trim(), value.trim());
+                if pool.is_empty() || key.is_empty() || value.is_empty() {
+                    return Err(bad());
+                }
+                if !key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._[]-".contains(c))
+                {
+                    return Err(format!("`{key}` is not a php-fpm key"));
+                }
+                if value.contains([';', '"', '\n']) {
+                    return Err(format!("`{t}`: the value holds `;` or a quote"));
+                }
+                Ok(Change::FpmSet {
+                    pool: pool.to_owned(),
+                    key: key.to_owned(),
+                    value: value.to_owned(),
+                })
+            }
+        }
+    }
+
+    /// How the change reads to the operator.
+    pub fn describe(&self) -> String {
+        match self {
+            Change::NginxSet { line, name, args } => {
+                format!("set {name} {} (line {line})", args.join(" "))
+            }
+            Change::NginxInBlock { line, name, args } => {
+                format!("set {name} {} in the block at line {line}", args.join(" "))
+            }
+            Change::FpmSet { pool, key, value } => format!("set {key} = {value} in pool {pool}"),
+        }
+    }
+}
+
+impl ConfigEditAction {
+    /// The parsed changes (all, or the first error).
+    pub fn parsed(&self) -> Result<Vec<Change>, String> {
+        if self.changes.is_empty() {
+            return Err("the edit has no changes".into());
+        }
+        self.changes
+            .iter()
+            .map(|c| Change::parse(self.syntax, c))
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandAction {
@@ -281,6 +450,13 @@ impl ActionSpec {
             }
             ActionSpec::Rollback(r) => vec!["cp".into(), r.backup.clone(), r.file.clone()],
             ActionSpec::Command(c) => c.argv.clone(),
+            // The edit is made in-process; this is its effect as a command
+            // line for the record (the diff is what the operator consents to).
+            ActionSpec::ConfigEdit(e) => {
+                let mut v = vec!["edit".into(), e.file.clone()];
+                v.extend(e.changes.iter().cloned());
+                v
+            }
         }
     }
 
@@ -332,6 +508,18 @@ impl ActionSpec {
             }
             ActionSpec::Rollback(r) => format!("Restore {} from {}", r.file, r.backup),
             ActionSpec::Command(c) => format!("Run {}", c.argv.first().map_or("", String::as_str)),
+            ActionSpec::ConfigEdit(e) => {
+                let what = e.parsed().map_or_else(
+                    |_| e.changes.join("; "),
+                    |cs| {
+                        cs.iter()
+                            .map(Change::describe)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    },
+                );
+                format!("Edit {}: {what}", e.file)
+            }
         }
     }
 
@@ -339,7 +527,9 @@ impl ActionSpec {
     /// declares: restarting is at least disruptive, deleting cache files destructive.
     pub fn min_tier(&self) -> Tier {
         match self {
-            ActionSpec::Service(_) | ActionSpec::Rollback(_) => Tier::Disruptive,
+            ActionSpec::Service(_) | ActionSpec::Rollback(_) | ActionSpec::ConfigEdit(_) => {
+                Tier::Disruptive
+            }
             ActionSpec::ClearCache(_) => Tier::Destructive,
             ActionSpec::Plugin(_) | ActionSpec::IsolatePlugins(_) | ActionSpec::Command(_) => {
                 Tier::Reversible

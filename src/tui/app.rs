@@ -792,7 +792,9 @@ impl App {
             self.notice = Some(format!("{} (Esc declines)", plan.confirmation().prompt()));
             return None;
         }
-        let Some(spec) = a.spec.clone() else {
+        // The plan's spec is pinned to what the dialog showed (a config
+        // edit's file hash), so what runs is what was consented to.
+        let Some(spec) = plan.spec.clone().or_else(|| a.spec.clone()) else {
             return self.feed(Input::ActionDeclined {
                 reason: "cannot run: the action has no command".into(),
             });
