@@ -231,7 +231,9 @@ impl fmt::Display for ConfigSyntax {
 pub struct ConfigEditAction {
     /// The file to change; it must be one of `allowed`.
     pub file: String,
-    pub syntax: ConfigSyntax,
+    /// The file's syntax; by default the service's server (nginx, php-fpm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syntax: Option<ConfigSyntax>,
     /// The changes, one per item (a remedy writes them as a fact, one per line):
     /// nginx `@LINE NAME ARGS...` sets the arguments of directive NAME that starts
     /// at LINE; `@LINE+ NAME ARGS...` sets NAME inside the block opened at LINE
@@ -360,15 +362,49 @@ impl Change {
 }
 
 impl ConfigEditAction {
+    /// The file's syntax: the declared one, else the service's server's.
+    pub fn syntax(&self) -> Result<ConfigSyntax, String> {
+        if let Some(s) = self.syntax {
+            return Ok(s);
+        }
+        match self.service.server_kind() {
+            ServerKind::Nginx => Ok(ConfigSyntax::Nginx),
+            ServerKind::PhpFpm => Ok(ConfigSyntax::PhpFpm),
+            k => Err(format!("editing a {k} configuration is not supported")),
+        }
+    }
+
     /// The parsed changes (all, or the first error).
     pub fn parsed(&self) -> Result<Vec<Change>, String> {
         if self.changes.is_empty() {
             return Err("the edit has no changes".into());
         }
+        let syntax = self.syntax()?;
         self.changes
             .iter()
-            .map(|c| Change::parse(self.syntax, c))
+            .map(|c| Change::parse(syntax, c))
             .collect()
+    }
+}
+
+impl ServiceAction {
+    /// The server kind: the `server` param, or a guess from the unit name.
+    pub fn server_kind(&self) -> ServerKind {
+        if let Some(k) = self.server {
+            return k;
+        }
+        let u = self.unit.to_ascii_lowercase();
+        if u.contains("nginx") {
+            ServerKind::Nginx
+        } else if u.contains("apache") || u.contains("httpd") {
+            ServerKind::Apache
+        } else if u.contains("fpm") {
+            ServerKind::PhpFpm
+        } else if u.contains("haproxy") {
+            ServerKind::Haproxy
+        } else {
+            ServerKind::Other
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub mod journal;
 pub mod logs;
 pub mod playbook;
 pub mod redact;
+pub mod remedy;
 pub mod report;
 pub mod runner;
 pub mod scenario;

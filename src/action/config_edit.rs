@@ -103,7 +103,7 @@ pub fn preview(e: &ConfigEditAction) -> Result<Preview, String> {
     let old = String::from_utf8(bytes)
         .map_err(|_| format!("refusing to edit {}: it is not UTF-8 text", e.file))?;
     let changes = e.parsed()?;
-    let new = edit_text(e.syntax, &old, &changes)
+    let new = edit_text(e.syntax()?, &old, &changes)
         .map_err(|x| format!("refusing to edit {}: {x}", e.file))?;
     let diff = unified_diff(&e.file, &old, &new);
     Ok(Preview {
@@ -736,7 +736,7 @@ mod tests {
         let fs = f.display().to_string();
         let mut e = ConfigEditAction {
             file: fs.clone(),
-            syntax: ConfigSyntax::Nginx,
+            syntax: Some(ConfigSyntax::Nginx),
             changes: vec!["@5 fastcgi_pass unix:/run/php/php8.2-fpm.sock".into()],
             allowed: vec![t.path().join("other.conf").display().to_string()],
             service: Box::new(super::super::ServiceAction {

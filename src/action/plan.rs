@@ -320,7 +320,9 @@ impl Plan {
         }
         self.affects.push(format!(
             "{} ({} configuration of {})",
-            e.file, e.syntax, reload.unit
+            e.file,
+            e.syntax().map_or_else(|x| x, |s| s.to_string()),
+            reload.unit
         ));
         self.undo = format!(
             "restore the backup {}.triage502-<time> over {}, test the config and reload (listed in the undo list)",

@@ -37,21 +37,7 @@ pub fn systemd_running() -> bool {
 
 /// The server kind: the `server` param, or a guess from the unit name.
 pub fn kind(s: &ServiceAction) -> ServerKind {
-    if let Some(k) = s.server {
-        return k;
-    }
-    let u = s.unit.to_ascii_lowercase();
-    if u.contains("nginx") {
-        ServerKind::Nginx
-    } else if u.contains("apache") || u.contains("httpd") {
-        ServerKind::Apache
-    } else if u.contains("fpm") {
-        ServerKind::PhpFpm
-    } else if u.contains("haproxy") {
-        ServerKind::Haproxy
-    } else {
-        ServerKind::Other
-    }
+    s.server_kind()
 }
 
 /// Is `pid` a live (not zombie) process?
