@@ -1,0 +1,248 @@
+//! Remedies applied as configuration edits on the lab's real incidents.
+//!
+//! For each remedy with a lab scenario (`nginx_socket_missing`: fastcgi_pass names php7.4's
+//! socket while php-fpm 8.2 listens on its own; `nginx_upstream_timeout`: the app answers after
+//! 5 s with `proxy_read_timeout 1s`), the real binary walks the incident from the URL alone:
+//! - with `--read-only` it prints the edit's diff as the recommended step and changes nothing;
+//! - with `--apply disruptive` it edits the file at the directive discovery found, config-tests,
+//!   reloads, verifies (the URL answers 200 three times), and journals it;
+//! - the undo (the backup restored, tested, reloaded) brings the original file back byte for
+//!   byte, and the 502/504 returns.
+//!
+//! Bad input, on the same real nginx through the library's executor: the file changed between
+//! the preview and the apply (refused, nothing written), a config test failing after the edit
+//! and a verification that does not recover (both rolled back, the file restored byte for
+//! byte). Needs root, nginx and php-fpm (the lab's requirements).
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+#[path = "lab/harness.rs"]
+mod harness;
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use triage502::action::{
+    ActionSpec, ExecPolicy, RollbackAction, ServiceAction, ServiceOp, Tier, execute,
+};
+
+/// One run of the binary: its JSON report and stderr.
+struct Run {
+    report: serde_json::Value,
+    stderr: String,
+}
+
+fn triage502(args: &[&str], state: &Path) -> Run {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_triage502"))
+        .args(args)
+        .env("XDG_STATE_HOME", state)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stdout.read_to_end(&mut b);
+        b
+    });
+    let err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stderr.read_to_end(&mut b);
+        b
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("triage502 {args:?} took longer than 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stdout = String::from_utf8_lossy(&out.join().unwrap()).into_owned();
+    let stderr = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\n--- stderr ---\n{stderr}"));
+    Run { report, stderr }
+}
+
+fn statuses(url: &str, n: usize) -> Vec<Option<u16>> {
+    (0..n).map(|_| harness::client::get(url).status()).collect()
+}
+
+fn backups_of(conf: &Path) -> Vec<PathBuf> {
+    let name = conf.file_name().unwrap().to_string_lossy().into_owned();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(conf.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{name}.triage502-"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn nginx_service(lab: &harness::RunningScenario, conf: &Path) -> ServiceAction {
+    let (_, pid) = lab
+        .masters()
+        .into_iter()
+        .find(|(n, _)| *n == "nginx")
+        .unwrap();
+    ServiceAction {
+        unit: "nginx".into(),
+        op: ServiceOp::Reload,
+        server: None,
+        config: Some(conf.display().to_string()),
+        prefix: None,
+        pid: Some(pid.to_string()),
+        pid_file: None,
+    }
+}
+
+fn policy() -> ExecPolicy {
+    ExecPolicy {
+        interactive_consent: true,
+        systemd: Some(false),
+        ..ExecPolicy::default()
+    }
+}
+
+/// The whole story for one scenario: read-only diff, unattended apply, undo.
+fn remedy_round_trip(scenario: &str, expect_minus: &str, expect_plus: &str, failing: u16) {
+    let mut lab = harness::Lab::start(scenario);
+    let seen = lab.provoke();
+    lab.assert_expected(&seen);
+    let conf = lab.dir.join("nginx.conf");
+    let original = std::fs::read(&conf).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let url = lab.url.clone();
+
+    // --read-only: the diff is the recommended step; nothing changes.
+    let ro = triage502(
+        &[
+            "run",
+            "--non-interactive",
+            "--read-only",
+            "--format",
+            "json",
+            "--url",
+            &url,
+        ],
+        state.path(),
+    );
+    let rec = ro.report["recommended_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["node"] == "502/remedy_apply")
+        .unwrap_or_else(|| panic!("no remedy offered: {:#}", ro.report));
+    let diff = rec["diff"].as_str().unwrap();
+    assert!(
+        diff.contains(expect_minus) && diff.contains(expect_plus),
+        "{diff}"
+    );
+    assert!(rec["why_not_run"].as_str().unwrap().contains("read-only"));
+    assert_eq!(
+        std::fs::read(&conf).unwrap(),
+        original,
+        "read-only changed the file"
+    );
+    assert!(backups_of(&conf).is_empty());
+
+    // --apply disruptive: edited, tested, reloaded, verified; journalled.
+    let ap = triage502(
+        &[
+            "run",
+            "--non-interactive",
+            "--apply",
+            "disruptive",
+            "--format",
+            "json",
+            "--url",
+            &url,
+        ],
+        state.path(),
+    );
+    let applied = ap.report["applied_actions"].as_array().unwrap();
+    assert_eq!(applied.len(), 1, "{:#}", ap.report);
+    let a = &applied[0];
+    eprintln!(
+        "lab-action config_edit scenario={scenario} summary={:?}\n{}",
+        a["summary"],
+        a["output"].as_str().unwrap_or_default()
+    );
+    assert_eq!(a["ok"], true, "{a:#}");
+    assert_eq!(a["recovered"], true, "{a:#}");
+    assert!(a["diff"].as_str().unwrap().contains(expect_plus), "{a:#}");
+    let after = a["verification"]["after"].as_array().unwrap();
+    assert_eq!(after.len(), 3);
+    assert!(after.iter().all(|p| p["status"] == 200), "{a:#}");
+    assert_eq!(ap.report["end"], "resolved", "{:#}", ap.report);
+    assert_eq!(statuses(&url, 3), [Some(200); 3]);
+    let edited = std::fs::read(&conf).unwrap();
+    assert_ne!(edited, original);
+    let backups = backups_of(&conf);
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert_eq!(std::fs::read(&backups[0]).unwrap(), original);
+    // The journal holds the edit's result.
+    let journal = ap
+        .stderr
+        .lines()
+        .find_map(|l| l.split(" journalled in ").nth(1))
+        .unwrap_or_else(|| panic!("no journal: {}", ap.stderr));
+    let j = std::fs::read_to_string(journal.trim()).unwrap();
+    assert!(j.contains("edited ") && j.contains("verified"), "{j}");
+
+    // The undo the report lists: restore the backup, test, reload.
+    assert!(
+        a["undo"][0].as_str().unwrap().contains(".triage502-"),
+        "{a:#}"
+    );
+    let undo = ActionSpec::Rollback(RollbackAction {
+        file: conf.display().to_string(),
+        backup: backups[0].display().to_string(),
+        service: Some(Box::new(nginx_service(&lab, &conf))),
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let x = rt.block_on(execute(&undo, Tier::Disruptive, &policy()));
+    assert!(x.result.ok, "{:#?}", x.result);
+    assert_eq!(
+        std::fs::read(&conf).unwrap(),
+        original,
+        "not restored byte for byte"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(statuses(&url, 1), [Some(failing)]);
+}
+
+#[test]
+fn socket_missing_points_fastcgi_pass_at_the_live_socket_and_undo_restores_it() {
+    remedy_round_trip(
+        "nginx_socket_missing",
+        "-            fastcgi_pass unix:",
+        "php8.2-fpm.sock;",
+        502,
+    );
+}
+
+#[test]
+fn upstream_timeout_raises_the_location_timeout_and_undo_restores_it() {
+    remedy_round_trip(
+        "nginx_upstream_timeout",
+        "-            proxy_read_timeout 1s;",
+        // The app answers after 5 s: 5 s measured + a 5 s margin, rounded up.
+        "+            proxy_read_timeout 1",
+        504,
+    );
+}
