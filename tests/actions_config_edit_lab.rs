@@ -24,8 +24,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use triage502::action::{
-    ActionSpec, ExecPolicy, RollbackAction, ServiceAction, ServiceOp, Tier, execute,
+    ActionSpec, ConfigEditAction, ExecPolicy, Plan, RollbackAction, ServiceAction, ServiceOp, Tier,
+    execute,
 };
+use triage502::engine::{Input, PlannedAction};
 
 /// One run of the binary: its JSON report and stderr.
 struct Run {
@@ -244,5 +246,149 @@ fn upstream_timeout_raises_the_location_timeout_and_undo_restores_it() {
         // The app answers after 5 s: 5 s measured + a 5 s margin, rounded up.
         "+            proxy_read_timeout 1",
         504,
+    );
+}
+
+/// The 1-based line of the first line of `text` that contains `needle`.
+fn line_of(text: &str, needle: &str) -> u32 {
+    text.lines().position(|l| l.contains(needle)).unwrap() as u32 + 1
+}
+
+fn edit(lab: &harness::RunningScenario, conf: &Path, change: String) -> ConfigEditAction {
+    ConfigEditAction {
+        file: conf.display().to_string(),
+        syntax: None,
+        changes: vec![change],
+        allowed: vec![conf.display().to_string()],
+        service: Box::new(nginx_service(lab, conf)),
+        url: Some(lab.url.clone()),
+        expect_sha256: None,
+        reason: None,
+    }
+}
+
+fn offer(e: &ConfigEditAction) -> PlannedAction {
+    let spec = ActionSpec::ConfigEdit(Box::new(e.clone()));
+    PlannedAction {
+        node: "remedy_apply".into(),
+        title: "Apply the remedy".into(),
+        tier: Tier::Disruptive,
+        argv: spec.argv(),
+        description: spec.describe(),
+        spec: Some(spec),
+        undo: None,
+        blocked: None,
+    }
+}
+
+#[test]
+fn bad_input_is_refused_or_rolled_back_and_the_file_restored_byte_for_byte() {
+    let mut lab = harness::Lab::start("nginx_socket_missing");
+    let seen = lab.provoke();
+    lab.assert_expected(&seen);
+    let conf = lab.dir.join("nginx.conf");
+    let original = std::fs::read(&conf).unwrap();
+    let text = String::from_utf8(original.clone()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fcgi = line_of(&text, "    fastcgi_pass unix:");
+    let live = format!("unix:{}/run/php8.2-fpm.sock", lab.dir.display());
+
+    // 1. The file changed between the diff shown and the apply: refused, nothing written.
+    let good = edit(&lab, &conf, format!("@{fcgi} fastcgi_pass {live}"));
+    let plan = Plan::new(&offer(&good), "", &policy());
+    assert!(plan.runnable(), "{}", plan.render());
+    assert!(plan.detail.as_deref().unwrap().contains("php8.2-fpm.sock"));
+    let pinned = plan.spec.clone().unwrap();
+    let touched = format!("{text}# edited by someone else meanwhile\n");
+    std::fs::write(&conf, &touched).unwrap();
+    let x = rt.block_on(execute(&pinned, Tier::Disruptive, &policy()));
+    assert!(!x.result.ok);
+    assert!(
+        x.result
+            .summary
+            .contains("changed since its diff was shown"),
+        "{}",
+        x.result.summary
+    );
+    assert!(matches!(x.input(), Input::ActionDone(r) if !r.ok));
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), touched);
+    assert!(
+        backups_of(&conf).is_empty(),
+        "a refused edit wrote a backup"
+    );
+    std::fs::write(&conf, &original).unwrap();
+
+    // 2. The config test fails after the edit: restored byte for byte, no reload.
+    let wc = line_of(&text, "    worker_connections ");
+    let broken = edit(&lab, &conf, format!("@{wc} worker_connections many"));
+    let x = rt.block_on(execute(
+        &ActionSpec::ConfigEdit(Box::new(broken)),
+        Tier::Disruptive,
+        &policy(),
+    ));
+    eprintln!("{}\n{}", x.result.summary, x.result.output);
+    assert!(!x.result.ok);
+    assert!(
+        x.result.summary.contains("rolled back")
+            && x.result.summary.contains("configuration test failed"),
+        "{}",
+        x.result.summary
+    );
+    assert!(x.undo.is_empty());
+    assert_eq!(
+        std::fs::read(&conf).unwrap(),
+        original,
+        "not restored byte for byte"
+    );
+    assert!(
+        backups_of(&conf).is_empty(),
+        "the backup of a restored file stays"
+    );
+    assert_eq!(statuses(&lab.url, 1), [Some(502)]);
+
+    // 3. The verification does not recover: rolled back and reloaded.
+    let nope = format!("unix:{}/run/nope.sock", lab.dir.display());
+    let wrong = edit(&lab, &conf, format!("@{fcgi} fastcgi_pass {nope}"));
+    let x = rt.block_on(execute(
+        &ActionSpec::ConfigEdit(Box::new(wrong)),
+        Tier::Disruptive,
+        &policy(),
+    ));
+    eprintln!("{}\n{}", x.result.summary, x.result.output);
+    assert!(!x.result.ok);
+    assert!(
+        x.result.summary.contains("did not recover")
+            && x.result.summary.contains("restored byte for byte"),
+        "{}",
+        x.result.summary
+    );
+    assert!(x.undo.is_empty());
+    assert_eq!(
+        std::fs::read(&conf).unwrap(),
+        original,
+        "not restored byte for byte"
+    );
+    assert_eq!(statuses(&lab.url, 1), [Some(502)]);
+
+    // 4. A file outside the running server's configuration is refused.
+    let other = lab.dir.join("other.conf");
+    std::fs::write(&other, "server {\n    listen 80;\n}\n").unwrap();
+    let mut outside = edit(&lab, &other, "@2 listen 81".into());
+    outside.allowed = vec![conf.display().to_string()];
+    let x = rt.block_on(execute(
+        &ActionSpec::ConfigEdit(Box::new(outside)),
+        Tier::Disruptive,
+        &policy(),
+    ));
+    assert!(
+        x.result
+            .summary
+            .contains("not one of the running server's configuration files"),
+        "{}",
+        x.result.summary
+    );
+    assert_eq!(
+        std::fs::read_to_string(&other).unwrap(),
+        "server {\n    listen 80;\n}\n"
     );
 }

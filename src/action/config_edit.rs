@@ -510,18 +510,27 @@ fn write_in_place(file: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::write(file, bytes).map_err(|e| format!("cannot write {}: {e}", file.display()))
 }
 
-/// Put the original bytes back and reload; returns what happened, in words.
+/// Put the original bytes back (the backup, then identical, is removed) and
+/// reload; returns what happened, in words.
 async fn restore(
     e: &ConfigEditAction,
     file: &Path,
     original: &[u8],
+    backup: &str,
     policy: &ExecPolicy,
     out: &mut String,
     reload: bool,
 ) -> String {
     let mut s = match write_in_place(file, original) {
-        Ok(()) => format!("{} was restored byte for byte", e.file),
-        Err(x) => format!("restoring {} FAILED: {x}", e.file),
+        Ok(()) if std::fs::read(file).is_ok_and(|b| b == original) => {
+            let _ = std::fs::remove_file(backup);
+            format!("{} was restored byte for byte", e.file)
+        }
+        Ok(()) => format!(
+            "{} was rewritten but reads back differently; its backup is {backup}",
+            e.file
+        ),
+        Err(x) => format!("restoring {} FAILED: {x}; its backup is {backup}", e.file),
     };
     let _ = writeln!(out, "{s}");
     if reload {
@@ -568,11 +577,30 @@ pub async fn apply(e: &ConfigEditAction, policy: &ExecPolicy) -> Executed {
             );
         }
     }
-    let saved = rollback::saved_copy_path(&e.file);
-    if Path::new(&saved).exists() {
-        return fail(format!("refused: {saved} already exists"), out);
-    }
-    if let Err(x) = std::fs::write(&saved, p.old.as_bytes()) {
+    // A fresh name: two edits within one second must not share a backup.
+    let base = rollback::saved_copy_path(&e.file);
+    let created = (0..100).find_map(|n| {
+        let name = if n == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&name)
+            .ok()
+            .map(|f| (name, f))
+    });
+    let Some((saved, mut f)) = created else {
+        return fail(
+            format!("refused: cannot create a backup beside {}", e.file),
+            out,
+        );
+    };
+    if let Err(x) = std::io::Write::write_all(&mut f, p.old.as_bytes()).and_then(|()| f.sync_all())
+    {
+        let _ = std::fs::remove_file(&saved);
         return fail(
             format!("refused: cannot write the backup {saved}: {x}"),
             out,
@@ -603,7 +631,16 @@ pub async fn apply(e: &ConfigEditAction, policy: &ExecPolicy) -> Executed {
     if !ok {
         // A failed config test means the reload never ran: no reload after restoring.
         let tested = sum.starts_with("configuration test failed");
-        let r = restore(e, &p.file, p.old.as_bytes(), policy, &mut out, !tested).await;
+        let r = restore(
+            e,
+            &p.file,
+            p.old.as_bytes(),
+            &saved,
+            policy,
+            &mut out,
+            !tested,
+        )
+        .await;
         return fail(format!("rolled back: {sum}; {r}"), out);
     }
     let mut summary = format!("edited {}: {sum}", e.file);
@@ -611,7 +648,7 @@ pub async fn apply(e: &ConfigEditAction, policy: &ExecPolicy) -> Executed {
         let v = super::verify::verify(url, VERIFY_PROBES, VERIFY_PAUSE, Vec::new()).await;
         let _ = writeln!(out, "verify: {}", v.summary());
         if !v.fixed() {
-            let r = restore(e, &p.file, p.old.as_bytes(), policy, &mut out, true).await;
+            let r = restore(e, &p.file, p.old.as_bytes(), &saved, policy, &mut out, true).await;
             return fail(
                 format!(
                     "rolled back: {url} did not recover after the edit ({}); {r}",
