@@ -234,6 +234,7 @@ impl Report {
 
     /// Add what the unattended walk applied and the diffs of the edits it
     /// only recommends (keyed by node id).
+    #[must_use]
     pub fn with_walk(mut self, w: &crate::walk::Walked) -> Report {
         for r in &mut self.recommended_actions {
             let id = r.node.rsplit('/').next().unwrap_or_default();
@@ -344,7 +345,7 @@ impl Report {
                     a.why_not_run
                 );
                 if let Some(d) = &a.diff {
-                    let _ = writeln!(s, "\n```diff\n{}```\n", d);
+                    let _ = writeln!(s, "\n```diff\n{d}```\n");
                 }
             }
         }
@@ -367,7 +368,7 @@ impl Report {
                     let _ = writeln!(s, "  - verification: {}", v.summary());
                 }
                 if let Some(d) = &a.diff {
-                    let _ = writeln!(s, "\n```diff\n{}```\n", d);
+                    let _ = writeln!(s, "\n```diff\n{d}```\n");
                 }
                 for u in &a.undo {
                     let _ = writeln!(s, "  - still changed: {u}");

@@ -299,8 +299,8 @@ mod nginx {
                 let mut stmt_start = true;
                 let mut found = None;
                 let mut close = None;
-                for j in open + 1..toks.len() {
-                    match &toks[j].kind {
+                for (j, tok) in toks.iter().enumerate().skip(open + 1) {
+                    match &tok.kind {
                         Kind::Open => {
                             depth += 1;
                             stmt_start = true;
@@ -445,36 +445,33 @@ mod fpm {
         let nl = newline_of(text);
         let mut expect = lines.clone();
         let mut out: Vec<String> = raw.iter().map(|l| (*l).to_owned()).collect();
-        match existing {
-            Some(i) => {
-                let l = raw[i];
-                // Keep a trailing `; comment` after an unquoted value.
-                let comment = l
-                    .split_once('=')
-                    .map(|(_, v)| v)
-                    .filter(|v| !v.trim_start().starts_with('"'))
-                    .and_then(|v| v.find(';').map(|p| v[p..].to_owned()));
-                let mut s = format!("{}{key} = {value}", indent_of(l));
-                if let Some(c) = comment {
-                    s.push(' ');
-                    s.push_str(&c);
-                }
-                out[i] = s;
-                expect[i] = Line::Entry(key.to_owned(), value.to_owned());
+        if let Some(i) = existing {
+            let l = raw[i];
+            // Keep a trailing `; comment` after an unquoted value.
+            let comment = l
+                .split_once('=')
+                .map(|(_, v)| v)
+                .filter(|v| !v.trim_start().starts_with('"'))
+                .and_then(|v| v.find(';').map(|p| v[p..].to_owned()));
+            let mut s = format!("{}{key} = {value}", indent_of(l));
+            if let Some(c) = comment {
+                s.push(' ');
+                s.push_str(&c);
             }
-            None => {
-                let last = (head + 1..end)
-                    .rev()
-                    .find(|&i| matches!(lines[i], Line::Entry(..)))
-                    .unwrap_or(head);
-                let indent = if last == head {
-                    ""
-                } else {
-                    indent_of(raw[last])
-                };
-                out.insert(last + 1, format!("{indent}{key} = {value}"));
-                expect.insert(last + 1, Line::Entry(key.to_owned(), value.to_owned()));
-            }
+            out[i] = s;
+            expect[i] = Line::Entry(key.to_owned(), value.to_owned());
+        } else {
+            let last = (head + 1..end)
+                .rev()
+                .find(|&i| matches!(lines[i], Line::Entry(..)))
+                .unwrap_or(head);
+            let indent = if last == head {
+                ""
+            } else {
+                indent_of(raw[last])
+            };
+            out.insert(last + 1, format!("{indent}{key} = {value}"));
+            expect.insert(last + 1, Line::Entry(key.to_owned(), value.to_owned()));
         }
         let mut new = out.join(nl);
         if text.ends_with('\n') {
@@ -553,6 +550,7 @@ async fn restore(
 }
 
 /// Run the edit (the policy was checked by the executor).
+#[allow(clippy::many_single_char_names)] // e(dit), p(review), f(ile), v(erify), x: one each
 pub async fn apply(e: &ConfigEditAction, policy: &ExecPolicy) -> Executed {
     let t0 = Instant::now();
     let argv = ActionSpec::ConfigEdit(Box::new(e.clone())).argv();
