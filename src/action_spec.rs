@@ -202,7 +202,8 @@ pub struct RollbackAction {
     pub file: String,
     /// Its backup (`.bak`, `.orig`, `~`) to restore.
     pub backup: String,
-    /// The service to config-test and reload after the restore; its `op` is ignored (always reload).
+    /// The service to config-test and reload after the restore (its `op`
+    /// defaults to reload; a restart where only that applies the file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Box<ServiceAction>>,
 }

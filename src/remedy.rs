@@ -52,6 +52,9 @@ pub struct Server {
     pub kind: ServerKind,
     pub config: Option<String>,
     pub pid: Option<u32>,
+    /// The master's pid file, preferred over `pid` when known: php-fpm
+    /// re-executes on SIGUSR2 and, daemonized, comes back with a new pid.
+    pub pid_file: Option<String>,
 }
 
 /// A computed remedy.
@@ -107,9 +110,18 @@ impl Remedy {
         if let Some(c) = &self.server.config {
             f.insert("remedy.config".into(), c.clone());
         }
-        if let Some(p) = self.server.pid {
-            f.insert("remedy.pid".into(), p.to_string());
-        }
+        // Always present (possibly empty) so an action can name them.
+        f.insert(
+            "remedy.pid".into(),
+            match (&self.server.pid_file, self.server.pid) {
+                (None, Some(p)) => p.to_string(),
+                _ => String::new(),
+            },
+        );
+        f.insert(
+            "remedy.pid_file".into(),
+            self.server.pid_file.clone().unwrap_or_default(),
+        );
         f
     }
 }
@@ -161,6 +173,7 @@ fn nginx_front(map: &ServiceMap) -> Result<(Server, Vec<String>), String> {
             kind: ServerKind::Nginx,
             config: f.config.clone(),
             pid: Some(f.pid),
+            pid_file: None,
         },
         f.config_files.clone(),
     ))
@@ -180,9 +193,9 @@ fn php_fpm_pool(map: &ServiceMap) -> Result<(Server, String, Vec<String>), Strin
         .settings
         .values()
         .filter_map(|s| split_at(&s.source).map(|(f, _)| f))
+        .chain(p.config.clone())
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
-        .chain(p.config.clone())
         .collect();
     Ok((
         Server {
@@ -190,6 +203,7 @@ fn php_fpm_pool(map: &ServiceMap) -> Result<(Server, String, Vec<String>), Strin
             kind: ServerKind::PhpFpm,
             config: p.config.clone(),
             pid: Some(p.master_pid),
+            pid_file: None,
         },
         pool,
         files,

@@ -120,12 +120,70 @@ fn policy() -> ExecPolicy {
     }
 }
 
+/// php-fpm daemonized re-executes on SIGUSR2 and comes back under a new pid
+/// (a restart too); the lab only knows the first. On drop, the master named
+/// by the pid file now is stopped by that pid when it is not the first.
+struct FpmMaster {
+    pid_file: PathBuf,
+    first: Option<u32>,
+}
+
+impl FpmMaster {
+    fn new(lab: &harness::RunningScenario) -> FpmMaster {
+        let pid_file = lab.dir.join("run/php-fpm.pid");
+        let first = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        FpmMaster { pid_file, first }
+    }
+}
+
+impl Drop for FpmMaster {
+    fn drop(&mut self) {
+        let now: Option<u32> = std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        if let Some(pid) = now.filter(|p| Some(*p) != self.first) {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// The facts the `remedy` check published in a report's path.
+fn remedy_facts(report: &serde_json::Value) -> serde_json::Value {
+    report["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["node"].as_str().unwrap().starts_with("remedy_"))
+        .find_map(|p| {
+            p["detail"]["reports"]
+                .as_array()
+                .and_then(|r| r.first())
+                .map(|r| r["facts"].clone())
+        })
+        .unwrap_or_else(|| panic!("no remedy was computed: {report:#}"))
+}
+
 /// The whole story for one scenario: read-only diff, unattended apply, undo.
-fn remedy_round_trip(scenario: &str, expect_minus: &str, expect_plus: &str, failing: u16) {
+/// `failing`: the status that returns after the undo (`None` when the failure
+/// shows only under load, as for an overloaded pool).
+fn remedy_round_trip(
+    scenario: &str,
+    file: &str,
+    expect_minus: &str,
+    expect_plus: &str,
+    failing: Option<u16>,
+) {
     let mut lab = harness::Lab::start(scenario);
+    // Declared after the lab, dropped before it: stops a php-fpm master the
+    // reload or restart left under a new pid (the lab stops the pids it started).
+    let _fpm = FpmMaster::new(&lab);
     let seen = lab.provoke();
     lab.assert_expected(&seen);
-    let conf = lab.dir.join("nginx.conf");
+    let conf = lab.dir.join(file);
     let original = std::fs::read(&conf).unwrap();
     let state = tempfile::tempdir().unwrap();
     let url = lab.url.clone();
@@ -211,10 +269,26 @@ fn remedy_round_trip(scenario: &str, expect_minus: &str, expect_plus: &str, fail
         a["undo"][0].as_str().unwrap().contains(".triage502-"),
         "{a:#}"
     );
+    let facts = remedy_facts(&ap.report);
+    assert_eq!(facts["remedy.file"], conf.display().to_string());
+    let how = a["undo"][0].as_str().unwrap();
+    let service = ServiceAction {
+        unit: facts["remedy.unit"].as_str().unwrap().into(),
+        op: if how.ends_with("and restart)") {
+            ServiceOp::Restart
+        } else {
+            ServiceOp::Reload
+        },
+        server: None,
+        config: facts["remedy.config"].as_str().map(str::to_owned),
+        prefix: None,
+        pid: facts["remedy.pid"].as_str().map(str::to_owned),
+        pid_file: facts["remedy.pid_file"].as_str().map(str::to_owned),
+    };
     let undo = ActionSpec::Rollback(RollbackAction {
         file: conf.display().to_string(),
         backup: backups[0].display().to_string(),
-        service: Some(Box::new(nginx_service(&lab, &conf))),
+        service: Some(Box::new(service)),
     });
     let rt = tokio::runtime::Runtime::new().unwrap();
     let x = rt.block_on(execute(&undo, Tier::Disruptive, &policy()));
@@ -224,17 +298,20 @@ fn remedy_round_trip(scenario: &str, expect_minus: &str, expect_plus: &str, fail
         original,
         "not restored byte for byte"
     );
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(statuses(&url, 1), [Some(failing)]);
+    if let Some(f) = failing {
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(statuses(&url, 1), [Some(f)]);
+    }
 }
 
 #[test]
 fn socket_missing_points_fastcgi_pass_at_the_live_socket_and_undo_restores_it() {
     remedy_round_trip(
         "nginx_socket_missing",
+        "nginx.conf",
         "-            fastcgi_pass unix:",
         "php8.2-fpm.sock;",
-        502,
+        Some(502),
     );
 }
 
@@ -242,10 +319,35 @@ fn socket_missing_points_fastcgi_pass_at_the_live_socket_and_undo_restores_it() 
 fn upstream_timeout_raises_the_location_timeout_and_undo_restores_it() {
     remedy_round_trip(
         "nginx_upstream_timeout",
+        "nginx.conf",
         "-            proxy_read_timeout 1s;",
         // The app answers after 5 s: 5 s measured + a 5 s margin, rounded up.
         "+            proxy_read_timeout 1",
-        504,
+        Some(504),
+    );
+}
+
+#[test]
+fn socket_permission_gives_the_socket_to_the_proxy_user_and_undo_restores_it() {
+    remedy_round_trip(
+        "nginx_socket_permission",
+        "php-fpm.conf",
+        "-listen.owner = www-data",
+        "+listen.owner = nobody",
+        Some(502),
+    );
+}
+
+#[test]
+fn upstream_overloaded_raises_max_children_within_memory_and_undo_restores_it() {
+    // The pool fails only under load (pm.max_children = 1): the remedy is verified at rest
+    // and undone byte for byte; the 502 returning needs the load again, not asserted here.
+    remedy_round_trip(
+        "nginx_upstream_overloaded",
+        "php-fpm.conf",
+        "-pm.max_children = 1",
+        "+pm.max_children = 5",
+        None,
     );
 }
 
@@ -357,7 +459,7 @@ fn bad_input_is_refused_or_rolled_back_and_the_file_restored_byte_for_byte() {
     eprintln!("{}\n{}", x.result.summary, x.result.output);
     assert!(!x.result.ok);
     assert!(
-        x.result.summary.contains("did not recover")
+        x.result.summary.contains("did not answer 3 times in a row")
             && x.result.summary.contains("restored byte for byte"),
         "{}",
         x.result.summary

@@ -32,6 +32,40 @@ use crate::engine::ActionResult;
 pub const VERIFY_PROBES: usize = 3;
 /// Pause before each verification probe.
 pub const VERIFY_PAUSE: Duration = Duration::from_millis(700);
+/// At most this many probes while waiting for the answers in a row: a
+/// reloading server (php-fpm re-executes on SIGUSR2, its socket is briefly
+/// gone) may fail the first ones.
+pub const VERIFY_MAX_PROBES: usize = 12;
+
+/// Did the last [`VERIFY_PROBES`] probes all answer below 500?
+pub fn recovered(v: &super::VerifyResult) -> bool {
+    v.after.len() >= VERIFY_PROBES
+        && v.after[v.after.len() - VERIFY_PROBES..]
+            .iter()
+            .all(super::Probe::answers)
+}
+
+/// Probe `url` until it answers [`VERIFY_PROBES`] times in a row, at most
+/// [`VERIFY_MAX_PROBES`] probes [`VERIFY_PAUSE`] apart.
+async fn verify_in_a_row(url: &str) -> super::VerifyResult {
+    let mut after = Vec::new();
+    let mut run = 0;
+    while after.len() < VERIFY_MAX_PROBES && run < VERIFY_PROBES {
+        tokio::time::sleep(VERIFY_PAUSE).await;
+        let p = super::verify::probe(url).await;
+        run = if p.answers() { run + 1 } else { 0 };
+        after.push(p);
+        // Not enough probes left for a full run: stop early.
+        if VERIFY_MAX_PROBES - after.len() < VERIFY_PROBES - run {
+            break;
+        }
+    }
+    super::VerifyResult {
+        url: url.to_owned(),
+        before: Vec::new(),
+        after,
+    }
+}
 
 /// What the operator consents to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -502,6 +536,21 @@ fn result(
     }
 }
 
+/// A graceful reload, except where it cannot apply the change: php-fpm keeps
+/// its listening sockets across SIGUSR2, so a `listen*` change (owner, group,
+/// mode, address) needs the master stopped and started.
+pub fn reload_or_restart(e: &ConfigEditAction) -> super::ServiceOp {
+    let listen = e.parsed().is_ok_and(|cs| {
+        cs.iter()
+            .any(|c| matches!(c, Change::FpmSet { key, .. } if key.starts_with("listen")))
+    });
+    if listen && e.service.server_kind() == super::ServerKind::PhpFpm {
+        super::ServiceOp::Restart
+    } else {
+        super::ServiceOp::Reload
+    }
+}
+
 /// Write `bytes` into `file` in place (inode, owner and mode kept).
 fn write_in_place(file: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::write(file, bytes).map_err(|e| format!("cannot write {}: {e}", file.display()))
@@ -532,7 +581,7 @@ async fn restore(
     let _ = writeln!(out, "{s}");
     if reload {
         let svc = super::ServiceAction {
-            op: super::ServiceOp::Reload,
+            op: reload_or_restart(e),
             ..(*e.service).clone()
         };
         let (ok, _, sum) = service_steps(&svc, policy, out).await;
@@ -540,7 +589,14 @@ async fn restore(
             s,
             "; {}",
             if ok {
-                format!("{} reloaded with it", svc.unit)
+                format!(
+                    "{} {} with it",
+                    svc.unit,
+                    match svc.op {
+                        super::ServiceOp::Reload => "reloaded",
+                        super::ServiceOp::Restart => "restarted",
+                    }
+                )
             } else {
                 format!("reloading it failed: {sum}")
             }
@@ -621,9 +677,10 @@ pub async fn apply(e: &ConfigEditAction, policy: &ExecPolicy) -> Executed {
     }
     let _ = writeln!(out, "wrote {}", e.file);
     let svc = super::ServiceAction {
-        op: super::ServiceOp::Reload,
+        op: reload_or_restart(e),
         ..(*e.service).clone()
     };
+    let _ = writeln!(out, "{} {}", svc.op, svc.unit);
     // Config test on the edited file, then the graceful reload.
     let (ok, last, sum) = service_steps(&svc, policy, &mut out).await;
     if !ok {
@@ -643,13 +700,13 @@ pub async fn apply(e: &ConfigEditAction, policy: &ExecPolicy) -> Executed {
     }
     let mut summary = format!("edited {}: {sum}", e.file);
     if let Some(url) = &e.url {
-        let v = super::verify::verify(url, VERIFY_PROBES, VERIFY_PAUSE, Vec::new()).await;
+        let v = verify_in_a_row(url).await;
         let _ = writeln!(out, "verify: {}", v.summary());
-        if !v.fixed() {
+        if !recovered(&v) {
             let r = restore(e, &p.file, p.old.as_bytes(), &saved, policy, &mut out, true).await;
             return fail(
                 format!(
-                    "rolled back: {url} did not recover after the edit ({}); {r}",
+                    "rolled back: {url} did not answer {VERIFY_PROBES} times in a row after the edit ({}); {r}",
                     v.summary()
                 ),
                 out,
@@ -665,13 +722,17 @@ pub async fn apply(e: &ConfigEditAction, policy: &ExecPolicy) -> Executed {
         key: undo::file_key(&e.file),
         what: format!("{} is edited ({})", e.file, e.changes.join("; ")),
         how: format!(
-            "restore {saved} over {}, test the config and reload",
-            e.file
+            "restore {saved} over {}, test the config and {}",
+            e.file,
+            reload_or_restart(e)
         ),
         undo: Some(ActionSpec::Rollback(RollbackAction {
             file: e.file.clone(),
             backup: saved,
-            service: Some(e.service.clone()),
+            service: Some(Box::new(super::ServiceAction {
+                op: reload_or_restart(e),
+                ..(*e.service).clone()
+            })),
         })),
     });
     x

@@ -348,11 +348,9 @@ async fn rollback_config(r: &RollbackAction, policy: &ExecPolicy) -> Executed {
     );
     let mut last = argv;
     if let Some(s) = &r.service {
-        let reload = ServiceAction {
-            op: ServiceOp::Reload,
-            ..(**s).clone()
-        };
-        let (sok, sargv, ssum) = service_steps(&reload, policy, &mut out).await;
+        // A reload, unless the service asks for a restart (a php-fpm
+        // `listen.*` change only takes effect on one).
+        let (sok, sargv, ssum) = service_steps(s, policy, &mut out).await;
         last = sargv;
         if sok {
             let _ = write!(summary, "; {ssum}");

@@ -239,10 +239,7 @@ impl Plan {
                 self.commands.push(format!("cp {} {saved}", r.file));
                 self.commands.push(format!("cp {} {}", r.backup, r.file));
                 if let Some(s) = &r.service {
-                    let reload = super::ServiceAction {
-                        op: super::ServiceOp::Reload,
-                        ..(**s).clone()
-                    };
+                    let reload = (**s).clone();
                     if let Some(t) = service::config_test(&reload, policy) {
                         self.commands.push(format!(
                             "{}   (a failure puts {} back)",
@@ -282,7 +279,7 @@ impl Plan {
     fn fill_edit(&mut self, e: &super::ConfigEditAction, policy: &ExecPolicy) {
         self.confirm_name = file_name(&e.file);
         let reload = super::ServiceAction {
-            op: super::ServiceOp::Reload,
+            op: super::config_edit::reload_or_restart(e),
             ..(*e.service).clone()
         };
         if let Some(r) = &e.reason {

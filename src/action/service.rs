@@ -202,11 +202,19 @@ pub fn steps(s: &ServiceAction, policy: &ExecPolicy) -> Result<Vec<Step>, String
             ],
         )]),
         (ServerKind::PhpFpm, op) => match (running, op) {
-            (Some(pid), _) => Ok(vec![Step::Command(vec![
+            (Some(pid), ServiceOp::Reload) => Ok(vec![Step::Command(vec![
                 "kill".into(),
                 "-USR2".into(),
                 pid.to_string(),
             ])]),
+            // A real restart: SIGUSR2 re-executes the master but hands its
+            // listening sockets over, so socket owner and mode (`listen.*`)
+            // only change when it stops (SIGQUIT: finish requests) and starts.
+            (Some(pid), ServiceOp::Restart) => Ok(vec![
+                Step::Command(vec!["kill".into(), "-QUIT".into(), pid.to_string()]),
+                Step::WaitExit(pid),
+                cmd(php_fpm_base(s, policy), &[]),
+            ]),
             (None, ServiceOp::Restart) => Ok(vec![cmd(php_fpm_base(s, policy), &[])]),
             (None, ServiceOp::Reload) => Err(format!(
                 "the php-fpm master of {} is not running (or give `pid`/`pid_file`); a reload needs it: restart instead",

@@ -57,6 +57,7 @@ pub const DOC: KindDoc = KindDoc {
         "remedy.server",
         "remedy.config",
         "remedy.pid",
+        "remedy.pid_file",
     ],
 };
 
@@ -83,6 +84,18 @@ pub fn vm_rss(status: &str) -> Option<u64> {
         let kb = l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?;
         kb.trim().parse::<u64>().ok().map(|k| k * 1024)
     })
+}
+
+/// php-fpm's pid file from its `[global]` section (blocking).
+fn php_fpm_pid_file(config: &str) -> Option<String> {
+    let cfg = discovery::php_fpm::parse(
+        std::path::Path::new(config),
+        None,
+        discovery::source::Limits::default(),
+    )
+    .ok()?;
+    let pid = cfg.global()?.get("pid")?.value.clone();
+    (!pid.is_empty()).then(|| cfg.resolve(&pid, "/var"))
 }
 
 /// Read what the remedies need from `/proc` (blocking).
@@ -165,7 +178,10 @@ pub fn report_of(
     label: String,
 ) -> CheckReport {
     match remedy::compute(cause, Inputs { map, measured: m }) {
-        Ok(r) => {
+        Ok(mut r) => {
+            if r.server.kind == crate::action_spec::ServerKind::PhpFpm {
+                r.server.pid_file = r.server.config.as_deref().and_then(php_fpm_pid_file);
+            }
             let mut rep = CheckReport::new(DOC.kind, label, Outcome::Ok, r.reason.clone())
                 .with_evidence(Evidence::new("edit", r.changes.join("\n")).at(r.file.clone()));
             if r.stopgap {
