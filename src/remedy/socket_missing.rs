@@ -30,6 +30,24 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
         .iter()
         .filter(|s| s.path != configured)
         .collect();
+    // The typical upgrade leaves the live socket beside the configured one
+    // (/run/php/php7.4-fpm.sock → /run/php/php8.2-fpm.sock): one live socket
+    // in the same directory decides, even when other pools run elsewhere.
+    let dir = |p: &str| {
+        std::path::Path::new(p)
+            .parent()
+            .map(std::path::Path::to_path_buf)
+    };
+    let beside: Vec<_> = candidates
+        .iter()
+        .filter(|s| dir(&s.path) == dir(configured))
+        .copied()
+        .collect();
+    let candidates = if beside.len() == 1 {
+        beside
+    } else {
+        candidates
+    };
     let live = match candidates.as_slice() {
         [one] => *one,
         [] => {
@@ -179,5 +197,15 @@ mod tests {
             measured: &live(&["/run/a.sock", "/run/b.sock"]),
         });
         assert!(two.unwrap_err().contains("2 php-fpm sockets"));
+        // One of several beside the configured socket decides.
+        let r = compute(Inputs {
+            map: &m,
+            measured: &live(&["/run/php/php8.2-fpm.sock", "/srv/other/php8.1-fpm.sock"]),
+        })
+        .unwrap();
+        assert_eq!(
+            r.changes,
+            ["@12 fastcgi_pass unix:/run/php/php8.2-fpm.sock"]
+        );
     }
 }

@@ -47,3 +47,68 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
         server,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Measured, compute as remedy};
+    use super::*;
+    use crate::discovery::ServiceMap;
+    use crate::discovery::service_map::{PhpFpm, Setting};
+
+    #[test]
+    fn the_pool_socket_is_given_to_the_proxy_user_in_the_file_that_sets_listen() {
+        let mut fpm = PhpFpm {
+            master_pid: 9,
+            config: Some("/etc/php/8.2/fpm/php-fpm.conf".into()),
+            pool: Some("www".into()),
+            ..PhpFpm::default()
+        };
+        fpm.settings.insert(
+            "listen".into(),
+            Setting {
+                value: "/run/php/php8.2-fpm.sock".into(),
+                source: "/etc/php/8.2/fpm/pool.d/www.conf:41".into(),
+            },
+        );
+        fpm.settings.insert(
+            "listen.owner".into(),
+            Setting {
+                value: "www-data".into(),
+                source: "/etc/php/8.2/fpm/pool.d/www.conf:52".into(),
+            },
+        );
+        let m = ServiceMap {
+            worker_user: Some("nginx".into()),
+            worker_group: Some("nginx".into()),
+            php_fpm: Some(fpm),
+            ..ServiceMap::default()
+        };
+        let r = remedy(
+            "socket_permission",
+            Inputs {
+                map: &m,
+                measured: &Measured::default(),
+            },
+        )
+        .unwrap();
+        assert_eq!(r.file, "/etc/php/8.2/fpm/pool.d/www.conf");
+        assert_eq!(
+            r.changes,
+            [
+                "[www] listen.owner = nginx",
+                "[www] listen.group = nginx",
+                "[www] listen.mode = 0660"
+            ]
+        );
+        assert!(r.allowed.contains(&r.file));
+        assert!(r.reason.contains("owner www-data"), "{}", r.reason);
+        let none = ServiceMap::default();
+        assert!(
+            compute(Inputs {
+                map: &none,
+                measured: &Measured::default()
+            })
+            .is_err()
+        );
+    }
+}
