@@ -14,6 +14,9 @@
 //!
 //!   cargo bench --bench tui_first_frame [-- RUNS]        (default 30 runs)
 //!
+//! `TRIAGE502_BENCH_BIN=PATH` measures another build of the wizard (the shipped static binary
+//! from `scripts/dist.sh`, say) beside the bench build, in the same run.
+//!
 //! Prints min / median / max per program, the ratio of medians against
 //! `less`, and the wizard's peak RSS (VmHWM) at its first frame.
 
@@ -203,7 +206,18 @@ fn main() {
     let file = file.to_str().unwrap();
     // Port 9 on loopback: nothing is contacted before Enter, the URL only has to be valid.
     let url = "http://127.0.0.1:9/checkout";
-    let mut rows = vec![
+    let other = std::env::var("TRIAGE502_BENCH_BIN").ok();
+    let mut rows = Vec::new();
+    if let Some(other) = other.as_deref() {
+        rows.push(measure(
+            "TRIAGE502_BENCH_BIN URL (start screen)",
+            &[other, url],
+            (b"triage502", true),
+            runs,
+            dir.path(),
+        ));
+    }
+    rows.extend([
         measure(
             "triage502 URL (start screen)",
             &[BIN, url],
@@ -225,7 +239,7 @@ fn main() {
             runs,
             dir.path(),
         ),
-    ];
+    ]);
     if which::which("top").is_ok() {
         // procps top draws without the alternate screen: its summary line is the frame.
         rows.push(measure(

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # Debian packages the suite needs: the servers of the incident lab, the Docker Engine of the
 # container lab, sshd and Ansible for the multi-host lab, and the tools the tests drive.
 packages=(nginx apache2 php-fpm haproxy iptables nftables curl tmux ripgrep openssl
-  docker.io mmdebstrap openssh-server ansible)
+  docker.io mmdebstrap openssh-server ansible musl-tools lintian file jq)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -61,6 +61,21 @@ fi
 grep -E "^test result:" /tmp/triage502-test.log |
   sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' |
   awk '{p += $1; f += $2} END {print p " passed, " f " failed"}'
+
+# What we ship: the static binary and the .deb, built and tested as an operator uses them (root:
+# chroot into an empty root, dpkg). Thin LTO keeps CI quick; releases use the fat default.
+if [[ $(id -u) -eq 0 ]]; then
+  echo "==> dist: scripts/dist.sh and scripts/test-dist.sh"
+  dist_status=0
+  { TRIAGE502_DIST_LTO=${TRIAGE502_DIST_LTO:-thin} bash scripts/dist.sh && bash scripts/test-dist.sh; } \
+    >/tmp/triage502-dist.log 2>&1 || dist_status=$?
+  grep -E "^(ok|FAIL|test-dist:|-rw)" /tmp/triage502-dist.log || true
+  if ((dist_status != 0)); then
+    echo "==> dist FAILED (exit $dist_status); details in /tmp/triage502-dist.log" >&2
+    tail -n 40 /tmp/triage502-dist.log >&2
+    ((status != 0)) || status=$dist_status
+  fi
+fi
 
 # Every fuzz target for a few seconds on its seed corpus (long runs: scripts/fuzz.sh 600).
 echo "==> fuzz each target briefly"

@@ -32,9 +32,79 @@ Exit codes:
   2  unusable input: a flag, a URL, a playbook
   3  internal error";
 
+/// `triage502 --version`: the version, the git commit and the target it was built for.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TRIAGE502_GIT_COMMIT"),
+    ", ",
+    env!("TRIAGE502_TARGET"),
+    ")"
+);
+
+/// The exit status of a command whose reader went away (`triage502 ticket | head`): what a
+/// shell reports for a process ended by SIGPIPE, the usual status of Unix tools.
+pub const EXIT_BROKEN_PIPE: u8 = 141;
+
+/// Standard output that ends quietly when its reader goes away: the first `EPIPE` marks it
+/// closed and every later write is discarded, so no command (nor a library writing through it,
+/// such as the completion generator) fails or panics half-way; `run` then exits with
+/// [`EXIT_BROKEN_PIPE`] and prints nothing.
+pub struct Stdout<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> Stdout<W> {
+    pub fn new(inner: W) -> Self {
+        Stdout {
+            inner,
+            closed: false,
+        }
+    }
+
+    /// True once a write or flush found the reader gone.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    fn check(&mut self, r: std::io::Result<()>) -> std::io::Result<()> {
+        match r {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            r => r,
+        }
+    }
+}
+
+impl<W: Write> Write for Stdout<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        match self.inner.write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(buf.len())
+            }
+            r => r,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let r = self.inner.flush();
+        self.check(r)
+    }
+}
+
 /// Walks an operator through diagnosing a 502 Bad Gateway, from the URL to a support ticket.
 #[derive(Debug, Parser)]
-#[command(name = "triage502", version, about, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
+#[command(name = "triage502", version = VERSION, about, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -184,8 +254,18 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = Stdout::new(std::io::stdout().lock());
+    let result = dispatch(cli, &mut out);
+    let flushed = out.flush();
+    if out.is_closed() {
+        return Ok(ExitCode::from(EXIT_BROKEN_PIPE));
+    }
+    flushed?;
+    result
+}
+
+fn dispatch(cli: Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    let mut out = out;
     match cli.command {
         None => crate::interactive(cli.url, &cli.walk),
         Some(Command::Run(args)) => run_command(args, &mut out),

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod discovery;
 pub mod duration;
 pub mod engine;
+pub mod firewall;
 pub mod journal;
 pub mod logs;
 pub mod playbook;

@@ -147,6 +147,7 @@ async fn missing_tools_make_checks_inconclusive_naming_them() {
         &firewall::Params {
             address: "127.0.0.1:9000".into(),
             netns: None,
+            probe: true,
         },
         &ctx,
     )

@@ -41,12 +41,44 @@ fn diagnosis(name: &str) {
         assert!(causes.is_empty(), "{name}: invented {causes:?}");
     } else {
         assert_eq!(causes.first(), spec.causes.first(), "{name}: {report:#}");
+        if let Some(path) = firewall_path(name) {
+            // The firewall finding names the deciding rule and its chain path, confirmed by a probe.
+            let first = &report["findings"][0];
+            let summary = first["summary"].as_str().unwrap_or("");
+            assert!(
+                summary.contains(path),
+                "{name}: chain path {path:?} missing: {summary}"
+            );
+            let rule = format!("dport {}", lab.var("app_port"));
+            assert!(
+                summary.contains(&rule),
+                "{name}: the rule ({rule}) is not quoted: {summary}"
+            );
+            assert_eq!(
+                first
+                    .get("basis")
+                    .and_then(|b| b.as_str())
+                    .unwrap_or("direct"),
+                "direct",
+                "{name}: {first:#}"
+            );
+        }
         for c in spec.causes {
             assert!(
                 causes.contains(c),
                 "{name}: {c} missing from {causes:?}\n{report:#}"
             );
         }
+    }
+}
+
+/// The chain path the firewall scenarios' finding must name.
+fn firewall_path(name: &str) -> Option<&'static str> {
+    match name {
+        "nginx_firewall_blocked" => Some("ip filter: OUTPUT"),
+        "nginx_firewall_ufw_user_drop" => Some("ip filter: OUTPUT → ufw-user-output"),
+        "nginx_firewall_nft_output" => Some("inet triage502_lab: output"),
+        _ => None,
     }
 }
 
@@ -100,6 +132,8 @@ scenarios!(
     nginx_config_typo_backup,
     nginx_cache_fault,
     nginx_firewall_blocked,
+    nginx_firewall_ufw_user_drop,
+    nginx_firewall_nft_output,
     nginx_tls_upstream,
     nginx_resource_exhaustion,
     nginx_config_error,
@@ -267,4 +301,29 @@ fn leftovers_of_a_killed_run_are_cleaned() {
         std::time::Duration::from_secs(5)
     ));
     assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+/// The ufw-like and nftables firewall scenarios leave no chain, rule or table behind.
+#[test]
+fn ufw_and_nft_lab_rules_are_removed_on_drop() {
+    let listed = |argv: &[&str]| {
+        let out = std::process::Command::new(argv[0])
+            .args(&argv[1..])
+            .output()
+            .expect("list rules");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let lab = Lab::start("nginx_firewall_ufw_user_drop");
+    assert!(listed(&["iptables", "-w", "-S"]).contains("-N ufw-user-output"));
+    drop(lab);
+    let after = listed(&["iptables", "-w", "-S"]);
+    assert!(
+        !after.contains("ufw-user-output") && !after.contains("ufw-user-input"),
+        "{after}"
+    );
+    let lab = Lab::start("nginx_firewall_nft_output");
+    assert!(listed(&["nft", "list", "tables"]).contains("inet triage502_lab"));
+    drop(lab);
+    let after = listed(&["nft", "list", "tables"]);
+    assert!(!after.contains("triage502_lab"), "{after}");
 }

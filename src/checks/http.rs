@@ -569,7 +569,29 @@ pub async fn attempt(p: &Params, url: &reqwest::Url) -> Attempt {
     if host.parse::<std::net::IpAddr>().is_err() {
         b = b.resolve(&host, addr);
     }
-    let client = match b.build() {
+    let built = match b.build() {
+        // Without any CA certificate (an empty root, a minimal container) the platform
+        // verifier cannot start, and reqwest builds no client at all, even for http://.
+        // A plain-http probe does not need one: give it a TLS setup that trusts nothing, so
+        // a redirect to https fails verification instead of being trusted.
+        Err(_) if url.scheme() == "http" => {
+            let mut b = reqwest::Client::builder()
+                .timeout(timeout)
+                .connect_timeout(timeout)
+                .redirect(redirect_policy(redirects))
+                .user_agent(concat!("triage502/", env!("CARGO_PKG_VERSION")))
+                .no_proxy()
+                .pool_max_idle_per_host(0)
+                .connector_layer(ConnectTimer(connect_time.clone()))
+                .tls_backend_preconfigured(trust_nothing());
+            if host.parse::<std::net::IpAddr>().is_err() {
+                b = b.resolve(&host, addr);
+            }
+            b.build()
+        }
+        r => r,
+    };
+    let client = match built {
         Ok(c) => c,
         Err(e) => {
             a.failure = Some(Failure {
@@ -898,6 +920,17 @@ fn summarise(p: &Params, url: &reqwest::Url, label: String, attempts: &[Attempt]
         );
     }
     r
+}
+
+/// A rustls client configuration with an empty root store: it can speak TLS but trusts no
+/// certificate. Used only for plain-http probes on a host without CA certificates.
+fn trust_nothing() -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|_| rustls::ClientConfig::builder())
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
 }
 
 #[cfg(test)]

@@ -304,6 +304,32 @@ pub const SCENARIOS: &[Scenario] = &[
         )],
     },
     Scenario {
+        name: "nginx_firewall_ufw_user_drop",
+        front: Front::Nginx,
+        what: "the app is healthy; ufw-like user chains (ufw-user-output/-input, jumped to for lo only) DROP its port",
+        status: Some(504),
+        causes: &["firewall_blocked"],
+        path: "/",
+        healthy_paths: &[],
+        proof: &[p(
+            "error",
+            r"\[error\] .*upstream timed out \(110: Connection timed out\) while connecting to upstream",
+        )],
+    },
+    Scenario {
+        name: "nginx_firewall_nft_output",
+        front: Front::Nginx,
+        what: "the app is healthy; an nftables inet table's output chain drops its port on lo",
+        status: Some(504),
+        causes: &["firewall_blocked"],
+        path: "/",
+        healthy_paths: &[],
+        proof: &[p(
+            "error",
+            r"\[error\] .*upstream timed out \(110: Connection timed out\) while connecting to upstream",
+        )],
+    },
+    Scenario {
         name: "nginx_tls_upstream",
         front: Front::Nginx,
         what: "proxy_pass https:// to a self-signed upstream with proxy_ssl_verify on",

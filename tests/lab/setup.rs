@@ -69,6 +69,18 @@ pub fn bring_up(rs: &mut RunningScenario) -> anyhow::Result<()> {
             let port = rs.port("app_port");
             rs.block_port(port)
         }
+        "nginx_firewall_ufw_user_drop" => {
+            rs.start_app(&app, "healthy", &[])?;
+            rs.start_nginx()?;
+            let port = rs.port("app_port");
+            rs.block_port_ufw(port)
+        }
+        "nginx_firewall_nft_output" => {
+            rs.start_app(&app, "healthy", &[])?;
+            rs.start_nginx()?;
+            let port = rs.port("app_port");
+            rs.block_port_nft(port)
+        }
         "nginx_tls_upstream" => {
             rs.start_tls_app()?;
             rs.start_nginx()
