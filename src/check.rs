@@ -340,6 +340,7 @@ pub enum CheckSpec {
     Discovery(checks::discovery::Params),
     LogScan(checks::log_scan::Params),
     AccessLog(checks::access_log::Params),
+    Remedy(checks::remedy::Params),
 }
 
 /// Documentation of every kind, in the order `checks list` prints them.
@@ -362,6 +363,7 @@ pub const KINDS: &[KindDoc] = &[
     checks::discovery::DOC,
     checks::log_scan::DOC,
     checks::access_log::DOC,
+    checks::remedy::DOC,
 ];
 
 /// Upper bound on any check's own timeout: a check never holds the operator longer.
@@ -388,6 +390,7 @@ impl CheckSpec {
             CheckSpec::Discovery(_) => checks::discovery::DOC.kind,
             CheckSpec::LogScan(_) => checks::log_scan::DOC.kind,
             CheckSpec::AccessLog(_) => checks::access_log::DOC.kind,
+            CheckSpec::Remedy(_) => checks::remedy::DOC.kind,
         }
     }
 
@@ -412,6 +415,7 @@ impl CheckSpec {
             CheckSpec::Discovery(p) => p.label(),
             CheckSpec::LogScan(p) => p.label(),
             CheckSpec::AccessLog(p) => p.label(),
+            CheckSpec::Remedy(p) => p.label(),
         }
     }
 
@@ -436,6 +440,7 @@ impl CheckSpec {
             CheckSpec::Discovery(p) => p.timeout(),
             CheckSpec::LogScan(p) => p.timeout(),
             CheckSpec::AccessLog(p) => p.timeout(),
+            CheckSpec::Remedy(p) => p.timeout(),
         };
         t.min(MAX_TIMEOUT)
     }
@@ -461,6 +466,7 @@ impl CheckSpec {
             CheckSpec::Discovery(p) => checks::discovery::run(p, ctx).await,
             CheckSpec::LogScan(p) => checks::log_scan::run(p, ctx).await,
             CheckSpec::AccessLog(p) => checks::access_log::run(p, ctx).await,
+            CheckSpec::Remedy(p) => checks::remedy::run(p, ctx).await,
         }
     }
 

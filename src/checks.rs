@@ -18,6 +18,7 @@ pub mod permission;
 pub mod plugins;
 pub mod process;
 pub mod recent_changes;
+pub mod remedy;
 pub mod resources;
 pub mod service;
 pub mod tcp;

@@ -182,9 +182,14 @@ pub struct RunArgs {
     /// Answer a question: --answer NODE=CHOICE (repeatable); others take their default.
     #[arg(long = "answer", value_name = "NODE=CHOICE", value_parser = parse_pair)]
     pub answers: Vec<(String, String)>,
-    /// Walk without a terminal: questions take --answer or their default, actions never run.
+    /// Walk without a terminal: questions take --answer or their default, actions never run
+    /// (unless --apply).
     #[arg(long)]
     pub non_interactive: bool,
+    /// With --non-interactive: run offered actions up to this tier unattended (reversible,
+    /// disruptive or destructive), each with its pre-flight test, verification and undo.
+    #[arg(long, value_name = "TIER", requires = "non_interactive")]
+    pub apply: Option<crate::action_spec::Tier>,
     /// Report format.
     #[arg(long, value_enum, default_value = "md")]
     pub format: ReportFormat,
@@ -420,12 +425,17 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let engine = rt
-        .block_on(crate::walk::walk_with_policy(
+    let unattended = crate::walk::Unattended {
+        apply: args.apply,
+        url: url.clone(),
+    };
+    let (engine, walked) = rt
+        .block_on(crate::walk::walk_unattended(
             engine,
             &answers,
             ctx,
             &crate::action::ExecPolicy::non_interactive(args.walk.read_only, args.walk.max_tier),
+            &unattended,
             &mut observe,
         ))
         .map_err(|e| usage(e.to_string()))?;
@@ -439,7 +449,8 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             j.path().display()
         );
     }
-    let report = Report::from_engine(&engine, url, started_at, t0.elapsed().as_millis() as u64);
+    let report = Report::from_engine(&engine, url, started_at, t0.elapsed().as_millis() as u64)
+        .with_walk(&walked);
     let text = match args.format {
         ReportFormat::Json => {
             let mut v = serde_json::to_value(&report)?;

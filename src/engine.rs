@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::{ActionSpec, Tier};
+use crate::action_spec::{ActionSpec, Tier};
 use crate::cause::{Cause, Severity};
 use crate::check::{Aside, Basis, CheckReport, CheckSpec, Evidence, Outcome};
 use crate::playbook::library::Library;

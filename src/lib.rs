@@ -8,6 +8,7 @@
 //! over the same engine and runner.
 
 pub mod action;
+pub mod action_spec;
 pub mod cause;
 pub mod check;
 pub mod checks;
@@ -20,6 +21,7 @@ pub mod journal;
 pub mod logs;
 pub mod playbook;
 pub mod redact;
+pub mod remedy;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -13,7 +13,7 @@ pub mod raw;
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::action::{ActionSpec, Tier};
+use crate::action_spec::{ActionSpec, Tier};
 use crate::cause::{Cause, Severity};
 use crate::check::{CheckSpec, Outcome};
 pub use raw::{EndKind, VarType};

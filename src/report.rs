@@ -32,6 +32,36 @@ pub struct Recommended {
     /// The exact command, as argv items.
     pub argv: Vec<String>,
     pub why_not_run: String,
+    /// For a configuration edit: the unified diff it would make, ready to
+    /// apply by hand (or why it cannot be made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// An action `run --non-interactive --apply TIER` ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Applied {
+    pub node: String,
+    pub title: String,
+    pub tier: crate::action_spec::Tier,
+    /// The command it ran last (a config edit: its test or reload).
+    pub argv: Vec<String>,
+    /// For a configuration edit: the unified diff it made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// Did it succeed (a refused or rolled-back edit did not)?
+    pub ok: bool,
+    pub summary: String,
+    /// Its transcript (commands and their output), capped.
+    pub output: String,
+    /// The failing URL probed after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<crate::action::VerifyResult>,
+    /// Whether the URL answered below 500 on every probe after it.
+    pub recovered: bool,
+    /// What it left changed, with how to undo it.
+    #[serde(default)]
+    pub undo: Vec<String>,
 }
 
 /// A visited node, for the JSON `path`.
@@ -73,6 +103,9 @@ pub struct Report {
     /// How the walk ended (`resolved`, `escalate`, or null when cut short).
     pub end: Option<EndKind>,
     pub recommended_actions: Vec<Recommended>,
+    /// Actions `--apply TIER` ran unattended, with their verification.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied_actions: Vec<Applied>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -163,6 +196,7 @@ impl Report {
                     tier: *tier,
                     argv: argv.clone(),
                     why_not_run: why.clone(),
+                    diff: None,
                 }),
                 _ => None,
             })
@@ -193,8 +227,23 @@ impl Report {
                 .collect(),
             end,
             recommended_actions,
+            applied_actions: Vec::new(),
             note,
         }
+    }
+
+    /// Add what the unattended walk applied and the diffs of the edits it
+    /// only recommends (keyed by node id).
+    #[must_use]
+    pub fn with_walk(mut self, w: &crate::walk::Walked) -> Report {
+        for r in &mut self.recommended_actions {
+            let id = r.node.rsplit('/').next().unwrap_or_default();
+            if let Some(d) = w.diffs.get(id) {
+                r.diff = Some(d.clone());
+            }
+        }
+        self.applied_actions.clone_from(&w.applied);
+        self
     }
 
     /// The primary cause, if any.
@@ -295,6 +344,35 @@ impl Report {
                     shell_words(&a.argv),
                     a.why_not_run
                 );
+                if let Some(d) = &a.diff {
+                    let _ = writeln!(s, "\n```diff\n{d}```\n");
+                }
+            }
+        }
+        if !self.applied_actions.is_empty() {
+            let _ = writeln!(s, "\n## Applied (--apply)\n");
+            for a in &self.applied_actions {
+                let _ = writeln!(
+                    s,
+                    "- {} ({}): {}; {}",
+                    a.title,
+                    a.tier,
+                    a.summary,
+                    if a.recovered {
+                        "the URL recovered"
+                    } else {
+                        "the URL did not recover"
+                    }
+                );
+                if let Some(v) = &a.verification {
+                    let _ = writeln!(s, "  - verification: {}", v.summary());
+                }
+                if let Some(d) = &a.diff {
+                    let _ = writeln!(s, "\n```diff\n{d}```\n");
+                }
+                for u in &a.undo {
+                    let _ = writeln!(s, "  - still changed: {u}");
+                }
             }
         }
         let _ = writeln!(s, "\n## Steps\n");

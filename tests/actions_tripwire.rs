@@ -13,8 +13,9 @@ use std::process::Command;
 use std::sync::Arc;
 
 use triage502::action::{
-    ActionSpec, ClearCacheAction, CommandAction, ExecPolicy, IsolatePluginsAction, PluginAction,
-    PluginOp, RollbackAction, ServiceAction, ServiceOp, Tier, execute,
+    ActionSpec, ClearCacheAction, CommandAction, ConfigEditAction, ExecPolicy,
+    IsolatePluginsAction, PluginAction, PluginOp, RollbackAction, ServiceAction, ServiceOp, Tier,
+    execute,
 };
 use triage502::engine::{Effect, Engine, Input};
 use triage502::playbook::library::Library;
@@ -43,6 +44,9 @@ fn evil(lab: &Path) -> String {
         p = lab.display()
     )
 }
+
+/// The file the `config_edit` action would change.
+const EDIT_CONF: &str = "server {\n    listen 80;\n}\n";
 
 struct Lab {
     dir: tempfile::TempDir,
@@ -76,6 +80,7 @@ impl Lab {
         std::fs::create_dir_all(plugins.join("good")).unwrap();
         std::fs::write(dir.path().join("site.conf"), "new\n").unwrap();
         std::fs::write(dir.path().join("site.conf.bak"), "old\n").unwrap();
+        std::fs::write(dir.path().join("edit.conf"), EDIT_CONF).unwrap();
         Lab { dir }
     }
 
@@ -128,6 +133,22 @@ impl Lab {
             std::fs::read_to_string(self.p("site.conf")).unwrap(),
             "new\n"
         );
+        assert_eq!(
+            std::fs::read_to_string(self.p("edit.conf")).unwrap(),
+            EDIT_CONF,
+            "config edited"
+        );
+        let backups = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".triage502-")
+            })
+            .count();
+        assert_eq!(backups, 0, "a backup was written");
         for n in ["pwned1", "pwned2", "pwned3"] {
             assert!(!self.p(n).exists(), "{n}: a metacharacter was interpreted");
         }
@@ -189,6 +210,12 @@ next = "rollback"
 id = "rollback"
 title = "Roll back the config"
 action = { tier = "disruptive", do = { rollback = { file = "{{ lab }}/site.conf", backup = "{{ lab }}/site.conf.bak" } } }
+next = "edit"
+
+[[node]]
+id = "edit"
+title = "Edit the config"
+action = { tier = "disruptive", do = { config_edit = { file = "{{ lab }}/edit.conf", changes = ["@2 listen 81"], allowed = ["{{ lab }}/edit.conf"], url = "http://127.0.0.1:9/", service = { unit = "nginx", config = "{{ lab }}/edit.conf" } } } }
 next = "cmd"
 
 [[node]]
@@ -259,7 +286,7 @@ fn non_interactive_runs_nothing_and_lists_the_exact_commands() {
     let lab = Lab::new();
     let report = lab.run(&[]);
     let rec = recommended(&report);
-    assert_eq!(rec.len(), 7, "{rec:#?}");
+    assert_eq!(rec.len(), 8, "{rec:#?}");
     for (node, why, _) in &rec {
         assert!(why.contains("non-interactive"), "{node}: {why}");
     }
@@ -275,21 +302,55 @@ fn non_interactive_runs_nothing_and_lists_the_exact_commands() {
 #[test]
 fn read_only_runs_nothing_and_says_so() {
     let lab = Lab::new();
-    let rec = recommended(&lab.run(&["--read-only"]));
-    assert_eq!(rec.len(), 7);
+    let report = lab.run(&["--read-only"]);
+    let rec = recommended(&report);
+    assert_eq!(rec.len(), 8);
     for (node, why, _) in &rec {
         assert!(why.contains("read-only"), "{node}: {why}");
     }
+    // The config edit is recommended with its diff, ready to apply by hand.
+    let edit = report["recommended_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["node"] == "tripwire/edit")
+        .unwrap();
+    let diff = edit["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("-    listen 80;") && diff.contains("+    listen 81;"),
+        "{diff}"
+    );
     lab.assert_untouched();
+}
+
+#[test]
+fn apply_is_refused_by_read_only_and_capped_by_its_tier() {
+    let lab = Lab::new();
+    // --read-only wins over --apply: nothing runs.
+    let report = lab.run(&["--read-only", "--apply", "destructive"]);
+    assert_eq!(recommended(&report).len(), 8);
+    assert!(report.get("applied_actions").is_none(), "{report:#}");
+    lab.assert_untouched();
+    // --apply reversible runs only reversible actions: never the edit.
+    let report = lab.run(&["--apply", "reversible", "--max-tier", "reversible"]);
+    let applied: Vec<&str> = report["applied_actions"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["node"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(!applied.contains(&"edit"), "{applied:?}");
+    assert_eq!(
+        std::fs::read_to_string(lab.p("edit.conf")).unwrap(),
+        EDIT_CONF
+    );
 }
 
 #[test]
 fn max_tier_runs_nothing_and_names_the_cap() {
     let lab = Lab::new();
     let rec = recommended(&lab.run(&["--max-tier", "reversible"]));
-    assert_eq!(rec.len(), 7);
+    assert_eq!(rec.len(), 8);
     for (node, why, _) in &rec {
-        let capped = ["svc", "fpm", "cache", "rollback"]
+        let capped = ["svc", "fpm", "cache", "rollback", "edit"]
             .iter()
             .any(|n| node.ends_with(&format!("/{n}")));
         if capped {
@@ -362,6 +423,27 @@ fn every_spec(lab: &Lab) -> Vec<(ActionSpec, Tier)> {
                 service: None,
             }),
             Tier::Disruptive,
+        ),
+        (
+            ActionSpec::ConfigEdit(Box::new(ConfigEditAction {
+                file: lab.s("edit.conf"),
+                syntax: None,
+                changes: vec!["@2 listen 81".into()],
+                allowed: vec![lab.s("edit.conf")],
+                service: Box::new(ServiceAction {
+                    unit: "nginx".into(),
+                    op: ServiceOp::Reload,
+                    server: None,
+                    config: Some(lab.s("edit.conf")),
+                    prefix: None,
+                    pid: None,
+                    pid_file: None,
+                }),
+                url: None,
+                expect_sha256: None,
+                reason: None,
+            })),
+            Tier::Reversible,
         ),
         (
             ActionSpec::Command(CommandAction {

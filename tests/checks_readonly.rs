@@ -136,6 +136,8 @@ async fn no_check_kind_changes_any_file() {
         format!(r#"{{ discovery = {{ url = "http://{http}/" }} }}"#),
         format!(r#"{{ log_scan = {{ paths = ["{r}/error.log"], since = "24000h" }} }}"#),
         format!(r#"{{ access_log = {{ paths = ["{r}/access.log"], since = "24000h" }} }}"#),
+        // Computes an edit from discovery and /proc; it never applies it.
+        format!(r#"{{ remedy = {{ cause = "socket_missing", url = "http://{http}/" }} }}"#),
     ];
     let before = snapshot(root);
     let ctx = listeners::ctx();

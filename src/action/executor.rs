@@ -56,6 +56,11 @@ impl Executed {
         }
     }
 
+    /// A result that left nothing changed.
+    pub fn from_result(result: ActionResult) -> Executed {
+        Executed::new(result)
+    }
+
     fn new(result: ActionResult) -> Executed {
         Executed {
             result,
@@ -155,6 +160,7 @@ pub async fn execute(spec: &ActionSpec, tier: Tier, policy: &ExecPolicy) -> Exec
         }
         ActionSpec::Rollback(r) => rollback_config(r, policy).await,
         ActionSpec::Command(c) => Executed::new(run_command(c, policy).await),
+        ActionSpec::ConfigEdit(e) => super::config_edit::apply(e, policy).await,
     }
 }
 
@@ -185,7 +191,7 @@ async fn run_command(c: &CommandAction, policy: &ExecPolicy) -> ActionResult {
 
 /// Pre-flight, then the service steps. Returns the transcript, the last
 /// command run, and whether every step succeeded.
-async fn service_steps(
+pub(super) async fn service_steps(
     s: &ServiceAction,
     policy: &ExecPolicy,
     out: &mut String,
@@ -342,11 +348,9 @@ async fn rollback_config(r: &RollbackAction, policy: &ExecPolicy) -> Executed {
     );
     let mut last = argv;
     if let Some(s) = &r.service {
-        let reload = ServiceAction {
-            op: ServiceOp::Reload,
-            ..(**s).clone()
-        };
-        let (sok, sargv, ssum) = service_steps(&reload, policy, &mut out).await;
+        // A reload, unless the service asks for a restart (a php-fpm
+        // `listen.*` change only takes effect on one).
+        let (sok, sargv, ssum) = service_steps(s, policy, &mut out).await;
         last = sargv;
         if sok {
             let _ = write!(summary, "; {ssum}");

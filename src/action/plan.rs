@@ -61,6 +61,9 @@ pub struct Plan {
     pub blocked: Option<String>,
     /// Why this session's policy will not run it (read-only, tier cap).
     pub refused: Option<String>,
+    /// The spec to run on consent, pinned to what this plan showed (a config
+    /// edit carries the hash of the file its diff was made from).
+    pub spec: Option<ActionSpec>,
     confirm_name: String,
 }
 
@@ -89,6 +92,7 @@ impl Plan {
             detail: None,
             blocked: offer.blocked.clone(),
             refused: None,
+            spec: offer.spec.clone(),
             confirm_name: offer
                 .argv
                 .first()
@@ -235,10 +239,7 @@ impl Plan {
                 self.commands.push(format!("cp {} {saved}", r.file));
                 self.commands.push(format!("cp {} {}", r.backup, r.file));
                 if let Some(s) = &r.service {
-                    let reload = super::ServiceAction {
-                        op: super::ServiceOp::Reload,
-                        ..(**s).clone()
-                    };
+                    let reload = (**s).clone();
                     if let Some(t) = service::config_test(&reload, policy) {
                         self.commands.push(format!(
                             "{}   (a failure puts {} back)",
@@ -264,6 +265,7 @@ impl Plan {
                     r.file
                 );
             }
+            ActionSpec::ConfigEdit(e) => self.fill_edit(e, policy),
             ActionSpec::Command(c) => {
                 self.commands.push(super::shell_quote(&c.argv));
                 self.affects.push(format!(
@@ -271,6 +273,67 @@ impl Plan {
                     c.argv.first().map_or("", String::as_str)
                 ));
             }
+        }
+    }
+
+    fn fill_edit(&mut self, e: &super::ConfigEditAction, policy: &ExecPolicy) {
+        self.confirm_name = file_name(&e.file);
+        let reload = super::ServiceAction {
+            op: super::config_edit::reload_or_restart(e),
+            ..(*e.service).clone()
+        };
+        if let Some(r) = &e.reason {
+            if self.why.is_empty() {
+                self.why.clone_from(r);
+            } else {
+                self.why = format!("{r}\n{}", self.why);
+            }
+        }
+        self.commands.push(format!(
+            "edit {} in place (the diff below; backup {}.triage502-<time>)",
+            e.file, e.file
+        ));
+        match service::config_test(&reload, policy) {
+            Some(t) => self.commands.push(format!(
+                "{}   (a failure restores {})",
+                super::shell_quote(&t),
+                e.file
+            )),
+            None => self.affects.push(format!(
+                "no configuration test is known for {}: the edit is not tested before the reload",
+                reload.unit
+            )),
+        }
+        match service::steps(&reload, policy) {
+            Ok(steps) => self.commands.extend(steps.iter().map(Step::display)),
+            Err(x) => self.blocked = Some(x),
+        }
+        if let Some(u) = &e.url {
+            self.commands.push(format!(
+                "GET {u} {} times: any 5xx restores {} and reloads",
+                super::config_edit::VERIFY_PROBES,
+                e.file
+            ));
+        }
+        self.affects.push(format!(
+            "{} ({} configuration of {})",
+            e.file,
+            e.syntax().map_or_else(|x| x, |s| s.to_string()),
+            reload.unit
+        ));
+        self.undo = format!(
+            "restore the backup {}.triage502-<time> over {}, test the config and reload (listed in the undo list)",
+            e.file, e.file
+        );
+        match super::config_edit::preview(e) {
+            Ok(p) => {
+                self.detail = Some(p.diff);
+                self.spec = Some(ActionSpec::ConfigEdit(Box::new(super::ConfigEditAction {
+                    expect_sha256: Some(p.sha256),
+                    ..e.clone()
+                })));
+            }
+            Err(x) => self.blocked = Some(x),
         }
     }
 

@@ -43,23 +43,7 @@ fn running_as_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-/// The wp-cli argv for `p` with the program `wp` (no host-specific flags).
-pub fn wp_argv(wp: &str, p: &PluginAction) -> Vec<String> {
-    vec![
-        wp.to_owned(),
-        "plugin".into(),
-        match p.op {
-            PluginOp::Disable => "deactivate",
-            PluginOp::Enable => "activate",
-        }
-        .into(),
-        p.name.clone(),
-        format!("--path={}", p.document_root),
-        // A broken plugin must not break wp-cli itself.
-        "--skip-plugins".into(),
-        "--skip-themes".into(),
-    ]
-}
+pub use crate::action_spec::wp_argv;
 
 /// How plugins are switched on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

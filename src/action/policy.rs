@@ -48,7 +48,7 @@ impl ExecPolicy {
             }
         }
         if !self.interactive_consent {
-            return Some(crate::walk::NOT_RUN.into());
+            return Some(crate::action_spec::NOT_RUN.into());
         }
         None
     }

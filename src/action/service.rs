@@ -37,21 +37,7 @@ pub fn systemd_running() -> bool {
 
 /// The server kind: the `server` param, or a guess from the unit name.
 pub fn kind(s: &ServiceAction) -> ServerKind {
-    if let Some(k) = s.server {
-        return k;
-    }
-    let u = s.unit.to_ascii_lowercase();
-    if u.contains("nginx") {
-        ServerKind::Nginx
-    } else if u.contains("apache") || u.contains("httpd") {
-        ServerKind::Apache
-    } else if u.contains("fpm") {
-        ServerKind::PhpFpm
-    } else if u.contains("haproxy") {
-        ServerKind::Haproxy
-    } else {
-        ServerKind::Other
-    }
+    s.server_kind()
 }
 
 /// Is `pid` a live (not zombie) process?
@@ -216,11 +202,19 @@ pub fn steps(s: &ServiceAction, policy: &ExecPolicy) -> Result<Vec<Step>, String
             ],
         )]),
         (ServerKind::PhpFpm, op) => match (running, op) {
-            (Some(pid), _) => Ok(vec![Step::Command(vec![
+            (Some(pid), ServiceOp::Reload) => Ok(vec![Step::Command(vec![
                 "kill".into(),
                 "-USR2".into(),
                 pid.to_string(),
             ])]),
+            // A real restart: SIGUSR2 re-executes the master but hands its
+            // listening sockets over, so socket owner and mode (`listen.*`)
+            // only change when it stops (SIGQUIT: finish requests) and starts.
+            (Some(pid), ServiceOp::Restart) => Ok(vec![
+                Step::Command(vec!["kill".into(), "-QUIT".into(), pid.to_string()]),
+                Step::WaitExit(pid),
+                cmd(php_fpm_base(s, policy), &[]),
+            ]),
             (None, ServiceOp::Restart) => Ok(vec![cmd(php_fpm_base(s, policy), &[])]),
             (None, ServiceOp::Reload) => Err(format!(
                 "the php-fpm master of {} is not running (or give `pid`/`pid_file`); a reload needs it: restart instead",

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::action::ActionSpec;
+use crate::action_spec::ActionSpec;
 use crate::cause::Severity;
 use crate::check::{CheckSpec, Outcome};
 
@@ -248,7 +248,7 @@ fn problem() -> Outcome {
 pub struct RawAction {
     /// Required: `reversible`, `disruptive` or `destructive`.
     #[serde(default)]
-    pub tier: Option<crate::action::Tier>,
+    pub tier: Option<crate::action_spec::Tier>,
     /// What it does (one key: the action kind).
     #[serde(rename = "do")]
     pub run: ActionSpec,

@@ -111,6 +111,17 @@ pub enum Command {
     },
 }
 
+/// Rows of a plan's diff the action dialog shows at once (it fits 80x24).
+pub const DIFF_ROWS: usize = 6;
+
+/// The lines of a diff the action dialog shows: the `---`/`+++` header is
+/// left out (the dialog names the file).
+pub fn diff_rows(d: &str) -> Vec<&str> {
+    d.lines()
+        .skip_while(|l| l.starts_with("--- ") || l.starts_with("+++ "))
+        .collect()
+}
+
 /// Lines one wheel notch scrolls.
 pub const WHEEL_LINES: i32 = 3;
 
@@ -205,6 +216,8 @@ pub struct App {
     pub offer_seq: u64,
     /// The plan of the current offer, once built.
     pub plan: Option<Plan>,
+    /// First line of the plan's diff shown in the action dialog (↑/↓ scroll it).
+    pub plan_scroll: u16,
     /// A confirmed action is running since.
     pub executing: Option<Instant>,
     /// The last action's outcome and verify-after-fix.
@@ -247,6 +260,7 @@ impl App {
             typed: String::new(),
             evidence_scroll: 0,
             overlay_scroll: 0,
+            plan_scroll: 0,
             notice: None,
             ticks: 0,
             t0: now,
@@ -424,6 +438,7 @@ impl App {
             Msg::Plan(seq, plan) => {
                 if seq == self.offer_seq && matches!(self.screen_effect(), Some(Effect::Offer(_))) {
                     self.plan = Some(*plan);
+                    self.plan_scroll = 0;
                 }
                 None
             }
@@ -792,7 +807,9 @@ impl App {
             self.notice = Some(format!("{} (Esc declines)", plan.confirmation().prompt()));
             return None;
         }
-        let Some(spec) = a.spec.clone() else {
+        // The plan's spec is pinned to what the dialog showed (a config
+        // edit's file hash), so what runs is what was consented to.
+        let Some(spec) = plan.spec.clone().or_else(|| a.spec.clone()) else {
             return self.feed(Input::ActionDeclined {
                 reason: "cannot run: the action has no command".into(),
             });
@@ -899,6 +916,21 @@ impl App {
     }
 
     fn scroll(&mut self, delta: i32) {
+        // On an action with a diff, the arrows scroll the diff.
+        if self.overlay.is_none() && matches!(self.screen_effect(), Some(Effect::Offer(_))) {
+            if let Some(n) = self
+                .plan
+                .as_ref()
+                .and_then(|p| p.detail.as_ref())
+                .map(|d| diff_rows(d).len())
+            {
+                let max = i32::try_from(n.saturating_sub(DIFF_ROWS)).unwrap_or(i32::MAX);
+                let max = max.min(i32::from(u16::MAX));
+                self.plan_scroll =
+                    (i32::from(self.plan_scroll) + delta).clamp(0, max.max(0)) as u16;
+                return;
+            }
+        }
         let limit = i32::try_from(self.scroll_limit().saturating_sub(1)).unwrap_or(i32::MAX);
         let target = if self.overlay.is_some() {
             &mut self.overlay_scroll

@@ -197,6 +197,9 @@ pub fn keymap(screen: Screen, key: KeyEvent) -> Option<Action> {
         (S::ActionTyped, K::Enter) => Some(A::ConfirmAction),
         (S::ActionTyped, K::Backspace) => Some(A::Erase),
         (S::ActionTyped, K::Esc) => Some(A::Decline),
+        // Arrows scroll a config edit's diff while its name is typed.
+        (S::ActionTyped, K::Up) => Some(A::ScrollUp),
+        (S::ActionTyped, K::Down) => Some(A::ScrollDown),
         (S::Help | S::Ticket | S::Guidance, K::Esc | K::Char('q' | '?')) => Some(A::Close),
         (S::Ticket, K::Char('t')) | (S::Guidance, K::Char('g')) => Some(A::Close),
         (S::Help | S::Ticket | S::Guidance | S::ActionResult, K::Up | K::Char('k')) => {

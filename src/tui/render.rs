@@ -728,6 +728,33 @@ fn action_lines(app: &App, a: &crate::engine::PlannedAction, lines: &mut Vec<Lin
         ),
         Span::raw(format!("  {}", plan.what)),
     ]));
+    // The diff is what the operator consents to: first, before the commands.
+    if let Some(d) = &plan.detail {
+        let rows = crate::tui::app::DIFF_ROWS;
+        let all = crate::tui::app::diff_rows(d);
+        let from = usize::from(app.plan_scroll).min(all.len().saturating_sub(rows));
+        if all.len() > rows {
+            lines.push(Line::styled(
+                format!(
+                    "Diff, lines {}-{} of {} (up/down scroll):",
+                    from + 1,
+                    (from + rows).min(all.len()),
+                    all.len()
+                ),
+                t.dim(),
+            ));
+        }
+        for l in all.iter().skip(from).take(rows) {
+            let style = if l.starts_with('+') && !l.starts_with("+++") {
+                t.fg(Color::Green)
+            } else if l.starts_with('-') && !l.starts_with("---") {
+                t.fg(Color::Red)
+            } else {
+                t.dim()
+            };
+            lines.push(Line::styled(format!("  {l}"), style));
+        }
+    }
     lines.push(Line::styled("Runs exactly (no shell):", t.dim()));
     for c in &plan.commands {
         lines.push(Line::styled(format!("  {c}"), bold));
@@ -736,11 +763,6 @@ fn action_lines(app: &App, a: &crate::engine::PlannedAction, lines: &mut Vec<Lin
         lines.push(Line::raw(format!("Affects: {}", plan.affects.join("; "))));
     }
     lines.push(Line::raw(format!("Undo: {}", plan.undo)));
-    if let Some(d) = &plan.detail {
-        for l in d.lines().take(8) {
-            lines.push(Line::styled(format!("  {l}"), t.dim()));
-        }
-    }
     if let Some(started) = app.executing {
         lines.push(Line::styled(
             format!(

@@ -1,0 +1,215 @@
+//! `remedy`: compute the specific configuration change for a cause the walk
+//! found (see [`crate::remedy`]). It maps the serving path again (for the
+//! `file:line` of each directive), reads the live php-fpm sockets, the
+//! available memory and the pool workers' resident memory from `/proc`, and
+//! publishes the change as `remedy.*` facts for a `config_edit` action.
+//! Read-only, like every check.
+//!
+//! Ok with the remedy and its reason; inconclusive with the reason when the
+//! evidence does not single out one change (the walk then takes the generic
+//! steps).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::check::{CheckContext, CheckReport, Evidence, KindDoc, Outcome};
+use crate::discovery::{self, HostView};
+use crate::duration::HumanDuration;
+use crate::remedy::{self, Inputs, LiveSocket, Measured};
+
+/// Parameters of the `remedy` check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// The cause to remedy: `socket_missing`, `upstream_timeout`,
+    /// `upstream_overloaded` or `socket_permission`.
+    pub cause: String,
+    /// The failing URL (its serving path is mapped again).
+    pub url: String,
+    /// A direct probe's time to the upstream's first byte, in ms
+    /// (`{{ probe.first_byte_ms }}`), for `upstream_timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_byte_ms: Option<String>,
+    /// Facts the operator gave with `--var`, passed to discovery.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, String>,
+    /// How long it may take (default 20s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<HumanDuration>,
+}
+
+pub const DOC: KindDoc = KindDoc {
+    kind: "remedy",
+    summary: "Compute the specific configuration change for a found cause (file:line, the change, the reason with its figures) for a config_edit action.",
+    example: r#"{ remedy = { cause = "socket_missing", url = "{{ url }}" } }"#,
+    facts: &[
+        "remedy.cause",
+        "remedy.reason",
+        "remedy.stopgap",
+        "remedy.file",
+        "remedy.syntax",
+        "remedy.changes",
+        "remedy.allowed",
+        "remedy.unit",
+        "remedy.server",
+        "remedy.config",
+        "remedy.pid",
+        "remedy.pid_file",
+    ],
+};
+
+impl Params {
+    pub fn label(&self) -> String {
+        format!("compute the remedy for {}", self.cause)
+    }
+    pub fn timeout(&self) -> Duration {
+        self.timeout.map_or(Duration::from_secs(20), |d| d.0)
+    }
+}
+
+/// `MemAvailable` from `/proc/meminfo` text, in bytes.
+pub fn mem_available(meminfo: &str) -> Option<u64> {
+    meminfo.lines().find_map(|l| {
+        let kb = l.strip_prefix("MemAvailable:")?.trim().strip_suffix("kB")?;
+        kb.trim().parse::<u64>().ok().map(|k| k * 1024)
+    })
+}
+
+/// `VmRSS` from `/proc/PID/status` text, in bytes.
+pub fn vm_rss(status: &str) -> Option<u64> {
+    status.lines().find_map(|l| {
+        let kb = l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?;
+        kb.trim().parse::<u64>().ok().map(|k| k * 1024)
+    })
+}
+
+/// php-fpm's pid file from its `[global]` section (blocking).
+fn php_fpm_pid_file(config: &str) -> Option<String> {
+    let cfg = discovery::php_fpm::parse(
+        std::path::Path::new(config),
+        None,
+        discovery::source::Limits::default(),
+    )
+    .ok()?;
+    let pid = cfg.global()?.get("pid")?.value.clone();
+    (!pid.is_empty()).then(|| cfg.resolve(&pid, "/var"))
+}
+
+/// Read what the remedies need from `/proc` (blocking).
+fn measure(php_master: Option<u32>) -> Measured {
+    let view = HostView::snapshot();
+    let is_fpm = |pid: &u32| {
+        view.process(*pid)
+            .is_some_and(|p| p.comm.starts_with("php-fpm"))
+    };
+    let mut php_fpm_sockets: Vec<LiveSocket> = view
+        .scan
+        .listeners
+        .iter()
+        .filter_map(|l| {
+            let path = l.path.as_ref()?.to_string_lossy().into_owned();
+            let pid = l.pids.iter().find(|p| is_fpm(p))?;
+            (!path.starts_with('@')).then(|| LiveSocket {
+                path,
+                owner: view.label(*pid),
+            })
+        })
+        .collect();
+    php_fpm_sockets.sort_by(|a, b| a.path.cmp(&b.path));
+    php_fpm_sockets.dedup_by(|a, b| a.path == b.path);
+    let worker_rss = php_master.map_or_else(Vec::new, |m| {
+        view.procs
+            .iter()
+            .filter(|p| p.ppid == m && p.comm.starts_with("php-fpm"))
+            .filter_map(|p| {
+                std::fs::read_to_string(format!("/proc/{}/status", p.pid))
+                    .ok()
+                    .and_then(|s| vm_rss(&s))
+            })
+            .collect()
+    });
+    Measured {
+        php_fpm_sockets,
+        first_byte_ms: None,
+        mem_available: std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| mem_available(&s)),
+        worker_rss,
+    }
+}
+
+pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
+    let started = Instant::now();
+    let label = p.label();
+    let mut report = match discovery::discover(&p.url, &p.overrides).await {
+        Err(e) => CheckReport::new(DOC.kind, label, Outcome::Inconclusive, e.to_string()),
+        Ok(map) => {
+            let master = map.php_fpm.as_ref().map(|f| f.master_pid);
+            let measured = tokio::task::spawn_blocking(move || measure(master)).await;
+            match measured {
+                Err(e) => CheckReport::new(
+                    DOC.kind,
+                    label,
+                    Outcome::Inconclusive,
+                    format!("reading /proc stopped: {e}"),
+                ),
+                Ok(mut m) => {
+                    m.first_byte_ms = p
+                        .first_byte_ms
+                        .as_deref()
+                        .and_then(|v| v.trim().parse().ok());
+                    report_of(&p.cause, &map, &m, label)
+                }
+            }
+        }
+    };
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report
+}
+
+/// The report for a computed (or impossible) remedy.
+pub fn report_of(
+    cause: &str,
+    map: &discovery::ServiceMap,
+    m: &Measured,
+    label: String,
+) -> CheckReport {
+    match remedy::compute(cause, Inputs { map, measured: m }) {
+        Ok(mut r) => {
+            if r.server.kind == crate::action_spec::ServerKind::PhpFpm {
+                r.server.pid_file = r.server.config.as_deref().and_then(php_fpm_pid_file);
+            }
+            let mut rep = CheckReport::new(DOC.kind, label, Outcome::Ok, r.reason.clone())
+                .with_evidence(Evidence::new("edit", r.changes.join("\n")).at(r.file.clone()));
+            if r.stopgap {
+                rep = rep.with_evidence(Evidence::new(
+                    "stopgap",
+                    "this hides the cause rather than removing it",
+                ));
+            }
+            rep.facts = r.facts();
+            rep
+        }
+        Err(why) => CheckReport::new(DOC.kind, label, Outcome::Inconclusive, why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_figures_parse() {
+        assert_eq!(
+            mem_available("MemTotal: 100 kB\nMemAvailable:    2048 kB\n"),
+            Some(2048 * 1024)
+        );
+        assert_eq!(
+            vm_rss("Name: php-fpm\nVmRSS:\t  30720 kB\n"),
+            Some(30 * 1024 * 1024)
+        );
+    }
+}
