@@ -437,6 +437,22 @@ fn target_of(u: &super::service_map::Upstream) -> Target {
 
 /// Explain one request.
 pub fn explain(cfg: &Config, req: &Request) -> Explanation {
+    // nginx: without --listen, a request arrives on an address no server
+    // names explicitly (the wildcard listens); the explicit addresses are
+    // alternatives shown below.
+    let (explicit, wildcard) = match cfg {
+        Config::Nginx(c) if req.local_ip.is_none() => nginx_listen_addresses(c, req.port),
+        _ => (Vec::new(), false),
+    };
+    let effective = if !explicit.is_empty() && wildcard {
+        Request {
+            local_ip: Some(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+            ..req.clone()
+        }
+    } else {
+        req.clone()
+    };
+    let req = &effective;
     let m = decide(cfg, req);
     let route = m.route.clone().unwrap_or_default();
     let mut e = Explanation {
@@ -462,7 +478,68 @@ pub fn explain(cfg: &Config, req: &Request) -> Explanation {
     if let Config::Nginx(c) = cfg {
         nginx_detail(c, req, &m, &mut e);
     }
+    if req.local_ip.is_some_and(|ip| ip.is_unspecified()) {
+        e.listen = format!("*:{} (an address no server lists explicitly)", req.port);
+    }
+    if !explicit.is_empty() {
+        let mut alternatives = Vec::new();
+        for ip in &explicit {
+            let r = Request {
+                local_ip: Some(*ip),
+                ..req.clone()
+            };
+            let alt = decide(cfg, &r);
+            let route = alt.route.clone().unwrap_or_default();
+            alternatives.push(Alternative {
+                when: format!("arriving on {}", r.listen_text()),
+                value: route.server_block.as_ref().map_or_else(
+                    || "no server block".to_owned(),
+                    |b| format!("{} ({})", b.text, b.at()),
+                ),
+                at: route.location.as_ref().map_or_else(String::new, Place::at),
+                targets: alt.upstreams.iter().map(target_of).collect(),
+            });
+        }
+        e.runtime.push(RuntimeDependency {
+            what: format!("listen on port {}", req.port),
+            at: String::new(),
+            reason: "server blocks listen on specific addresses of this port: which one the connection arrives on decides the candidates (give --listen ADDR:PORT)".into(),
+            alternatives,
+            selected: None,
+        });
+    }
     e
+}
+
+/// The explicit addresses nginx listens on at `port`, and whether a
+/// wildcard listen exists there too.
+fn nginx_listen_addresses(c: &nginx::NginxConfig, port: u16) -> (Vec<IpAddr>, bool) {
+    let mut explicit = Vec::new();
+    let mut wildcard = false;
+    let Some(http) = c.http() else {
+        return (explicit, wildcard);
+    };
+    for s in http.all("server").filter(|d| d.block.is_some()) {
+        let mut any = false;
+        for l in s
+            .all("listen")
+            .filter_map(|d| nroute::parse_listen(&d.args))
+        {
+            any = true;
+            if l.unix.is_some() || l.port != port {
+                continue;
+            }
+            match l.addr {
+                Some(a) if !explicit.contains(&a) => explicit.push(a),
+                Some(_) => {}
+                None => wildcard |= !l.v6,
+            }
+        }
+        if !any && port == 80 {
+            wildcard = true;
+        }
+    }
+    (explicit, wildcard)
 }
 
 fn same(d: &Directive, b: Option<&Block>) -> bool {
