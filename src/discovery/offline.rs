@@ -793,6 +793,25 @@ fn nginx_runtime(
             }
         }
     }
+    if let Some(tf) = e
+        .why
+        .iter()
+        .find(|w| w.starts_with("try_files at "))
+        .cloned()
+    {
+        e.runtime.push(RuntimeDependency {
+            what: "try_files".into(),
+            at: tf
+                .trim_start_matches("try_files at ")
+                .split(' ')
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+            reason: "the earlier try_files candidates are served when those files exist under the root: the fall-through shown is what happens when they do not".into(),
+            alternatives: Vec::new(),
+            selected: None,
+        });
+    }
     for loc in &chain {
         for d in loc.children() {
             if d.name.contains("_by_lua") {
@@ -1149,11 +1168,12 @@ pub fn text(rep: &RouteReport) -> String {
             }
         }
         for d in &r.runtime {
-            let _ = writeln!(
-                s,
-                "  depends on run time: {} ({}): {}",
-                d.what, d.at, d.reason
-            );
+            let at = if d.at.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", d.at)
+            };
+            let _ = writeln!(s, "  depends on run time: {}{at}: {}", d.what, d.reason);
             for a in &d.alternatives {
                 let to: Vec<String> = a.targets.iter().map(|t| t.address.clone()).collect();
                 let _ = writeln!(
