@@ -622,12 +622,18 @@ fn upstream() -> (u16, std::thread::JoinHandle<()>) {
     (port, h)
 }
 
+/// Request headers of a live case.
+type Headers = &'static [(&'static str, &'static str)];
+
 fn get(port: u16, host: &str, path: &str, headers: &[(&str, &str)]) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+        req.push_str(k);
+        req.push_str(": ");
+        req.push_str(v);
+        req.push_str("\r\n");
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).unwrap();
@@ -657,7 +663,7 @@ fn real_nginx_sends_each_request_where_route_says() {
     nginx.wait_tcp(&format!("127.0.0.1:{port}"));
 
     // (host, path, headers)
-    let requests: &[(&str, &str, &[(&str, &str)])] = &[
+    let requests: &[(&str, &str, Headers)] = &[
         ("shop.test", "/exact", &[]),
         ("shop.test", "/exact/more", &[]),
         ("shop.test", "/", &[]),

@@ -549,20 +549,14 @@ fn same(d: &Directive, b: Option<&Block>) -> bool {
 /// nginx: the candidates considered and what depends on run time.
 fn nginx_detail(c: &nginx::NginxConfig, req: &Request, m: &ServiceMap, e: &mut Explanation) {
     let Some(http) = c.http() else { return };
-    let r = nroute::Request {
-        host: &req.host,
-        port: req.port,
-        path: &req.path,
-        local_ip: req.local_ip,
-    };
     // Servers: which listen on the port, and their names.
     for s in http.all("server").filter(|d| d.block.is_some()) {
         let listens: Vec<nroute::Listen> = {
-            let v: Vec<_> = s
+            let found: Vec<_> = s
                 .all("listen")
                 .filter_map(|d| nroute::parse_listen(&d.args))
                 .collect();
-            if v.is_empty() && s.last("listen").is_none() {
+            if found.is_empty() && s.last("listen").is_none() {
                 vec![nroute::Listen {
                     addr: None,
                     port: 80,
@@ -571,13 +565,13 @@ fn nginx_detail(c: &nginx::NginxConfig, req: &Request, m: &ServiceMap, e: &mut E
                     default: false,
                 }]
             } else {
-                v
+                found
             }
         };
         let on_port = listens.iter().any(|l| {
             l.unix.is_none()
-                && l.port == r.port
-                && match (l.addr, r.local_ip) {
+                && l.port == req.port
+                && match (l.addr, req.local_ip) {
                     (Some(a), Some(ip)) => a == ip,
                     (None, Some(ip)) => ip.is_ipv6() == l.v6,
                     (_, None) => true,
