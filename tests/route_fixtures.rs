@@ -739,6 +739,42 @@ fn real_nginx_sends_each_request_where_route_says() {
             ));
         }
     }
+    // `map` of the running server and `route` on its file agree.
+    for path in [
+        "/exact",
+        "/anything",
+        "/assets/a.png",
+        "/x.css",
+        "/index.php",
+        "/api/users",
+        "/api/v2/x",
+        "/tenant/a",
+    ] {
+        let url = format!("http://shop.localhost:{port}{path}");
+        let (m, code) = servers::map_json(&url, &[]);
+        assert_eq!(code, 0, "{m}");
+        let req = Request::new(&url, Some(&format!("127.0.0.1:{port}")), &[]).unwrap();
+        let e = offline::explain(&cfg, &req);
+        let line = |v: &serde_json::Value| v["line"].as_u64().map(|l| l as u32);
+        assert_eq!(
+            line(&m["route"]["server_block"]),
+            e.server_block.as_ref().map(|b| b.line),
+            "{url}"
+        );
+        assert_eq!(
+            line(&m["route"]["location"]),
+            e.location.as_ref().map(|b| b.line),
+            "{url}"
+        );
+        let map_up: Vec<&str> = m["upstreams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["address"].as_str().unwrap())
+            .collect();
+        let route_up: Vec<&str> = e.upstreams.iter().map(|u| u.address.as_str()).collect();
+        assert_eq!(map_up, route_up, "{url}");
+    }
     drop(nginx);
     for (p, h) in ups {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", p)) {
