@@ -475,8 +475,10 @@ pub fn explain(cfg: &Config, req: &Request) -> Explanation {
             .collect(),
         notes: m.notes.clone(),
     };
-    if let Config::Nginx(c) = cfg {
-        nginx_detail(c, req, &m, &mut e);
+    match cfg {
+        Config::Nginx(c) => nginx_detail(c, req, &m, &mut e),
+        Config::Apache(c) => apache_detail(c, req, &mut e),
+        Config::Haproxy(c) => haproxy_detail(c, req, &mut e),
     }
     if req.local_ip.is_some_and(|ip| ip.is_unspecified()) {
         e.listen = format!("*:{} (an address no server lists explicitly)", req.port);
@@ -509,6 +511,196 @@ pub fn explain(cfg: &Config, req: &Request) -> Explanation {
         });
     }
     e
+}
+
+/// Does a `<VirtualHost>` / `bind` address take connections on `port`
+/// (any local address: the address itself is checked by the route code)?
+fn address_on_port(arg: &str, port: u16) -> bool {
+    match arg.rsplit_once(':') {
+        Some((_, p)) if !p.contains(']') => p == "*" || p.parse::<u16>() == Ok(port),
+        _ => arg.starts_with('*') || arg.starts_with("_default_") || port == 80,
+    }
+}
+
+/// Apache: the virtual hosts and the server-level `ProxyPass` rules
+/// considered (first match in configuration order wins).
+fn apache_detail(c: &apache::ApacheConfig, req: &Request, e: &mut Explanation) {
+    let host = req.host.to_ascii_lowercase();
+    let mut earlier_match = false;
+    for v in c
+        .main
+        .iter()
+        .filter(|d| d.is("VirtualHost") && d.block.is_some())
+    {
+        let chosen = same(v, e.server_block.as_ref());
+        let names: Vec<String> = v
+            .all("ServerName")
+            .chain(v.all("ServerAlias"))
+            .flat_map(|d| d.args.iter().cloned())
+            .collect();
+        let on_port = v.args.iter().any(|a| address_on_port(a, req.port));
+        let name_hit = names.iter().any(|n| {
+            let n = n.to_ascii_lowercase();
+            let n = n.split_once("://").map_or(n.as_str(), |x| x.1);
+            let n = n.split(':').next().unwrap_or(n);
+            n == host || (super::glob::is_pattern(n) && super::glob::matches(n, &host))
+        });
+        let verdict = if chosen {
+            e.why.first().cloned().unwrap_or_else(|| "chosen".into())
+        } else if !on_port {
+            format!(
+                "its address ({}) is not port {}",
+                v.args.join(" "),
+                req.port
+            )
+        } else if name_hit && earlier_match {
+            "its name matches too, but an earlier virtual host in the file matched first".into()
+        } else if name_hit {
+            "its name matches, but it is on another address of the port".into()
+        } else {
+            format!(
+                "ServerName/ServerAlias ({}) do not match {host}",
+                names.join(" ")
+            )
+        };
+        earlier_match |= chosen && name_hit;
+        e.server_candidates.push(Candidate {
+            block: Block {
+                text: format!("<VirtualHost {}> ({})", v.args.join(" "), names.join(" ")),
+                ..Block::from(v)
+            },
+            chosen,
+            verdict,
+        });
+    }
+    let Some(vhost) = c
+        .main
+        .iter()
+        .find(|d| d.is("VirtualHost") && same(d, e.server_block.as_ref()))
+    else {
+        return;
+    };
+    let path = req.path.split('?').next().unwrap_or("/").to_owned();
+    let mut decided = false;
+    for d in vhost
+        .children()
+        .iter()
+        .filter(|d| d.is("ProxyPass") || d.is("ProxyPassMatch"))
+    {
+        let (Some(pat), Some(url)) = (d.arg(0), d.arg(1)) else {
+            continue;
+        };
+        let chosen = same(d, e.location.as_ref());
+        let hit = if d.is("ProxyPass") {
+            path.starts_with(pat)
+        } else {
+            regex::Regex::new(pat).is_ok_and(|r| r.is_match(&path))
+        };
+        let verdict = match (decided, hit) {
+            (true, _) => "not checked: an earlier rule in the file matched first".to_owned(),
+            (false, true) if url == "!" => {
+                format!("{pat} matches and excludes the path from proxying (`!`)")
+            }
+            (false, true) => format!("first rule in configuration order that matches {path}"),
+            (false, false) => format!("{pat} does not match {path}"),
+        };
+        decided |= hit;
+        e.location_candidates.push(Candidate {
+            block: Block::from(d),
+            chosen,
+            verdict,
+        });
+    }
+    if let Some(l) = &e.location
+        && let Some(c) = e.location_candidates.iter().find(|c| c.chosen)
+    {
+        e.why
+            .push(format!("{} ({}): {}", l.text, l.at(), c.verdict));
+    } else if let Some(c) = e
+        .location_candidates
+        .iter()
+        .find(|c| c.verdict.contains("excludes"))
+    {
+        e.why.push(format!(
+            "{} ({}): {}",
+            c.block.text,
+            c.block.at(),
+            c.verdict
+        ));
+    }
+}
+
+/// HAProxy: the frontends binding the port and each `use_backend` rule
+/// evaluated in order.
+fn haproxy_detail(c: &haproxy::parse::HaproxyConfig, req: &Request, e: &mut Explanation) {
+    for f in c
+        .sections
+        .iter()
+        .filter(|s| s.is("frontend") || s.is("listen"))
+    {
+        let chosen = same(f, e.server_block.as_ref());
+        let binds: Vec<String> = f
+            .all("bind")
+            .filter_map(|b| b.arg(0))
+            .map(str::to_owned)
+            .collect();
+        let verdict = if chosen {
+            format!("binds {}", binds.join(" "))
+        } else if binds.iter().any(|b| address_on_port(b, req.port)) {
+            format!(
+                "binds the port too ({}), on an address that ranks lower or comes later",
+                binds.join(" ")
+            )
+        } else {
+            format!("does not bind {} ({})", req.listen_text(), binds.join(" "))
+        };
+        e.server_candidates.push(Candidate {
+            block: Block::from(f),
+            chosen,
+            verdict,
+        });
+    }
+    let Some(fe) = c.sections.iter().find(|s| same(s, e.server_block.as_ref())) else {
+        return;
+    };
+    let acls = haproxy::acl::Acls::of(fe);
+    let areq = haproxy::acl::Request {
+        host: req.host.clone(),
+        port: req.port,
+        path: req.path.clone(),
+        local_ip: req.local_ip,
+    };
+    let mut decided = false;
+    for d in fe
+        .children()
+        .iter()
+        .filter(|d| d.is("use_backend") || d.is("default_backend"))
+    {
+        let chosen = same(d, e.handler.as_ref());
+        let verdict = if d.is("default_backend") {
+            if decided {
+                "not used: a use_backend rule matched".to_owned()
+            } else {
+                "no use_backend rule matched: the default".to_owned()
+            }
+        } else if decided {
+            "not checked: an earlier use_backend matched".to_owned()
+        } else {
+            match haproxy::acl::condition(&d.args[1..], &acls, &areq) {
+                Ok(true) => {
+                    decided = true;
+                    "its condition holds: first use_backend that matches".into()
+                }
+                Ok(false) => "its condition does not hold".into(),
+                Err(why) => format!("not evaluated offline ({why}): depends on run time"),
+            }
+        };
+        e.location_candidates.push(Candidate {
+            block: Block::from(d),
+            chosen,
+            verdict,
+        });
+    }
 }
 
 /// The explicit addresses nginx listens on at `port`, and whether a
