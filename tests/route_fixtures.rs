@@ -816,3 +816,69 @@ fn real_nginx_sends_each_request_where_route_says() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(requests.len() >= 20);
 }
+
+#[test]
+fn real_haproxy_sends_each_request_where_route_says() {
+    let dir = servers::tempdir();
+    let d = dir.path();
+    let ups: Vec<(u16, std::thread::JoinHandle<()>)> = (0..5).map(|_| upstream()).collect();
+    let port = servers::free_port();
+    let mut text = std::fs::read_to_string(format!("{DIR}/haproxy/live.cfg.in")).unwrap();
+    text = text.replace("@PORT@", &port.to_string());
+    for (i, (p, _)) in ups.iter().enumerate() {
+        text = text.replace(&format!("@U{}@", i + 1), &p.to_string());
+    }
+    let conf = d.join("haproxy.cfg");
+    servers::write(&conf, &text);
+    let cfg = Config::load(&conf, ServerKind::Haproxy).unwrap();
+    let mut haproxy = servers::haproxy(d, &conf);
+    haproxy.wait_tcp(&format!("127.0.0.1:{port}"));
+    // (host as the client names it, path); the Host header carries the
+    // port, as clients send it for a non-default port.
+    let requests: &[(&str, &str)] = &[
+        ("shop.test", "/admin/users"),
+        ("SHOP.test", "/admin"),
+        ("shop.test", "/admin/x.php"),
+        ("shop.test", "/index.php"),
+        ("other.test", "/a/b.php"),
+        ("other.test", "/admin"),
+        ("api.test", "/anything"),
+        ("api.test", "/x.php"),
+        ("other.test", "/v2/42"),
+        ("other.test", "/v2/abc"),
+        ("shop.test", "/"),
+        ("shopping.test", "/admin"),
+    ];
+    let mut failures = Vec::new();
+    for (host, path) in requests {
+        let url = format!("http://{host}:{port}{path}");
+        let req = Request::new(&url, Some(&format!("127.0.0.1:{port}")), &[]).unwrap();
+        let e = offline::explain(&cfg, &req);
+        let said: Vec<String> = e
+            .upstreams
+            .iter()
+            .filter(|u| !u.backup && !u.down)
+            .map(|u| u.address.clone())
+            .collect();
+        let resp = get(port, &format!("{host}:{port}"), path, &[]);
+        let landed = resp
+            .lines()
+            .find_map(|l| l.strip_prefix("up "))
+            .map(|p| format!("127.0.0.1:{p}"));
+        if landed.is_none() || said != [landed.clone().unwrap_or_default()] {
+            failures.push(format!(
+                "{url}: haproxy sent it to {landed:?}, route says {said:?} ({:?})\n{}",
+                e.handler.as_ref().map(|b| &b.text),
+                resp.lines().next().unwrap_or("")
+            ));
+        }
+    }
+    drop(haproxy);
+    for (p, h) in ups {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", p)) {
+            let _ = s.write_all(b"QUIT\r\n\r\n");
+        }
+        let _ = h.join();
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
