@@ -882,3 +882,69 @@ fn real_haproxy_sends_each_request_where_route_says() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn real_apache_sends_each_request_where_route_says() {
+    let dir = servers::tempdir();
+    let d = dir.path();
+    for sub in ["run", "logs", "www"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    let ups: Vec<(u16, std::thread::JoinHandle<()>)> = (0..5).map(|_| upstream()).collect();
+    let port = servers::free_port();
+    let mut text = std::fs::read_to_string(format!("{DIR}/apache/live.conf.in")).unwrap();
+    text = text.replace("@DIR@", &d.display().to_string());
+    text = text.replace("@PORT@", &port.to_string());
+    text = text.replace("@M@", "/usr/lib/apache2/modules");
+    for (i, (p, _)) in ups.iter().enumerate() {
+        text = text.replace(&format!("@U{}@", i + 1), &p.to_string());
+    }
+    let conf = d.join("apache2.conf");
+    servers::write(&conf, &text);
+    let cfg = Config::load(&conf, ServerKind::Apache).unwrap();
+    let mut apache = servers::apache2(d);
+    apache.wait_tcp(&format!("127.0.0.1:{port}"));
+    let requests: &[(&str, &str)] = &[
+        ("shop.test", "/api/v2/items"),
+        ("shop.test", "/api/items"),
+        ("shop.test", "/api/x.php"),
+        ("shop.test", "/index.php"),
+        ("shop.test", "/static/a.css"),
+        ("shop.test", "/"),
+        ("www.shop.test", "/cart"),
+        ("a.shop.test", "/api/v2/"),
+        ("SHOP.test", "/api/v2/x"),
+        ("other.test", "/api/items"),
+        ("shop.test.evil", "/"),
+    ];
+    let mut failures = Vec::new();
+    for (host, path) in requests {
+        let url = format!("http://{host}:{port}{path}");
+        let req = Request::new(&url, Some(&format!("127.0.0.1:{port}")), &[]).unwrap();
+        let e = offline::explain(&cfg, &req);
+        let said: Vec<String> = e.upstreams.iter().map(|u| u.address.clone()).collect();
+        let resp = get(port, &format!("{host}:{port}"), path, &[]);
+        let landed: Vec<String> = resp
+            .lines()
+            .find_map(|l| l.strip_prefix("up "))
+            .map(|p| format!("127.0.0.1:{p}"))
+            .into_iter()
+            .collect();
+        // No upstream: httpd answers itself (the `!` exclusion), and route says so.
+        if said != landed {
+            failures.push(format!(
+                "{url}: httpd sent it to {landed:?}, route says {said:?} ({:?})\n{}",
+                e.location.as_ref().map(|b| &b.text),
+                resp.lines().next().unwrap_or("")
+            ));
+        }
+    }
+    drop(apache);
+    for (p, h) in ups {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", p)) {
+            let _ = s.write_all(b"QUIT\r\n\r\n");
+        }
+        let _ = h.join();
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
