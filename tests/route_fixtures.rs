@@ -948,3 +948,95 @@ fn real_apache_sends_each_request_where_route_says() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Every configuration the project keeps (fixtures, lab scenarios, broken
+/// ones), whole and cut short at several points, through `route` with a
+/// spread of URLs: no panic, and every route found says why.
+#[test]
+fn every_project_config_is_explained_without_panicking() {
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut walk = vec![
+        PathBuf::from("tests/fixtures/configs"),
+        PathBuf::from("tests/lab/scenarios"),
+    ];
+    while let Some(d) = walk.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                walk.push(p);
+            } else if p
+                .extension()
+                .is_some_and(|x| x == "conf" || x == "cfg" || x == "in")
+            {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 30, "{} files", files.len());
+    let urls = [
+        "http://localhost/",
+        "http://shop.localhost:8080/api/x?y=1",
+        "https://127.0.0.1/index.php",
+        "http://[::1]:8443/a/../b/%2e%2e/c.png",
+        "http://x.test:80//static//a.css",
+    ];
+    let tmp = servers::tempdir();
+    let mut explained = 0;
+    for f in &files {
+        let text = String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned();
+        let cuts = [
+            text.len(),
+            text.len() / 2,
+            text.len() / 3,
+            text.len() * 3 / 4,
+        ];
+        for (i, cut) in cuts.iter().enumerate() {
+            let mut cut = *cut;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let path = if i == 0 {
+                f.clone()
+            } else {
+                let p = tmp.path().join(format!(
+                    "cut{i}-{}",
+                    f.file_name().unwrap().to_string_lossy()
+                ));
+                std::fs::write(&p, &text[..cut]).unwrap();
+                p
+            };
+            for server in [
+                None,
+                Some(ServerKind::Nginx),
+                Some(ServerKind::Apache),
+                Some(ServerKind::Haproxy),
+            ] {
+                let args = offline::RouteArgs {
+                    config: path.clone(),
+                    server,
+                    listen: None,
+                    headers: vec![("X-Tenant".into(), "beta".into())],
+                    format: offline::RouteFormat::Text,
+                    urls: urls.iter().map(|u| (*u).to_owned()).collect(),
+                };
+                let Ok(rep) = offline::report(&args) else {
+                    continue;
+                };
+                let _ = offline::text(&rep);
+                for r in &rep.routes {
+                    if r.server_block.is_some() {
+                        assert!(
+                            !r.why.is_empty(),
+                            "{}: {} has no why",
+                            path.display(),
+                            r.url
+                        );
+                        explained += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(explained > 100, "only {explained} routes explained");
+}

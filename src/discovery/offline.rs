@@ -701,6 +701,16 @@ fn haproxy_detail(c: &haproxy::parse::HaproxyConfig, req: &Request, e: &mut Expl
             verdict,
         });
     }
+    if e.why.is_empty() {
+        e.why
+            .push(format!("{} binds {}", fe.text(), req.listen_text()));
+    }
+    if e.handler.is_none() && !fe.is("listen") {
+        e.why.push(
+            "no use_backend matches and there is no default_backend: HAProxy answers 503 itself"
+                .into(),
+        );
+    }
 }
 
 /// The explicit addresses nginx listens on at `port`, and whether a
@@ -1228,8 +1238,17 @@ fn variable_dependency(
 
 /// Explain every URL of `args`.
 pub fn report(args: &RouteArgs) -> Result<RouteReport, String> {
-    let text = std::fs::read_to_string(&args.config)
-        .map_err(|e| format!("cannot read {}: {e}", args.config.display()))?;
+    // Only the head of the file, size-capped: `--config /dev/zero` must not
+    // hang here (the parsers apply their own limits).
+    let text = {
+        use std::io::Read as _;
+        let cap = Limits::default().max_file_bytes;
+        let mut buf = Vec::new();
+        std::fs::File::open(&args.config)
+            .and_then(|f| f.take(cap).read_to_end(&mut buf))
+            .map_err(|e| format!("cannot read {}: {e}", args.config.display()))?;
+        String::from_utf8_lossy(&buf).into_owned()
+    };
     let (kind, source) = match args.server {
         Some(k) => (k, "--server".to_owned()),
         None => detect(&text).ok_or_else(|| {
