@@ -67,6 +67,8 @@ const LISTENS: &str = "nginx/listens.conf";
 const RT: &str = "nginx/runtime.conf";
 const AP: &str = "apache/vhosts.conf";
 const HA: &str = "haproxy/acls.cfg";
+const HAMAP: &str = "haproxy/maps.cfg";
+const INC: &str = "nginx/includes/nginx.conf";
 
 fn cases() -> Vec<Case> {
     vec![
@@ -312,6 +314,45 @@ fn cases() -> Vec<Case> {
                 &["$http_x_backend:8080"],
             )
         },
+        // Includes relative to the main file (a sorted glob); try_files
+        // falling back to a URI that a regex location then takes.
+        c(
+            INC,
+            "http://inc.test/v1/x",
+            1,
+            Some(4),
+            &["127.0.0.1:9701", "[::1]:9702", "unix:/run/api.sock"],
+        ),
+        c(INC, "http://inc.test/blog", 1, Some(9), &["127.0.0.1:9000"]),
+        c(
+            INC,
+            "http://inc.test/a.php",
+            1,
+            Some(9),
+            &["127.0.0.1:9000"],
+        ),
+        // HAProxy: a multi-line ACL (OR), a run-time map lookup, `listen`.
+        c(
+            HAMAP,
+            "http://a.test/static/x",
+            5,
+            Some(12),
+            &["127.0.0.1:9801"],
+        ),
+        c(
+            HAMAP,
+            "http://a.test/x/y.css",
+            5,
+            Some(12),
+            &["127.0.0.1:9801"],
+        ),
+        c(
+            HAMAP,
+            "http://127.0.0.1:9000/",
+            16,
+            Some(16),
+            &["127.0.0.1:9803"],
+        ),
         // Apache: ServerName, ServerAlias glob, first vhost as default;
         // ProxyPass longest match, `!`, balancer, SetHandler proxy:unix.
         c(
@@ -544,6 +585,16 @@ fn apache_and_haproxy_candidates() {
     assert!(v[1].contains("holds: first"));
     assert!(v[2].contains("not used"));
     assert!(e.location_candidates[1].chosen);
+}
+
+#[test]
+fn haproxy_backend_from_a_map_lookup_lists_every_backend() {
+    let e = run(&c(HAMAP, "http://a.test/other", 0, None, &[]));
+    let dep = e.runtime.iter().find(|r| r.what.contains("%[")).unwrap();
+    let names: Vec<&str> = dep.alternatives.iter().map(|a| a.value.as_str()).collect();
+    assert_eq!(names, ["backend static", "backend be_default"]);
+    assert!(dep.alternatives[1].when.contains("default"));
+    assert_eq!(dep.alternatives[1].targets[0].address, "127.0.0.1:9802");
 }
 
 #[test]

@@ -335,6 +335,10 @@ impl Config {
     /// Parse `file` as `kind`. Relative paths resolve against the file's
     /// directory (nginx's prefix, Apache's ServerRoot).
     pub fn load(file: &Path, kind: ServerKind) -> Result<Config, super::source::ConfigError> {
+        // Relative includes resolve against the main file's directory, which
+        // must be absolute for that (`--config conf/nginx.conf`).
+        let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+        let file = abs.as_path();
         let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
         Ok(match kind {
             ServerKind::Nginx => Config::Nginx(nginx::parse(file, &dir, None, Limits::default())?),
@@ -701,6 +705,16 @@ fn haproxy_detail(c: &haproxy::parse::HaproxyConfig, req: &Request, e: &mut Expl
             verdict,
         });
     }
+    if let Some(h) = &e.handler
+        && let Some(d) = fe
+            .children()
+            .iter()
+            .find(|d| d.line == h.line && d.is("use_backend"))
+        && let Some(name) = d.arg(0)
+        && name.contains("%[")
+    {
+        e.runtime.push(dynamic_backend(c, d, name));
+    }
     if e.why.is_empty() {
         e.why
             .push(format!("{} binds {}", fe.text(), req.listen_text()));
@@ -710,6 +724,63 @@ fn haproxy_detail(c: &haproxy::parse::HaproxyConfig, req: &Request, e: &mut Expl
             "no use_backend matches and there is no default_backend: HAProxy answers 503 itself"
                 .into(),
         );
+    }
+}
+
+/// `use_backend %[...]`: the backend is named at run time; every backend
+/// is an alternative (the map's default marked).
+fn dynamic_backend(
+    c: &haproxy::parse::HaproxyConfig,
+    d: &Directive,
+    name: &str,
+) -> RuntimeDependency {
+    let default = name
+        .split_once("map")
+        .and_then(|(_, rest)| rest.split_once(','))
+        .and_then(|(_, rest)| rest.split([')', ']']).next())
+        .map(str::to_owned);
+    let mut alternatives = Vec::new();
+    for be in c.sections.iter().filter(|s| s.is("backend")) {
+        let Some(bn) = be.arg(0) else { continue };
+        let targets = be
+            .all("server")
+            .filter_map(|s| {
+                let addr = s.arg(1)?;
+                let options: Vec<String> = s.args.get(2..).unwrap_or_default().to_vec();
+                let (address, kind) = if addr.starts_with('/') || addr.starts_with("unix@") {
+                    (format!("unix:{}", addr.trim_start_matches("unix@")), "unix")
+                } else {
+                    (addr.to_owned(), "tcp")
+                };
+                Some(target_of(&super::service_map::Upstream {
+                    address,
+                    kind: kind.into(),
+                    scheme: "http".into(),
+                    group: Some(bn.to_owned()),
+                    backup: options.iter().any(|o| o == "backup"),
+                    options,
+                    source: s.at(),
+                    ..Default::default()
+                }))
+            })
+            .collect();
+        alternatives.push(Alternative {
+            when: if default.as_deref() == Some(bn) {
+                format!("the expression yields {bn} (also the map's default)")
+            } else {
+                format!("the expression yields {bn}")
+            },
+            value: format!("backend {bn}"),
+            at: be.at(),
+            targets,
+        });
+    }
+    RuntimeDependency {
+        what: d.text(),
+        at: d.at(),
+        reason: "the backend name is computed at run time (a sample expression, often a map file lookup): any backend can be the answer".into(),
+        alternatives,
+        selected: None,
     }
 }
 
@@ -821,7 +892,15 @@ fn nginx_detail(c: &nginx::NginxConfig, req: &Request, m: &ServiceMap, e: &mut E
     else {
         return;
     };
-    let uri = nroute::normalize_uri(&req.path);
+    // After a try_files fall-through to a URI, the locations were matched
+    // again for that URI.
+    let fallback = e.why.iter().rev().find_map(|w| {
+        w.starts_with("try_files at ")
+            .then(|| w.rsplit_once(" falls back to ").map(|x| x.1.to_owned()))
+            .flatten()
+            .filter(|t| t.starts_with('/'))
+    });
+    let uri = nroute::normalize_uri(fallback.as_deref().unwrap_or(&req.path));
     let mut stop: Option<String> = None;
     location_candidates(server, &uri, e, &mut stop, 0);
     if let Some(loc) = &e.location {
