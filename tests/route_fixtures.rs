@@ -595,6 +595,16 @@ fn haproxy_backend_from_a_map_lookup_lists_every_backend() {
     assert_eq!(names, ["backend static", "backend be_default"]);
     assert!(dep.alternatives[1].when.contains("default"));
     assert_eq!(dep.alternatives[1].targets[0].address, "127.0.0.1:9802");
+    // An ACL on a header other than Host: both outcomes, with their servers.
+    let e = run(&c(HAMAP, "http://a.test:8081/x", 0, None, &[]));
+    assert_eq!(e.upstreams[0].address, "127.0.0.1:9802");
+    let dep = e
+        .runtime
+        .iter()
+        .find(|r| r.what.contains("if beta"))
+        .unwrap();
+    assert_eq!(dep.alternatives[0].targets[0].address, "127.0.0.1:9801");
+    assert_eq!(dep.alternatives[1].targets[0].address, "127.0.0.1:9802");
 }
 
 #[test]

@@ -675,6 +675,7 @@ fn haproxy_detail(c: &haproxy::parse::HaproxyConfig, req: &Request, e: &mut Expl
         local_ip: req.local_ip,
     };
     let mut decided = false;
+    let mut unevaluated: Vec<(&Directive, String)> = Vec::new();
     for d in fe
         .children()
         .iter()
@@ -696,13 +697,78 @@ fn haproxy_detail(c: &haproxy::parse::HaproxyConfig, req: &Request, e: &mut Expl
                     "its condition holds: first use_backend that matches".into()
                 }
                 Ok(false) => "its condition does not hold".into(),
-                Err(why) => format!("not evaluated offline ({why}): depends on run time"),
+                Err(why) => {
+                    unevaluated.push((d, why.clone()));
+                    format!("not evaluated offline ({why}): depends on run time")
+                }
             }
         };
         e.location_candidates.push(Candidate {
             block: Block::from(d),
             chosen,
             verdict,
+        });
+    }
+    for (d, why) in unevaluated {
+        let name = d.arg(0).unwrap_or("");
+        let targets = c
+            .sections
+            .iter()
+            .find(|s| s.is("backend") && s.arg(0) == Some(name))
+            .map(|_| {
+                let mut m = ServiceMap::default();
+                // The same backend-server code as the route: a scratch
+                // frontend whose default is this backend.
+                let mut children: Vec<Directive> = fe.all("bind").cloned().collect();
+                children.push(Directive {
+                    name: "default_backend".into(),
+                    args: vec![name.to_owned()],
+                    block: None,
+                    ..d.clone()
+                });
+                let fake = Directive {
+                    block: Some(children),
+                    ..fe.clone()
+                };
+                let mut sections = vec![fake];
+                sections.extend(
+                    c.sections
+                        .iter()
+                        .filter(|s| !s.is("frontend") && !s.is("listen"))
+                        .cloned(),
+                );
+                let cfg2 = haproxy::parse::HaproxyConfig {
+                    sections,
+                    files: c.files.clone(),
+                };
+                haproxy::route(&cfg2, &areq, &mut m, &HostView::default());
+                m.upstreams.iter().map(target_of).collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        e.runtime.push(RuntimeDependency {
+            what: d.text(),
+            at: d.at(),
+            reason: format!(
+                "the condition cannot be decided from the URL ({why}): taken as not holding above"
+            ),
+            alternatives: vec![
+                Alternative {
+                    when: "the condition holds".into(),
+                    value: format!("backend {name}"),
+                    at: d.at(),
+                    targets,
+                },
+                Alternative {
+                    when: "it does not".into(),
+                    value: e
+                        .location
+                        .as_ref()
+                        .map_or_else(|| "no backend".into(), |b| b.text.clone()),
+                    at: e.location.as_ref().map_or_else(String::new, Block::at),
+                    targets: e.upstreams.clone(),
+                },
+            ],
+            selected: None,
         });
     }
     if let Some(h) = &e.handler
