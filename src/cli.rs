@@ -153,6 +153,8 @@ pub enum Command {
     Checks(ChecksCommand),
     /// Draw the serving path of a URL on this host: front server, route, upstream, logs.
     Map(crate::discovery::cli::MapArgs),
+    /// Explain offline which server block, location and upstream of a configuration serve URLs.
+    Route(crate::discovery::offline::RouteArgs),
     /// Scan, summarise and classify web-server logs.
     #[command(subcommand)]
     Logs(crate::logs::cli::LogsCommand),
@@ -273,6 +275,7 @@ fn dispatch(cli: Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
         Some(Command::Sessions) => crate::ticket::sessions_command(&mut out),
         Some(Command::Ticket(args)) => crate::ticket::ticket_command(&args, &mut out),
         Some(Command::Map(args)) => crate::discovery::cli::run(args, &mut out),
+        Some(Command::Route(args)) => crate::discovery::offline::run(&args, &mut out),
         Some(Command::Logs(cmd)) => crate::logs::cli::run(cmd, &mut out),
         Some(Command::Checks(ChecksCommand::List)) => {
             write!(out, "{}", crate::check::checks_list_text())?;

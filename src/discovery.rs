@@ -23,6 +23,7 @@ pub mod front;
 pub mod glob;
 pub mod haproxy;
 pub mod nginx;
+pub mod offline;
 pub mod php_fpm;
 pub mod render;
 pub mod service_map;

@@ -134,7 +134,7 @@ fn with_defaults<'a>(
         .or_else(|| defaults.and_then(|d| d.children().iter().rev().find(|x| pred(x))))
 }
 
-fn route(cfg: &parse::HaproxyConfig, req: &acl::Request, m: &mut ServiceMap, view: &HostView) {
+pub fn route(cfg: &parse::HaproxyConfig, req: &acl::Request, m: &mut ServiceMap, view: &HostView) {
     let proxies: Vec<(&Directive, u8)> = cfg
         .sections
         .iter()

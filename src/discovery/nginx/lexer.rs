@@ -126,6 +126,89 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// Skip the Lua source of a `*_by_lua_block { ... }` (its `{` already
+    /// read) up to the matching `}`, as lua-nginx-module does: braces inside
+    /// Lua strings (`"…"`, `'…'`, `[[…]]`, `[==[…]==]`) and comments (`--`,
+    /// `--[[…]]`) do not count. Returns the source without the braces.
+    pub fn lua_block(&mut self) -> Result<String, LexError> {
+        let (line, col) = (self.line, self.col);
+        let start = self.pos;
+        let mut depth = 1usize;
+        while let Some(c) = self.bump() {
+            match c {
+                b'{' => depth += 1,
+                b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        let body = &self.src[start..self.pos - 1];
+                        return Ok(String::from_utf8_lossy(body).into_owned());
+                    }
+                }
+                b'"' | b'\'' => {
+                    while let Some(x) = self.bump() {
+                        match x {
+                            b'\\' => {
+                                self.bump();
+                            }
+                            b'\n' => break,
+                            x if x == c => break,
+                            _ => {}
+                        }
+                    }
+                }
+                b'[' if matches!(self.peek(), Some(b'[' | b'=')) => self.lua_long_bracket(),
+                b'-' if self.peek() == Some(b'-') => {
+                    self.bump();
+                    if self.peek() == Some(b'[') {
+                        self.bump();
+                        if matches!(self.peek(), Some(b'[' | b'=')) {
+                            self.lua_long_bracket();
+                            continue;
+                        }
+                    }
+                    while let Some(x) = self.peek() {
+                        if x == b'\n' {
+                            break;
+                        }
+                        self.bump();
+                    }
+                }
+                _ => {}
+            }
+        }
+        Err(Self::err(
+            line,
+            col,
+            "Lua block is never closed (end of file, expecting \"}\")",
+        ))
+    }
+
+    /// After `[`: skip `=*[ … ]=*]` (a Lua long string or comment).
+    fn lua_long_bracket(&mut self) {
+        let mut level = 0usize;
+        while self.peek() == Some(b'=') {
+            self.bump();
+            level += 1;
+        }
+        if self.peek() != Some(b'[') {
+            return; // an index such as t[=…: not a long bracket
+        }
+        self.bump();
+        while let Some(c) = self.bump() {
+            if c == b']' {
+                let mut n = 0usize;
+                while self.peek() == Some(b'=') {
+                    self.bump();
+                    n += 1;
+                }
+                if n == level && self.peek() == Some(b']') {
+                    self.bump();
+                    return;
+                }
+            }
+        }
+    }
+
     fn quoted(&mut self, q: u8) -> Result<String, LexError> {
         let (line, col) = (self.line, self.col);
         self.bump();
@@ -329,5 +412,27 @@ mod tests {
         assert!(e.message.contains("0xE9"), "{}", e.message);
         let mut l = Lexer::new(b"# caf\xE9\nok;");
         assert_eq!(l.next_token().unwrap().kind, w("ok"));
+    }
+
+    #[test]
+    fn lua_blocks_skip_braces_in_lua_strings_and_comments() {
+        let src = "content_by_lua_block {\n  local t = { a = \"}\", b = '{' }\n  --[==[ } ]==]\n  -- }\n  ngx.say([[ } ]])\n}\nlisten 80;";
+        let text = "http { server { location / { ".to_owned() + src + " } } }";
+        let d =
+            crate::discovery::nginx::parse_str(&text, std::path::Path::new("/x/n.conf")).unwrap();
+        let loc = &d[0].children()[0].children()[0];
+        let lua = loc.last("content_by_lua_block").unwrap();
+        assert!(lua.arg(0).unwrap().contains("ngx.say([[ } ]])"));
+        assert_eq!(loc.last("listen").unwrap().arg(0), Some("80"));
+        let err = crate::discovery::nginx::parse_str(
+            "http {\n  init_by_lua_block { local s = [[ }\n}\n",
+            std::path::Path::new("/x/n.conf"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("n.conf:2:") && err.contains("Lua block"),
+            "{err}"
+        );
     }
 }

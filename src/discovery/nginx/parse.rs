@@ -92,6 +92,15 @@ impl Parser<'_> {
                             format!("blocks nested deeper than {MAX_BLOCK_DEPTH} levels"),
                         ));
                     }
+                    if words[0].ends_with("_by_lua_block") {
+                        // Lua source, not nginx syntax: kept whole as the argument.
+                        let code = lx.lua_block().map_err(|e| at(e.line, e.col, e.message))?;
+                        let mut d = directive(std::mem::take(&mut words), file, start.0, None);
+                        d.args.push(code);
+                        d.block = Some(Vec::new());
+                        stack.last_mut().map_or(&mut top, |s| &mut s.2).push(d);
+                        continue;
+                    }
                     let d = directive(std::mem::take(&mut words), file, start.0, None);
                     stack.push((d, start.1, Vec::new()));
                 }

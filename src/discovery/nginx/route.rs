@@ -846,7 +846,7 @@ fn access_logs(
 }
 
 /// The upstream addresses behind a `*_pass` directive.
-fn upstreams(
+pub fn upstreams(
     http: &Directive,
     levels: &[&Directive],
     d: &Directive,
