@@ -593,6 +593,19 @@ pub async fn attempt(p: &Params, url: &reqwest::Url) -> Attempt {
     };
     let client = match built {
         Ok(c) => c,
+        // The one way reqwest fails to build this client on an https URL: the platform verifier
+        // found no CA certificate to trust. Say so, and how to give it one.
+        Err(e) if url.scheme() == "https" => {
+            a.failure = Some(Failure {
+                kind: "tls",
+                text: format!(
+                    "cannot verify TLS certificates: no CA certificate found on this host \
+                     (give one with SSL_CERT_FILE or SSL_CERT_DIR): {e}"
+                ),
+                connect_phase: false,
+            });
+            return a;
+        }
         Err(e) => {
             a.failure = Some(Failure {
                 kind: "error",
