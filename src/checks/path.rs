@@ -74,6 +74,20 @@ pub fn seed_pids(seeds: &[String]) -> (Vec<u32>, Vec<String>) {
 }
 
 impl FailingPath {
+    /// The path of a check's `path_pids` parameter, read off the async runtime's threads;
+    /// `None` when the parameter names no process.
+    pub async fn read(path_pids: &[String]) -> Option<FailingPath> {
+        if path_pids.iter().all(|s| s.trim().is_empty()) {
+            return None;
+        }
+        let seeds = path_pids.to_vec();
+        Some(
+            tokio::task::spawn_blocking(move || FailingPath::from_seeds(&seeds))
+                .await
+                .unwrap_or_default(),
+        )
+    }
+
     /// Reads `/proc` and builds the path from the seeds.
     pub fn from_seeds(seeds: &[String]) -> Self {
         let (pids, bad) = seed_pids(seeds);

@@ -653,16 +653,7 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
     } else {
         p.package_logs.clone()
     };
-    let path = if p.path_pids.iter().any(|s| !s.trim().is_empty()) {
-        let seeds = p.path_pids.clone();
-        Some(
-            tokio::task::spawn_blocking(move || FailingPath::from_seeds(&seeds))
-                .await
-                .unwrap_or_default(),
-        )
-    } else {
-        None
-    };
+    let path = FailingPath::read(&p.path_pids).await;
     // The packages that provide what the path runs.
     let mut path_packages: std::collections::BTreeSet<String> = p
         .packages

@@ -504,16 +504,7 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
     let mut exhausted: Vec<(&'static str, String, Evidence)> = Vec::new();
     let mut direct: Vec<(String, Evidence)> = Vec::new();
     let mut asides: Vec<Aside> = Vec::new();
-    let path = if p.path_pids.iter().any(|s| !s.trim().is_empty()) {
-        let seeds = p.path_pids.clone();
-        Some(
-            tokio::task::spawn_blocking(move || FailingPath::from_seeds(&seeds))
-                .await
-                .unwrap_or_default(),
-        )
-    } else {
-        None
-    };
+    let path = FailingPath::read(&p.path_pids).await;
     let mut notes: Vec<String> = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
     let mut oom_count = 0usize;
