@@ -19,7 +19,7 @@ use clap::{Args, ValueEnum};
 use regex::RegexBuilder;
 use serde::Serialize;
 
-use super::directive::Directive;
+use super::directive::{Directive, walk};
 use super::nginx::route::{self as nroute, Modifier};
 use super::service_map::{Place, ServiceMap};
 use super::source::Limits;
@@ -584,6 +584,7 @@ fn apache_detail(c: &apache::ApacheConfig, req: &Request, e: &mut Explanation) {
     else {
         return;
     };
+    apache_if_alternatives(vhost, e);
     let path = req.path.split('?').next().unwrap_or("/").to_owned();
     let mut decided = false;
     for d in vhost
@@ -632,6 +633,98 @@ fn apache_detail(c: &apache::ApacheConfig, req: &Request, e: &mut Explanation) {
             c.verdict
         ));
     }
+}
+
+/// Where a proxy URL written in a handler leads (`unix:/sock|fcgi://…`,
+/// `http://host:port/…`).
+fn url_target(url: &str, at: &str) -> Target {
+    let (address, kind, scheme) = if let Some(rest) = url.strip_prefix("unix:") {
+        let (sock, inner) = rest.split_once('|').unwrap_or((rest, "http://"));
+        (
+            format!("unix:{sock}"),
+            "unix",
+            inner.split("://").next().unwrap_or("http").to_owned(),
+        )
+    } else {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+        let hostport = rest.split('/').next().unwrap_or(rest).to_owned();
+        let kind = if hostport
+            .rsplit_once(':')
+            .map_or(hostport.as_str(), |x| x.0)
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<IpAddr>()
+            .is_ok()
+        {
+            "tcp"
+        } else {
+            "name"
+        };
+        (hostport, kind, scheme.to_owned())
+    };
+    Target {
+        address,
+        kind: kind.into(),
+        scheme,
+        group: None,
+        weight: None,
+        backup: false,
+        down: false,
+        options: Vec::new(),
+        source: at.to_owned(),
+        note: None,
+    }
+}
+
+/// Apache `<If>`/`<ElseIf>`/`<Else>` sections that set a proxy handler:
+/// decided per request at run time, so each is an alternative, with the
+/// handler chosen without them as the otherwise-case.
+fn apache_if_alternatives(vhost: &Directive, e: &mut Explanation) {
+    let mut alternatives = Vec::new();
+    let mut first_at = String::new();
+    walk(vhost.children(), &mut |d, _| {
+        if !(d.is("If") || d.is("ElseIf") || d.is("Else")) {
+            return;
+        }
+        let url = d.children().iter().find_map(|c| {
+            if c.is("SetHandler") {
+                c.arg(0).and_then(|a| a.strip_prefix("proxy:")).map(str::to_owned)
+            } else if c.is("ProxyPass") || c.is("ProxyPassMatch") {
+                c.arg(1).or(c.arg(0)).map(str::to_owned)
+            } else {
+                None
+            }
+        });
+        if let Some(url) = url {
+            if first_at.is_empty() {
+                first_at = d.at();
+            }
+            alternatives.push(Alternative {
+                when: format!("<{} {}> holds", d.name, d.args.join(" ")),
+                value: url.clone(),
+                at: d.at(),
+                targets: vec![url_target(&url, &d.at())],
+            });
+        }
+    });
+    if alternatives.is_empty() {
+        return;
+    }
+    alternatives.push(Alternative {
+        when: "no condition holds".into(),
+        value: e
+            .handler
+            .as_ref()
+            .map_or_else(|| "httpd serves the path itself".to_owned(), |h| h.text.clone()),
+        at: e.handler.as_ref().map_or_else(String::new, Block::at),
+        targets: e.upstreams.clone(),
+    });
+    e.runtime.push(RuntimeDependency {
+        what: "<If> sections setting a handler".into(),
+        at: first_at,
+        reason: "an <If> expression is evaluated per request (headers, variables, environment): each condition's handler is an alternative".into(),
+        alternatives,
+        selected: None,
+    });
 }
 
 /// HAProxy: the frontends binding the port and each `use_backend` rule
@@ -960,10 +1053,16 @@ fn nginx_detail(c: &nginx::NginxConfig, req: &Request, m: &ServiceMap, e: &mut E
     };
     // After a try_files fall-through to a URI, the locations were matched
     // again for that URI.
+    // (The index module's internal redirect likewise.)
     let fallback = e.why.iter().rev().find_map(|w| {
         w.starts_with("try_files at ")
             .then(|| w.rsplit_once(" falls back to ").map(|x| x.1.to_owned()))
             .flatten()
+            .or_else(|| {
+                w.split_once("internal redirect to ")
+                    .and_then(|x| x.1.split_whitespace().next())
+                    .map(str::to_owned)
+            })
             .filter(|t| t.starts_with('/'))
     });
     let uri = nroute::normalize_uri(fallback.as_deref().unwrap_or(&req.path));

@@ -53,6 +53,48 @@ pub struct Context {
     pub undefined: Vec<String>,
     /// `Include` patterns that matched nothing.
     pub notes: Vec<String>,
+    /// `<Macro NAME $param…>` definitions (mod_macro; names are
+    /// case-insensitive): parameters and the unevaluated body.
+    pub macros: BTreeMap<String, (Vec<String>, Vec<Directive>)>,
+    /// `Use` expansions so far (bounded: a macro using others twice at
+    /// every level would otherwise grow exponentially).
+    pub macro_uses: usize,
+}
+
+/// Most `Use` expansions evaluated in one configuration.
+pub const MAX_MACRO_USES: usize = 1000;
+
+/// A macro body with each parameter replaced by its value, in names and
+/// arguments (mod_macro substitutes text; parameters start with `$`, `%`
+/// or `@`, longest names first so `$host` does not eat `$hostname`).
+fn expand_macro(body: &[Directive], params: &[String], values: &[String]) -> Vec<Directive> {
+    let mut order: Vec<usize> = (0..params.len()).collect();
+    order.sort_by_key(|i| std::cmp::Reverse(params[*i].len()));
+    let sub = |s: &str| {
+        let mut out = s.to_owned();
+        for &i in &order {
+            let v = values.get(i).map_or("", String::as_str);
+            let p = &params[i];
+            // `${name}` as well as `$name`.
+            if let Some(bare) = p.strip_prefix('$') {
+                out = out.replace(&format!("${{{bare}}}"), v);
+            }
+            out = out.replace(p.as_str(), v);
+        }
+        out
+    };
+    body.iter()
+        .map(|d| Directive {
+            name: sub(&d.name),
+            args: d.args.iter().map(|a| sub(a)).collect(),
+            file: d.file.clone(),
+            line: d.line,
+            block: d
+                .block
+                .as_ref()
+                .map(|b| expand_macro(b, params, values)),
+        })
+        .collect()
 }
 
 /// Split one logical line into words: whitespace separated, `"…"` and
@@ -324,6 +366,52 @@ fn eval(
                         } else {
                             out.extend(load(loader, &f, Some(&site), ctx)?);
                         }
+                    }
+                }
+            }
+            "macro" if d.block.is_some() => {
+                if let Some(n) = d.arg(0) {
+                    ctx.macros.insert(
+                        n.to_ascii_lowercase(),
+                        (d.args[1..].to_vec(), d.block.take().unwrap_or_default()),
+                    );
+                }
+            }
+            "use" => {
+                let name = d.arg(0).unwrap_or("").to_ascii_lowercase();
+                match ctx.macros.get(&name).cloned() {
+                    Some((params, body)) => {
+                        if params.len() != d.args.len() - 1 {
+                            return Err(ConfigError::new(
+                                &d.file,
+                                d.line,
+                                1,
+                                format!(
+                                    "macro '{name}' takes {} arguments, Use gives {}",
+                                    params.len(),
+                                    d.args.len() - 1
+                                ),
+                            ));
+                        }
+                        ctx.macro_uses += 1;
+                        if ctx.macro_uses > MAX_MACRO_USES || depth >= MAX_SECTION_DEPTH {
+                            return Err(ConfigError::new(
+                                &d.file,
+                                d.line,
+                                1,
+                                format!("Use {name}: macro expansion too deep or too large (more than {MAX_MACRO_USES} uses)"),
+                            ));
+                        }
+                        let body = expand_macro(&body, &params, &d.args[1..]);
+                        out.extend(eval(loader, body, ctx, depth + 1)?);
+                    }
+                    None => {
+                        return Err(ConfigError::new(
+                            &d.file,
+                            d.line,
+                            1,
+                            format!("Use of undefined macro '{name}' (httpd refuses to start)"),
+                        ));
                     }
                 }
             }

@@ -191,6 +191,129 @@ fn regex_match(re: &str, s: &str, d: &Directive, notes: &mut Vec<String>) -> boo
     }
 }
 
+/// What the server-context `RewriteRule`s do with a path (mod_rewrite's
+/// translate hook runs before `ProxyPass`'s).
+enum Rewrite<'a> {
+    /// No rule applies (or the engine is off): `ProxyPass` decides, on
+    /// this path (changed by `[PT]` rules).
+    Declined(String),
+    /// A `[P]` rule: proxied to this URL.
+    Proxy(&'a Directive, String),
+    /// Rewritten to a local path or redirected: httpd answers itself.
+    Local(&'a Directive),
+}
+
+/// Substitute `$N` back-references of `caps` into `subst`.
+fn backrefs(subst: &str, caps: Option<&regex::Captures<'_>>) -> String {
+    let mut out = String::new();
+    let mut chars = subst.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$'
+            && let Some(d) = chars.peek().and_then(|d| d.to_digit(10))
+        {
+            chars.next();
+            if let Some(m) = caps.and_then(|c| c.get(d as usize)) {
+                out.push_str(m.as_str());
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Evaluate the `RewriteRule`s of one server context in order. A rule
+/// behind `RewriteCond`s depends on the request at run time: it is noted
+/// (with where it would go) and not followed.
+fn rewrite<'a>(list: &'a [Directive], path: &str, why: &mut Vec<String>, notes: &mut Vec<String>) -> Rewrite<'a> {
+    let on = list
+        .iter()
+        .rev()
+        .find(|d| d.is("RewriteEngine"))
+        .and_then(|d| d.arg(0))
+        .is_some_and(|a| a.eq_ignore_ascii_case("on"));
+    let mut path = path.to_owned();
+    if !on {
+        return Rewrite::Declined(path);
+    }
+    let mut conds: Vec<&Directive> = Vec::new();
+    for d in list {
+        if d.is("RewriteCond") {
+            conds.push(d);
+            continue;
+        }
+        if !d.is("RewriteRule") {
+            continue;
+        }
+        let pending = std::mem::take(&mut conds);
+        let (Some(pat), Some(subst)) = (d.arg(0), d.arg(1)) else {
+            continue;
+        };
+        let flags: Vec<String> = d
+            .arg(2)
+            .unwrap_or("")
+            .trim_matches(|c| c == '[' || c == ']')
+            .split(',')
+            .map(|f| f.trim().to_ascii_lowercase())
+            .collect();
+        let has = |f: &str| flags.iter().any(|x| x == f || x.split('=').next() == Some(f));
+        let (neg, pat) = pat.strip_prefix('!').map_or((false, pat), |p| (true, p));
+        let re = match RegexBuilder::new(pat)
+            .case_insensitive(has("nc") || has("nocase"))
+            .size_limit(1 << 20)
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                notes.push(format!("RewriteRule regex {pat:?} at {} could not be evaluated: {e}", d.at()));
+                continue;
+            }
+        };
+        let caps = re.captures(&path);
+        if caps.is_some() == neg {
+            continue;
+        }
+        let target = if subst == "-" {
+            path.clone()
+        } else {
+            backrefs(subst, caps.as_ref())
+        };
+        if !pending.is_empty() {
+            let c: Vec<String> = pending.iter().map(|c| format!("{} ({})", c.args.join(" "), c.at())).collect();
+            notes.push(format!(
+                "RewriteRule at {} matches {path} but applies only when its RewriteCond holds at request time ({}): then it {} {target}; not followed here",
+                d.at(),
+                c.join("; "),
+                if has("p") || has("proxy") { "proxies to" } else { "rewrites to" }
+            ));
+            continue;
+        }
+        if has("p") || has("proxy") {
+            why.push(format!("RewriteRule {pat} at {} matches {path}: [P] proxies to {target}", d.at()));
+            return Rewrite::Proxy(d, target);
+        }
+        if has("pt") || has("passthrough") {
+            why.push(format!("RewriteRule {pat} at {} rewrites {path} to {target} and passes it on [PT]", d.at()));
+            path = target.split('?').next().unwrap_or("/").to_owned();
+            if has("l") || has("last") || has("end") {
+                return Rewrite::Declined(path);
+            }
+            continue;
+        }
+        if has("f") || has("g") || has("r") || has("redirect") || target.contains("://") || has("l") || has("last") || has("end") {
+            why.push(format!("RewriteRule {pat} at {} matches {path}: rewritten to {target}, which httpd answers itself", d.at()));
+            return Rewrite::Local(d);
+        }
+        path = target.split('?').next().unwrap_or("/").to_owned();
+        why.push(format!("RewriteRule {pat} at {} rewrites the path to {path}", d.at()));
+    }
+    if path.starts_with('/') {
+        Rewrite::Declined(path)
+    } else {
+        Rewrite::Declined(format!("/{path}"))
+    }
+}
+
 /// Map a URL through an evaluated httpd configuration into `m`.
 pub fn map(cfg: &ApacheConfig, req: &Request, default_errorlog: Option<&str>, m: &mut ServiceMap) {
     let (vhost, why) = select_vhost(cfg, req);
@@ -243,8 +366,23 @@ pub fn map(cfg: &ApacheConfig, req: &Request, default_errorlog: Option<&str>, m:
         sections.extend(matching_sections(v.children(), &path, &file, &mut notes));
     }
     let mut handler: Option<(&Directive, String, Option<&Directive>)> = None;
+    // 0. mod_rewrite's server-context rules run first: `[P]` proxies, a
+    // local rewrite or redirect ends it, `[PT]` hands ProxyPass a new path.
+    let mut local_rewrite = false;
+    let path = match rewrite(server_list, &path, &mut route.why, &mut notes) {
+        Rewrite::Declined(p) => p,
+        Rewrite::Proxy(d, url) => {
+            handler = Some((d, url, None));
+            path
+        }
+        Rewrite::Local(d) => {
+            route.location = Some(place(d));
+            local_rewrite = true;
+            path
+        }
+    };
     // 1. ProxyPass inside a matching <Location>: the last such section wins.
-    for s in sections.iter().rev() {
+    for s in sections.iter().rev().filter(|_| handler.is_none() && !local_rewrite) {
         if let Some(pp) = s.last("ProxyPass").or_else(|| s.last("ProxyPassMatch")) {
             let url = pp.arg(0).unwrap_or("").to_owned();
             if url != "!" {
@@ -254,7 +392,7 @@ pub fn map(cfg: &ApacheConfig, req: &Request, default_errorlog: Option<&str>, m:
         }
     }
     // 2. Server-level ProxyPass / ProxyPassMatch, first match in order.
-    if handler.is_none() {
+    if handler.is_none() && !local_rewrite {
         for list in [server_list, cfg.main.as_slice()] {
             for d in list
                 .iter()
@@ -281,7 +419,7 @@ pub fn map(cfg: &ApacheConfig, req: &Request, default_errorlog: Option<&str>, m:
         }
     }
     // 3. SetHandler "proxy:..." in a matching section (the last one wins).
-    if handler.is_none() {
+    if handler.is_none() && !local_rewrite {
         for s in sections.iter().rev() {
             if let Some(h) = s.last("SetHandler") {
                 if let Some(u) = h.arg(0).and_then(|a| a.strip_prefix("proxy:")) {
@@ -325,7 +463,7 @@ pub fn map(cfg: &ApacheConfig, req: &Request, default_errorlog: Option<&str>, m:
             .push(Evidence::new("upstream", d.text()).at(d.at()));
         upstreams(cfg, vhost, d, url, m);
     } else {
-        if let Some(s) = sections.last() {
+        if !local_rewrite && let Some(s) = sections.last() {
             route.location = Some(place(s));
         }
         m.unknown(

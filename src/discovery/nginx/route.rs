@@ -400,6 +400,46 @@ fn named_location<'a>(server: &'a Directive, name: &str) -> Option<&'a Directive
         .find(|d| d.args.len() == 1 && d.args[0] == name)
 }
 
+/// The `index` module's internal redirect for a URI ending in `/`: the
+/// first index file that exists under `root` (an absolute index path is
+/// taken as is). When `root` is not on this machine, the first entry and a
+/// note that the files decide; when it is and no file exists, `None`
+/// (nginx answers 403 or an autoindex listing itself).
+fn index_redirect(levels: &[&Directive], uri: &str) -> Option<(String, String)> {
+    let index = inherited(levels, "index");
+    let names: Vec<String> = index.map_or_else(|| vec!["index.html".to_owned()], |d| d.args.clone());
+    let at = index.map_or_else(|| "the default `index index.html`".to_owned(), |d| format!("index at {}", d.at()));
+    let root = inherited(levels, "root")
+        .and_then(|d| d.arg(0))
+        .filter(|r| !r.contains('$'))
+        .map(std::path::PathBuf::from);
+    let on_disk = root.as_ref().filter(|r| r.is_dir());
+    for n in names.iter().filter(|n| !n.contains('$')) {
+        let next = if n.starts_with('/') {
+            n.clone()
+        } else {
+            format!("{uri}{n}")
+        };
+        match on_disk {
+            Some(r) if !n.starts_with('/') => {
+                if r.join(next.trim_start_matches('/')).is_file() {
+                    return Some((
+                        next.clone(),
+                        format!("{at}: {} exists, internal redirect to {next}", r.join(next.trim_start_matches('/')).display()),
+                    ));
+                }
+            }
+            _ => {
+                return Some((
+                    next.clone(),
+                    format!("{at}: internal redirect to {next} (when that file exists under the root; the files on disk decide)"),
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// Directives that hand a request to an upstream, and their scheme.
 const PASSES: &[(&str, &str)] = &[
     ("proxy_pass", "http"),
@@ -530,6 +570,7 @@ pub fn map(cfg: &NginxConfig, req: &Request<'_>, defaults: &Defaults, m: &mut Se
     // Location, following try_files fallbacks to the handler (bounded).
     let uri = normalize_uri(req.path);
     let mut chain = select_location(server, &uri, &mut notes);
+    let mut cur_uri = uri.clone();
     let mut handler: Option<(&Directive, &str)>;
     let mut hops = 0;
     loop {
@@ -543,7 +584,20 @@ pub fn map(cfg: &NginxConfig, req: &Request<'_>, defaults: &Defaults, m: &mut Se
             break;
         }
         let Some(tf) = inherited(&levels, "try_files") else {
-            break;
+            // No try_files: a URI ending in `/` is served by the index
+            // module, an internal redirect to the first index file that
+            // exists (without the files: the first one, noted).
+            if !cur_uri.ends_with('/') || chain.is_empty() {
+                break;
+            }
+            let Some((next, why)) = index_redirect(&levels, &cur_uri) else {
+                break;
+            };
+            hops += 1;
+            route.why.push(why);
+            chain = select_location(server, &next, &mut notes);
+            cur_uri = next;
+            continue;
         };
         let Some(last) = tf.args.last() else { break };
         hops += 1;
@@ -566,6 +620,7 @@ pub fn map(cfg: &NginxConfig, req: &Request<'_>, defaults: &Defaults, m: &mut Se
                 .why
                 .push(format!("try_files at {} falls back to {next}", tf.at()));
             chain = select_location(server, next, &mut notes);
+            next.clone_into(&mut cur_uri);
             continue;
         }
         break;
