@@ -1101,3 +1101,161 @@ fn every_project_config_is_explained_without_panicking() {
     }
     assert!(explained > 100, "only {explained} routes explained");
 }
+
+/// A case written in a fixture file itself, on a comment line:
+/// `#> URL server=LINE loc=LINE|- up=ADDR,ADDR|- [H:Name=Value] [listen=ADDR:PORT]
+/// [sel=TEXT] [rt=TEXT] [why=TEXT]` (`+` stands for a space in TEXT): the server block's line, the
+/// location/handler's line, the upstream addresses in order, and optionally a
+/// selected alternative, a run-time dependency (`what` contains TEXT) and a
+/// reason that must be given. Each was checked by hand against the server's
+/// documented rules (the comment above it in the file says which).
+struct FileCase {
+    file: PathBuf,
+    line: usize,
+    url: String,
+    server: Option<u32>,
+    location: Option<u32>,
+    upstreams: Vec<String>,
+    headers: Vec<(String, String)>,
+    listen: Option<String>,
+    selected: Option<String>,
+    runtime: Option<String>,
+    why: Option<String>,
+}
+
+fn file_cases() -> Vec<FileCase> {
+    let mut files = Vec::new();
+    let mut walk = vec![PathBuf::from(DIR)];
+    while let Some(d) = walk.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                walk.push(p);
+            } else if p.extension().is_some_and(|x| x == "conf" || x == "cfg") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (i, l) in text.lines().enumerate() {
+            let Some(rest) = l.trim_start().strip_prefix("#> ") else {
+                continue;
+            };
+            let mut words = rest.split_whitespace();
+            let mut case = FileCase {
+                file: f.clone(),
+                line: i + 1,
+                url: words.next().unwrap().to_owned(),
+                server: None,
+                location: None,
+                upstreams: Vec::new(),
+                headers: Vec::new(),
+                listen: None,
+                selected: None,
+                runtime: None,
+                why: None,
+            };
+            for w in words {
+                let (k, v) = w.split_once('=').unwrap_or_else(|| panic!("{}:{}: {w}", f.display(), i + 1));
+                let line = |v: &str| (v != "-").then(|| v.parse::<u32>().unwrap());
+                match k {
+                    "server" => case.server = line(v),
+                    "loc" => case.location = line(v),
+                    "up" if v != "-" => case.upstreams = v.split(',').map(str::to_owned).collect(),
+                    "up" => {}
+                    "listen" => case.listen = Some(v.to_owned()),
+                    "sel" => case.selected = Some(v.replace('+', " ")),
+                    "rt" => case.runtime = Some(v.replace('+', " ")),
+                    "why" => case.why = Some(v.replace('+', " ")),
+                    h if h.starts_with("H:") => case.headers.push((h[2..].to_owned(), v.to_owned())),
+                    _ => panic!("{}:{}: unknown key {k}", f.display(), i + 1),
+                }
+            }
+            out.push(case);
+        }
+    }
+    out
+}
+
+#[test]
+fn cases_written_in_the_fixture_files_route_where_the_rules_say() {
+    let cases = file_cases();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let text = std::fs::read_to_string(&case.file).unwrap();
+        let kind = offline::detect(&text)
+            .unwrap_or_else(|| panic!("{}: server kind not detected", case.file.display()))
+            .0;
+        let cfg = match Config::load(&case.file, kind) {
+            Ok(c) => c,
+            Err(e) => {
+                failures.push(format!("{}:{}: does not load: {e}", case.file.display(), case.line));
+                continue;
+            }
+        };
+        let req = Request::new(&case.url, case.listen.as_deref(), &case.headers).unwrap();
+        let e = offline::explain(&cfg, &req);
+        let got_server = e.server_block.as_ref().map(|b| b.line);
+        let got_loc = e.location.as_ref().map(|b| b.line);
+        let got_up: Vec<&str> = e.upstreams.iter().map(|u| u.address.as_str()).collect();
+        let selected: Vec<&str> = e.runtime.iter().filter_map(|r| r.selected.as_deref()).collect();
+        let sel_ok = case
+            .selected
+            .as_ref()
+            .is_none_or(|want| selected.iter().any(|s| s.contains(want.as_str())));
+        let rt_ok = case
+            .runtime
+            .as_ref()
+            .is_none_or(|want| e.runtime.iter().any(|r| r.what.contains(want.as_str())));
+        let why_ok = case
+            .why
+            .as_ref()
+            .is_none_or(|want| e.why.iter().chain(&e.notes).any(|w| w.contains(want.as_str())));
+        if got_server != case.server
+            || got_loc != case.location
+            || got_up != case.upstreams
+            || !sel_ok
+            || !rt_ok
+            || !why_ok
+        {
+            failures.push(format!(
+                "{}:{} {}: server {got_server:?} location {got_loc:?} upstreams {got_up:?} selected {selected:?}; want server {:?} location {:?} upstreams {:?} selected {:?} runtime {:?} why {:?}\nwhy: {:#?}\nnotes: {:#?}\nruntime: {:?}",
+                case.file.display(),
+                case.line,
+                case.url,
+                case.server,
+                case.location,
+                case.upstreams,
+                case.selected,
+                case.runtime,
+                case.why,
+                e.why,
+                e.notes,
+                e.runtime.iter().map(|r| &r.what).collect::<Vec<_>>()
+            ));
+        }
+        assert!(!e.why.is_empty(), "{}:{}: no why", case.file.display(), case.line);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The bar: at least 150 URL cases over at least 40 configurations
+/// (the three live ones included).
+#[test]
+fn fixture_corpus_is_large_enough() {
+    let fc = file_cases();
+    let mut configs: std::collections::BTreeSet<PathBuf> =
+        fc.iter().map(|c| c.file.clone()).collect();
+    for c in cases() {
+        configs.insert(PathBuf::from(DIR).join(c.fixture));
+    }
+    for live in ["nginx/live.conf.in", "haproxy/live.cfg.in", "apache/live.conf.in"] {
+        configs.insert(PathBuf::from(DIR).join(live));
+    }
+    let total = fc.len() + cases().len();
+    assert!(configs.len() >= 40, "{} configurations", configs.len());
+    assert!(total >= 150, "{total} cases");
+}

@@ -1415,6 +1415,7 @@ fn variable_dependency(
     let value = request_variable(src_name.trim_matches(['{', '}']), req);
     let mut alternatives = Vec::new();
     let mut selected = None;
+    let mut regex_hit = None;
     let mut default = None;
     for entry in mb.children() {
         let key = entry.name.clone();
@@ -1435,23 +1436,29 @@ fn variable_dependency(
         } else {
             format!("{source} {}", super::directive::quote(&key))
         };
+        // nginx tries the exact keys first, then the regexes in order.
         if key == "default" {
             default = Some(full.clone());
-        } else if selected.is_none()
-            && let Some(v) = &value
-        {
+        } else if let Some(v) = &value {
+            let is_regex = key.starts_with('~');
             let hit = if let Some(re) = key.strip_prefix("~*") {
                 RegexBuilder::new(re)
                     .case_insensitive(true)
+                    .size_limit(1 << 20)
                     .build()
                     .is_ok_and(|r| r.is_match(v))
             } else if let Some(re) = key.strip_prefix('~') {
-                RegexBuilder::new(re).build().is_ok_and(|r| r.is_match(v))
+                RegexBuilder::new(re)
+                    .size_limit(1 << 20)
+                    .build()
+                    .is_ok_and(|r| r.is_match(v))
             } else {
-                key == *v
+                key.strip_prefix('\\').unwrap_or(&key) == v
             };
-            if hit {
+            if hit && !is_regex && selected.is_none() {
                 selected = Some(format!("{full} ({when})"));
+            } else if hit && is_regex && regex_hit.is_none() {
+                regex_hit = Some(format!("{full} ({when})"));
             }
         }
         alternatives.push(Alternative {
@@ -1460,6 +1467,9 @@ fn variable_dependency(
             at: entry.at(),
             targets,
         });
+    }
+    if selected.is_none() {
+        selected = regex_hit;
     }
     if selected.is_none() && value.is_some() {
         selected = default.map(|d| format!("{d} (default)"));

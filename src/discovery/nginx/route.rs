@@ -1001,6 +1001,10 @@ pub fn upstreams(
 
 /// `proxy_pass https://x` → ("https", "x"); `grpc_pass grpcs://x` → ("grpc", "x").
 fn split_scheme<'a>(directive: &str, scheme: &str, raw: &'a str) -> (String, &'a str) {
+    // `uwsgi_pass unix:///run/x.sock`: a socket path, not a scheme.
+    if raw.starts_with("unix:") {
+        return (scheme.to_owned(), raw);
+    }
     if let Some((s, rest)) = raw.split_once("://") {
         let s = match (directive, s) {
             ("proxy_pass", "https") => "https",
@@ -1018,6 +1022,12 @@ fn split_scheme<'a>(directive: &str, scheme: &str, raw: &'a str) -> (String, &'a
 /// An address as nginx dials it and its kind (`tcp`, `unix`, `name`).
 pub fn address_kind(addr: &str, default_port: u16) -> (String, String) {
     if let Some(p) = addr.strip_prefix("unix:") {
+        // `unix:///run/x.sock` is the same file as `unix:/run/x.sock`.
+        let p = if p.starts_with("//") {
+            format!("/{}", p.trim_start_matches('/'))
+        } else {
+            p.to_owned()
+        };
         return (format!("unix:{p}"), "unix".into());
     }
     let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
