@@ -65,8 +65,9 @@ pub struct Context {
 pub const MAX_MACRO_USES: usize = 1000;
 
 /// A macro body with each parameter replaced by its value, in names and
-/// arguments (mod_macro substitutes text; parameters start with `$`, `%`
-/// or `@`, longest names first so `$host` does not eat `$hostname`).
+/// arguments (mod_macro substitutes the parameter's text as written, so
+/// `$port` does not replace `${port}`; longest names first so `$host` does
+/// not eat `$hostname`).
 fn expand_macro(body: &[Directive], params: &[String], values: &[String]) -> Vec<Directive> {
     let mut order: Vec<usize> = (0..params.len()).collect();
     order.sort_by_key(|i| std::cmp::Reverse(params[*i].len()));
@@ -74,12 +75,7 @@ fn expand_macro(body: &[Directive], params: &[String], values: &[String]) -> Vec
         let mut out = s.to_owned();
         for &i in &order {
             let v = values.get(i).map_or("", String::as_str);
-            let p = &params[i];
-            // `${name}` as well as `$name`.
-            if let Some(bare) = p.strip_prefix('$') {
-                out = out.replace(&format!("${{{bare}}}"), v);
-            }
-            out = out.replace(p.as_str(), v);
+            out = out.replace(params[i].as_str(), v);
         }
         out
     };
@@ -375,6 +371,11 @@ fn eval(
                         n.to_ascii_lowercase(),
                         (d.args[1..].to_vec(), d.block.take().unwrap_or_default()),
                     );
+                }
+            }
+            "undefmacro" => {
+                if let Some(n) = d.arg(0) {
+                    ctx.macros.remove(&n.to_ascii_lowercase());
                 }
             }
             "use" => {

@@ -152,7 +152,11 @@ fn matching_sections<'a>(
             if let Some(re) = arg.strip_prefix('~') {
                 regex_match(re.trim(), path, d, notes)
             } else {
+                // httpd matches whole segments: `/app` takes `/app` and
+                // `/app/x`, not `/application`.
                 path.starts_with(arg)
+                    && (arg.ends_with('/')
+                        || matches!(path.as_bytes().get(arg.len()), None | Some(b'/')))
             }
         } else if d.is("LocationMatch") {
             regex_match(arg, path, d, notes)

@@ -920,7 +920,7 @@ pub fn upstreams(
     if let Some(u) = rest.strip_prefix("unix:") {
         let path = u.split(':').next().unwrap_or(u);
         m.upstreams.push(Upstream {
-            address: format!("unix:{path}"),
+            address: address_kind(&format!("unix:{path}"), 0).0,
             kind: "unix".into(),
             scheme,
             source: d.at(),
