@@ -484,6 +484,7 @@ pub fn explain(cfg: &Config, req: &Request) -> Explanation {
         Config::Apache(c) => apache_detail(c, req, &mut e),
         Config::Haproxy(c) => haproxy_detail(c, req, &mut e),
     }
+    env_dependencies(&mut e);
     if req.local_ip.is_some_and(|ip| ip.is_unspecified()) {
         e.listen = format!("*:{} (an address no server lists explicitly)", req.port);
     }
@@ -515,6 +516,49 @@ pub fn explain(cfg: &Config, req: &Request) -> Explanation {
         });
     }
     e
+}
+
+/// Upstream addresses that still hold a `${VAR}` (Apache: neither
+/// `Define`d nor in the environment given; HAProxy: not in the environment
+/// this tool runs with): the server's environment at start-up decides.
+fn env_dependencies(e: &mut Explanation) {
+    let mut seen: Vec<String> = Vec::new();
+    for t in &e.upstreams {
+        let mut rest = t.address.as_str();
+        while let Some(i) = rest.find("${") {
+            let after = &rest[i + 2..];
+            let Some(end) = after.find('}') else { break };
+            let name = after[..end].to_owned();
+            rest = &after[end + 1..];
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name.clone());
+            e.runtime.push(RuntimeDependency {
+                what: format!("environment variable ${{{name}}}"),
+                at: t.source.clone(),
+                reason: format!(
+                    "${{{name}}} is not defined in the configuration: the server substitutes it from its own environment when it starts (an unset variable becomes an empty string), so the address is {} with whatever value it has there",
+                    t.address
+                ),
+                alternatives: vec![
+                    Alternative {
+                        when: format!("${{{name}}} set in the server's environment"),
+                        value: t.address.clone(),
+                        at: t.source.clone(),
+                        targets: vec![t.clone()],
+                    },
+                    Alternative {
+                        when: format!("${{{name}}} unset"),
+                        value: t.address.replace(&format!("${{{name}}}"), ""),
+                        at: t.source.clone(),
+                        targets: Vec::new(),
+                    },
+                ],
+                selected: None,
+            });
+        }
+    }
 }
 
 /// Does a `<VirtualHost>` / `bind` address take connections on `port`

@@ -734,6 +734,19 @@ fn upstreams(
         "fastcgi" => 8000, // mod_proxy_fcgi's default
         _ => 80,
     };
+    if hostport.contains("${") {
+        // A variable neither `Define`d nor in the environment read: the
+        // server's own environment decides at start-up.
+        m.upstreams.push(Upstream {
+            address: hostport.to_owned(),
+            kind: "name".into(),
+            scheme,
+            source: d.at(),
+            listener_note: Some("from an environment variable httpd reads at start-up".into()),
+            ..Upstream::default()
+        });
+        return;
+    }
     let (address, kind) = crate::discovery::nginx::route::address_kind(hostport, default_port);
     m.upstreams.push(Upstream {
         address,

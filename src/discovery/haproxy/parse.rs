@@ -1,5 +1,5 @@
 //! HAProxy's configuration: lines of words (`"…"` with `\` escapes and
-//! `${VAR}` from the environment, `'…'` literal, `\` escapes outside
+//! `${VAR}` from the environment (kept as written when unset here), `'…'` literal, `\` escapes outside
 //! quotes, `#` comments) grouped into sections that start with a section
 //! keyword. `-f` may name directories: their `*.cfg` files load in order.
 
@@ -172,7 +172,17 @@ pub fn words(line: &str) -> Result<Vec<String>, (u32, String)> {
                                 }
                                 name.push(x);
                             }
-                            cur.push_str(&std::env::var(&name).unwrap_or_default());
+                            // Unset here: kept as written, since the
+                            // server's own environment decides (the
+                            // route says so) rather than ours.
+                            match std::env::var(&name) {
+                                Ok(v) => cur.push_str(&v),
+                                Err(_) => {
+                                    cur.push_str("${");
+                                    cur.push_str(&name);
+                                    cur.push('}');
+                                }
+                            }
                         }
                         _ => cur.push(n),
                     }
