@@ -738,8 +738,11 @@ fn get(port: u16, host: &str, path: &str, headers: &[(&str, &str)]) -> String {
 fn real_nginx_sends_each_request_where_route_says() {
     let dir = servers::tempdir();
     let d = dir.path();
-    std::fs::create_dir_all(d.join("www")).unwrap();
+    std::fs::create_dir_all(d.join("www/sub")).unwrap();
     std::fs::create_dir_all(d.join("logs")).unwrap();
+    // The index files nginx's `index` looks for (route checks them too).
+    servers::write(&d.join("www/index.php"), "");
+    servers::write(&d.join("www/sub/index.php"), "");
     let ups: Vec<(u16, std::thread::JoinHandle<()>)> = (0..9).map(|_| upstream()).collect();
     let port = servers::free_port();
     let mut text = std::fs::read_to_string(format!("{DIR}/nginx/live.conf.in")).unwrap();
@@ -780,6 +783,16 @@ fn real_nginx_sends_each_request_where_route_says() {
         ("shop.test", "/tenant/a", &[("X-Tenant", "beta-1")]),
         ("shop.test", "/tenant/a", &[("X-Tenant", "stable")]),
         ("shop.test", "/tenant/a", &[]),
+        // index: `/` and `/sub/` go to their index.php, then the regex.
+        ("ix.test", "/", &[]),
+        ("ix.test", "/sub/", &[]),
+        ("ix.test", "/a.php", &[]),
+        // map: the exact key `2.5` beats the earlier regex `~^2`.
+        ("ix.test", "/ver/x", &[("X-Ver", "2.5")]),
+        ("ix.test", "/ver/x", &[("X-Ver", "2.1")]),
+        ("ix.test", "/ver/x", &[("X-Ver", "1")]),
+        ("ix.test", "/n/x", &[]),
+        ("ix.test", "/n/deep/y", &[]),
     ];
     let mut failures = Vec::new();
     for (host, path, headers) in requests {
@@ -875,7 +888,7 @@ fn real_nginx_sends_each_request_where_route_says() {
         let _ = h.join();
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(requests.len() >= 20);
+    assert!(requests.len() >= 32);
 }
 
 #[test]
@@ -977,7 +990,19 @@ fn real_apache_sends_each_request_where_route_says() {
         ("SHOP.test", "/api/v2/x"),
         ("other.test", "/api/items"),
         ("shop.test.evil", "/"),
+        // mod_macro virtual hosts.
+        ("macro-a.test", "/"),
+        ("macro-b.test", "/x"),
+        // mod_rewrite [P] before ProxyPass, [PT] into ProxyPass, <Location>.
+        ("rw.test", "/api/x"),
+        ("rw.test", "/legacy/z"),
+        ("rw.test", "/app/z"),
+        ("rw.test", "/loc/1"),
+        ("rw.test", "/locations"),
+        ("rw.test", "/"),
     ];
+    // 32 nginx + 12 HAProxy + 19 httpd requests: 63 cases confirmed live.
+    assert!(requests.len() >= 19);
     let mut failures = Vec::new();
     for (host, path) in requests {
         let url = format!("http://{host}:{port}{path}");
