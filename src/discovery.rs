@@ -181,6 +181,8 @@ pub async fn discover(
     let found = find_front(&view, &addrs, map.target.port, &overrides, &mut map);
     let Some((listener, pid)) = found else {
         gateway_elsewhere(&mut map, &addrs, &view);
+        // The server is down but its configuration was named: `route`'s answer.
+        offline::map_from_config(&mut map, &overrides);
         facts::finish(&mut map, &overrides);
         return Ok(map);
     };

@@ -1184,7 +1184,9 @@ fn file_cases() -> Vec<FileCase> {
                 why: None,
             };
             for w in words {
-                let (k, v) = w.split_once('=').unwrap_or_else(|| panic!("{}:{}: {w}", f.display(), i + 1));
+                let (k, v) = w
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("{}:{}: {w}", f.display(), i + 1));
                 let line = |v: &str| (v != "-").then(|| v.parse::<u32>().unwrap());
                 match k {
                     "server" => case.server = line(v),
@@ -1195,7 +1197,9 @@ fn file_cases() -> Vec<FileCase> {
                     "sel" => case.selected = Some(v.replace('+', " ")),
                     "rt" => case.runtime = Some(v.replace('+', " ")),
                     "why" => case.why = Some(v.replace('+', " ")),
-                    h if h.starts_with("H:") => case.headers.push((h[2..].to_owned(), v.to_owned())),
+                    h if h.starts_with("H:") => {
+                        case.headers.push((h[2..].to_owned(), v.to_owned()))
+                    }
                     _ => panic!("{}:{}: unknown key {k}", f.display(), i + 1),
                 }
             }
@@ -1217,7 +1221,11 @@ fn cases_written_in_the_fixture_files_route_where_the_rules_say() {
         let cfg = match Config::load(&case.file, kind) {
             Ok(c) => c,
             Err(e) => {
-                failures.push(format!("{}:{}: does not load: {e}", case.file.display(), case.line));
+                failures.push(format!(
+                    "{}:{}: does not load: {e}",
+                    case.file.display(),
+                    case.line
+                ));
                 continue;
             }
         };
@@ -1226,7 +1234,11 @@ fn cases_written_in_the_fixture_files_route_where_the_rules_say() {
         let got_server = e.server_block.as_ref().map(|b| b.line);
         let got_loc = e.location.as_ref().map(|b| b.line);
         let got_up: Vec<&str> = e.upstreams.iter().map(|u| u.address.as_str()).collect();
-        let selected: Vec<&str> = e.runtime.iter().filter_map(|r| r.selected.as_deref()).collect();
+        let selected: Vec<&str> = e
+            .runtime
+            .iter()
+            .filter_map(|r| r.selected.as_deref())
+            .collect();
         let sel_ok = case
             .selected
             .as_ref()
@@ -1235,10 +1247,12 @@ fn cases_written_in_the_fixture_files_route_where_the_rules_say() {
             .runtime
             .as_ref()
             .is_none_or(|want| e.runtime.iter().any(|r| r.what.contains(want.as_str())));
-        let why_ok = case
-            .why
-            .as_ref()
-            .is_none_or(|want| e.why.iter().chain(&e.notes).any(|w| w.contains(want.as_str())));
+        let why_ok = case.why.as_ref().is_none_or(|want| {
+            e.why
+                .iter()
+                .chain(&e.notes)
+                .any(|w| w.contains(want.as_str()))
+        });
         if got_server != case.server
             || got_loc != case.location
             || got_up != case.upstreams
@@ -1262,7 +1276,12 @@ fn cases_written_in_the_fixture_files_route_where_the_rules_say() {
                 e.runtime.iter().map(|r| &r.what).collect::<Vec<_>>()
             ));
         }
-        assert!(!e.why.is_empty(), "{}:{}: no why", case.file.display(), case.line);
+        assert!(
+            !e.why.is_empty(),
+            "{}:{}: no why",
+            case.file.display(),
+            case.line
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
@@ -1277,7 +1296,11 @@ fn fixture_corpus_is_large_enough() {
     for c in cases() {
         configs.insert(PathBuf::from(DIR).join(c.fixture));
     }
-    for live in ["nginx/live.conf.in", "haproxy/live.cfg.in", "apache/live.conf.in"] {
+    for live in [
+        "nginx/live.conf.in",
+        "haproxy/live.cfg.in",
+        "apache/live.conf.in",
+    ] {
         configs.insert(PathBuf::from(DIR).join(live));
     }
     let total = fc.len() + cases().len();

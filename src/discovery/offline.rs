@@ -408,6 +408,51 @@ pub fn decide(cfg: &Config, req: &Request) -> ServiceMap {
     m
 }
 
+/// `map URL --var front.config=FILE` when nothing on this host listens at
+/// the URL: the route read from that file, exactly as `route` gives it
+/// (the server's kind from `front.kind`, else detected from the file).
+pub fn map_from_config(map: &mut ServiceMap, overrides: &BTreeMap<String, String>) {
+    let Some(file) = overrides.get("front.config") else {
+        return;
+    };
+    let path = Path::new(file);
+    let text = match std::fs::read(path) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => {
+            map.unknown("route", format!("front.config {file}: {e}"));
+            return;
+        }
+    };
+    let kind = overrides
+        .get("front.kind")
+        .and_then(|k| ServerKind::from_str(k, true).ok())
+        .or_else(|| detect(&text).map(|d| d.0));
+    let Some(kind) = kind else {
+        map.unknown(
+            "route",
+            format!("front.config {file}: not an nginx, Apache or HAProxy configuration (give front.kind)"),
+        );
+        return;
+    };
+    let cfg = match Config::load(path, kind) {
+        Ok(c) => c,
+        Err(e) => {
+            map.unknown("route", format!("front.config {file} does not parse: {e}"));
+            return;
+        }
+    };
+    let Ok(req) = Request::new(&map.url, None, &[]) else {
+        return;
+    };
+    let m = decide(&cfg, &req);
+    map.route = m.route;
+    map.upstreams = m.upstreams;
+    map.evidence.extend(m.evidence);
+    map.note(format!(
+        "nothing listens at the URL here: the route and upstreams are read from front.config {file} as `triage502 route --config {file}` gives them"
+    ));
+}
+
 fn target_of(u: &super::service_map::Upstream) -> Target {
     let weight = u
         .options
@@ -731,7 +776,9 @@ fn apache_if_alternatives(vhost: &Directive, e: &mut Explanation) {
         }
         let url = d.children().iter().find_map(|c| {
             if c.is("SetHandler") {
-                c.arg(0).and_then(|a| a.strip_prefix("proxy:")).map(str::to_owned)
+                c.arg(0)
+                    .and_then(|a| a.strip_prefix("proxy:"))
+                    .map(str::to_owned)
             } else if c.is("ProxyPass") || c.is("ProxyPassMatch") {
                 c.arg(1).or(c.arg(0)).map(str::to_owned)
             } else {
@@ -755,10 +802,10 @@ fn apache_if_alternatives(vhost: &Directive, e: &mut Explanation) {
     }
     alternatives.push(Alternative {
         when: "no condition holds".into(),
-        value: e
-            .handler
-            .as_ref()
-            .map_or_else(|| "httpd serves the path itself".to_owned(), |h| h.text.clone()),
+        value: e.handler.as_ref().map_or_else(
+            || "httpd serves the path itself".to_owned(),
+            |h| h.text.clone(),
+        ),
         at: e.handler.as_ref().map_or_else(String::new, Block::at),
         targets: e.upstreams.clone(),
     });

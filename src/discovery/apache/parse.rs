@@ -85,10 +85,7 @@ fn expand_macro(body: &[Directive], params: &[String], values: &[String]) -> Vec
             args: d.args.iter().map(|a| sub(a)).collect(),
             file: d.file.clone(),
             line: d.line,
-            block: d
-                .block
-                .as_ref()
-                .map(|b| expand_macro(b, params, values)),
+            block: d.block.as_ref().map(|b| expand_macro(b, params, values)),
         })
         .collect()
 }
@@ -400,7 +397,9 @@ fn eval(
                                 &d.file,
                                 d.line,
                                 1,
-                                format!("Use {name}: macro expansion too deep or too large (more than {MAX_MACRO_USES} uses)"),
+                                format!(
+                                    "Use {name}: macro expansion too deep or too large (more than {MAX_MACRO_USES} uses)"
+                                ),
                             ));
                         }
                         let body = expand_macro(&body, &params, &d.args[1..]);

@@ -229,7 +229,12 @@ fn backrefs(subst: &str, caps: Option<&regex::Captures<'_>>) -> String {
 /// Evaluate the `RewriteRule`s of one server context in order. A rule
 /// behind `RewriteCond`s depends on the request at run time: it is noted
 /// (with where it would go) and not followed.
-fn rewrite<'a>(list: &'a [Directive], path: &str, why: &mut Vec<String>, notes: &mut Vec<String>) -> Rewrite<'a> {
+fn rewrite<'a>(
+    list: &'a [Directive],
+    path: &str,
+    why: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> Rewrite<'a> {
     let on = list
         .iter()
         .rev()
@@ -260,7 +265,11 @@ fn rewrite<'a>(list: &'a [Directive], path: &str, why: &mut Vec<String>, notes: 
             .split(',')
             .map(|f| f.trim().to_ascii_lowercase())
             .collect();
-        let has = |f: &str| flags.iter().any(|x| x == f || x.split('=').next() == Some(f));
+        let has = |f: &str| {
+            flags
+                .iter()
+                .any(|x| x == f || x.split('=').next() == Some(f))
+        };
         let (neg, pat) = pat.strip_prefix('!').map_or((false, pat), |p| (true, p));
         let re = match RegexBuilder::new(pat)
             .case_insensitive(has("nc") || has("nocase"))
@@ -269,7 +278,10 @@ fn rewrite<'a>(list: &'a [Directive], path: &str, why: &mut Vec<String>, notes: 
         {
             Ok(r) => r,
             Err(e) => {
-                notes.push(format!("RewriteRule regex {pat:?} at {} could not be evaluated: {e}", d.at()));
+                notes.push(format!(
+                    "RewriteRule regex {pat:?} at {} could not be evaluated: {e}",
+                    d.at()
+                ));
                 continue;
             }
         };
@@ -283,7 +295,10 @@ fn rewrite<'a>(list: &'a [Directive], path: &str, why: &mut Vec<String>, notes: 
             backrefs(subst, caps.as_ref())
         };
         if !pending.is_empty() {
-            let c: Vec<String> = pending.iter().map(|c| format!("{} ({})", c.args.join(" "), c.at())).collect();
+            let c: Vec<String> = pending
+                .iter()
+                .map(|c| format!("{} ({})", c.args.join(" "), c.at()))
+                .collect();
             notes.push(format!(
                 "RewriteRule at {} matches {path} but applies only when its RewriteCond holds at request time ({}): then it {} {target}; not followed here",
                 d.at(),
@@ -293,23 +308,40 @@ fn rewrite<'a>(list: &'a [Directive], path: &str, why: &mut Vec<String>, notes: 
             continue;
         }
         if has("p") || has("proxy") {
-            why.push(format!("RewriteRule {pat} at {} matches {path}: [P] proxies to {target}", d.at()));
+            why.push(format!(
+                "RewriteRule {pat} at {} matches {path}: [P] proxies to {target}",
+                d.at()
+            ));
             return Rewrite::Proxy(d, target);
         }
         if has("pt") || has("passthrough") {
-            why.push(format!("RewriteRule {pat} at {} rewrites {path} to {target} and passes it on [PT]", d.at()));
+            why.push(format!(
+                "RewriteRule {pat} at {} rewrites {path} to {target} and passes it on [PT]",
+                d.at()
+            ));
             path = target.split('?').next().unwrap_or("/").to_owned();
             if has("l") || has("last") || has("end") {
                 return Rewrite::Declined(path);
             }
             continue;
         }
-        if has("f") || has("g") || has("r") || has("redirect") || target.contains("://") || has("l") || has("last") || has("end") {
+        if has("f")
+            || has("g")
+            || has("r")
+            || has("redirect")
+            || target.contains("://")
+            || has("l")
+            || has("last")
+            || has("end")
+        {
             why.push(format!("RewriteRule {pat} at {} matches {path}: rewritten to {target}, which httpd answers itself", d.at()));
             return Rewrite::Local(d);
         }
         path = target.split('?').next().unwrap_or("/").to_owned();
-        why.push(format!("RewriteRule {pat} at {} rewrites the path to {path}", d.at()));
+        why.push(format!(
+            "RewriteRule {pat} at {} rewrites the path to {path}",
+            d.at()
+        ));
     }
     if path.starts_with('/') {
         Rewrite::Declined(path)
@@ -386,7 +418,11 @@ pub fn map(cfg: &ApacheConfig, req: &Request, default_errorlog: Option<&str>, m:
         }
     };
     // 1. ProxyPass inside a matching <Location>: the last such section wins.
-    for s in sections.iter().rev().filter(|_| handler.is_none() && !local_rewrite) {
+    for s in sections
+        .iter()
+        .rev()
+        .filter(|_| handler.is_none() && !local_rewrite)
+    {
         if let Some(pp) = s.last("ProxyPass").or_else(|| s.last("ProxyPassMatch")) {
             let url = pp.arg(0).unwrap_or("").to_owned();
             if url != "!" {

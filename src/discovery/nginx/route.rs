@@ -407,8 +407,12 @@ fn named_location<'a>(server: &'a Directive, name: &str) -> Option<&'a Directive
 /// (nginx answers 403 or an autoindex listing itself).
 fn index_redirect(levels: &[&Directive], uri: &str) -> Option<(String, String)> {
     let index = inherited(levels, "index");
-    let names: Vec<String> = index.map_or_else(|| vec!["index.html".to_owned()], |d| d.args.clone());
-    let at = index.map_or_else(|| "the default `index index.html`".to_owned(), |d| format!("index at {}", d.at()));
+    let names: Vec<String> =
+        index.map_or_else(|| vec!["index.html".to_owned()], |d| d.args.clone());
+    let at = index.map_or_else(
+        || "the default `index index.html`".to_owned(),
+        |d| format!("index at {}", d.at()),
+    );
     let root = inherited(levels, "root")
         .and_then(|d| d.arg(0))
         .filter(|r| !r.contains('$'))
@@ -425,14 +429,19 @@ fn index_redirect(levels: &[&Directive], uri: &str) -> Option<(String, String)> 
                 if r.join(next.trim_start_matches('/')).is_file() {
                     return Some((
                         next.clone(),
-                        format!("{at}: {} exists, internal redirect to {next}", r.join(next.trim_start_matches('/')).display()),
+                        format!(
+                            "{at}: {} exists, internal redirect to {next}",
+                            r.join(next.trim_start_matches('/')).display()
+                        ),
                     ));
                 }
             }
             _ => {
                 return Some((
                     next.clone(),
-                    format!("{at}: internal redirect to {next} (when that file exists under the root; the files on disk decide)"),
+                    format!(
+                        "{at}: internal redirect to {next} (when that file exists under the root; the files on disk decide)"
+                    ),
                 ));
             }
         }
