@@ -1307,3 +1307,86 @@ fn fixture_corpus_is_large_enough() {
     assert!(configs.len() >= 40, "{} configurations", configs.len());
     assert!(total >= 150, "{total} cases");
 }
+
+/// Broken configurations: `route` says the file is invalid with
+/// file:line (the server would refuse to start), then explains the rest
+/// with what it left out, for each server kind.
+#[test]
+fn a_broken_block_does_not_lose_the_rest_of_the_file() {
+    let dir = servers::tempdir();
+    let d = dir.path();
+    // (file, kind, text, URL, error at, skipped count, upstream of the URL)
+    let cases: &[(&str, &str, &str, &str, &str, usize, &str)] = &[
+        (
+            "nginx.conf",
+            "nginx",
+            "events { }\nhttp {\n    server {\n        listen 80\n    }\n    server {\n        listen 80;\n        server_name ok.test;\n        location / { proxy_pass http://127.0.0.1:9991; }\n    }\n    server {\n        listen 80;\n        server_name open.test;\n        location / { proxy_pass http://127.0.0.1:9992; }\n",
+            "http://open.test/x",
+            "nginx.conf:4:",
+            3,
+            "127.0.0.1:9992",
+        ),
+        (
+            "nginx-include.conf",
+            "nginx",
+            "events { }\nhttp {\n    include missing/*.conf;\n    include /nonexistent/triage502/site.conf;\n    server {\n        listen 80;\n        server_name inc.test;\n        location / { proxy_pass http://127.0.0.1:9993; }\n    }\n}\n",
+            "http://inc.test/",
+            "nginx-include.conf:4:",
+            1,
+            "127.0.0.1:9993",
+        ),
+        (
+            "apache2.conf",
+            "apache",
+            "Listen 80\n<VirtualHost *:80>\n    ServerName a.test\n    ProxyPass / http://127.0.0.1:9994/\n</Location>\n</VirtualHost>\nUse NoSuchMacro x\n<VirtualHost *:80>\n    ServerName b.test\n    ProxyPass / http://127.0.0.1:9995/\n",
+            "http://b.test/",
+            "apache2.conf:5:",
+            3,
+            "127.0.0.1:9995",
+        ),
+        (
+            "haproxy.cfg",
+            "haproxy",
+            "defaults\n    mode http\nfrontend fe\n    bind *:80\n    use_backend be if { path_beg \"/api }\n    default_backend be\nbackend be\n    server s1 127.0.0.1:9996\n",
+            "http://h.test/x",
+            "haproxy.cfg:5:",
+            1,
+            "127.0.0.1:9996",
+        ),
+    ];
+    for (name, kind, text, url, at, skipped, up) in cases {
+        let f = d.join(name);
+        servers::write(&f, text);
+        let (out, err, code) = servers::triage502(&[
+            "route",
+            "--config",
+            f.to_str().unwrap(),
+            "--server",
+            kind,
+            "--format",
+            "json",
+            url,
+        ]);
+        assert_eq!(code, 1, "{name}: {out}{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let e = v["error"].as_str().unwrap_or("");
+        assert!(e.contains(at), "{name}: error {e:?}, want {at}");
+        let sk = v["skipped"].as_array().map_or(0, Vec::len);
+        assert_eq!(sk, *skipped, "{name}: {:#}", v["skipped"]);
+        let got = v["routes"][0]["upstreams"][0]["address"].as_str();
+        assert_eq!(got, Some(*up), "{name}: {:#}", v["routes"][0]);
+        // The text says the same, and where.
+        let (t, _, _) = servers::triage502(&[
+            "route",
+            "--config",
+            f.to_str().unwrap(),
+            "--server",
+            kind,
+            url,
+        ]);
+        assert!(
+            t.contains("would refuse to start") && t.contains("skipped"),
+            "{t}"
+        );
+    }
+}

@@ -86,8 +86,14 @@ pub struct RouteReport {
     /// Every configuration file read (includes expanded).
     pub files: Vec<String>,
     /// The configuration could not be parsed: `file:line[:col]: reason`.
+    /// The server would refuse to start with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What was left out so the rest could still be explained (after an
+    /// `error`): each broken line blanked, or a block closed at the end of
+    /// its file, `file:line: reason`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
     pub routes: Vec<Explanation>,
 }
 
@@ -1613,6 +1619,7 @@ pub fn report(args: &RouteArgs) -> Result<RouteReport, String> {
         server_source: source,
         files: Vec::new(),
         error: None,
+        skipped: Vec::new(),
         routes: Vec::new(),
     };
     match Config::load(&args.config, kind) {
@@ -1620,9 +1627,94 @@ pub fn report(args: &RouteArgs) -> Result<RouteReport, String> {
             rep.files = cfg.files();
             rep.routes = reqs.iter().map(|r| explain(&cfg, r)).collect();
         }
-        Err(e) => rep.error = Some(e.to_string()),
+        Err(e) => {
+            rep.error = Some(e.to_string());
+            // The server would refuse this file; the rest is still explained.
+            if let Some((cfg, skipped)) = recover(&args.config, kind, e) {
+                rep.files = cfg.files();
+                rep.skipped = skipped;
+                rep.routes = reqs.iter().map(|r| explain(&cfg, r)).collect();
+            }
+        }
     }
     Ok(rep)
+}
+
+/// Most broken places `recover` works around before giving up.
+const MAX_RECOVERIES: usize = 32;
+
+/// Load `file` again and again, each time leaving out the place the last
+/// error names (in memory, nothing is written): a broken line becomes a
+/// comment (the line count stays, so every other `file:line` is right), a
+/// block never closed is closed at the end of its file. `None` when the
+/// error has no line (a file that cannot be read) or nothing converges.
+fn recover(
+    file: &Path,
+    kind: ServerKind,
+    first: super::source::ConfigError,
+) -> Option<(Config, Vec<String>)> {
+    let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let mut patches: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
+    let mut skipped = Vec::new();
+    let mut err = first;
+    for _ in 0..MAX_RECOVERIES {
+        if err.line == 0 {
+            return None;
+        }
+        let path = err.file.clone();
+        let text = match patches.get(&path) {
+            Some(t) => t.clone(),
+            None => std::fs::read(&path).ok()?,
+        };
+        let text = String::from_utf8_lossy(&text).into_owned();
+        let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+        let idx = err.line as usize - 1;
+        let opener_never_closed =
+            err.message.contains("never closed") || err.message.contains("expecting \"}\"");
+        if opener_never_closed {
+            let closer = match kind {
+                ServerKind::Nginx => "}".to_owned(),
+                ServerKind::Apache => {
+                    let name = err
+                        .message
+                        .split("</")
+                        .nth(1)
+                        .and_then(|r| r.split('>').next())
+                        .unwrap_or("")
+                        .to_owned();
+                    if name.is_empty() {
+                        return None;
+                    }
+                    format!("</{name}>")
+                }
+                ServerKind::Haproxy => return None,
+            };
+            lines.push(closer.clone());
+            skipped.push(format!(
+                "{}:{}: {} (closed with {closer} at the end of the file)",
+                path.display(),
+                err.line,
+                err.message
+            ));
+        } else if idx < lines.len() && !lines[idx].starts_with("# (left out by route") {
+            skipped.push(format!(
+                "{}:{}: {} (line left out: {})",
+                path.display(),
+                err.line,
+                err.message,
+                lines[idx].trim()
+            ));
+            "# (left out by route)".clone_into(&mut lines[idx]);
+        } else {
+            return None;
+        }
+        patches.insert(path, lines.join("\n").into_bytes());
+        match super::source::with_patched_files(patches.clone(), || Config::load(&abs, kind)) {
+            Ok(cfg) => return Some((cfg, skipped)),
+            Err(e) => err = e,
+        }
+    }
+    None
 }
 
 /// Render the report as text.
@@ -1635,7 +1727,16 @@ pub fn text(rep: &RouteReport) -> String {
         rep.config, rep.server, rep.server_source
     );
     if let Some(e) = &rep.error {
-        let _ = writeln!(s, "error: configuration not parseable: {e}");
+        let _ = writeln!(
+            s,
+            "error: configuration not parseable: {e}\n       the server would refuse to start with it"
+        );
+    }
+    if !rep.skipped.is_empty() {
+        let _ = writeln!(s, "the rest is explained without:");
+        for k in &rep.skipped {
+            let _ = writeln!(s, "  skipped   {k}");
+        }
     }
     for r in &rep.routes {
         let _ = writeln!(

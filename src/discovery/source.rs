@@ -97,6 +97,25 @@ pub struct Loader {
     pub files: Vec<PathBuf>,
 }
 
+thread_local! {
+    /// Files read from memory instead of disk (see [`with_patched_files`]).
+    static PATCHED: std::cell::RefCell<std::collections::BTreeMap<PathBuf, Vec<u8>>> =
+        const { std::cell::RefCell::new(std::collections::BTreeMap::new()) };
+}
+
+/// Run `f` with these files read as the given bytes instead of from disk
+/// (on this thread only): `route` explains the rest of a configuration
+/// after blanking a broken line, without writing anything.
+pub fn with_patched_files<R>(
+    patches: std::collections::BTreeMap<PathBuf, Vec<u8>>,
+    f: impl FnOnce() -> R,
+) -> R {
+    let old = PATCHED.with(|p| p.replace(patches));
+    let r = f();
+    PATCHED.with(|p| p.replace(old));
+    r
+}
+
 impl Loader {
     pub fn new(limits: Limits) -> Self {
         Loader {
@@ -152,12 +171,16 @@ impl Loader {
             .limits
             .max_file_bytes
             .min(self.limits.max_total_bytes.saturating_sub(self.total));
-        let f = std::fs::File::open(path)
-            .map_err(|e| fail(format!("cannot open {}: {}", path.display(), io_reason(&e))))?;
         let mut buf = Vec::new();
-        f.take(cap + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| fail(format!("cannot read {}: {}", path.display(), io_reason(&e))))?;
+        if let Some(p) = PATCHED.with(|p| p.borrow().get(path).cloned()) {
+            buf = p;
+        } else {
+            let f = std::fs::File::open(path)
+                .map_err(|e| fail(format!("cannot open {}: {}", path.display(), io_reason(&e))))?;
+            f.take(cap + 1)
+                .read_to_end(&mut buf)
+                .map_err(|e| fail(format!("cannot read {}: {}", path.display(), io_reason(&e))))?;
+        }
         if buf.len() as u64 > cap {
             return Err(fail(format!(
                 "{} is larger than {} bytes (file cap {}, total cap {})",
