@@ -529,4 +529,55 @@ mod tests {
         assert!(names.contains(&"User ${UNSET}".to_owned()));
         assert_eq!(ctx.undefined.len(), 1);
     }
+
+    fn load_text(text: &str) -> Result<Vec<Directive>, ConfigError> {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("m.conf"), text).unwrap();
+        let mut ctx = Context {
+            server_root: d.path().to_path_buf(),
+            ..Context::default()
+        };
+        let mut loader = Loader::new(crate::discovery::source::Limits::default());
+        load(&mut loader, &d.path().join("m.conf"), None, &mut ctx)
+    }
+
+    #[test]
+    fn macros_expand_at_each_use_and_undefmacro_forgets() {
+        let t = load_text(
+            "<Macro Site $host $hostname>\n<VirtualHost *:80>\nServerName $hostname\nServerAlias $host.alias\nProxyPass / http://${B}/\n</VirtualHost>\n</Macro>\nUse site a a.test\nUSE Site b b.test\nUndefMacro Site\n",
+        )
+        .unwrap();
+        let vhosts: Vec<&Directive> = t.iter().filter(|d| d.is("VirtualHost")).collect();
+        assert_eq!(vhosts.len(), 2);
+        // `$hostname` is not eaten by the shorter `$host`; `${B}` is not a parameter.
+        assert_eq!(vhosts[1].last("ServerName").unwrap().args, ["b.test"]);
+        assert_eq!(vhosts[1].last("ServerAlias").unwrap().args, ["b.alias"]);
+        assert_eq!(vhosts[0].last("ProxyPass").unwrap().args[1], "http://${B}/");
+        // Lines are the macro body's.
+        assert_eq!(vhosts[0].line, 2);
+        assert!(!t.iter().any(|d| d.is("Macro") || d.is("Use")));
+        let e = load_text("<Macro M $a>\nX $a\n</Macro>\nUndefMacro M\nUse M 1\n").unwrap_err();
+        assert_eq!(e.line, 5);
+        assert!(e.message.contains("undefined macro"), "{}", e.message);
+        let e = load_text("<Macro M $a $b>\nX $a\n</Macro>\nUse M 1\n").unwrap_err();
+        assert!(e.message.contains("takes 2 arguments"), "{}", e.message);
+    }
+
+    #[test]
+    fn macro_expansion_is_bounded() {
+        // Each level uses the next twice: 2^40 expansions unbounded.
+        let mut text = String::from("<Macro L0>\nX 1\n</Macro>\n");
+        for i in 1..40 {
+            text.push_str(&format!(
+                "<Macro L{i}>\nUse L{p}\nUse L{p}\n</Macro>\n",
+                p = i - 1
+            ));
+        }
+        text.push_str("Use L39\n");
+        let e = load_text(&text).unwrap_err();
+        assert!(e.message.contains("too deep or too large"), "{}", e.message);
+        // Recursion too.
+        let e = load_text("<Macro R>\nUse R\n</Macro>\nUse R\n").unwrap_err();
+        assert!(e.message.contains("too deep"), "{}", e.message);
+    }
 }

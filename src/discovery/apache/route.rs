@@ -804,3 +804,78 @@ fn scheme_of(s: &str) -> String {
     }
     .to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> (tempfile::TempDir, ApacheConfig) {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("a.conf");
+        std::fs::write(&f, text).unwrap();
+        let c = crate::discovery::apache::parse_config(
+            &f,
+            d.path(),
+            &[],
+            std::collections::BTreeMap::new(),
+            crate::discovery::source::Limits::default(),
+        )
+        .unwrap();
+        (d, c)
+    }
+
+    fn up(c: &ApacheConfig, path: &str) -> (Vec<String>, Route) {
+        let mut m = ServiceMap::default();
+        let r = Request {
+            host: "r.test".into(),
+            port: 80,
+            path: path.into(),
+            local_ip: None,
+        };
+        map(c, &r, None, &mut m);
+        (
+            m.upstreams.iter().map(|u| u.address.clone()).collect(),
+            m.route.unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn rewrite_rules_run_before_proxypass() {
+        let (_d, c) = cfg(
+            "<VirtualHost *:80>\nServerName r.test\nRewriteEngine on\nRewriteRule ^/api/(.*)$ http://127.0.0.1:9001/v1/$1 [P,L]\nRewriteCond %{HTTP:X} =1\nRewriteRule ^/c/ http://127.0.0.1:9002/ [P]\nRewriteRule ^/old/(.*) /new/$1 [R=301,L]\nRewriteRule ^/pt/(.*) /app/$1 [PT]\nRewriteRule ^/NC/ http://127.0.0.1:9003/ [P,NC]\nProxyPass /api/ http://127.0.0.1:9101/\nProxyPass /c/ http://127.0.0.1:9102/\nProxyPass /app/ http://127.0.0.1:9103/\nProxyPass /new/ http://127.0.0.1:9104/\n</VirtualHost>\n",
+        );
+        let (u, r) = up(&c, "/api/x");
+        assert_eq!(u, ["127.0.0.1:9001"]);
+        assert!(
+            r.why
+                .iter()
+                .any(|w| w.contains("[P] proxies to http://127.0.0.1:9001/v1/x")),
+            "{:?}",
+            r.why
+        );
+        // Behind a RewriteCond: not followed, ProxyPass decides.
+        assert_eq!(up(&c, "/c/x").0, ["127.0.0.1:9102"]);
+        // A redirect: httpd answers itself.
+        assert!(up(&c, "/old/x").0.is_empty());
+        // [PT]: ProxyPass sees the rewritten path.
+        assert_eq!(up(&c, "/pt/x").0, ["127.0.0.1:9103"]);
+        assert_eq!(up(&c, "/nc/x").0, ["127.0.0.1:9003"]);
+        // RewriteEngine off (the default): rules ignored.
+        let (_d, c) = cfg(
+            "<VirtualHost *:80>\nServerName r.test\nRewriteRule ^/ http://127.0.0.1:9001/ [P]\nProxyPass / http://127.0.0.1:9101/\n</VirtualHost>\n",
+        );
+        assert_eq!(up(&c, "/x").0, ["127.0.0.1:9101"]);
+    }
+
+    #[test]
+    fn location_matches_whole_segments() {
+        let (_d, c) = cfg(
+            "<VirtualHost *:80>\nServerName r.test\n<Location /app>\nProxyPass http://127.0.0.1:9001/\n</Location>\n<Location /dir/>\nProxyPass http://127.0.0.1:9002/\n</Location>\n</VirtualHost>\n",
+        );
+        assert_eq!(up(&c, "/app").0, ["127.0.0.1:9001"]);
+        assert_eq!(up(&c, "/app/x").0, ["127.0.0.1:9001"]);
+        assert!(up(&c, "/application").0.is_empty());
+        assert_eq!(up(&c, "/dir/x").0, ["127.0.0.1:9002"]);
+        assert!(up(&c, "/dir").0.is_empty());
+    }
+}

@@ -1324,4 +1324,48 @@ http {
         assert_eq!(l("127.0.0.1").port, 80);
         assert_eq!(l("unix:/run/x.sock").unix.as_deref(), Some("/run/x.sock"));
     }
+
+    #[test]
+    fn index_redirects_to_the_first_index_file_that_exists() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("index.html"), "").unwrap();
+        let text = format!(
+            "http {{ server {{ listen 8080; root {}; index index.php index.html;\n location / {{ }}\n location ~ \\.php$ {{ fastcgi_pass 127.0.0.1:9000; }}\n location = /index.html {{ proxy_pass http://127.0.0.1:9001; }} }} }}",
+            d.path().display()
+        );
+        let c = cfg(&text);
+        // index.php does not exist, index.html does: that one.
+        let m = route(&c, "x", "/");
+        let r = m.route.unwrap();
+        assert_eq!(r.location.unwrap().text, "location = /index.html");
+        assert!(
+            r.why
+                .iter()
+                .any(|w| w.contains("internal redirect to /index.html")),
+            "{:?}",
+            r.why
+        );
+        assert_eq!(m.upstreams[0].address, "127.0.0.1:9001");
+        // Neither exists under /sub/: nginx answers itself (403).
+        let m = route(&c, "x", "/sub/");
+        assert!(m.upstreams.is_empty());
+        // A root not on this machine: the first index, and the why says so.
+        let c = cfg(
+            "http { server { listen 8080; root /nonexistent/r; index index.php;\n location / { }\n location ~ \\.php$ { fastcgi_pass 127.0.0.1:9000; } } }",
+        );
+        let m = route(&c, "x", "/a/");
+        assert_eq!(m.upstreams[0].address, "127.0.0.1:9000");
+        assert!(
+            m.route
+                .unwrap()
+                .why
+                .iter()
+                .any(|w| w.contains("files on disk decide"))
+        );
+        // try_files comes first: no index redirect then.
+        let c = cfg(
+            "http { server { listen 8080; index index.php; location / { try_files $uri @x; }\n location @x { proxy_pass http://127.0.0.1:9002; }\n location ~ \\.php$ { fastcgi_pass 127.0.0.1:9000; } } }",
+        );
+        assert_eq!(route(&c, "x", "/").upstreams[0].address, "127.0.0.1:9002");
+    }
 }
