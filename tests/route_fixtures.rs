@@ -1198,7 +1198,7 @@ fn file_cases() -> Vec<FileCase> {
                     "rt" => case.runtime = Some(v.replace('+', " ")),
                     "why" => case.why = Some(v.replace('+', " ")),
                     h if h.starts_with("H:") => {
-                        case.headers.push((h[2..].to_owned(), v.to_owned()))
+                        case.headers.push((h[2..].to_owned(), v.to_owned()));
                     }
                     _ => panic!("{}:{}: unknown key {k}", f.display(), i + 1),
                 }
@@ -1314,7 +1314,6 @@ fn fixture_corpus_is_large_enough() {
 #[test]
 fn a_broken_block_does_not_lose_the_rest_of_the_file() {
     let dir = servers::tempdir();
-    let d = dir.path();
     // (file, kind, text, URL, error at, skipped count, upstream of the URL)
     let cases: &[(&str, &str, &str, &str, &str, usize, &str)] = &[
         (
@@ -1355,7 +1354,7 @@ fn a_broken_block_does_not_lose_the_rest_of_the_file() {
         ),
     ];
     for (name, kind, text, url, at, skipped, up) in cases {
-        let f = d.join(name);
+        let f = dir.path().join(name);
         servers::write(&f, text);
         let (out, err, code) = servers::triage502(&[
             "route",
@@ -1368,13 +1367,13 @@ fn a_broken_block_does_not_lose_the_rest_of_the_file() {
             url,
         ]);
         assert_eq!(code, 1, "{name}: {out}{err}");
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        let e = v["error"].as_str().unwrap_or("");
-        assert!(e.contains(at), "{name}: error {e:?}, want {at}");
-        let sk = v["skipped"].as_array().map_or(0, Vec::len);
-        assert_eq!(sk, *skipped, "{name}: {:#}", v["skipped"]);
-        let got = v["routes"][0]["upstreams"][0]["address"].as_str();
-        assert_eq!(got, Some(*up), "{name}: {:#}", v["routes"][0]);
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let error = json["error"].as_str().unwrap_or("");
+        assert!(error.contains(at), "{name}: error {error:?}, want {at}");
+        let sk = json["skipped"].as_array().map_or(0, Vec::len);
+        assert_eq!(sk, *skipped, "{name}: {:#}", json["skipped"]);
+        let got = json["routes"][0]["upstreams"][0]["address"].as_str();
+        assert_eq!(got, Some(*up), "{name}: {:#}", json["routes"][0]);
         // The text says the same, and where.
         let (t, _, _) = servers::triage502(&[
             "route",

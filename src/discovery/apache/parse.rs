@@ -568,10 +568,17 @@ mod tests {
         // Each level uses the next twice: 2^40 expansions unbounded.
         let mut text = String::from("<Macro L0>\nX 1\n</Macro>\n");
         for i in 1..40 {
-            text.push_str(&format!(
-                "<Macro L{i}>\nUse L{p}\nUse L{p}\n</Macro>\n",
-                p = i - 1
-            ));
+            let p = i - 1;
+            text += &[
+                "<Macro L",
+                &i.to_string(),
+                ">\nUse L",
+                &p.to_string(),
+                "\nUse L",
+                &p.to_string(),
+                "\n</Macro>\n",
+            ]
+            .concat();
         }
         text.push_str("Use L39\n");
         let e = load_text(&text).unwrap_err();

@@ -319,7 +319,11 @@ fn rewrite<'a>(
                 "RewriteRule {pat} at {} rewrites {path} to {target} and passes it on [PT]",
                 d.at()
             ));
-            path = target.split('?').next().unwrap_or("/").to_owned();
+            target
+                .split('?')
+                .next()
+                .unwrap_or("/")
+                .clone_into(&mut path);
             if has("l") || has("last") || has("end") {
                 return Rewrite::Declined(path);
             }
@@ -337,7 +341,11 @@ fn rewrite<'a>(
             why.push(format!("RewriteRule {pat} at {} matches {path}: rewritten to {target}, which httpd answers itself", d.at()));
             return Rewrite::Local(d);
         }
-        path = target.split('?').next().unwrap_or("/").to_owned();
+        target
+            .split('?')
+            .next()
+            .unwrap_or("/")
+            .clone_into(&mut path);
         why.push(format!(
             "RewriteRule {pat} at {} rewrites the path to {path}",
             d.at()

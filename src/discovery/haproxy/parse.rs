@@ -175,13 +175,12 @@ pub fn words(line: &str) -> Result<Vec<String>, (u32, String)> {
                             // Unset here: kept as written, since the
                             // server's own environment decides (the
                             // route says so) rather than ours.
-                            match std::env::var(&name) {
-                                Ok(v) => cur.push_str(&v),
-                                Err(_) => {
-                                    cur.push_str("${");
-                                    cur.push_str(&name);
-                                    cur.push('}');
-                                }
+                            if let Ok(v) = std::env::var(&name) {
+                                cur.push_str(&v);
+                            } else {
+                                cur.push_str("${");
+                                cur.push_str(&name);
+                                cur.push('}');
                             }
                         }
                         _ => cur.push(n),
