@@ -33,8 +33,8 @@ fn urls(text: &str) -> Vec<String> {
 }
 
 /// Parse `data` as `kind` from a file (includes relative to it), explain
-/// each URL, render the text; nothing may panic and every route found must
-/// say why.
+/// each URL (recovering past broken lines as `route` does), render the
+/// text; nothing may panic and every route found must say why.
 pub fn route(data: &[u8], kind: ServerKind, name: &str) {
     thread_local! {
         static DIR: PathBuf = {
@@ -56,7 +56,7 @@ pub fn route(data: &[u8], kind: ServerKind, name: &str) {
             ("X-Tenant".into(), "beta".into()),
             ("Host".into(), "shop.example.test".into()),
         ],
-        format: RouteFormat::Json,
+        format: RouteFormat::Text,
         urls: urls(&text),
     };
     // A URL the input made unusable is an argument error, not a crash.
@@ -64,9 +64,6 @@ pub fn route(data: &[u8], kind: ServerKind, name: &str) {
         return;
     };
     let _ = offline::text(&rep);
-    // The JSON output as the CLI writes it.
-    let mut out = Vec::new();
-    let _ = offline::run(&args, &mut out);
     for r in &rep.routes {
         if r.server_block.is_some() {
             assert!(!r.why.is_empty(), "{}: a route without a reason", r.url);
