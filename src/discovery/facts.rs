@@ -202,6 +202,7 @@ pub fn finish(map: &mut ServiceMap, overrides: &BTreeMap<String, String>) {
         f.insert(format!("settings.{k}"), s.value.clone());
         src.insert(format!("settings.{k}"), s.source.clone());
     }
+    super::container::facts(map, &mut f);
     for (k, v) in src {
         map.sources.entry(k).or_insert(v);
     }
