@@ -795,6 +795,11 @@ pub fn facts(map: &ServiceMap, f: &mut BTreeMap<String, String>) {
     f.insert("vantage.description".into(), map.vantage.describe());
     if let Vantage::Netns { pid, .. } = &map.vantage {
         f.insert("vantage.pid".into(), pid.to_string());
+        // The URL itself is probed from the client's side (this host).
+        f.insert(
+            "vantage.client".into(),
+            format!("{}:{}", map.target.host, map.target.port),
+        );
     }
     let mut put = |prefix: &str, c: &ContainerRef| {
         f.insert(prefix.to_owned(), c.name.clone());
