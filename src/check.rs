@@ -493,7 +493,7 @@ impl CheckSpec {
                     u.port_or_known_default().unwrap_or(0)
                 );
                 !matches!(u.host(), Some(url::Host::Domain(_)))
-                    && !ctx.client_side.iter().any(|c| *c == authority)
+                    && !ctx.client_side.contains(&authority)
             }),
             _ => false,
         }

@@ -53,9 +53,9 @@ impl PortMap {
 /// -container-ip 172.18.0.3 -container-port 80`.
 pub fn parse_docker_proxy(argv: &[String]) -> Option<PortMap> {
     let prog = argv.first()?;
-    if !Path::new(prog)
+    if Path::new(prog)
         .file_name()
-        .is_some_and(|n| n == "docker-proxy")
+        .is_none_or(|n| n != "docker-proxy")
     {
         return None;
     }
@@ -325,9 +325,9 @@ pub async fn discover_published(
     let port = map.target.port;
     // Only when the listener is docker-proxy, or nothing listens.
     if let Some(pid) = listener_pid
-        && !view
+        && view
             .process(pid)
-            .is_some_and(|p| parse_docker_proxy(&p.cmdline).is_some())
+            .is_none_or(|p| parse_docker_proxy(&p.cmdline).is_none())
     {
         return false;
     }
