@@ -309,3 +309,91 @@ fn map_and_probes_go_through_the_containers() {
         "{first}"
     );
 }
+
+/// Stops the host nginx this test started (by its pid file).
+struct HostNginx {
+    pid_file: std::path::PathBuf,
+}
+
+impl Drop for HostNginx {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
+}
+
+#[test]
+fn a_host_nginx_in_front_of_a_published_port_names_the_container() {
+    if let Err(why) = engine_answers() {
+        eprintln!("SKIP docker_discovery: no Docker Engine answers: {why}");
+        return;
+    }
+    let Ok(nginx) = which::which("nginx") else {
+        panic!(
+            "nginx is not installed on this host (apt-get install nginx-light; scripts/test.sh does)"
+        );
+    };
+    ensure_images();
+    let run = format!("{}-{}", std::process::id(), free_port());
+    let run_label = format!("triage502.run={run}");
+    let _cleanup = Cleanup {
+        run_label: run_label.clone(),
+    };
+    let app = format!("tdc-hostapp-{run}");
+    let app_port = free_port();
+    let publish = format!("127.0.0.1:{app_port}:3000");
+    must(&[
+        "run", "-d", "--label", LABEL, "--label", &run_label, "--name", &app, "-p", &publish,
+        APP_IMAGE,
+    ]);
+    let app_id = must(&["inspect", "-f", "{{.Id}}", &app]);
+    let dir = tempfile::tempdir().unwrap();
+    let front_port = free_port();
+    let d = dir.path().display();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n    access_log {d}/access.log;\n    server {{\n        listen 127.0.0.1:{front_port};\n        location / {{\n            proxy_pass http://127.0.0.1:{app_port};\n        }}\n    }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let _nginx = HostNginx {
+        pid_file: dir.path().join("nginx.pid"),
+    };
+    let st = Command::new(&nginx)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(dir.path())
+        .status()
+        .expect("nginx starts");
+    assert!(st.success());
+    let url = format!("http://127.0.0.1:{front_port}/");
+    wait_for(&url, 200);
+    let (code, out, err) = triage(&["map", &url, "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let m: Value = serde_json::from_str(&out).expect("map JSON");
+    assert!(
+        m["front"]["container"].is_null(),
+        "the front is on the host: {out}"
+    );
+    assert_eq!(m["vantage"]["kind"], "host");
+    let up = &m["upstreams"][0];
+    assert_eq!(up["address"], format!("127.0.0.1:{app_port}"));
+    assert_eq!(up["container"]["name"], app.as_str());
+    assert_eq!(up["container"]["id"], app_id.as_str());
+    assert!(
+        up["listener"].as_str().unwrap().contains("docker-proxy")
+            || up["listener_note"]
+                .as_str()
+                .unwrap()
+                .contains("docker-proxy"),
+        "{up}"
+    );
+    assert_eq!(m["facts"]["upstream.container"], app.as_str());
+}
