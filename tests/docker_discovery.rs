@@ -282,6 +282,34 @@ fn map_and_probes_go_through_the_containers() {
         "{text}"
     );
 
+    // Without the engine (no socket): the same path from /proc alone, the
+    // containers named by their hostnames (the short ids), and the map
+    // says what it could not see and the command that would let it.
+    let out = Command::new(env!("CARGO_BIN_EXE_triage502"))
+        .args(["map", &url, "--format", "json"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("triage502 runs");
+    let m2: Value = serde_json::from_slice(&out.stdout).expect("map JSON");
+    assert_eq!(m2["front"]["container"]["id"], &web_id[..12], "{m2}");
+    assert_eq!(m2["front"]["config"], "/etc/nginx/nginx.conf");
+    assert_eq!(m2["upstreams"][0]["container"]["id"], &app_id[..12]);
+    assert!(
+        m2["upstreams"][0]["listener_note"]
+            .as_str()
+            .unwrap()
+            .contains("only on 127.0.0.1:3000"),
+        "{m2}"
+    );
+    assert!(
+        m2["engine"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/docker.sock"),
+        "{m2}"
+    );
+    assert!(!m2["engine"]["fix"].as_str().unwrap().is_empty());
+
     // The walk: the probes of the upstream look from nginx's namespace,
     // where app:3000 is refused (from this host it is not even reachable).
     let (_, out, err) = triage(&["run", "--non-interactive", "--format", "json", &url]);
