@@ -88,6 +88,7 @@ pub fn report_of(map: &discovery::ServiceMap, label: String) -> CheckReport {
         (Outcome::Inconclusive, why)
     };
     let mut r = CheckReport::new(DOC.kind, label, outcome, summary);
+    r.unseen.clone_from(&map.unseen);
     r.facts = map.facts.clone();
     r.evidence.clone_from(&map.evidence);
     for u in &map.unknown {
