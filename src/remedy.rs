@@ -7,6 +7,7 @@
 //! One file per remedy. Each returns `Err(why)` when the evidence does not
 //! single out one change (then the walk falls back to the generic steps).
 
+pub mod header_too_big;
 pub mod socket_missing;
 pub mod socket_permission;
 pub mod upstream_overloaded;
@@ -32,6 +33,8 @@ pub struct Measured {
     pub php_fpm_sockets: Vec<LiveSocket>,
     /// A direct probe's time to the upstream's first byte, in ms.
     pub first_byte_ms: Option<u64>,
+    /// Bytes of the upstream's response header a direct probe read.
+    pub header_bytes: Option<u64>,
     /// `MemAvailable` from `/proc/meminfo`, in bytes.
     pub mem_available: Option<u64>,
     /// Resident memory of each worker of the pool, in bytes.
@@ -132,6 +135,7 @@ pub const CAUSES: &[&str] = &[
     "upstream_timeout",
     "upstream_overloaded",
     "socket_permission",
+    "header_too_big",
 ];
 
 /// The remedy for `cause`, or why there is none.
@@ -141,6 +145,7 @@ pub fn compute(cause: &str, i: Inputs<'_>) -> Result<Remedy, String> {
         "upstream_timeout" => upstream_timeout::compute(i),
         "upstream_overloaded" => upstream_overloaded::compute(i),
         "socket_permission" => socket_permission::compute(i),
+        "header_too_big" => header_too_big::compute(i),
         other => Err(format!("no specific remedy is known for `{other}`")),
     }
 }

@@ -351,6 +351,18 @@ fn upstream_overloaded_raises_max_children_within_memory_and_undo_restores_it() 
     );
 }
 
+#[test]
+fn header_too_big_sizes_the_buffer_from_the_measured_header_and_undo_restores_it() {
+    // The app sends a 16 KiB Set-Cookie (about 16.5 KB of header): × 1.25, next power of two.
+    remedy_round_trip(
+        "nginx_header_too_big",
+        "nginx.conf",
+        "         location / {",
+        "+            proxy_buffer_size 32k;",
+        Some(502),
+    );
+}
+
 /// The 1-based line of the first line of `text` that contains `needle`.
 fn line_of(text: &str, needle: &str) -> u32 {
     text.lines().position(|l| l.contains(needle)).unwrap() as u32 + 1

@@ -24,8 +24,9 @@ use crate::remedy::{self, Inputs, LiveSocket, Measured};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// The cause to remedy: `socket_missing`, `upstream_timeout`,
-    /// `upstream_overloaded` or `socket_permission`.
+    /// The cause to remedy: one of [`crate::remedy::CAUSES`]
+    /// (`socket_missing`, `upstream_timeout`, `upstream_overloaded`,
+    /// `socket_permission`, `header_too_big`, ...).
     pub cause: String,
     /// The failing URL (its serving path is mapped again).
     pub url: String,
@@ -33,6 +34,10 @@ pub struct Params {
     /// (`{{ probe.first_byte_ms }}`), for `upstream_timeout`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_byte_ms: Option<String>,
+    /// Bytes of the upstream's response header a direct probe read
+    /// (`{{ probe.header_bytes }}`), for `header_too_big`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_bytes: Option<String>,
     /// Facts the operator gave with `--var`, passed to discovery.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub overrides: BTreeMap<String, String>,
@@ -134,6 +139,7 @@ fn measure(php_master: Option<u32>) -> Measured {
     Measured {
         php_fpm_sockets,
         first_byte_ms: None,
+        header_bytes: None,
         mem_available: std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|s| mem_available(&s)),
@@ -159,6 +165,10 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
                 Ok(mut m) => {
                     m.first_byte_ms = p
                         .first_byte_ms
+                        .as_deref()
+                        .and_then(|v| v.trim().parse().ok());
+                    m.header_bytes = p
+                        .header_bytes
                         .as_deref()
                         .and_then(|v| v.trim().parse().ok());
                     report_of(&p.cause, &map, &m, label)
