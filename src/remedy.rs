@@ -11,6 +11,7 @@ pub mod header_too_big;
 pub mod socket_missing;
 pub mod socket_permission;
 pub mod upstream_overloaded;
+pub mod upstream_refused;
 pub mod upstream_timeout;
 
 use std::collections::BTreeMap;
@@ -26,11 +27,21 @@ pub struct LiveSocket {
     pub owner: String,
 }
 
+/// A TCP socket some process other than the front server listens on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveListener {
+    pub addr: std::net::SocketAddr,
+    /// `pid comm` of a process holding it.
+    pub owner: String,
+}
+
 /// What the checks measured beyond the configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Measured {
     /// Unix sockets php-fpm masters or workers listen on.
     pub php_fpm_sockets: Vec<LiveSocket>,
+    /// TCP listeners on this host, the front server's own left out.
+    pub tcp_listeners: Vec<LiveListener>,
     /// A direct probe's time to the upstream's first byte, in ms.
     pub first_byte_ms: Option<u64>,
     /// Bytes of the upstream's response header a direct probe read.
@@ -136,6 +147,7 @@ pub const CAUSES: &[&str] = &[
     "upstream_overloaded",
     "socket_permission",
     "header_too_big",
+    "upstream_refused",
 ];
 
 /// The remedy for `cause`, or why there is none.
@@ -146,6 +158,7 @@ pub fn compute(cause: &str, i: Inputs<'_>) -> Result<Remedy, String> {
         "upstream_overloaded" => upstream_overloaded::compute(i),
         "socket_permission" => socket_permission::compute(i),
         "header_too_big" => header_too_big::compute(i),
+        "upstream_refused" => upstream_refused::compute(i),
         other => Err(format!("no specific remedy is known for `{other}`")),
     }
 }

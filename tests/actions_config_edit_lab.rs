@@ -363,6 +363,18 @@ fn header_too_big_sizes_the_buffer_from_the_measured_header_and_undo_restores_it
     );
 }
 
+#[test]
+fn upstream_refused_points_proxy_pass_at_the_app_on_ipv6_loopback_and_undo_restores_it() {
+    // The app binds [::1]:PORT only; nginx dials 127.0.0.1:PORT.
+    remedy_round_trip(
+        "nginx_ipv6_only_app",
+        "nginx.conf",
+        "-            proxy_pass http://127.0.0.1:",
+        "+            proxy_pass http://[::1]:",
+        Some(502),
+    );
+}
+
 /// The 1-based line of the first line of `text` that contains `needle`.
 fn line_of(text: &str, needle: &str) -> u32 {
     text.lines().position(|l| l.contains(needle)).unwrap() as u32 + 1

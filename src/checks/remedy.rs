@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::check::{CheckContext, CheckReport, Evidence, KindDoc, Outcome};
 use crate::discovery::{self, HostView};
 use crate::duration::HumanDuration;
-use crate::remedy::{self, Inputs, LiveSocket, Measured};
+use crate::remedy::{self, Inputs, LiveListener, LiveSocket, Measured};
 
 /// Parameters of the `remedy` check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -104,8 +104,30 @@ fn php_fpm_pid_file(config: &str) -> Option<String> {
 }
 
 /// Read what the remedies need from `/proc` (blocking).
-fn measure(php_master: Option<u32>) -> Measured {
+fn measure(php_master: Option<u32>, front: Option<u32>) -> Measured {
     let view = HostView::snapshot();
+    // The front server's master and workers: never a candidate upstream.
+    let is_front = |pid: &u32| {
+        front.is_some_and(|f| *pid == f || view.process(*pid).is_some_and(|p| p.ppid == f))
+    };
+    let mut tcp_listeners: Vec<LiveListener> = view
+        .scan
+        .listeners
+        .iter()
+        .filter(|l| l.proto.is_tcp() && !l.pids.iter().any(is_front))
+        .filter_map(|l| {
+            let addr = std::net::SocketAddr::new(l.addr?, l.port?);
+            Some(LiveListener {
+                addr,
+                owner: l
+                    .pids
+                    .first()
+                    .map_or_else(|| "an unknown process".to_owned(), |p| view.label(*p)),
+            })
+        })
+        .collect();
+    tcp_listeners.sort_by_key(|l| l.addr);
+    tcp_listeners.dedup_by(|a, b| a.addr == b.addr);
     let is_fpm = |pid: &u32| {
         view.process(*pid)
             .is_some_and(|p| p.comm.starts_with("php-fpm"))
@@ -138,6 +160,7 @@ fn measure(php_master: Option<u32>) -> Measured {
     });
     Measured {
         php_fpm_sockets,
+        tcp_listeners,
         first_byte_ms: None,
         header_bytes: None,
         mem_available: std::fs::read_to_string("/proc/meminfo")
@@ -154,7 +177,8 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
         Err(e) => CheckReport::new(DOC.kind, label, Outcome::Inconclusive, e.to_string()),
         Ok(map) => {
             let master = map.php_fpm.as_ref().map(|f| f.master_pid);
-            let measured = tokio::task::spawn_blocking(move || measure(master)).await;
+            let front = map.front.as_ref().map(|f| f.pid);
+            let measured = tokio::task::spawn_blocking(move || measure(master, front)).await;
             match measured {
                 Err(e) => CheckReport::new(
                     DOC.kind,
