@@ -8,6 +8,7 @@
 //! single out one change (then the walk falls back to the generic steps).
 
 pub mod header_too_big;
+pub mod no_live_upstreams;
 pub mod socket_missing;
 pub mod socket_permission;
 pub mod upstream_overloaded;
@@ -148,6 +149,7 @@ pub const CAUSES: &[&str] = &[
     "socket_permission",
     "header_too_big",
     "upstream_refused",
+    "no_live_upstreams",
 ];
 
 /// The remedy for `cause`, or why there is none.
@@ -159,6 +161,7 @@ pub fn compute(cause: &str, i: Inputs<'_>) -> Result<Remedy, String> {
         "socket_permission" => socket_permission::compute(i),
         "header_too_big" => header_too_big::compute(i),
         "upstream_refused" => upstream_refused::compute(i),
+        "no_live_upstreams" => no_live_upstreams::compute(i),
         other => Err(format!("no specific remedy is known for `{other}`")),
     }
 }

@@ -375,6 +375,53 @@ fn upstream_refused_points_proxy_pass_at_the_app_on_ipv6_loopback_and_undo_resto
     );
 }
 
+#[test]
+fn no_live_upstreams_after_refusals_explains_max_fails_and_offers_no_blind_edit() {
+    // Both servers of the group are dead (nothing listens anywhere near): no edit is
+    // offered, the remedy check says why and what nginx's marks do to the next request.
+    let mut lab = harness::Lab::start("nginx_no_live_upstreams");
+    let seen = lab.provoke();
+    lab.assert_expected(&seen);
+    let conf = lab.dir.join("nginx.conf");
+    let original = std::fs::read(&conf).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let run = triage502(
+        &[
+            "run",
+            "--non-interactive",
+            "--apply",
+            "disruptive",
+            "--format",
+            "json",
+            "--url",
+            &lab.url,
+        ],
+        state.path(),
+    );
+    let step = run.report["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["node"] == "remedy_upstream_refused")
+        .unwrap_or_else(|| panic!("the refusal's remedy was not looked for: {:#}", run.report));
+    let summary = step["detail"]["reports"][0]["summary"].as_str().unwrap();
+    eprintln!("{summary}");
+    assert!(
+        summary.contains("max_fails=1 fail_timeout=30s")
+            && summary.contains("no live upstreams")
+            && summary.contains("start or restart"),
+        "{summary}"
+    );
+    assert!(
+        run.report["applied_actions"]
+            .as_array()
+            .is_none_or(|a| a.iter().all(|x| x["node"] != "502/remedy_apply")),
+        "{:#}",
+        run.report
+    );
+    assert_eq!(std::fs::read(&conf).unwrap(), original);
+}
+
 /// The 1-based line of the first line of `text` that contains `needle`.
 fn line_of(text: &str, needle: &str) -> u32 {
     text.lines().position(|l| l.contains(needle)).unwrap() as u32 + 1

@@ -14,6 +14,9 @@
 //!    in the reason, never edited automatically (nothing proves the process
 //!    on a nearby port is this site's application rather than another one).
 //!
+//! An `upstream` group of several servers is handed to
+//! [`super::no_live_upstreams`] (each member, and nginx's marks explained).
+//!
 //! The front server's own sockets are never candidates (the check leaves
 //! them out). With no candidate, or more than one, there is no edit: start
 //! or restart the unit (the walk's generic step), or choose by hand.
@@ -22,6 +25,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::{Inputs, LiveListener, Remedy, nginx_front, split_at};
 use crate::action_spec::ConfigSyntax;
+use crate::discovery::service_map::Upstream;
 
 const SAME_PORT: &str = "the same port on another address";
 
@@ -73,13 +77,33 @@ pub fn candidates(
 }
 
 pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
-    let (server, allowed) = nginx_front(i.map)?;
     let up = i
         .map
         .upstreams
         .iter()
         .find(|u| !u.backup && u.kind == "tcp")
         .ok_or("the upstream is not an IP address and port")?;
+    // A group of servers: every member is looked at, and nginx's marks
+    // (max_fails, fail_timeout) explained.
+    if up.group.is_some()
+        && i.map
+            .upstreams
+            .iter()
+            .filter(|u| u.group == up.group && !u.backup)
+            .count()
+            > 1
+    {
+        return super::no_live_upstreams::compute(i).map(|r| Remedy {
+            cause: "upstream_refused".into(),
+            ..r
+        });
+    }
+    compute_for(i, up)
+}
+
+/// The remedy for one upstream server `up` (of the map's upstreams).
+pub fn compute_for(i: Inputs<'_>, up: &Upstream) -> Result<Remedy, String> {
+    let (server, allowed) = nginx_front(i.map)?;
     let configured: SocketAddr = up
         .address
         .parse()
