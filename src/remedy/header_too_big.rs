@@ -139,7 +139,7 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
     Ok(Remedy {
         cause: "header_too_big".into(),
         reason: format!(
-            "the upstream's response header is {header} bytes ({:.1} KiB, measured by a direct probe) and {size_name} is {now}: nginx cannot read it. Set {size_name} {} for `{}` ({}): next power of two ≥ max(4k, {header} × 1.25){buffers_note}",
+            "nginx cannot read the upstream's {header}-byte ({:.1} KiB) response header into {size_name} = {now}: set {size_name} {} for `{}` ({}); measured by a direct probe, sized as the next power of two ≥ max(4k, {header} × 1.25){buffers_note}",
             header as f64 / KIB as f64,
             size_text(size),
             loc.text,
@@ -220,7 +220,13 @@ mod tests {
             r.changes,
             ["@26+ proxy_buffer_size 32k", "@26+ proxy_buffers 8 32k"]
         );
-        assert!(r.reason.contains("16500 bytes"), "{}", r.reason);
+        assert!(
+            r.reason.starts_with(
+                "nginx cannot read the upstream's 16500-byte (16.1 KiB) response header"
+            ),
+            "{}",
+            r.reason
+        );
         assert!(r.reason.contains("the default 4k"), "{}", r.reason);
         assert!(!r.stopgap);
         let f = compute(Inputs {

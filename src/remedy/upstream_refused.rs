@@ -189,8 +189,8 @@ pub fn compute_for(i: Inputs<'_>, up: &Upstream) -> Result<Remedy, String> {
     Ok(Remedy {
         cause: "upstream_refused".into(),
         reason: format!(
-            "{file}:{line} sends requests to {configured}, where nothing listens (connection refused); the application ({}) listens on {}{family}, the one candidate on {rule}: point {name} at {target}",
-            live.owner, live.addr
+            "the application listens on {} ({}), not on {configured} where {file}:{line} sends requests (connection refused){family}: point {name} at {target}, the one candidate on {rule}",
+            live.addr, live.owner
         ),
         stopgap: false,
         changes: vec![format!("@{line} {name} {}", args.join(" "))],
