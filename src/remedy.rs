@@ -7,6 +7,7 @@
 //! One file per remedy. Each returns `Err(why)` when the evidence does not
 //! single out one change (then the walk falls back to the generic steps).
 
+pub mod dns_failure;
 pub mod header_too_big;
 pub mod no_live_upstreams;
 pub mod socket_missing;
@@ -43,6 +44,10 @@ pub struct Measured {
     pub php_fpm_sockets: Vec<LiveSocket>,
     /// TCP listeners on this host, the front server's own left out.
     pub tcp_listeners: Vec<LiveListener>,
+    /// The system's nameservers (from `resolv_conf`), as nginx writes addresses.
+    pub nameservers: Vec<String>,
+    /// The resolv.conf they were read from.
+    pub resolv_conf: String,
     /// A direct probe's time to the upstream's first byte, in ms.
     pub first_byte_ms: Option<u64>,
     /// Bytes of the upstream's response header a direct probe read.
@@ -150,6 +155,7 @@ pub const CAUSES: &[&str] = &[
     "header_too_big",
     "upstream_refused",
     "no_live_upstreams",
+    "dns_failure",
 ];
 
 /// The remedy for `cause`, or why there is none.
@@ -162,6 +168,7 @@ pub fn compute(cause: &str, i: Inputs<'_>) -> Result<Remedy, String> {
         "header_too_big" => header_too_big::compute(i),
         "upstream_refused" => upstream_refused::compute(i),
         "no_live_upstreams" => no_live_upstreams::compute(i),
+        "dns_failure" => dns_failure::compute(i),
         other => Err(format!("no specific remedy is known for `{other}`")),
     }
 }

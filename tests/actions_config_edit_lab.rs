@@ -177,7 +177,29 @@ fn remedy_round_trip(
     expect_plus: &str,
     failing: Option<u16>,
 ) {
+    remedy_round_trip_with(scenario, file, expect_minus, expect_plus, failing, &[]);
+}
+
+/// [`remedy_round_trip`] with `--var NAME=VALUE` items; a value `{{ dir }}/...` is
+/// rendered with the lab's directory.
+fn remedy_round_trip_with(
+    scenario: &str,
+    file: &str,
+    expect_minus: &str,
+    expect_plus: &str,
+    failing: Option<u16>,
+    vars: &[&str],
+) {
     let mut lab = harness::Lab::start(scenario);
+    let vars: Vec<String> = vars
+        .iter()
+        .map(|v| v.replace("{{ dir }}", &lab.dir.display().to_string()))
+        .collect();
+    let mut extra: Vec<&str> = Vec::new();
+    for v in &vars {
+        extra.push("--var");
+        extra.push(v);
+    }
     // Declared after the lab, dropped before it: stops a php-fpm master the
     // reload or restart left under a new pid (the lab stops the pids it started).
     let _fpm = FpmMaster::new(&lab);
@@ -191,14 +213,18 @@ fn remedy_round_trip(
     // --read-only: the diff is the recommended step; nothing changes.
     let ro = triage502(
         &[
-            "run",
-            "--non-interactive",
-            "--read-only",
-            "--format",
-            "json",
-            "--url",
-            &url,
-        ],
+            &[
+                "run",
+                "--non-interactive",
+                "--read-only",
+                "--format",
+                "json",
+                "--url",
+                &url,
+            ],
+            extra.as_slice(),
+        ]
+        .concat(),
         state.path(),
     );
     let rec = ro.report["recommended_actions"]
@@ -223,15 +249,19 @@ fn remedy_round_trip(
     // --apply disruptive: edited, tested, reloaded, verified; journalled.
     let ap = triage502(
         &[
-            "run",
-            "--non-interactive",
-            "--apply",
-            "disruptive",
-            "--format",
-            "json",
-            "--url",
-            &url,
-        ],
+            &[
+                "run",
+                "--non-interactive",
+                "--apply",
+                "disruptive",
+                "--format",
+                "json",
+                "--url",
+                &url,
+            ],
+            extra.as_slice(),
+        ]
+        .concat(),
         state.path(),
     );
     let applied = ap.report["applied_actions"].as_array().unwrap();
@@ -420,6 +450,20 @@ fn no_live_upstreams_after_refusals_explains_max_fails_and_offers_no_blind_edit(
         run.report
     );
     assert_eq!(std::fs::read(&conf).unwrap(), original);
+}
+
+#[test]
+fn dns_failure_adds_the_system_resolver_nginx_lacks_and_undo_restores_it() {
+    // proxy_pass http://$backend:PORT with no resolver; the site's resolv.conf names a
+    // loopback stub (never the host's real resolver) that knows app.shop.internal.
+    remedy_round_trip_with(
+        "nginx_dns_no_resolver",
+        "nginx.conf",
+        "         server_name shop.lab.test;",
+        "+        resolver 127.53.",
+        Some(502),
+        &["resolv_conf={{ dir }}/resolv.conf"],
+    );
 }
 
 /// The 1-based line of the first line of `text` that contains `needle`.

@@ -161,6 +161,7 @@ scenarios!(
     haproxy_invalid_response,
     haproxy_edge_error,
     nginx_cache_fault_tree,
+    nginx_dns_no_resolver,
 );
 
 /// Issue 21: on a host with real noise (an unrelated process OOM-killed in its own memory cgroup

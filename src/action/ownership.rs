@@ -99,10 +99,11 @@ pub fn entries(root: &Path) -> Result<Vec<(PathBuf, Owned)>, String> {
     Ok(out)
 }
 
-/// The entries the action would change: `(path, before, (uid, gid, mode) after)`.
-pub fn plan(
-    o: &OwnershipAction,
-) -> Result<(PathBuf, Vec<(PathBuf, Owned, (u32, u32, u32))>), String> {
+/// One entry to change: its path, owner and mode before, `(uid, gid, mode)` after.
+pub type EntryChange = (PathBuf, Owned, (u32, u32, u32));
+
+/// The resolved path and the entries the action would change.
+pub fn plan(o: &OwnershipAction) -> Result<(PathBuf, Vec<EntryChange>), String> {
     let root = cache::check_allowed(&o.path, &o.allowed)
         .map_err(|e| e.replace("refusing to clear", "refusing to change"))?;
     let (uid, primary) =
@@ -315,29 +316,29 @@ fn restore(o: &OwnershipAction, argv: Vec<String>, t0: Instant) -> ActionResult 
     let mut out = String::new();
     let mut failed = 0usize;
     for line in &o.restore {
-        let Some((u, g, m, p)) = parse_restore(line) else {
+        let Some((uid, gid, mode, path)) = parse_restore(line) else {
             failed += 1;
             let _ = writeln!(out, "not an entry: {line}");
             continue;
         };
-        if !p.starts_with(&root) {
+        if !path.starts_with(&root) {
             failed += 1;
             let _ = writeln!(
                 out,
                 "{} is outside {}: left alone",
-                p.display(),
+                path.display(),
                 root.display()
             );
             continue;
         }
-        let sl = std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
-        match set(&p, u, g, m, sl) {
+        let link = std::fs::symlink_metadata(&path).is_ok_and(|md| md.file_type().is_symlink());
+        match set(&path, uid, gid, mode, link) {
             Ok(()) => {
-                let _ = writeln!(out, "{}: back to {u}:{g} {m:04o}", p.display());
+                let _ = writeln!(out, "{}: back to {uid}:{gid} {mode:04o}", path.display());
             }
-            Err(e) => {
+            Err(err) => {
                 failed += 1;
-                let _ = writeln!(out, "{}: {e}", p.display());
+                let _ = writeln!(out, "{}: {err}", path.display());
             }
         }
     }
@@ -416,14 +417,14 @@ mod tests {
     #[test]
     fn give_back_then_undo_restores_each_mode() {
         // As the running user (root or not), modes are what changes here.
-        let t = tempfile::tempdir().unwrap();
-        let c = t.path().join("cache");
+        let tmp = tempfile::tempdir().unwrap();
+        let c = tmp.path().join("cache");
         std::fs::create_dir_all(c.join("a")).unwrap();
         std::fs::write(c.join("a/entry"), "x").unwrap();
         std::fs::set_permissions(c.join("a/entry"), std::fs::Permissions::from_mode(0o400))
             .unwrap();
         std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o500)).unwrap();
-        let me = std::fs::metadata(t.path()).unwrap().uid();
+        let me = std::fs::metadata(tmp.path()).unwrap().uid();
         let user = std::fs::read_to_string("/etc/passwd")
             .unwrap()
             .lines()
@@ -432,14 +433,14 @@ mod tests {
                 (f.len() > 3 && f[2] == me.to_string()).then(|| f[0].to_owned())
             })
             .unwrap();
-        let o = OwnershipAction {
+        let give = OwnershipAction {
             path: c.display().to_string(),
             allowed: vec![c.display().to_string()],
             user,
             group: None,
             restore: Vec::new(),
         };
-        let (r, undo) = run(&o);
+        let (r, undo) = run(&give);
         assert!(r.ok, "{r:?}");
         assert_eq!(std::fs::metadata(&c).unwrap().mode() & 0o7777, 0o700);
         assert_eq!(

@@ -38,6 +38,10 @@ pub struct Params {
     /// (`{{ probe.header_bytes }}`), for `header_too_big`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header_bytes: Option<String>,
+    /// The resolv.conf whose nameservers a `dns_failure` remedy gives nginx
+    /// (default `/etc/resolv.conf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolv_conf: Option<String>,
     /// Facts the operator gave with `--var`, passed to discovery.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub overrides: BTreeMap<String, String>,
@@ -89,6 +93,18 @@ pub fn vm_rss(status: &str) -> Option<u64> {
         let kb = l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?;
         kb.trim().parse::<u64>().ok().map(|k| k * 1024)
     })
+}
+
+/// A small text file (at most 64 KiB read).
+fn read_capped(path: &str) -> Option<String> {
+    use std::io::Read as _;
+    let mut s = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(64 * 1024)
+        .read_to_string(&mut s)
+        .ok()?;
+    Some(s)
 }
 
 /// php-fpm's pid file from its `[global]` section (blocking).
@@ -161,6 +177,8 @@ fn measure(php_master: Option<u32>, front: Option<u32>) -> Measured {
     Measured {
         php_fpm_sockets,
         tcp_listeners,
+        nameservers: Vec::new(),
+        resolv_conf: String::new(),
         first_byte_ms: None,
         header_bytes: None,
         mem_available: std::fs::read_to_string("/proc/meminfo")
@@ -191,6 +209,14 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
                         .first_byte_ms
                         .as_deref()
                         .and_then(|v| v.trim().parse().ok());
+                    m.resolv_conf = p
+                        .resolv_conf
+                        .clone()
+                        .filter(|r| !r.trim().is_empty())
+                        .unwrap_or_else(|| "/etc/resolv.conf".into());
+                    m.nameservers = read_capped(&m.resolv_conf)
+                        .map(|t| remedy::dns_failure::nameservers(&t))
+                        .unwrap_or_default();
                     m.header_bytes = p
                         .header_bytes
                         .as_deref()

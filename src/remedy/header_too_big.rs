@@ -9,6 +9,8 @@
 //! (by default 2 × size) stay below all buffers minus one:
 //! `*_buffers = max(4, count) size` when the configured ones are smaller.
 
+use std::fmt::Write as _;
+
 use super::{Inputs, Remedy, nginx_front, split_at};
 use crate::action_spec::ConfigSyntax;
 
@@ -129,12 +131,13 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
             loc.line,
             size_text(2 * size)
         ));
-        buffers_note.push_str(&format!(
+        let _ = write!(
+            buffers_note,
             "; {busy_name} {} ({}) becomes {} (at least one buffer)",
             b.value,
             b.source,
             size_text(2 * size)
-        ));
+        );
     }
     Ok(Remedy {
         cause: "header_too_big".into(),

@@ -178,13 +178,13 @@ pub fn compute_for(i: Inputs<'_>, up: &Upstream) -> Result<Remedy, String> {
         }
         (name, args)
     };
-    let family = if live.addr.is_ipv6() != configured.is_ipv6() {
+    let family = if live.addr.is_ipv6() == configured.is_ipv6() {
+        String::new()
+    } else {
         format!(
             " (it binds {} only: a `localhost` bind resolved to one family)",
             if live.addr.is_ipv6() { "IPv6" } else { "IPv4" }
         )
-    } else {
-        String::new()
     };
     Ok(Remedy {
         cause: "upstream_refused".into(),

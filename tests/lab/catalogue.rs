@@ -552,6 +552,19 @@ pub const SCENARIOS: &[Scenario] = &[
             r#"\[crit\] .*open\(\) "\S+/cache/\S+" failed \(13: Permission denied\)"#,
         )],
     },
+    Scenario {
+        name: "nginx_dns_no_resolver",
+        front: Front::Nginx,
+        what: "proxy_pass with a variable and no resolver; the site's system resolver (a loopback stub) knows the name",
+        status: Some(502),
+        causes: &["dns_failure"],
+        path: "/",
+        healthy_paths: &[],
+        proof: &[p(
+            "error",
+            r"\[error\] .*no resolver defined to resolve app\.shop\.internal",
+        )],
+    },
 ];
 
 /// The scenario called `name`.

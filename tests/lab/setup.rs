@@ -65,6 +65,11 @@ pub fn bring_up(rs: &mut RunningScenario) -> anyhow::Result<()> {
         "nginx_config_error" => config_error(rs, &app),
         "nginx_cache_fault" => cache_fault(rs, &app),
         "nginx_cache_fault_tree" => cache_fault_tree(rs, &app),
+        "nginx_dns_no_resolver" => {
+            rs.start_dns_resolver("app.shop.internal")?;
+            rs.start_app(&app, "healthy", &[])?;
+            rs.start_nginx()
+        }
         "nginx_firewall_blocked" => {
             rs.start_app(&app, "healthy", &[])?;
             rs.start_nginx()?;
