@@ -129,7 +129,7 @@ pub fn compute_for(i: Inputs<'_>, up: &Upstream) -> Result<Remedy, String> {
         }
         many => {
             return Err(format!(
-                "nothing listens on {configured}, and {} candidates listen on {rule} ({}): which one serves this site is the operator's call",
+                "nothing listens on {configured}, and {} candidates listen on {rule} ({}): which one serves this site is the operator's call (point the proxy at it by hand), or start or restart the service",
                 many.len(),
                 many.iter()
                     .map(|l| format!("{} ({})", l.addr, l.owner))
