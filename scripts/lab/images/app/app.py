@@ -8,10 +8,10 @@
       crash            exits with --exit-code (APP_EXIT_CODE, default 1) on the first request
       exit             exits with --exit-code right after start (a restart loop under a policy)
       hog              allocates --hog-mb MiB per second (APP_HOG_MB, default 64) until killed
-      unhealthy        serves 200 on / but 500 on /health (the HEALTHCHECK fails)
+      unhealthy        answers 500 on every path, /health included (the HEALTHCHECK fails)
       listen-nothing   sleeps without listening (a published port with no process behind it)
 
-/health answers 200 (500 in mode unhealthy). Every request is logged to stderr.
+/health answers like any path. Every request is logged to stderr.
 """
 import argparse
 import http.server
@@ -46,7 +46,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if mode == "slow":
             time.sleep(ARGS.delay)
         status = 200
-        if self.path.startswith("/health") and mode == "unhealthy":
+        if mode == "unhealthy":
             status = 500
         body = ("ok from %s (%s)\n" % (socket.gethostname(), mode)).encode()
         self.send_response(status)
