@@ -7,11 +7,12 @@
       slow             every answer waits --delay seconds (APP_DELAY, default 5)
       crash            exits with --exit-code (APP_EXIT_CODE, default 1) on the first request
       exit             exits with --exit-code right after start (a restart loop under a policy)
-      hog              allocates --hog-mb MiB per second (APP_HOG_MB, default 64) until killed
+      hog-on-request   serves, but each request allocates --hog-mb MiB per 0.2 s until killed
+      hog              allocates --hog-mb MiB per 0.2 s (APP_HOG_MB, default 64) until killed
       unhealthy        answers 500 on every path, /health included (the HEALTHCHECK fails)
       listen-nothing   sleeps without listening (a published port with no process behind it)
 
-/health answers like any path. Every request is logged to stderr.
+/health answers like any path, except that it is neither slow nor hogs. Every request is logged to stderr.
 """
 import argparse
 import http.server
@@ -43,6 +44,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             sys.stderr.write("app: crashing on request %s\n" % self.path)
             sys.stderr.flush()
             os._exit(ARGS.exit_code)
+        if self.path.startswith("/health") and mode in ("slow", "hog-on-request"):
+            mode = "healthy"  # the probe sees a live process; the site's requests do not
+        if mode == "hog-on-request":
+            hog = []
+            while True:
+                hog.append(bytearray(ARGS.hog_mb * 1024 * 1024))
+                sys.stderr.write("app: request %s holds %d MiB\n" % (self.path, len(hog) * ARGS.hog_mb))
+                sys.stderr.flush()
+                time.sleep(0.2)
         if mode == "slow":
             time.sleep(ARGS.delay)
         status = 200
