@@ -291,6 +291,13 @@ pub struct CheckContext {
     /// The incident window: log checks look at `[from, to]`.
     pub window_from: jiff::Timestamp,
     pub window_to: jiff::Timestamp,
+    /// Where network probes (tcp, http, dns, unix_socket, upstream_probe)
+    /// look from: this host, or the front's container namespace once
+    /// discovery found the front in a container.
+    pub vantage: crate::sys::netns::Vantage,
+    /// `host:port` authorities that are the client's side of the path (the
+    /// URL, the published port): an `http` check on them stays on the host.
+    pub client_side: Vec<String>,
 }
 
 impl CheckContext {
@@ -302,7 +309,21 @@ impl CheckContext {
         CheckContext {
             window_from: now.checked_sub(back).unwrap_or(now),
             window_to: now,
+            vantage: crate::sys::netns::Vantage::Host,
+            client_side: Vec::new(),
         }
+    }
+
+    /// The same context with probes looking from `vantage`.
+    #[must_use]
+    pub fn from_vantage(
+        mut self,
+        vantage: crate::sys::netns::Vantage,
+        client_side: Vec<String>,
+    ) -> Self {
+        self.vantage = vantage;
+        self.client_side = client_side;
+        self
     }
 }
 
@@ -447,6 +468,148 @@ impl CheckSpec {
 
     /// Run the check. Never panics on bad input; never mutates the host.
     pub async fn run(&self, ctx: &CheckContext) -> CheckReport {
+        if !ctx.vantage.is_host() && self.probes_from_vantage(ctx) {
+            return self.run_from_vantage(ctx).await;
+        }
+        self.run_here(ctx).await
+    }
+
+    /// Does this check probe the network from the proxy's point of view?
+    /// The `http` check of the URL itself is the client's view and stays
+    /// on the host.
+    fn probes_from_vantage(&self, ctx: &CheckContext) -> bool {
+        match self {
+            // Names are resolved first with the proxy's resolver (see
+            // `run_from_vantage`); a unix socket lives in the proxy's mount
+            // namespace, not its network one.
+            CheckSpec::Tcp(_) => true,
+            CheckSpec::UpstreamProbe(p) => !p.address.starts_with("unix:"),
+            // Only address literals: the system resolver would read this
+            // host's resolv.conf from inside the container's namespace.
+            CheckSpec::Http(p) => url::Url::parse(&p.url).is_ok_and(|u| {
+                let authority = format!(
+                    "{}:{}",
+                    u.host_str().unwrap_or_default(),
+                    u.port_or_known_default().unwrap_or(0)
+                );
+                !matches!(u.host(), Some(url::Host::Domain(_)))
+                    && !ctx.client_side.iter().any(|c| *c == authority)
+            }),
+            _ => false,
+        }
+    }
+
+    /// Run this check inside the vantage's network namespace (a dedicated
+    /// thread, see [`crate::sys::netns`]). Host names are resolved first
+    /// the way the proxy resolves them (its `/etc/hosts`, its nameserver
+    /// from its namespace); the evidence says where the check looked from.
+    async fn run_from_vantage(&self, ctx: &CheckContext) -> CheckReport {
+        use crate::sys::netns::{self, Vantage};
+        let vantage = ctx.vantage.clone();
+        let Vantage::Netns { pid, .. } = vantage else {
+            return self.run_here(ctx).await;
+        };
+        let mut spec = self.clone();
+        let mut notes = Vec::new();
+        let address = match &mut spec {
+            CheckSpec::Tcp(p) => Some(&mut p.address),
+            CheckSpec::UpstreamProbe(p) => Some(&mut p.address),
+            _ => None,
+        };
+        if let Some(address) = address
+            && !address.starts_with("unix:")
+            && let Some((host, port)) =
+                crate::discovery::container::split_host_port(address, "http")
+            && host.parse::<std::net::IpAddr>().is_err()
+        {
+            let r = netns::resolve_in(Some(pid), &host, Duration::from_secs(2)).await;
+            match (r.addresses.first(), &r.error) {
+                (Some(ip), _) => {
+                    let ep = match ip {
+                        std::net::IpAddr::V6(a) => format!("[{a}]:{port}"),
+                        std::net::IpAddr::V4(a) => format!("{a}:{port}"),
+                    };
+                    notes.push(Evidence::new(
+                        "name resolved by the proxy's resolver",
+                        format!(
+                            "{host} → {} ({})",
+                            r.addresses
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            r.source
+                        ),
+                    ));
+                    *address = ep;
+                    if let CheckSpec::UpstreamProbe(p) = &mut spec
+                        && p.host.is_none()
+                    {
+                        p.host = Some(host.clone());
+                    }
+                }
+                (None, err) => {
+                    // The check would ask this host's resolver from inside
+                    // the container: answer with the proxy's own resolver.
+                    let text = format!(
+                        "{host} does not resolve {}: {}",
+                        vantage.describe(),
+                        err.as_deref().unwrap_or("no address")
+                    );
+                    let evidence =
+                        Evidence::new("name resolved by the proxy's resolver", text.clone())
+                            .at(r.source.clone());
+                    let mut report = match &spec {
+                        CheckSpec::UpstreamProbe(p) => checks::upstream_probe::connect_failed(
+                            p,
+                            checks::upstream_probe::ConnectError {
+                                result: "dns",
+                                cause: Some(Cause::DnsFailure),
+                                text,
+                            },
+                            std::time::Instant::now(),
+                        ),
+                        _ => CheckReport::new(self.kind(), self.label(), Outcome::Problem, text)
+                            .with_fact("tcp.result", "dns"),
+                    };
+                    report.evidence.insert(
+                        0,
+                        Evidence::new("looked", vantage.describe())
+                            .at(format!("/proc/{pid}/ns/net")),
+                    );
+                    report.evidence.insert(1, evidence);
+                    report.facts.insert("vantage".into(), vantage.fact());
+                    return report;
+                }
+            }
+        }
+        let mut inner = ctx.clone();
+        inner.vantage = Vantage::Host;
+        let run = spec.clone();
+        let result = vantage
+            .run(move || async move { run.run_here(&inner).await })
+            .await;
+        let mut report = match result {
+            Ok(r) => r,
+            Err(e) => CheckReport::new(
+                self.kind(),
+                self.label(),
+                Outcome::Inconclusive,
+                format!("not run {}: {e}", vantage.describe()),
+            ),
+        };
+        report.evidence.insert(
+            0,
+            Evidence::new("looked", vantage.describe()).at(format!("/proc/{pid}/ns/net")),
+        );
+        for (i, n) in notes.into_iter().enumerate() {
+            report.evidence.insert(1 + i, n);
+        }
+        report.facts.insert("vantage".into(), vantage.fact());
+        report
+    }
+
+    async fn run_here(&self, ctx: &CheckContext) -> CheckReport {
         match self {
             CheckSpec::Http(p) => checks::http::run(p, ctx).await,
             CheckSpec::UpstreamProbe(p) => checks::upstream_probe::run(p, ctx).await,

@@ -17,6 +17,7 @@
 
 pub mod apache;
 pub mod cli;
+pub mod container;
 pub mod directive;
 pub mod facts;
 pub mod front;
@@ -179,6 +180,23 @@ pub async fn discover(
     }
     let addrs = resolved.unwrap_or_default();
     let found = find_front(&view, &addrs, map.target.port, &overrides, &mut map);
+    // A port published to a container: docker-proxy holds it, or a DNAT
+    // rule with no listener at all.
+    if !overrides.contains_key("front.pid")
+        && container::discover_published(
+            &mut map,
+            &view,
+            &addrs,
+            found.as_ref().map(|(_, pid)| *pid),
+            &overrides,
+        )
+        .await
+    {
+        map.unknown
+            .retain(|u| u.fact != "front.pid" || map.front.is_none());
+        facts::finish(&mut map, &overrides);
+        return Ok(map);
+    }
     let Some((listener, pid)) = found else {
         gateway_elsewhere(&mut map, &addrs, &view);
         facts::finish(&mut map, &overrides);
@@ -226,11 +244,10 @@ pub async fn discover(
     // Build information from the binary (async: a child process).
     let build = build_info(kind, &proc_).await;
     let ov = overrides.clone();
-    let map = tokio::task::spawn_blocking(move || {
+    let (mut map, view) = tokio::task::spawn_blocking(move || {
         map_front(&mut map, kind, &proc_, &listener, &build, &view, &ov);
         upstream::resolve_listeners(&mut map, &view);
-        facts::finish(&mut map, &ov);
-        map
+        (map, view)
     })
     .await
     .unwrap_or_else(|e| {
@@ -239,8 +256,11 @@ pub async fn discover(
             ..ServiceMap::default()
         };
         m.unknown("route", format!("discovery failed internally: {e}"));
-        m
+        (m, HostView::default())
     });
+    // A host front proxying to a port published to a container.
+    container::upstreams_through_published(&mut map, &view).await;
+    facts::finish(&mut map, &overrides);
     Ok(map)
 }
 
@@ -470,6 +490,24 @@ fn map_nginx(
     config_override: Option<PathBuf>,
     local_ip: Option<IpAddr>,
 ) {
+    let port = map.target.port;
+    map_nginx_at(map, args, cwd, build, config_override, local_ip, port, None);
+}
+
+/// [`map_nginx`] for a request arriving on `local_ip:port`, with the
+/// configuration read inside `root` (`/proc/PID/root` of a containerized
+/// nginx; paths stay as nginx sees them).
+#[allow(clippy::too_many_arguments)]
+fn map_nginx_at(
+    map: &mut ServiceMap,
+    args: &[String],
+    cwd: &Path,
+    build: &Build,
+    config_override: Option<PathBuf>,
+    local_ip: Option<IpAddr>,
+    port: u16,
+    root: Option<&Path>,
+) {
     let b = &build.nginx;
     let (prefix, prefix_src) = match front::option(args, "-p") {
         Some(p) => (front::absolute(cwd, &p), "command line -p"),
@@ -500,14 +538,14 @@ fn map_nginx(
     }
     map.sources.insert("front.config".into(), how);
     let globals = front::nginx_globals(args);
-    match nginx::parse(&conf, &prefix, globals.as_deref(), Limits::default()) {
+    match nginx::parse_in(root, &conf, &prefix, globals.as_deref(), Limits::default()) {
         Ok(cfg) => {
             if let Some(f) = map.front.as_mut() {
                 f.config_files = cfg.files.iter().map(|p| p.display().to_string()).collect();
             }
             let req = nginx::route::Request {
                 host: &map.target.host.clone(),
-                port: map.target.port,
+                port,
                 path: &map.target.path.clone(),
                 local_ip,
             };
