@@ -358,6 +358,26 @@ pub fn judge(
     }
 
     let mut problems: Vec<String> = Vec::new();
+    // Running again after restarts within the last minutes: a loop caught between two exits.
+    let restarted_lately = st
+        .started_at
+        .parse::<jiff::Timestamp>()
+        .is_ok_and(|t| now.duration_since(t).as_secs() < 120);
+    if c.restart_count >= 2 && restarted_lately {
+        let detail = format!(
+            "container {name} is restarting in a loop ({} restarts, policy {policy}, last exit code {}, started {})",
+            c.restart_count,
+            st.exit_code,
+            started_ago.as_deref().unwrap_or("just now")
+        );
+        problems.push(detail.clone());
+        r = r.diagnose(
+            Cause::UpstreamRefused,
+            Severity::High,
+            detail,
+            vec![state_ev.clone()],
+        );
+    }
     // Running: what does it listen on, inside its own namespace?
     match listens {
         Some(Ok(ls)) => {
