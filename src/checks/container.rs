@@ -339,7 +339,7 @@ pub fn judge(
         };
         let detail = format!("{detail}{recent_note}");
         r.outcome = Outcome::Problem;
-        r.summary = detail.clone();
+        r.summary.clone_from(&detail);
         return r.diagnose(cause, Severity::High, detail, vec![state_ev, image_ev]);
     }
     if st.status == "restarting" || (st.restarting && c.restart_count > 0) {
@@ -348,7 +348,7 @@ pub fn judge(
             c.restart_count, st.exit_code
         );
         r.outcome = Outcome::Problem;
-        r.summary = detail.clone();
+        r.summary.clone_from(&detail);
         let cause = if st.oom_killed {
             Cause::ResourceExhaustion
         } else {
