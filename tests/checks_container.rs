@@ -2,6 +2,8 @@
 //! for the container at fault in each scenario, the check's verdict, cause and Docker detail.
 //! Needs root, the Engine and the lab images, like the container lab.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[allow(dead_code)] // shared with tests/lab: only `get` and statuses are used here
 #[path = "lab/client.rs"]
 mod client;

@@ -8,6 +8,8 @@
 //! incident. Needs root, the Engine (`scripts/lab/docker-daemon.sh`) and the images
 //! (`scripts/lab/docker-images.sh`); without them every test fails saying which to run.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 #[allow(dead_code)] // shared with tests/lab: the container lab reads statuses, not bodies
 #[path = "lab/client.rs"]
 mod client;

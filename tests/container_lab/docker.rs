@@ -103,7 +103,7 @@ pub fn wait_until(
 pub fn remove_labeled(labels: &[&str]) {
     let filters: Vec<String> = labels.iter().map(|l| format!("label={l}")).collect();
     let with_filters = |base: &[&'static str]| -> Vec<String> {
-        let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+        let mut args: Vec<String> = base.iter().map(ToString::to_string).collect();
         for f in &filters {
             args.extend(["--filter".to_string(), f.clone()]);
         }

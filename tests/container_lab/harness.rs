@@ -7,6 +7,7 @@
 //! in `/tmp/triage502-container-lab/<tag>/`.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -107,9 +108,9 @@ impl ContainerLab {
             name.clone(),
         ];
         args.extend(self.label_args());
-        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(extra.iter().map(ToString::to_string));
         args.push(format!("triage502-lab/{image}:latest"));
-        args.extend(cmd.iter().map(|s| s.to_string()));
+        args.extend(cmd.iter().map(ToString::to_string));
         docker::docker(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
         self.containers.insert(role.to_string(), name.clone());
         Ok(name)
@@ -226,7 +227,7 @@ impl ContainerLab {
             names.push("host");
         }
         for name in names {
-            out.push_str(&format!("--- {name}\n{}\n", self.log(name)));
+            let _ = writeln!(out, "--- {name}\n{}", self.log(name));
         }
         out
     }
