@@ -80,6 +80,12 @@ pub fn start(lab: &mut ContainerLab) -> anyhow::Result<super::client::Reply> {
             let a = app(lab, "app", &net, env)?;
             app_listening(&a)?;
             lab.nginx(&proxy_site("http://app:3000", ""), &[&net])?;
+            if name == "healthy" {
+                // Docker's first probe comes after its 1 s interval (later on a loaded machine).
+                docker::wait_until(Duration::from_secs(15), "the app to be healthy", || {
+                    Ok(docker::inspect(&a, "{{.State.Health.Status}}")? == "healthy")
+                })?;
+            }
         }
         "app_loopback_only" => {
             let net = lab.network("net")?;
