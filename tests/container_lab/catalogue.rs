@@ -24,6 +24,9 @@ pub struct Scenario {
     pub what: &'static str,
     /// The status a client on 127.0.0.1 gets; `None` means no HTTP response.
     pub status: Option<u16>,
+    /// Other statuses the same incident really gives, depending on the instant (a restart loop:
+    /// refused or unresolvable gives 502, an address cached while the container is down 504).
+    pub also_status: &'static [u16],
     /// Cause ids from the taxonomy, root cause first; empty for a healthy site.
     pub causes: &'static [&'static str],
     /// The role of the container at fault (`app`, `php`, `web`), for the container check.
@@ -45,6 +48,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "healthy",
         what: "nginx container -> app container on a user network (control)",
         status: Some(200),
+        also_status: &[],
         causes: &[],
         culprit: None,
         detail: None,
@@ -57,6 +61,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "app_loopback_only",
         what: "the app listens on 127.0.0.1:3000 inside its container; nginx dials its bridge address",
         status: Some(502),
+        also_status: &[],
         causes: &["upstream_refused"],
         culprit: Some("app"),
         detail: Some(r"listens only on 127\.0\.0\.1:3000 inside container t502-"),
@@ -66,6 +71,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "stale_address",
         what: "nginx resolved app at start; app recreated after another container took its old address",
         status: Some(502),
+        also_status: &[],
         causes: &["upstream_refused"],
         culprit: Some("app"),
         detail: Some(r"created .* ago"),
@@ -75,6 +81,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "different_networks",
         what: "nginx (resolver 127.0.0.11 + variable) and app on different networks: app does not resolve",
         status: Some(502),
+        also_status: &[],
         causes: &["dns_failure"],
         culprit: Some("app"),
         detail: None,
@@ -89,6 +96,7 @@ pub const SCENARIOS: &[Scenario] = &[
         // No container has the address any more: no ARP answer, so the connect times out
         // (proxy_connect_timeout 3s here; 60 s by default), and nginx answers 504, not 502.
         status: Some(504),
+        also_status: &[],
         causes: &["upstream_refused"],
         culprit: Some("app"),
         detail: Some(r"container t502-\S+ exited \(code 137\)"),
@@ -101,6 +109,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "upstream_oom",
         what: "the app allocates on each request under a 64 MiB memory limit: the kernel kills it mid-request",
         status: Some(502),
+        also_status: &[],
         causes: &["resource_exhaustion", "upstream_closed"],
         culprit: Some("app"),
         detail: Some(r"OOMKilled"),
@@ -113,18 +122,22 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "restart_loop",
         what: "the app exits at start (code 3) under --restart always; nginx resolves per request",
         status: Some(502),
+        also_status: &[504],
         causes: &["upstream_refused"],
         culprit: Some("app"),
         detail: Some(r"restart"),
         proof: &[p(
             "web",
-            r"\[error\] \d+#\d+: \*\d+ (app could not be resolved \(3: Host not found\)|connect\(\) failed \(111: Connection refused\))",
+            // Which one depends on the instant: the name missing, its address refusing or not
+            // answering ARP (111, 113) while the container is down between two restarts.
+            r"\[error\] \d+#\d+: \*\d+ (app could not be resolved \(\d+: [^)]+\)|connect\(\) failed \((111|113): [^)]+\)|upstream timed out \(110: Connection timed out\) while connecting to upstream)",
         )],
     },
     Scenario {
         name: "unhealthy_app",
         what: "the app answers 500 on /health and / (HEALTHCHECK failing); nginx passes the 500 on",
         status: Some(500),
+        also_status: &[],
         causes: &["app_fatal"],
         culprit: Some("app"),
         detail: Some(r"unhealthy"),
@@ -137,6 +150,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "php_fpm",
         what: "nginx container -> php-fpm container (fastcgi_pass php:9000) (control)",
         status: Some(200),
+        also_status: &[],
         causes: &[],
         culprit: None,
         detail: None,
@@ -149,6 +163,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "php_fpm_wrong_port",
         what: "fastcgi_pass php:9001 while the php-fpm container listens on 9000",
         status: Some(502),
+        also_status: &[],
         causes: &["upstream_refused"],
         culprit: Some("php"),
         detail: None,
@@ -163,6 +178,7 @@ pub const SCENARIOS: &[Scenario] = &[
         // docker-proxy accepts the connection, fails to reach the container, and closes it: nginx
         // sees a close before any header, never a refusal.
         status: Some(502),
+        also_status: &[],
         causes: &["upstream_closed"],
         culprit: Some("app"),
         detail: None,
@@ -175,6 +191,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "slow_app_504",
         what: "the app answers after 5 s; nginx's proxy_read_timeout is 2 s",
         status: Some(504),
+        also_status: &[],
         causes: &["upstream_timeout"],
         culprit: Some("app"),
         detail: None,
