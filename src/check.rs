@@ -174,6 +174,34 @@ impl Aside {
     }
 }
 
+/// Something a check could not look at (a log it may not read, the owner of a socket, the
+/// firewall's rules), why, and the one thing that would let it. An unprivileged run lists
+/// these first: what it could not see bounds what its findings can say.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub struct Unseen {
+    /// What could not be seen (e.g. "the error log /var/log/nginx/error.log").
+    pub what: String,
+    /// Why (e.g. "permission denied").
+    pub why: String,
+    /// What would let triage502 see it (e.g. "run as root (sudo), or join group adm").
+    pub how: String,
+}
+
+impl Unseen {
+    pub fn new(what: impl Into<String>, why: impl Into<String>, how: impl Into<String>) -> Self {
+        Unseen {
+            what: what.into(),
+            why: why.into(),
+            how: how.into(),
+        }
+    }
+}
+
+/// How to see what only root can see, in the operator's words.
+pub const AS_ROOT: &str = "run triage502 as root (sudo)";
+
 /// A cause the check looked for and can exclude, with why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Exclusion {
@@ -203,6 +231,9 @@ pub struct CheckReport {
     /// What was seen off the failing path, set aside with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub context: Vec<Aside>,
+    /// What the check could not look at, and what would let it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unseen: Vec<Unseen>,
     pub duration_ms: u64,
 }
 
@@ -224,6 +255,7 @@ impl CheckReport {
             diagnoses: Vec::new(),
             excluded: Vec::new(),
             context: Vec::new(),
+            unseen: Vec::new(),
             duration_ms: 0,
         }
     }
@@ -272,6 +304,15 @@ impl CheckReport {
     #[must_use]
     pub fn aside(mut self, a: Aside) -> Self {
         self.context.push(a);
+        self
+    }
+
+    /// Records something the check could not look at.
+    #[must_use]
+    pub fn unseen(mut self, u: Unseen) -> Self {
+        if !self.unseen.contains(&u) {
+            self.unseen.push(u);
+        }
         self
     }
 
@@ -498,7 +539,7 @@ impl CheckSpec {
                     u.port_or_known_default().unwrap_or(0)
                 );
                 !matches!(u.host(), Some(url::Host::Domain(_)))
-                    && !ctx.client_side.iter().any(|c| *c == authority)
+                    && !ctx.client_side.contains(&authority)
             }),
             _ => false,
         }

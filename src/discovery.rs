@@ -29,6 +29,7 @@ pub mod php_fpm;
 pub mod render;
 pub mod service_map;
 pub mod source;
+mod unprivileged;
 pub mod upstream;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -197,6 +198,10 @@ pub async fn discover(
         facts::finish(&mut map, &overrides);
         return Ok(map);
     }
+    let found = match found {
+        Some(f) => Some(f),
+        None => unprivileged::infer_front(&view, &overrides, &mut map).await,
+    };
     let Some((listener, pid)) = found else {
         gateway_elsewhere(&mut map, &addrs, &view);
         facts::finish(&mut map, &overrides);
@@ -229,8 +234,8 @@ pub async fn discover(
         "front.kind".into(),
         format!("/proc/{pid}/exe, comm and cmdline ({})", proc_.program()),
     );
-    map.sources.insert(
-        "front.pid".into(),
+    // Unless it was inferred without root (the owner of the socket unreadable).
+    map.sources.entry("front.pid".into()).or_insert_with(|| {
         format!(
             "/proc/net/{} inode {} held by /proc/{pid}/fd",
             if listener.proto == sys::Proto::Tcp6 {
@@ -239,8 +244,8 @@ pub async fn discover(
                 "tcp"
             },
             listener.inode
-        ),
-    );
+        )
+    });
     // Build information from the binary (async: a child process).
     let build = build_info(kind, &proc_).await;
     let ov = overrides.clone();
@@ -564,6 +569,16 @@ fn map_nginx_at(
 /// A configuration that could not be parsed: every config-derived fact is
 /// unknown for this reason.
 pub fn config_error(map: &mut ServiceMap, e: &source::ConfigError) {
+    if e.message.to_ascii_lowercase().contains("permission denied") {
+        let u = crate::check::Unseen::new(
+            format!("the configuration {}", e.file.display()),
+            "permission denied",
+            crate::check::AS_ROOT,
+        );
+        if !map.unseen.contains(&u) {
+            map.unseen.push(u);
+        }
+    }
     let reason = format!("configuration not parseable: {e}");
     map.note(reason.clone());
     for f in [

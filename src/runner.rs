@@ -47,8 +47,11 @@ pub struct Runner {
     ctx: Arc<CheckContext>,
     /// The vantage the last `discovery` report found (the front's
     /// container), applied to the batches started after it.
-    found_vantage: Arc<std::sync::Mutex<Option<(Vantage, Vec<String>)>>>,
+    found_vantage: Arc<std::sync::Mutex<Option<FoundVantage>>>,
 }
+
+/// A vantage and the client-side authorities that stay on the host.
+type FoundVantage = (Vantage, Vec<String>);
 
 /// The vantage a `discovery` report names: `vantage = netns:PID`, with the
 /// client-side authorities (the URL and the published port).

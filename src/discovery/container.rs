@@ -53,9 +53,9 @@ impl PortMap {
 /// -container-ip 172.18.0.3 -container-port 80`.
 pub fn parse_docker_proxy(argv: &[String]) -> Option<PortMap> {
     let prog = argv.first()?;
-    if !Path::new(prog)
+    if Path::new(prog)
         .file_name()
-        .is_some_and(|n| n == "docker-proxy")
+        .is_none_or(|n| n != "docker-proxy")
     {
         return None;
     }
@@ -325,9 +325,9 @@ pub async fn discover_published(
     let port = map.target.port;
     // Only when the listener is docker-proxy, or nothing listens.
     if let Some(pid) = listener_pid
-        && !view
+        && view
             .process(pid)
-            .is_some_and(|p| parse_docker_proxy(&p.cmdline).is_some())
+            .is_none_or(|p| parse_docker_proxy(&p.cmdline).is_none())
     {
         return false;
     }
@@ -381,34 +381,59 @@ pub async fn discover_published(
     });
     map.target.local_endpoint = Some(pm.host_text());
     map.sources.insert("published".into(), via.clone());
-    let Some(engine) = engine else {
-        map.unknown(
-            "front.container",
-            format!(
-                "port {port} is published to {} ({via}), but the container engine cannot be asked: {}",
-                endpoint(pm.container_ip, pm.container_port),
-                map.engine
-                    .as_ref()
-                    .map_or_else(|| "unknown error".to_owned(), ToString::to_string)
-            ),
+    let cref = if let Some(engine) = &engine {
+        let Some(summary) = engine.by_ip(pm.container_ip) else {
+            map.unknown(
+                "front.container",
+                format!(
+                    "no container has the address {} any more (port {port} is published there by {via}: the container was removed or recreated with another address)",
+                    pm.container_ip
+                ),
+            );
+            return true;
+        };
+        map.sources.insert(
+            "front.container".into(),
+            format!("GET /containers/json (address {})", pm.container_ip),
         );
-        return true;
-    };
-    let Some(summary) = engine.by_ip(pm.container_ip) else {
-        map.unknown(
-            "front.container",
+        engine.reference(summary, Some(pm.container_ip))
+    } else {
+        // Without the engine: the network namespace that owns the address,
+        // from /proc alone; the container is named by its hostname (Docker
+        // sets it to the short id).
+        let why = map
+            .engine
+            .as_ref()
+            .map_or_else(|| "unknown error".to_owned(), ToString::to_string);
+        let Some(pid) = pid_owning(view, pm.container_ip) else {
+            map.unknown(
+                "front.container",
+                format!(
+                    "port {port} is published to {} ({via}), but no namespace on this host has that address and the container engine cannot be asked: {why}",
+                    endpoint(pm.container_ip, pm.container_port),
+                ),
+            );
+            return true;
+        };
+        let hostname = crate::sys::read_text(Path::new(&format!("/proc/{pid}/root/etc/hostname")))
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        map.sources.insert(
+            "front.container".into(),
             format!(
-                "no container has the address {} any more (port {port} is published there by {via}: the container was removed or recreated with another address)",
+                "/proc/{pid}/net/fib_trie has {} and /proc/{pid}/root/etc/hostname (the engine cannot be asked: {why})",
                 pm.container_ip
             ),
         );
-        return true;
+        ContainerRef {
+            name: hostname.clone(),
+            id: hostname,
+            state: "running".into(),
+            ip: Some(pm.container_ip.to_string()),
+            pid: Some(pid),
+            ..ContainerRef::default()
+        }
     };
-    let cref = engine.reference(summary, Some(pm.container_ip));
-    map.sources.insert(
-        "front.container".into(),
-        format!("GET /containers/json (address {})", pm.container_ip),
-    );
     let Some(cpid) = cref.pid else {
         map.unknown(
             "front.pid",
@@ -554,8 +579,39 @@ pub async fn discover_published(
             ),
         );
     }
-    upstreams_from_container(map, &engine, view).await;
+    upstreams_from_container(map, engine.as_ref(), view).await;
     true
+}
+
+/// A process in the network namespace (other than this host's) that owns
+/// `ip` (`/proc/PID/net/fib_trie`), looking at one process per namespace.
+pub fn pid_owning(view: &HostView, ip: IpAddr) -> Option<u32> {
+    let host_ns = netns::netns_id(1);
+    let mut seen = std::collections::BTreeSet::new();
+    for p in view.procs.iter().take(crate::sys::MAX_PROCESSES) {
+        let Some(ns) = netns::netns_id(p.pid) else {
+            continue;
+        };
+        if Some(&ns) == host_ns.as_ref() || !seen.insert(ns.clone()) {
+            continue;
+        }
+        let Ok(trie) = crate::sys::read_text(Path::new(&format!("/proc/{}/net/fib_trie", p.pid)))
+        else {
+            continue;
+        };
+        if crate::sys::net::parse_fib_trie_local(&trie).contains(&ip) {
+            // The namespace's first process: the lowest pid in it.
+            let pid = view
+                .procs
+                .iter()
+                .filter(|q| netns::netns_id(q.pid).as_ref() == Some(&ns))
+                .map(|q| q.pid)
+                .min()
+                .unwrap_or(p.pid);
+            return Some(pid);
+        }
+    }
+    None
 }
 
 /// `pid` and its descendants (host PIDs), breadth first.
@@ -576,7 +632,7 @@ pub fn descendants(view: &HostView, pid: u32) -> Vec<u32> {
 }
 
 /// Resolve each upstream from the front's namespace and name its container.
-async fn upstreams_from_container(map: &mut ServiceMap, engine: &Engine, view: &HostView) {
+async fn upstreams_from_container(map: &mut ServiceMap, engine: Option<&Engine>, view: &HostView) {
     let Vantage::Netns { pid, container } = map.vantage.clone() else {
         return;
     };
@@ -616,12 +672,14 @@ async fn upstreams_from_container(map: &mut ServiceMap, engine: &Engine, view: &
             u.local = Some(false);
             continue;
         }
-        if let Some(c) = engine.by_ip(ip) {
+        if let Some(engine) = engine
+            && let Some(c) = engine.by_ip(ip)
+        {
             let r = engine.reference(c, Some(ip));
             u.local = Some(false);
             container_listener(u, &r, ip, port, view);
             u.container = Some(r);
-        } else if engine.is_gateway(ip) || view.local.contains(&ip) {
+        } else if engine.is_some_and(|e| e.is_gateway(ip)) || view.local.contains(&ip) {
             u.local = Some(true);
             match view.scan.tcp_for(ip, port).first() {
                 Some(l) => {
@@ -640,6 +698,31 @@ async fn upstreams_from_container(map: &mut ServiceMap, engine: &Engine, view: &
                     ));
                 }
             }
+        } else if engine.is_none()
+            && let Some(owner) = pid_owning(view, ip)
+        {
+            // Without the engine: the namespace that has the address, named
+            // by its hostname (Docker's short id).
+            let hostname =
+                crate::sys::read_text(Path::new(&format!("/proc/{owner}/root/etc/hostname")))
+                    .map(|h| h.trim().to_owned())
+                    .unwrap_or_default();
+            let r = ContainerRef {
+                name: hostname.clone(),
+                id: hostname,
+                state: "running".into(),
+                ip: Some(ip.to_string()),
+                pid: Some(owner),
+                ..ContainerRef::default()
+            };
+            u.local = Some(false);
+            container_listener(u, &r, ip, port, view);
+            u.container = Some(r);
+        } else if engine.is_none() {
+            u.listener_note = Some(format!(
+                "{} is in no namespace on this host, and the container engine cannot be asked",
+                endpoint(ip, port)
+            ));
         } else {
             u.listener_note = Some(format!(
                 "{} is no container's address and not this host",

@@ -49,6 +49,9 @@ pub struct ServiceMap {
     pub sources: BTreeMap<String, String>,
     /// Facts that could not be found, with the reason.
     pub unknown: Vec<Unknown>,
+    /// What discovery could not look at for lack of privilege, and what would let it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unseen: Vec<crate::check::Unseen>,
     /// Facts given with `--var`, with what discovery had found.
     pub overridden: BTreeMap<String, Overridden>,
     /// Remarks worth reading (unevaluated conditions, caveats).

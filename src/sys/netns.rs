@@ -180,14 +180,14 @@ pub async fn resolve_in(pid: Option<u32>, name: &str, timeout: Duration) -> Reso
     };
     if let Ok(ip) = name.parse::<IpAddr>() {
         res.addresses.push(ip);
-        res.source = "an address literal".to_owned();
+        "an address literal".clone_into(&mut res.source);
         return res;
     }
     let hosts = crate::sys::read_text(&root.join("etc/hosts")).unwrap_or_default();
     let from_hosts = hosts_lookup(&hosts, name);
     if !from_hosts.is_empty() {
         res.addresses = from_hosts;
-        res.source = "/etc/hosts".to_owned();
+        "/etc/hosts".clone_into(&mut res.source);
         return res;
     }
     let resolv = crate::sys::read_text(&root.join("etc/resolv.conf")).unwrap_or_default();
