@@ -403,6 +403,7 @@ pub enum CheckSpec {
     LogScan(checks::log_scan::Params),
     AccessLog(checks::access_log::Params),
     Remedy(checks::remedy::Params),
+    Container(checks::container::Params),
 }
 
 /// Documentation of every kind, in the order `checks list` prints them.
@@ -426,6 +427,7 @@ pub const KINDS: &[KindDoc] = &[
     checks::log_scan::DOC,
     checks::access_log::DOC,
     checks::remedy::DOC,
+    checks::container::DOC,
 ];
 
 /// Upper bound on any check's own timeout: a check never holds the operator longer.
@@ -453,6 +455,7 @@ impl CheckSpec {
             CheckSpec::LogScan(_) => checks::log_scan::DOC.kind,
             CheckSpec::AccessLog(_) => checks::access_log::DOC.kind,
             CheckSpec::Remedy(_) => checks::remedy::DOC.kind,
+            CheckSpec::Container(_) => checks::container::DOC.kind,
         }
     }
 
@@ -478,6 +481,7 @@ impl CheckSpec {
             CheckSpec::LogScan(p) => p.label(),
             CheckSpec::AccessLog(p) => p.label(),
             CheckSpec::Remedy(p) => p.label(),
+            CheckSpec::Container(p) => p.label(),
         }
     }
 
@@ -503,6 +507,7 @@ impl CheckSpec {
             CheckSpec::LogScan(p) => p.timeout(),
             CheckSpec::AccessLog(p) => p.timeout(),
             CheckSpec::Remedy(p) => p.timeout(),
+            CheckSpec::Container(p) => p.timeout(),
         };
         t.min(MAX_TIMEOUT)
     }
@@ -671,6 +676,7 @@ impl CheckSpec {
             CheckSpec::LogScan(p) => checks::log_scan::run(p, ctx).await,
             CheckSpec::AccessLog(p) => checks::access_log::run(p, ctx).await,
             CheckSpec::Remedy(p) => checks::remedy::run(p, ctx).await,
+            CheckSpec::Container(p) => checks::container::run(p, ctx).await,
         }
     }
 
