@@ -66,7 +66,9 @@ ms() { # best of N runs, milliseconds, process start included
 }
 rss() { # peak RSS in MiB (GNU time's %M: maximum resident set size in KiB)
   /usr/bin/time -f '%M' -o "$DIR/rss.txt" "$@" > /dev/null 2>&1
-  awk '{printf "%.1f", $1/1024}' "$DIR/rss.txt"
+  # (GNU time writes "Command exited with non-zero status 1" first: scan exits 1 on a cause.)
+  tail -n 1 "$DIR/rss.txt" | awk '{printf "%.1f", $1/1024}'
+
 }
 SZ_ERR=$(stat -c %s "$ERR"); SZ_ACC=$(stat -c %s "$ACC")
 gbps() { python3 -c "print(f'{$1/($2/1000)/1e9:.2f}' if $2 > 0 else 'inf')"; }
