@@ -19,7 +19,11 @@ DENSE=$DIR-dense
 N=${BENCH_N:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-cargo build --release --bin triage502 --example gen_logs >/dev/null 2>&1
+# With BENCH_BIN (a build kept aside), nothing is rebuilt: the generator is
+# needed only when a file is missing.
+if [ -z "${BENCH_BIN:-}" ] || [ ! -x "$ROOT/target/release/examples/gen_logs" ]; then
+  cargo build --release --bin triage502 --example gen_logs >/dev/null 2>&1
+fi
 GEN=$ROOT/target/release/examples/gen_logs
 BIN=${BENCH_BIN:-$ROOT/target/release/triage502}
 mkdir -p "$DIR" "$DENSE"
