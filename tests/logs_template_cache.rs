@@ -27,9 +27,11 @@ fn compare(entries: &[Vec<u8>], what: &str) -> (usize, usize, usize) {
                 "{what} (pass {pass}): {}\ncached:   {cached:?}\nuncached: {plain:?}",
                 String::from_utf8_lossy(e)
             );
-            if pass == 0 && cached.is_some() {
+            if pass == 0
+                && let Some(c) = &cached
+            {
                 classified += 1;
-                primary += usize::from(cached.unwrap().role == Role::Primary);
+                primary += usize::from(c.role == Role::Primary);
             }
         }
     }
