@@ -3,13 +3,17 @@
 //!
 //! cargo run --release --example gen_logs -- --flavor nginx --error-size 1G --access-size 1G --out /tmp/t502
 //!
+//! `--profile dense` writes the failure-dense nginx logs instead: the same 7
+//! days of background and a 30-minute incident at about 3,500 failure lines
+//! a minute, ending 5 minutes before the end (see `Profile::Dense`).
+//!
 //! Writes OUT/<flavor>-error.log, OUT/<flavor>-access.log and OUT/<flavor>-truth.json.
 //! Keep large files out of the repository (use /tmp).
 
 use std::path::PathBuf;
 
 use clap::Parser;
-use triage502::logs::generate::{Flavor, Spec, generate_files};
+use triage502::logs::generate::{Flavor, Profile, Spec, generate_files};
 
 #[derive(Parser)]
 struct Args {
@@ -31,6 +35,10 @@ struct Args {
     days: i64,
     #[arg(long, default_value_t = 502)]
     seed: u64,
+    /// light (a burst at the request rate) or dense (a 30-minute incident
+    /// at about 3,500 failure lines a minute; nginx only).
+    #[arg(long, default_value = "light")]
+    profile: String,
 }
 
 fn size(s: &str) -> anyhow::Result<u64> {
@@ -51,14 +59,25 @@ fn main() -> anyhow::Result<()> {
         Some(e) => e.parse::<jiff::Timestamp>()?.as_second(),
         None => jiff::Timestamp::now().as_second(),
     };
-    let flavors = match a.flavor.as_str() {
-        "nginx" => vec![Flavor::Nginx],
-        "apache" => vec![Flavor::Apache],
-        "both" => vec![Flavor::Nginx, Flavor::Apache],
-        other => anyhow::bail!("--flavor {other}: use nginx, apache or both"),
+    let profile = match a.profile.as_str() {
+        "light" => Profile::Light,
+        "dense" => Profile::Dense,
+        other => anyhow::bail!("--profile {other}: use light or dense"),
+    };
+    let flavors = match (a.flavor.as_str(), profile) {
+        ("nginx", _) => vec![Flavor::Nginx],
+        ("apache", Profile::Dense) => anyhow::bail!("--profile dense writes nginx logs only"),
+        ("apache", _) => vec![Flavor::Apache],
+        ("both", Profile::Dense) => vec![Flavor::Nginx],
+        ("both", _) => vec![Flavor::Nginx, Flavor::Apache],
+        (other, _) => anyhow::bail!("--flavor {other}: use nginx, apache or both"),
     };
     for f in flavors {
-        let mut spec = Spec::new(f, size(&a.error_size)?, size(&a.access_size)?, end);
+        let (es, acs) = (size(&a.error_size)?, size(&a.access_size)?);
+        let mut spec = match profile {
+            Profile::Dense => Spec::dense(es, acs, end),
+            Profile::Light => Spec::new(f, es, acs, end),
+        };
         spec.days = a.days;
         spec.seed = a.seed;
         let t = generate_files(&spec, &a.out)?;

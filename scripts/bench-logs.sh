@@ -1,24 +1,44 @@
 #!/usr/bin/env bash
 # Benchmark of the log analysis against cat, rg, grep and GoAccess, on the
-# same generated files in the same run (warm cache). Prints a Markdown table.
+# same generated files in the same run (warm cache). Prints Markdown tables:
+# the light profile (a burst at the request rate) with every tool, then both
+# profiles side by side against `rg -c` (the failure-dense one has a 30-minute
+# incident at about 3,500 failure lines a minute in its last hour).
 #
 #   scripts/bench-logs.sh [SIZE] [DIR]      (default 1G, /tmp/triage502-bench)
+#   BENCH_N=5 scripts/bench-logs.sh         (best of N runs; default 3)
+#   BENCH_BIN=/tmp/old/triage502 scripts/bench-logs.sh   (another build, e.g. before a change)
 #
-# Generated files stay in DIR (never in the repository).
+# Generated files stay in DIR and DIR-dense (never in the repository). The
+# last hour is the hour before each file's end (the generator's truth
+# `window_from`), so files generated earlier still have their incident in it.
 set -uo pipefail
 SIZE=${1:-1G}
 DIR=${2:-/tmp/triage502-bench}
+DENSE=$DIR-dense
+N=${BENCH_N:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-cargo build --release --bin triage502 --example gen_logs >/dev/null 2>&1
+# With BENCH_BIN (a build kept aside), nothing is rebuilt: the generator is
+# needed only when a file is missing.
+if [ -z "${BENCH_BIN:-}" ] || [ ! -x "$ROOT/target/release/examples/gen_logs" ]; then
+  cargo build --release --bin triage502 --example gen_logs >/dev/null 2>&1
+fi
 GEN=$ROOT/target/release/examples/gen_logs
-BIN=$ROOT/target/release/triage502
-mkdir -p "$DIR"
-if [ ! -s "$DIR/nginx-error.log" ] || [ ! -s "$DIR/nginx-access.log" ]; then
+BIN=${BENCH_BIN:-$ROOT/target/release/triage502}
+mkdir -p "$DIR" "$DENSE"
+if [ ! -s "$DIR/nginx-error.log" ] || [ ! -s "$DIR/nginx-access.log" ] || [ ! -s "$DIR/nginx-truth.json" ]; then
   "$GEN" --flavor nginx --error-size "$SIZE" --access-size "$SIZE" --out "$DIR" >/dev/null
+fi
+if [ ! -s "$DENSE/nginx-error.log" ] || [ ! -s "$DENSE/nginx-truth.json" ]; then
+  "$GEN" --profile dense --flavor nginx --error-size "$SIZE" --access-size 16M --out "$DENSE" >/dev/null
 fi
 ERR=$DIR/nginx-error.log
 ACC=$DIR/nginx-access.log
+DERR=$DENSE/nginx-error.log
+hour_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["window_from"])' "$1"; }
+FROM_L=$(hour_of "$DIR/nginx-truth.json")
+FROM_D=$(hour_of "$DENSE/nginx-truth.json")
 # The same signature literals as the classifier's prefilter.
 python3 - "$ROOT/assets/signatures.toml" > "$DIR/literals.txt" <<'PY'
 import sys, tomllib
@@ -36,9 +56,10 @@ PY
 # The same literals as extended regexes, one per line (grep ORs them).
 python3 -c 'import re,sys; print("\n".join(re.sub(r"([][\\.^$*+?(){}|])", r"\\\1", l) for l in open(sys.argv[1]).read().splitlines()))' "$DIR/literals.txt" > "$DIR/literals.ere"
 
-cat "$ERR" "$ACC" > /dev/null  # warm the page cache
+cat "$ERR" "$ACC" "$DERR" > /dev/null  # warm the page cache
 ms() { # best of N runs, milliseconds, process start included
   local n=$1; shift
+  [ "$n" -lt "$N" ] && n=$N
   local best=999999999
   for _ in $(seq "$n"); do
     local s e
@@ -47,8 +68,11 @@ ms() { # best of N runs, milliseconds, process start included
   done
   echo "$best"
 }
-rss() { # peak RSS in MiB
-  /usr/bin/time -v "$@" 2>&1 >/dev/null | awk '/Maximum resident/ {printf "%.1f", $6/1024}'
+rss() { # peak RSS in MiB (GNU time's %M: maximum resident set size in KiB)
+  /usr/bin/time -f '%M' -o "$DIR/rss.txt" "$@" > /dev/null 2>&1
+  # (GNU time writes "Command exited with non-zero status 1" first: scan exits 1 on a cause.)
+  tail -n 1 "$DIR/rss.txt" | awk '{printf "%.1f", $1/1024}'
+
 }
 SZ_ERR=$(stat -c %s "$ERR"); SZ_ACC=$(stat -c %s "$ACC")
 gbps() { python3 -c "print(f'{$1/($2/1000)/1e9:.2f}' if $2 > 0 else 'inf')"; }
@@ -58,9 +82,9 @@ T_RG=$(ms 3 rg -c -F -f "$DIR/literals.txt" "$ERR")
 # GNU grep stops at the first match when its output is /dev/null: write to a file.
 T_GREP=$(ms 1 sh -c 'grep -cE -f "$1" "$2" > "$3"' _ "$DIR/literals.ere" "$ERR" "$DIR/grep.out")
 T_ALL=$(ms 3 "$BIN" logs scan "$ERR" --all --no-rotated --format json)
-T_HOUR=$(ms 5 "$BIN" logs scan "$ERR" --since 1h --no-rotated --format json)
+T_HOUR=$(ms 5 "$BIN" logs scan "$ERR" --from "$FROM_L" --no-rotated --format json)
 SMALL=$DIR/small-error.log; head -c 1048576 "$ERR" > "$SMALL"
-T_HOUR_SMALL=$(ms 5 "$BIN" logs scan "$SMALL" --since 1h --no-rotated --format json)
+T_HOUR_SMALL=$(ms 5 "$BIN" logs scan "$SMALL" --from "$FROM_L" --no-rotated --format json)
 T_CAT_ACC=$(ms 3 cat "$ACC")
 T_ACC=$(ms 3 "$BIN" logs access "$ACC" --all --format json)
 T_ACC_HOUR=$(ms 5 "$BIN" logs access "$ACC" --since 1h --format json)
@@ -70,7 +94,7 @@ else
   T_GOA=
 fi
 R_ALL=$(rss "$BIN" logs scan "$ERR" --all --no-rotated --format json)
-R_HOUR=$(rss "$BIN" logs scan "$ERR" --since 1h --no-rotated --format json)
+R_HOUR=$(rss "$BIN" logs scan "$ERR" --from "$FROM_L" --no-rotated --format json)
 R_ACC=$(rss "$BIN" logs access "$ACC" --all --format json)
 
 echo "Files: error log $SZ_ERR bytes, access log $SZ_ACC bytes (7 days, generated by examples/gen_logs.rs); $(nproc) cores; best of N warm runs, process start included."
@@ -81,8 +105,8 @@ echo "| read error log | \`cat\` | $T_CAT | $(gbps "$SZ_ERR" "$T_CAT") | 1.0x | 
 echo "| count signature literals | \`rg -c -F -f literals\` | $T_RG | $(gbps "$SZ_ERR" "$T_RG") | $(python3 -c "print(f'{$T_RG/$T_CAT:.1f}x cat')") | |"
 echo "| count signature literals | \`grep -cE -f literals\` | $T_GREP | $(gbps "$SZ_ERR" "$T_GREP") | $(python3 -c "print(f'{$T_GREP/$T_CAT:.1f}x cat')") | |"
 echo "| classify whole error log | \`logs scan --all\` | $T_ALL | $(gbps "$SZ_ERR" "$T_ALL") | $(python3 -c "print(f'{$T_ALL/$T_RG:.2f}x rg')") | $R_ALL |"
-echo "| last hour of the 7-day log | \`logs scan --since 1h\` | $T_HOUR | | $(python3 -c "print(f'{$T_RG/max($T_HOUR,1):.1f}x faster than rg')") | $R_HOUR |"
-echo "| last hour, 1 MiB log | \`logs scan --since 1h\` | $T_HOUR_SMALL | | | |"
+echo "| last hour of the 7-day log | \`logs scan --from END-1h\` | $T_HOUR | | $(python3 -c "print(f'{$T_RG/max($T_HOUR,1):.1f}x faster than rg')") | $R_HOUR |"
+echo "| last hour, 1 MiB log | \`logs scan --from END-1h\` | $T_HOUR_SMALL | | | |"
 echo "| read access log | \`cat\` | $T_CAT_ACC | $(gbps "$SZ_ACC" "$T_CAT_ACC") | 1.0x | |"
 echo "| summarise whole access log | \`logs access --all\` | $T_ACC | $(gbps "$SZ_ACC" "$T_ACC") | $(python3 -c "print(f'{$T_ACC/$T_CAT_ACC:.1f}x cat')") | $R_ACC |"
 echo "| summarise last hour | \`logs access --since 1h\` | $T_ACC_HOUR | | | |"
@@ -91,3 +115,20 @@ if [ -n "$T_GOA" ]; then
 else
   echo "| summarise whole access log | GoAccess | not installed | | | |"
 fi
+
+# Both profiles against rg -c over the same whole file, in this run.
+SZ_DERR=$(stat -c %s "$DERR")
+T_DRG=$(ms 3 rg -c -F -f "$DIR/literals.txt" "$DERR")
+T_DALL=$(ms 3 "$BIN" logs scan "$DERR" --all --no-rotated --format json)
+T_DHOUR=$(ms 5 "$BIN" logs scan "$DERR" --from "$FROM_D" --no-rotated --format json)
+R_DALL=$(rss "$BIN" logs scan "$DERR" --all --no-rotated --format json)
+R_DHOUR=$(rss "$BIN" logs scan "$DERR" --from "$FROM_D" --no-rotated --format json)
+LINES_DHOUR=$(awk -v from="$(date -d "$FROM_D" '+%Y/%m/%d %H:%M:%S')" 'substr($0,1,19) >= from' "$DERR" | wc -l)
+ratio() { python3 -c "print(f'{$1/max($2,1):.2f}x')"; }
+echo
+echo "Profiles: light $SZ_ERR bytes, dense $SZ_DERR bytes ($LINES_DHOUR lines in its last hour); ratios are to \`rg -c -F -f literals\` over the same whole file in this run."
+echo
+echo "| profile | \`rg -c\` whole file (ms) | \`logs scan --all\` (ms) | ratio | last hour (ms) | ratio | peak RSS all / hour (MiB) |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+echo "| light | $T_RG | $T_ALL | $(ratio "$T_ALL" "$T_RG") | $T_HOUR | $(ratio "$T_HOUR" "$T_RG") | $R_ALL / $R_HOUR |"
+echo "| dense | $T_DRG | $T_DALL | $(ratio "$T_DALL" "$T_DRG") | $T_DHOUR | $(ratio "$T_DHOUR" "$T_DRG") | $R_DALL / $R_DHOUR |"

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod config_edit;
 pub mod executor;
 pub mod isolate;
+pub mod ownership;
 pub mod plan;
 pub mod plugin;
 pub mod policy;

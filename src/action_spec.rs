@@ -74,7 +74,38 @@ pub enum ActionSpec {
     /// (never a search-and-replace over the text); shown as a unified diff
     /// before consent, then config-tested, reloaded, verified, undoable.
     ConfigEdit(Box<ConfigEditAction>),
+    /// Give a configured cache or temp directory (and what is inside it)
+    /// back to the worker user: owner, group and the owner's access bits.
+    /// Not a config edit; undone by restoring each entry's previous owner and mode.
+    Ownership(OwnershipAction),
 }
+
+/// [`ActionSpec::Ownership`]: `chown -R -h USER:GROUP PATH` and
+/// `chmod -R u+rwX PATH`, done in-process entry by entry (symlinks never
+/// followed, at most [`OWNERSHIP_MAX_ENTRIES`]) so each previous owner and
+/// mode is recorded for the undo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OwnershipAction {
+    /// The directory to give back (a cache or temp path of the config).
+    pub path: String,
+    /// The cache and temp paths discovery found in the config
+    /// (`["{{ cache_paths }}"]`); `path` must be one of them or inside one.
+    pub allowed: Vec<String>,
+    /// The user the server's workers run as.
+    pub user: String,
+    /// Their group; by default the user's primary group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The undo: `UID:GID MODE PATH` (octal mode) per entry, restored as
+    /// recorded instead of giving the path back. Filled by the executor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore: Vec<String>,
+}
+
+/// An [`OwnershipAction`] refuses a tree with more entries than this (its
+/// undo could not be recorded whole).
+pub const OWNERSHIP_MAX_ENTRIES: usize = 100_000;
 
 /// Which server a service is, for its config test and its own signals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -494,6 +525,16 @@ impl ActionSpec {
                 v.extend(e.changes.iter().cloned());
                 v
             }
+            ActionSpec::Ownership(o) if !o.restore.is_empty() => {
+                vec!["restore-ownership".into(), o.path.clone()]
+            }
+            ActionSpec::Ownership(o) => vec![
+                "chown".into(),
+                "-R".into(),
+                "-h".into(),
+                format!("{}:{}", o.user, o.group.as_deref().unwrap_or("")),
+                o.path.clone(),
+            ],
         }
     }
 
@@ -557,6 +598,20 @@ impl ActionSpec {
                 );
                 format!("Edit {}: {what}", e.file)
             }
+            ActionSpec::Ownership(o) if !o.restore.is_empty() => format!(
+                "Restore the previous owner and mode of {} entries in {}",
+                o.restore.len(),
+                o.path
+            ),
+            ActionSpec::Ownership(o) => format!(
+                "Give {} back to {}{} (chown -R -h, chmod -R u+rwX)",
+                o.path,
+                o.user,
+                o.group
+                    .as_deref()
+                    .map(|g| format!(":{g}"))
+                    .unwrap_or_default()
+            ),
         }
     }
 
@@ -564,9 +619,10 @@ impl ActionSpec {
     /// declares: restarting is at least disruptive, deleting cache files destructive.
     pub fn min_tier(&self) -> Tier {
         match self {
-            ActionSpec::Service(_) | ActionSpec::Rollback(_) | ActionSpec::ConfigEdit(_) => {
-                Tier::Disruptive
-            }
+            ActionSpec::Service(_)
+            | ActionSpec::Rollback(_)
+            | ActionSpec::ConfigEdit(_)
+            | ActionSpec::Ownership(_) => Tier::Disruptive,
             ActionSpec::ClearCache(_) => Tier::Destructive,
             ActionSpec::Plugin(_) | ActionSpec::IsolatePlugins(_) | ActionSpec::Command(_) => {
                 Tier::Reversible

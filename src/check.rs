@@ -174,6 +174,34 @@ impl Aside {
     }
 }
 
+/// Something a check could not look at (a log it may not read, the owner of a socket, the
+/// firewall's rules), why, and the one thing that would let it. An unprivileged run lists
+/// these first: what it could not see bounds what its findings can say.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub struct Unseen {
+    /// What could not be seen (e.g. "the error log /var/log/nginx/error.log").
+    pub what: String,
+    /// Why (e.g. "permission denied").
+    pub why: String,
+    /// What would let triage502 see it (e.g. "run as root (sudo), or join group adm").
+    pub how: String,
+}
+
+impl Unseen {
+    pub fn new(what: impl Into<String>, why: impl Into<String>, how: impl Into<String>) -> Self {
+        Unseen {
+            what: what.into(),
+            why: why.into(),
+            how: how.into(),
+        }
+    }
+}
+
+/// How to see what only root can see, in the operator's words.
+pub const AS_ROOT: &str = "run triage502 as root (sudo)";
+
 /// A cause the check looked for and can exclude, with why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Exclusion {
@@ -203,6 +231,9 @@ pub struct CheckReport {
     /// What was seen off the failing path, set aside with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub context: Vec<Aside>,
+    /// What the check could not look at, and what would let it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unseen: Vec<Unseen>,
     pub duration_ms: u64,
 }
 
@@ -224,6 +255,7 @@ impl CheckReport {
             diagnoses: Vec::new(),
             excluded: Vec::new(),
             context: Vec::new(),
+            unseen: Vec::new(),
             duration_ms: 0,
         }
     }
@@ -275,6 +307,15 @@ impl CheckReport {
         self
     }
 
+    /// Records something the check could not look at.
+    #[must_use]
+    pub fn unseen(mut self, u: Unseen) -> Self {
+        if !self.unseen.contains(&u) {
+            self.unseen.push(u);
+        }
+        self
+    }
+
     #[must_use]
     pub fn exclude(mut self, cause: Cause, reason: impl Into<String>) -> Self {
         self.excluded.push(Exclusion {
@@ -291,6 +332,13 @@ pub struct CheckContext {
     /// The incident window: log checks look at `[from, to]`.
     pub window_from: jiff::Timestamp,
     pub window_to: jiff::Timestamp,
+    /// Where network probes (tcp, http, dns, unix_socket, upstream_probe)
+    /// look from: this host, or the front's container namespace once
+    /// discovery found the front in a container.
+    pub vantage: crate::sys::netns::Vantage,
+    /// `host:port` authorities that are the client's side of the path (the
+    /// URL, the published port): an `http` check on them stays on the host.
+    pub client_side: Vec<String>,
 }
 
 impl CheckContext {
@@ -302,7 +350,21 @@ impl CheckContext {
         CheckContext {
             window_from: now.checked_sub(back).unwrap_or(now),
             window_to: now,
+            vantage: crate::sys::netns::Vantage::Host,
+            client_side: Vec::new(),
         }
+    }
+
+    /// The same context with probes looking from `vantage`.
+    #[must_use]
+    pub fn from_vantage(
+        mut self,
+        vantage: crate::sys::netns::Vantage,
+        client_side: Vec<String>,
+    ) -> Self {
+        self.vantage = vantage;
+        self.client_side = client_side;
+        self
     }
 }
 
@@ -341,6 +403,7 @@ pub enum CheckSpec {
     LogScan(checks::log_scan::Params),
     AccessLog(checks::access_log::Params),
     Remedy(checks::remedy::Params),
+    Container(checks::container::Params),
 }
 
 /// Documentation of every kind, in the order `checks list` prints them.
@@ -364,6 +427,7 @@ pub const KINDS: &[KindDoc] = &[
     checks::log_scan::DOC,
     checks::access_log::DOC,
     checks::remedy::DOC,
+    checks::container::DOC,
 ];
 
 /// Upper bound on any check's own timeout: a check never holds the operator longer.
@@ -391,6 +455,7 @@ impl CheckSpec {
             CheckSpec::LogScan(_) => checks::log_scan::DOC.kind,
             CheckSpec::AccessLog(_) => checks::access_log::DOC.kind,
             CheckSpec::Remedy(_) => checks::remedy::DOC.kind,
+            CheckSpec::Container(_) => checks::container::DOC.kind,
         }
     }
 
@@ -416,6 +481,7 @@ impl CheckSpec {
             CheckSpec::LogScan(p) => p.label(),
             CheckSpec::AccessLog(p) => p.label(),
             CheckSpec::Remedy(p) => p.label(),
+            CheckSpec::Container(p) => p.label(),
         }
     }
 
@@ -441,12 +507,155 @@ impl CheckSpec {
             CheckSpec::LogScan(p) => p.timeout(),
             CheckSpec::AccessLog(p) => p.timeout(),
             CheckSpec::Remedy(p) => p.timeout(),
+            CheckSpec::Container(p) => p.timeout(),
         };
         t.min(MAX_TIMEOUT)
     }
 
     /// Run the check. Never panics on bad input; never mutates the host.
     pub async fn run(&self, ctx: &CheckContext) -> CheckReport {
+        if !ctx.vantage.is_host() && self.probes_from_vantage(ctx) {
+            return self.run_from_vantage(ctx).await;
+        }
+        self.run_here(ctx).await
+    }
+
+    /// Does this check probe the network from the proxy's point of view?
+    /// The `http` check of the URL itself is the client's view and stays
+    /// on the host.
+    fn probes_from_vantage(&self, ctx: &CheckContext) -> bool {
+        match self {
+            // Names are resolved first with the proxy's resolver (see
+            // `run_from_vantage`); a unix socket lives in the proxy's mount
+            // namespace, not its network one.
+            CheckSpec::Tcp(_) => true,
+            CheckSpec::UpstreamProbe(p) => !p.address.starts_with("unix:"),
+            // Only address literals: the system resolver would read this
+            // host's resolv.conf from inside the container's namespace.
+            CheckSpec::Http(p) => url::Url::parse(&p.url).is_ok_and(|u| {
+                let authority = format!(
+                    "{}:{}",
+                    u.host_str().unwrap_or_default(),
+                    u.port_or_known_default().unwrap_or(0)
+                );
+                !matches!(u.host(), Some(url::Host::Domain(_)))
+                    && !ctx.client_side.contains(&authority)
+            }),
+            _ => false,
+        }
+    }
+
+    /// Run this check inside the vantage's network namespace (a dedicated
+    /// thread, see [`crate::sys::netns`]). Host names are resolved first
+    /// the way the proxy resolves them (its `/etc/hosts`, its nameserver
+    /// from its namespace); the evidence says where the check looked from.
+    async fn run_from_vantage(&self, ctx: &CheckContext) -> CheckReport {
+        use crate::sys::netns::{self, Vantage};
+        let vantage = ctx.vantage.clone();
+        let Vantage::Netns { pid, .. } = vantage else {
+            return self.run_here(ctx).await;
+        };
+        let mut spec = self.clone();
+        let mut notes = Vec::new();
+        let address = match &mut spec {
+            CheckSpec::Tcp(p) => Some(&mut p.address),
+            CheckSpec::UpstreamProbe(p) => Some(&mut p.address),
+            _ => None,
+        };
+        if let Some(address) = address
+            && !address.starts_with("unix:")
+            && let Some((host, port)) =
+                crate::discovery::container::split_host_port(address, "http")
+            && host.parse::<std::net::IpAddr>().is_err()
+        {
+            let r = netns::resolve_in(Some(pid), &host, Duration::from_secs(2)).await;
+            match (r.addresses.first(), &r.error) {
+                (Some(ip), _) => {
+                    let ep = match ip {
+                        std::net::IpAddr::V6(a) => format!("[{a}]:{port}"),
+                        std::net::IpAddr::V4(a) => format!("{a}:{port}"),
+                    };
+                    notes.push(Evidence::new(
+                        "name resolved by the proxy's resolver",
+                        format!(
+                            "{host} → {} ({})",
+                            r.addresses
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            r.source
+                        ),
+                    ));
+                    *address = ep;
+                    if let CheckSpec::UpstreamProbe(p) = &mut spec
+                        && p.host.is_none()
+                    {
+                        p.host = Some(host.clone());
+                    }
+                }
+                (None, err) => {
+                    // The check would ask this host's resolver from inside
+                    // the container: answer with the proxy's own resolver.
+                    let text = format!(
+                        "{host} does not resolve {}: {}",
+                        vantage.describe(),
+                        err.as_deref().unwrap_or("no address")
+                    );
+                    let evidence =
+                        Evidence::new("name resolved by the proxy's resolver", text.clone())
+                            .at(r.source.clone());
+                    let mut report = match &spec {
+                        CheckSpec::UpstreamProbe(p) => checks::upstream_probe::connect_failed(
+                            p,
+                            checks::upstream_probe::ConnectError {
+                                result: "dns",
+                                cause: Some(Cause::DnsFailure),
+                                text,
+                            },
+                            std::time::Instant::now(),
+                        ),
+                        _ => CheckReport::new(self.kind(), self.label(), Outcome::Problem, text)
+                            .with_fact("tcp.result", "dns"),
+                    };
+                    report.evidence.insert(
+                        0,
+                        Evidence::new("looked", vantage.describe())
+                            .at(format!("/proc/{pid}/ns/net")),
+                    );
+                    report.evidence.insert(1, evidence);
+                    report.facts.insert("vantage".into(), vantage.fact());
+                    return report;
+                }
+            }
+        }
+        let mut inner = ctx.clone();
+        inner.vantage = Vantage::Host;
+        let run = spec.clone();
+        let result = vantage
+            .run(move || async move { run.run_here(&inner).await })
+            .await;
+        let mut report = match result {
+            Ok(r) => r,
+            Err(e) => CheckReport::new(
+                self.kind(),
+                self.label(),
+                Outcome::Inconclusive,
+                format!("not run {}: {e}", vantage.describe()),
+            ),
+        };
+        report.evidence.insert(
+            0,
+            Evidence::new("looked", vantage.describe()).at(format!("/proc/{pid}/ns/net")),
+        );
+        for (i, n) in notes.into_iter().enumerate() {
+            report.evidence.insert(1 + i, n);
+        }
+        report.facts.insert("vantage".into(), vantage.fact());
+        report
+    }
+
+    async fn run_here(&self, ctx: &CheckContext) -> CheckReport {
         match self {
             CheckSpec::Http(p) => checks::http::run(p, ctx).await,
             CheckSpec::UpstreamProbe(p) => checks::upstream_probe::run(p, ctx).await,
@@ -467,6 +676,7 @@ impl CheckSpec {
             CheckSpec::LogScan(p) => checks::log_scan::run(p, ctx).await,
             CheckSpec::AccessLog(p) => checks::access_log::run(p, ctx).await,
             CheckSpec::Remedy(p) => checks::remedy::run(p, ctx).await,
+            CheckSpec::Container(p) => checks::container::run(p, ctx).await,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod cache;
 pub mod command;
 pub mod config_test;
+pub mod container;
 pub mod discovery;
 pub mod dns;
 pub mod firewall;

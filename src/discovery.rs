@@ -17,6 +17,7 @@
 
 pub mod apache;
 pub mod cli;
+pub mod container;
 pub mod directive;
 pub mod facts;
 pub mod front;
@@ -28,6 +29,7 @@ pub mod php_fpm;
 pub mod render;
 pub mod service_map;
 pub mod source;
+mod unprivileged;
 pub mod upstream;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -179,6 +181,27 @@ pub async fn discover(
     }
     let addrs = resolved.unwrap_or_default();
     let found = find_front(&view, &addrs, map.target.port, &overrides, &mut map);
+    // A port published to a container: docker-proxy holds it, or a DNAT
+    // rule with no listener at all.
+    if !overrides.contains_key("front.pid")
+        && container::discover_published(
+            &mut map,
+            &view,
+            &addrs,
+            found.as_ref().map(|(_, pid)| *pid),
+            &overrides,
+        )
+        .await
+    {
+        map.unknown
+            .retain(|u| u.fact != "front.pid" || map.front.is_none());
+        facts::finish(&mut map, &overrides);
+        return Ok(map);
+    }
+    let found = match found {
+        Some(f) => Some(f),
+        None => unprivileged::infer_front(&view, &overrides, &mut map).await,
+    };
     let Some((listener, pid)) = found else {
         gateway_elsewhere(&mut map, &addrs, &view);
         // The server is down but its configuration was named: `route`'s answer.
@@ -213,8 +236,8 @@ pub async fn discover(
         "front.kind".into(),
         format!("/proc/{pid}/exe, comm and cmdline ({})", proc_.program()),
     );
-    map.sources.insert(
-        "front.pid".into(),
+    // Unless it was inferred without root (the owner of the socket unreadable).
+    map.sources.entry("front.pid".into()).or_insert_with(|| {
         format!(
             "/proc/net/{} inode {} held by /proc/{pid}/fd",
             if listener.proto == sys::Proto::Tcp6 {
@@ -223,16 +246,15 @@ pub async fn discover(
                 "tcp"
             },
             listener.inode
-        ),
-    );
+        )
+    });
     // Build information from the binary (async: a child process).
     let build = build_info(kind, &proc_).await;
     let ov = overrides.clone();
-    let map = tokio::task::spawn_blocking(move || {
+    let (mut map, view) = tokio::task::spawn_blocking(move || {
         map_front(&mut map, kind, &proc_, &listener, &build, &view, &ov);
         upstream::resolve_listeners(&mut map, &view);
-        facts::finish(&mut map, &ov);
-        map
+        (map, view)
     })
     .await
     .unwrap_or_else(|e| {
@@ -241,8 +263,11 @@ pub async fn discover(
             ..ServiceMap::default()
         };
         m.unknown("route", format!("discovery failed internally: {e}"));
-        m
+        (m, HostView::default())
     });
+    // A host front proxying to a port published to a container.
+    container::upstreams_through_published(&mut map, &view).await;
+    facts::finish(&mut map, &overrides);
     Ok(map)
 }
 
@@ -472,6 +497,24 @@ fn map_nginx(
     config_override: Option<PathBuf>,
     local_ip: Option<IpAddr>,
 ) {
+    let port = map.target.port;
+    map_nginx_at(map, args, cwd, build, config_override, local_ip, port, None);
+}
+
+/// [`map_nginx`] for a request arriving on `local_ip:port`, with the
+/// configuration read inside `root` (`/proc/PID/root` of a containerized
+/// nginx; paths stay as nginx sees them).
+#[allow(clippy::too_many_arguments)]
+fn map_nginx_at(
+    map: &mut ServiceMap,
+    args: &[String],
+    cwd: &Path,
+    build: &Build,
+    config_override: Option<PathBuf>,
+    local_ip: Option<IpAddr>,
+    port: u16,
+    root: Option<&Path>,
+) {
     let b = &build.nginx;
     let (prefix, prefix_src) = match front::option(args, "-p") {
         Some(p) => (front::absolute(cwd, &p), "command line -p"),
@@ -502,14 +545,14 @@ fn map_nginx(
     }
     map.sources.insert("front.config".into(), how);
     let globals = front::nginx_globals(args);
-    match nginx::parse(&conf, &prefix, globals.as_deref(), Limits::default()) {
+    match nginx::parse_in(root, &conf, &prefix, globals.as_deref(), Limits::default()) {
         Ok(cfg) => {
             if let Some(f) = map.front.as_mut() {
                 f.config_files = cfg.files.iter().map(|p| p.display().to_string()).collect();
             }
             let req = nginx::route::Request {
                 host: &map.target.host.clone(),
-                port: map.target.port,
+                port,
                 path: &map.target.path.clone(),
                 local_ip,
             };
@@ -528,6 +571,16 @@ fn map_nginx(
 /// A configuration that could not be parsed: every config-derived fact is
 /// unknown for this reason.
 pub fn config_error(map: &mut ServiceMap, e: &source::ConfigError) {
+    if e.message.to_ascii_lowercase().contains("permission denied") {
+        let u = crate::check::Unseen::new(
+            format!("the configuration {}", e.file.display()),
+            "permission denied",
+            crate::check::AS_ROOT,
+        );
+        if !map.unseen.contains(&u) {
+            map.unseen.push(u);
+        }
+    }
     let reason = format!("configuration not parseable: {e}");
     map.note(reason.clone());
     for f in [

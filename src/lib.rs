@@ -14,6 +14,7 @@ pub mod check;
 pub mod checks;
 pub mod cli;
 pub mod discovery;
+pub mod docker;
 pub mod duration;
 pub mod engine;
 pub mod firewall;

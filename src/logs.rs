@@ -24,6 +24,7 @@ pub mod reader;
 pub mod rotation;
 pub mod scan;
 pub mod split;
+pub mod template;
 pub mod time;
 pub mod window;
 pub mod wrapper;

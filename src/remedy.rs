@@ -7,9 +7,13 @@
 //! One file per remedy. Each returns `Err(why)` when the evidence does not
 //! single out one change (then the walk falls back to the generic steps).
 
+pub mod dns_failure;
+pub mod header_too_big;
+pub mod no_live_upstreams;
 pub mod socket_missing;
 pub mod socket_permission;
 pub mod upstream_overloaded;
+pub mod upstream_refused;
 pub mod upstream_timeout;
 
 use std::collections::BTreeMap;
@@ -25,13 +29,29 @@ pub struct LiveSocket {
     pub owner: String,
 }
 
+/// A TCP socket some process other than the front server listens on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveListener {
+    pub addr: std::net::SocketAddr,
+    /// `pid comm` of a process holding it.
+    pub owner: String,
+}
+
 /// What the checks measured beyond the configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Measured {
     /// Unix sockets php-fpm masters or workers listen on.
     pub php_fpm_sockets: Vec<LiveSocket>,
+    /// TCP listeners on this host, the front server's own left out.
+    pub tcp_listeners: Vec<LiveListener>,
+    /// The system's nameservers (from `resolv_conf`), as nginx writes addresses.
+    pub nameservers: Vec<String>,
+    /// The resolv.conf they were read from.
+    pub resolv_conf: String,
     /// A direct probe's time to the upstream's first byte, in ms.
     pub first_byte_ms: Option<u64>,
+    /// Bytes of the upstream's response header a direct probe read.
+    pub header_bytes: Option<u64>,
     /// `MemAvailable` from `/proc/meminfo`, in bytes.
     pub mem_available: Option<u64>,
     /// Resident memory of each worker of the pool, in bytes.
@@ -132,6 +152,10 @@ pub const CAUSES: &[&str] = &[
     "upstream_timeout",
     "upstream_overloaded",
     "socket_permission",
+    "header_too_big",
+    "upstream_refused",
+    "no_live_upstreams",
+    "dns_failure",
 ];
 
 /// The remedy for `cause`, or why there is none.
@@ -141,6 +165,10 @@ pub fn compute(cause: &str, i: Inputs<'_>) -> Result<Remedy, String> {
         "upstream_timeout" => upstream_timeout::compute(i),
         "upstream_overloaded" => upstream_overloaded::compute(i),
         "socket_permission" => socket_permission::compute(i),
+        "header_too_big" => header_too_big::compute(i),
+        "upstream_refused" => upstream_refused::compute(i),
+        "no_live_upstreams" => no_live_upstreams::compute(i),
+        "dns_failure" => dns_failure::compute(i),
         other => Err(format!("no specific remedy is known for `{other}`")),
     }
 }

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cause::Cause;
-use crate::check::Outcome;
+use crate::check::{Outcome, Unseen};
 use crate::engine::{ContextNote, Engine, Finding, Record, RuledOut, Step};
 use crate::playbook::EndKind;
 
@@ -83,6 +83,10 @@ pub struct Report {
     pub status: Status,
     pub url: Option<String>,
     pub playbook: PlaybookRef,
+    /// What the walk could not look at (an unprivileged run: logs, socket owners, firewall
+    /// rules), why, and what would let it; read it first, it bounds what the findings can say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unseen: Vec<Unseen>,
     /// RFC 3339.
     pub started_at: String,
     pub duration_ms: u64,
@@ -149,6 +153,11 @@ fn step_outcome(s: &Step) -> String {
 /// The status a walk supports.
 pub fn status(engine: &Engine) -> Status {
     if !engine.findings().is_empty() {
+        // Only circumstantial findings while the strong evidence was unreadable: the failure
+        // is not explained, and the report must not present a weak finding as the answer.
+        if !engine.findings().iter().any(|f| f.basis.is_direct()) && !unseen(engine).is_empty() {
+            return Status::Inconclusive;
+        }
         return Status::Problem;
     }
     let saw_failure = engine.trail().iter().any(|s| {
@@ -166,6 +175,21 @@ pub fn status(engine: &Engine) -> Status {
     } else {
         Status::Healthy
     }
+}
+
+/// What the walk's checks could not look at, in the order they said so, without repeats.
+pub fn unseen(engine: &Engine) -> Vec<Unseen> {
+    let mut v: Vec<Unseen> = Vec::new();
+    for s in engine.trail() {
+        if let Record::Checks { reports, .. } = &s.record {
+            for u in reports.iter().flat_map(|r| &r.unseen) {
+                if !v.contains(u) {
+                    v.push(u.clone());
+                }
+            }
+        }
+    }
+    v
 }
 
 impl Report {
@@ -203,6 +227,7 @@ impl Report {
             .collect();
         Report {
             status: status(engine),
+            unseen: unseen(engine),
             url,
             playbook: PlaybookRef {
                 id: engine.root().to_owned(),
@@ -275,6 +300,12 @@ impl Report {
         );
         if let Some(n) = &self.note {
             let _ = writeln!(s, "- Note: {n}");
+        }
+        if !self.unseen.is_empty() {
+            let _ = writeln!(s, "\n## Not seen (the findings are bounded by this)\n");
+            for u in &self.unseen {
+                let _ = writeln!(s, "- {}: {}. To see it: {}.", u.what, u.why, u.how);
+            }
         }
         let _ = writeln!(s, "\n## Findings\n");
         if self.findings.is_empty() {

@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use crate::check::{CheckContext, CheckReport, Outcome};
 use crate::duration::HumanDuration;
 use crate::engine::PlannedCheck;
+use crate::sys::netns::Vantage;
 
 /// Extra time the runner grants beyond a check's own timeout before cutting it off.
 pub const GRACE: Duration = Duration::from_secs(2);
@@ -44,6 +45,33 @@ pub struct Runner {
     set: JoinSet<()>,
     tx: mpsc::UnboundedSender<RunnerEvent>,
     ctx: Arc<CheckContext>,
+    /// The vantage the last `discovery` report found (the front's
+    /// container), applied to the batches started after it.
+    found_vantage: Arc<std::sync::Mutex<Option<FoundVantage>>>,
+}
+
+/// A vantage and the client-side authorities that stay on the host.
+type FoundVantage = (Vantage, Vec<String>);
+
+/// The vantage a `discovery` report names: `vantage = netns:PID`, with the
+/// client-side authorities (the URL and the published port).
+pub fn vantage_of(report: &CheckReport) -> Option<(Vantage, Vec<String>)> {
+    if report.kind != "discovery" {
+        return None;
+    }
+    let v = report.facts.get("vantage")?;
+    let vantage = match v.strip_prefix("netns:") {
+        Some(pid) => Vantage::Netns {
+            pid: pid.parse().ok()?,
+            container: report.facts.get("front.container").cloned(),
+        },
+        None => Vantage::Host,
+    };
+    let client: Vec<String> = ["vantage.client", "published"]
+        .iter()
+        .filter_map(|k| report.facts.get(*k).cloned())
+        .collect();
+    Some((vantage, client))
 }
 
 impl Runner {
@@ -52,6 +80,7 @@ impl Runner {
             set: JoinSet::new(),
             tx,
             ctx: Arc::new(ctx),
+            found_vantage: Arc::default(),
         }
     }
 
@@ -69,9 +98,21 @@ impl Runner {
             ctx.window_to = now;
             self.ctx = Arc::new(ctx);
         }
+        let found = self
+            .found_vantage
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default();
+        if let Some((vantage, client)) = found
+            && (vantage != self.ctx.vantage || client != self.ctx.client_side)
+        {
+            let ctx = (*self.ctx).clone().from_vantage(vantage, client);
+            self.ctx = Arc::new(ctx);
+        }
         for (index, planned) in checks.into_iter().enumerate() {
             let tx = self.tx.clone();
             let ctx = self.ctx.clone();
+            let found_vantage = self.found_vantage.clone();
             let timeout = planned
                 .spec
                 .as_ref()
@@ -85,6 +126,11 @@ impl Runner {
             });
             self.set.spawn(async move {
                 let report = run_one(planned, &ctx, timeout).await;
+                if let Some(v) = vantage_of(&report)
+                    && let Ok(mut g) = found_vantage.lock()
+                {
+                    *g = Some(v);
+                }
                 let _ = tx.send(RunnerEvent::Finished {
                     batch,
                     index,

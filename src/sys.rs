@@ -14,6 +14,7 @@
 pub mod account;
 pub mod cgroup;
 pub mod net;
+pub mod netns;
 pub mod process;
 
 use std::fmt;

@@ -195,6 +195,8 @@ pub struct Ticket {
     pub findings: Vec<TicketFinding>,
     /// Whether any finding rests on direct evidence of the failing hop.
     pub direct_evidence: bool,
+    /// What the walk could not look at, why, and what would let it.
+    pub unseen: Vec<crate::check::Unseen>,
     pub ruled_out: Vec<TicketRuledOut>,
     /// Seen off the failing path and set aside (never findings).
     pub context: Vec<TicketContext>,
@@ -667,6 +669,7 @@ impl Ticket {
             steps,
             findings,
             direct_evidence,
+            unseen: crate::report::unseen(&engine),
             ruled_out,
             context,
             tried,

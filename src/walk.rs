@@ -88,6 +88,12 @@ pub async fn walk_with_policy(
 
 /// The diff a config edit would make, or why it cannot be made (read only).
 async fn edit_diff(a: &PlannedAction) -> Option<String> {
+    if let Some(ActionSpec::Ownership(o)) = &a.spec {
+        // Not a file edit: the exact commands and each entry's change.
+        let o = o.clone();
+        let p = tokio::task::spawn_blocking(move || crate::action::ownership::preview(&o)).await;
+        return Some(p.unwrap_or_else(|e| format!("(no preview: {e})\n")));
+    }
     let Some(ActionSpec::ConfigEdit(e)) = &a.spec else {
         return None;
     };
@@ -109,9 +115,12 @@ async fn apply(a: &PlannedAction, policy: &ExecPolicy, url: Option<&str>) -> (In
         Ok(p) => (
             p.spec.clone().or_else(|| a.spec.clone()),
             p.blocked.clone(),
-            matches!(a.spec, Some(ActionSpec::ConfigEdit(_)))
-                .then(|| p.detail.clone())
-                .flatten(),
+            matches!(
+                a.spec,
+                Some(ActionSpec::ConfigEdit(_) | ActionSpec::Ownership(_))
+            )
+            .then(|| p.detail.clone())
+            .flatten(),
         ),
         Err(e) => (None, Some(e.to_string()), None),
     };

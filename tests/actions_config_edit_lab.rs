@@ -177,7 +177,29 @@ fn remedy_round_trip(
     expect_plus: &str,
     failing: Option<u16>,
 ) {
+    remedy_round_trip_with(scenario, file, expect_minus, expect_plus, failing, &[]);
+}
+
+/// [`remedy_round_trip`] with `--var NAME=VALUE` items; a value `{{ dir }}/...` is
+/// rendered with the lab's directory.
+fn remedy_round_trip_with(
+    scenario: &str,
+    file: &str,
+    expect_minus: &str,
+    expect_plus: &str,
+    failing: Option<u16>,
+    vars: &[&str],
+) {
     let mut lab = harness::Lab::start(scenario);
+    let vars: Vec<String> = vars
+        .iter()
+        .map(|v| v.replace("{{ dir }}", &lab.dir.display().to_string()))
+        .collect();
+    let mut extra: Vec<&str> = Vec::new();
+    for v in &vars {
+        extra.push("--var");
+        extra.push(v);
+    }
     // Declared after the lab, dropped before it: stops a php-fpm master the
     // reload or restart left under a new pid (the lab stops the pids it started).
     let _fpm = FpmMaster::new(&lab);
@@ -191,14 +213,18 @@ fn remedy_round_trip(
     // --read-only: the diff is the recommended step; nothing changes.
     let ro = triage502(
         &[
-            "run",
-            "--non-interactive",
-            "--read-only",
-            "--format",
-            "json",
-            "--url",
-            &url,
-        ],
+            &[
+                "run",
+                "--non-interactive",
+                "--read-only",
+                "--format",
+                "json",
+                "--url",
+                &url,
+            ],
+            extra.as_slice(),
+        ]
+        .concat(),
         state.path(),
     );
     let rec = ro.report["recommended_actions"]
@@ -223,15 +249,19 @@ fn remedy_round_trip(
     // --apply disruptive: edited, tested, reloaded, verified; journalled.
     let ap = triage502(
         &[
-            "run",
-            "--non-interactive",
-            "--apply",
-            "disruptive",
-            "--format",
-            "json",
-            "--url",
-            &url,
-        ],
+            &[
+                "run",
+                "--non-interactive",
+                "--apply",
+                "disruptive",
+                "--format",
+                "json",
+                "--url",
+                &url,
+            ],
+            extra.as_slice(),
+        ]
+        .concat(),
         state.path(),
     );
     let applied = ap.report["applied_actions"].as_array().unwrap();
@@ -348,6 +378,91 @@ fn upstream_overloaded_raises_max_children_within_memory_and_undo_restores_it() 
         "-pm.max_children = 1",
         "+pm.max_children = 5",
         None,
+    );
+}
+
+#[test]
+fn header_too_big_sizes_the_buffer_from_the_measured_header_and_undo_restores_it() {
+    // The app sends a 16 KiB Set-Cookie (about 16.5 KB of header): × 1.25, next power of two.
+    remedy_round_trip(
+        "nginx_header_too_big",
+        "nginx.conf",
+        "         location / {",
+        "+            proxy_buffer_size 32k;",
+        Some(502),
+    );
+}
+
+#[test]
+fn upstream_refused_points_proxy_pass_at_the_app_on_ipv6_loopback_and_undo_restores_it() {
+    // The app binds [::1]:PORT only; nginx dials 127.0.0.1:PORT.
+    remedy_round_trip(
+        "nginx_ipv6_only_app",
+        "nginx.conf",
+        "-            proxy_pass http://127.0.0.1:",
+        "+            proxy_pass http://[::1]:",
+        Some(502),
+    );
+}
+
+#[test]
+fn no_live_upstreams_after_refusals_explains_max_fails_and_offers_no_blind_edit() {
+    // Both servers of the group are dead (nothing listens anywhere near): no edit is
+    // offered, the remedy check says why and what nginx's marks do to the next request.
+    let mut lab = harness::Lab::start("nginx_no_live_upstreams");
+    let seen = lab.provoke();
+    lab.assert_expected(&seen);
+    let conf = lab.dir.join("nginx.conf");
+    let original = std::fs::read(&conf).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let run = triage502(
+        &[
+            "run",
+            "--non-interactive",
+            "--apply",
+            "disruptive",
+            "--format",
+            "json",
+            "--url",
+            &lab.url,
+        ],
+        state.path(),
+    );
+    let step = run.report["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["node"] == "remedy_upstream_refused")
+        .unwrap_or_else(|| panic!("the refusal's remedy was not looked for: {:#}", run.report));
+    let summary = step["detail"]["reports"][0]["summary"].as_str().unwrap();
+    eprintln!("{summary}");
+    assert!(
+        summary.contains("max_fails=1 fail_timeout=30s")
+            && summary.contains("no live upstreams")
+            && summary.contains("start or restart"),
+        "{summary}"
+    );
+    assert!(
+        run.report["applied_actions"]
+            .as_array()
+            .is_none_or(|a| a.iter().all(|x| x["node"] != "502/remedy_apply")),
+        "{:#}",
+        run.report
+    );
+    assert_eq!(std::fs::read(&conf).unwrap(), original);
+}
+
+#[test]
+fn dns_failure_adds_the_system_resolver_nginx_lacks_and_undo_restores_it() {
+    // proxy_pass http://$backend:PORT with no resolver; the site's resolv.conf names a
+    // loopback stub (never the host's real resolver) that knows app.shop.internal.
+    remedy_round_trip_with(
+        "nginx_dns_no_resolver",
+        "nginx.conf",
+        "         server_name shop.lab.test;",
+        "+        resolver 127.53.",
+        Some(502),
+        &["resolv_conf={{ dir }}/resolv.conf"],
     );
 }
 

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use triage502::action::{
     ActionSpec, ClearCacheAction, CommandAction, ConfigEditAction, ExecPolicy,
-    IsolatePluginsAction, PluginAction, PluginOp, RollbackAction, ServiceAction, ServiceOp, Tier,
-    execute,
+    IsolatePluginsAction, OwnershipAction, PluginAction, PluginOp, RollbackAction, ServiceAction,
+    ServiceOp, Tier, execute,
 };
 use triage502::engine::{Effect, Engine, Input};
 use triage502::playbook::library::Library;
@@ -75,6 +75,8 @@ impl Lab {
         let cache = dir.path().join("cache");
         std::fs::create_dir_all(cache.join("a/b")).unwrap();
         std::fs::write(cache.join("a/b/entry"), "cached").unwrap();
+        // Owner-only with no write bit: what the ownership action would "fix".
+        std::fs::set_permissions(cache.join("a"), std::fs::Permissions::from_mode(0o500)).unwrap();
         let plugins = dir.path().join("wp/wp-content/plugins");
         std::fs::create_dir_all(plugins.join("evil")).unwrap();
         std::fs::create_dir_all(plugins.join("good")).unwrap();
@@ -120,6 +122,15 @@ impl Lab {
             "a tripwire was called"
         );
         assert!(self.p("cache/a/b/entry").is_file(), "cache entry deleted");
+        assert_eq!(
+            std::fs::metadata(self.p("cache/a"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777,
+            0o500,
+            "cache ownership or mode changed"
+        );
         assert!(
             self.p("wp/wp-content/plugins/evil").is_dir(),
             "plugin renamed"
@@ -210,6 +221,12 @@ next = "rollback"
 id = "rollback"
 title = "Roll back the config"
 action = { tier = "disruptive", do = { rollback = { file = "{{ lab }}/site.conf", backup = "{{ lab }}/site.conf.bak" } } }
+next = "own"
+
+[[node]]
+id = "own"
+title = "Give the cache back to the worker user"
+action = { tier = "disruptive", do = { ownership = { path = "{{ lab }}/cache", allowed = ["{{ lab }}/cache"], user = "nobody" } } }
 next = "edit"
 
 [[node]]
@@ -286,7 +303,7 @@ fn non_interactive_runs_nothing_and_lists_the_exact_commands() {
     let lab = Lab::new();
     let report = lab.run(&[]);
     let rec = recommended(&report);
-    assert_eq!(rec.len(), 8, "{rec:#?}");
+    assert_eq!(rec.len(), 9, "{rec:#?}");
     for (node, why, _) in &rec {
         assert!(why.contains("non-interactive"), "{node}: {why}");
     }
@@ -304,7 +321,7 @@ fn read_only_runs_nothing_and_says_so() {
     let lab = Lab::new();
     let report = lab.run(&["--read-only"]);
     let rec = recommended(&report);
-    assert_eq!(rec.len(), 8);
+    assert_eq!(rec.len(), 9);
     for (node, why, _) in &rec {
         assert!(why.contains("read-only"), "{node}: {why}");
     }
@@ -320,6 +337,22 @@ fn read_only_runs_nothing_and_says_so() {
         diff.contains("-    listen 80;") && diff.contains("+    listen 81;"),
         "{diff}"
     );
+    // The ownership change is recommended with its exact commands and each entry's change.
+    let own = report["recommended_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["node"] == "tripwire/own")
+        .unwrap();
+    assert_eq!(own["argv"][0], "chown", "{own:#}");
+    let preview = own["diff"].as_str().unwrap();
+    assert!(
+        preview.contains("chown -R -h nobody:")
+            && preview.contains("chmod -R u+rwX")
+            && preview.contains(&format!("{}: ", lab.s("cache/a")))
+            && preview.contains(" 0500 -> "),
+        "{preview}"
+    );
     lab.assert_untouched();
 }
 
@@ -328,7 +361,7 @@ fn apply_is_refused_by_read_only_and_capped_by_its_tier() {
     let lab = Lab::new();
     // --read-only wins over --apply: nothing runs.
     let report = lab.run(&["--read-only", "--apply", "destructive"]);
-    assert_eq!(recommended(&report).len(), 8);
+    assert_eq!(recommended(&report).len(), 9);
     assert!(report.get("applied_actions").is_none(), "{report:#}");
     lab.assert_untouched();
     // --apply reversible runs only reversible actions: never the edit.
@@ -338,9 +371,19 @@ fn apply_is_refused_by_read_only_and_capped_by_its_tier() {
         .map(|a| a.iter().filter_map(|x| x["node"].as_str()).collect())
         .unwrap_or_default();
     assert!(!applied.contains(&"edit"), "{applied:?}");
+    assert!(!applied.contains(&"own"), "{applied:?}");
     assert_eq!(
         std::fs::read_to_string(lab.p("edit.conf")).unwrap(),
         EDIT_CONF
+    );
+    assert_eq!(
+        std::fs::metadata(lab.p("cache/a"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o500,
+        "the ownership change (disruptive) ran under --apply reversible"
     );
 }
 
@@ -348,9 +391,9 @@ fn apply_is_refused_by_read_only_and_capped_by_its_tier() {
 fn max_tier_runs_nothing_and_names_the_cap() {
     let lab = Lab::new();
     let rec = recommended(&lab.run(&["--max-tier", "reversible"]));
-    assert_eq!(rec.len(), 8);
+    assert_eq!(rec.len(), 9);
     for (node, why, _) in &rec {
-        let capped = ["svc", "fpm", "cache", "rollback", "edit"]
+        let capped = ["svc", "fpm", "cache", "rollback", "own", "edit"]
             .iter()
             .any(|n| node.ends_with(&format!("/{n}")));
         if capped {
@@ -443,6 +486,16 @@ fn every_spec(lab: &Lab) -> Vec<(ActionSpec, Tier)> {
                 expect_sha256: None,
                 reason: None,
             })),
+            Tier::Reversible,
+        ),
+        (
+            ActionSpec::Ownership(OwnershipAction {
+                path: lab.s("cache"),
+                allowed: vec![lab.s("cache")],
+                user: "nobody".into(),
+                group: None,
+                restore: Vec::new(),
+            }),
             Tier::Reversible,
         ),
         (

@@ -160,6 +160,8 @@ scenarios!(
     haproxy_upstream_refused,
     haproxy_invalid_response,
     haproxy_edge_error,
+    nginx_cache_fault_tree,
+    nginx_dns_no_resolver,
 );
 
 /// Issue 21: on a host with real noise (an unrelated process OOM-killed in its own memory cgroup

@@ -131,6 +131,11 @@ fn normalise(s: &str, tmp: &Path) -> String {
         (r"os error \d+", "os error <N>"),
         (r"\(pid \d+\)", "(pid <PID>)"),
         (r"\] \d+#\d+: (\*\d+ )?", "] <PID>#<TID>: *<CONN> "),
+        // What else listens near the refused port is the test machine's (other tests' servers).
+        (
+            r"nothing listens on 127\.0\.0\.1:<PORT>[^)\n]*",
+            "nothing listens on 127.0.0.1:<PORT><NEARBY LISTENERS>",
+        ),
     ];
     for (re, with) in subs {
         s = Regex::new(re).unwrap().replace_all(&s, with).into_owned();

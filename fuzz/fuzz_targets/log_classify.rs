@@ -7,13 +7,18 @@
 //!   signature literal and no digit (so no errno) is never a cause;
 //! - a line inside any stack of strong wrappers (compose, kubectl, CRI, a
 //!   tab-separated stamp, Docker's json-file record; up to 12 deep, chosen
-//!   by a hash of the line) gets the cause of the bare line.
+//!   by a hash of the line) gets the cause of the bare line;
+//! - the template cache gives the full path's verdict: each line is also
+//!   classified under nginx's prefix (another connection number each time, so
+//!   templates cached by earlier inputs are met) both ways;
+//! - a wrapped line cut anywhere (an unclosed JSON record, half a prefix)
+//!   gets a verdict or none, never a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use triage502::logs::classify::MAX_ENTRY;
 use triage502::logs::time::Zone;
-use triage502::logs::{Catalogue, classify_line, wrapper};
+use triage502::logs::{Catalogue, classify_line, format, wrapper};
 
 /// Docker's json-file record around `s` (HTML characters escaped like Go does).
 fn docker_json(s: &str) -> String {
@@ -62,16 +67,17 @@ fuzz_target!(|data: &[u8]| {
     for line in text.lines().take(64) {
         // The wrappers are chosen by the line itself (FNV-1a), so every
         // corpus entry is also tried wrapped.
-        let hash = line
-            .bytes()
-            .fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        let hash = line.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
         let (plan, depth) = (hash >> 4, hash % 13);
         // Peeling stops at MAX_DEPTH layers and entries are cut at MAX_ENTRY
         // bytes: compare only where neither limit is reached.
-        let own = wrapper::unwrap_line(line.as_bytes(), &mut Zone::utc()).layers.len() as u32;
-        let comparable = depth > 0
-            && own + depth < wrapper::MAX_DEPTH as u32
-            && !line.ends_with('\r');
+        let own = wrapper::unwrap_line(line.as_bytes(), &mut Zone::utc())
+            .layers
+            .len() as u32;
+        let comparable =
+            depth > 0 && own + depth < wrapper::MAX_DEPTH as u32 && !line.ends_with('\r');
         let verdict = classify_line(line);
         assert_eq!(
             format!("{verdict:?}"),
@@ -80,15 +86,34 @@ fuzz_target!(|data: &[u8]| {
         );
         let cause = verdict.as_ref().and_then(|c| c.cause);
         if let Some(cause) = cause {
-            assert!(has_literal(line), "{line:?} -> {cause:?} without a prefilter literal");
+            assert!(
+                has_literal(line),
+                "{line:?} -> {cause:?} without a prefilter literal"
+            );
         }
+        let cat = Catalogue::builtin();
+        let full = format!("2024/03/14 09:22:07 [error] 7#7: *{} {line}", hash % 1000);
+        let mut z = Zone::utc();
+        let head = format::head(full.as_bytes(), &mut z).unwrap_or_else(format::Head::unknown);
+        assert_eq!(
+            cat.classify(&head, full.as_bytes()),
+            cat.classify_uncached(&head, full.as_bytes()),
+            "template cache differs: {full:?}"
+        );
         // (A trailing CR would be taken off by the JSON record.)
         let wrapped = wrap(line, plan, depth);
+        let cut = wrapped.len() * ((hash >> 8) % 101) as usize / 100;
+        if wrapped.is_char_boundary(cut) {
+            let _ = classify_line(&wrapped[..cut]);
+        }
         if comparable && wrapped.len() <= MAX_ENTRY {
             let got = classify_line(&wrapped).and_then(|c| c.cause);
             assert_eq!(got, cause, "{wrapped:?} differs from {line:?}");
             if let Some(c) = got {
-                assert!(has_literal(&wrapped), "{wrapped:?} -> {c:?} without a prefilter literal");
+                assert!(
+                    has_literal(&wrapped),
+                    "{wrapped:?} -> {c:?} without a prefilter literal"
+                );
             }
         }
     }

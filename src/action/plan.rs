@@ -266,6 +266,7 @@ impl Plan {
                 );
             }
             ActionSpec::ConfigEdit(e) => self.fill_edit(e, policy),
+            ActionSpec::Ownership(o) => self.fill_ownership(o),
             ActionSpec::Command(c) => {
                 self.commands.push(super::shell_quote(&c.argv));
                 self.affects.push(format!(
@@ -334,6 +335,81 @@ impl Plan {
                 })));
             }
             Err(x) => self.blocked = Some(x),
+        }
+    }
+
+    fn fill_ownership(&mut self, o: &super::OwnershipAction) {
+        self.confirm_name = file_name(&o.path);
+        if !o.restore.is_empty() {
+            self.commands.push(format!(
+                "restore the recorded owner and mode of {} entries in {}",
+                o.restore.len(),
+                o.path
+            ));
+            return;
+        }
+        let group = o
+            .group
+            .clone()
+            .filter(|g| !g.is_empty())
+            .unwrap_or_else(|| {
+                super::ownership::user_ids(&o.user).map_or_else(String::new, |(_, g)| g.to_string())
+            });
+        let own = format!("{}:{group}", o.user);
+        self.commands.push(super::shell_quote(&[
+            "chown".into(),
+            "-R".into(),
+            "-h".into(),
+            own,
+            o.path.clone(),
+        ]));
+        self.commands.push(super::shell_quote(&[
+            "chmod".into(),
+            "-R".into(),
+            "u+rwX".into(),
+            o.path.clone(),
+        ]));
+        self.undo =
+            "restore each changed entry's previous owner and mode (recorded before the change)"
+                .into();
+        match super::ownership::plan(o) {
+            Ok((root, changes)) => {
+                if changes.is_empty() {
+                    self.affects.push(format!(
+                        "{}: already the worker user's, nothing to change",
+                        root.display()
+                    ));
+                }
+                for (p, b, (u, g, m)) in changes.iter().take(5) {
+                    self.affects.push(format!(
+                        "{}: owner {}:{} mode {:04o} -> {u}:{g} {m:04o}",
+                        p.display(),
+                        b.uid,
+                        b.gid,
+                        b.mode
+                    ));
+                }
+                if changes.len() > 5 {
+                    self.affects
+                        .push(format!("and {} more entries", changes.len() - 5));
+                }
+                self.detail = Some(
+                    changes
+                        .iter()
+                        .map(|(p, b, (u, g, m))| {
+                            format!(
+                                "{}: {}:{} {:04o} -> {u}:{g} {m:04o}",
+                                p.display(),
+                                b.uid,
+                                b.gid,
+                                b.mode
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+            }
+            Err(e) => self.blocked = Some(e),
         }
     }
 

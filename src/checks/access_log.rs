@@ -112,7 +112,11 @@ pub fn summarise(s: &AccessSummary, label: String) -> CheckReport {
         if unreadable.iter().any(|f| f.permission_denied) && !summary.contains("group adm") {
             summary.push_str(" (run as root or add yourself to group adm)");
         }
-        return CheckReport::new(DOC.kind, label, Outcome::Inconclusive, summary);
+        let mut r = CheckReport::new(DOC.kind, label, Outcome::Inconclusive, summary);
+        for f in unreadable.iter().filter(|f| f.permission_denied) {
+            r = r.unseen(crate::checks::log_scan::unseen_log("access log", &f.path));
+        }
+        return r;
     }
     let paths: Vec<&str> = s
         .top_failing_paths

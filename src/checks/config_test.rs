@@ -249,7 +249,12 @@ async fn test(p: &Params) -> CheckReport {
                 out.argv
             ),
         )
-        .with_evidence(ev);
+        .with_evidence(ev)
+        .unseen(crate::check::Unseen::new(
+            format!("the configuration test `{}`", out.argv),
+            errors.first().map_or("permission denied", String::as_str),
+            crate::check::AS_ROOT,
+        ));
     }
     let first = errors
         .first()

@@ -88,6 +88,22 @@ pub fn report_of(map: &discovery::ServiceMap, label: String) -> CheckReport {
         (Outcome::Inconclusive, why)
     };
     let mut r = CheckReport::new(DOC.kind, label, outcome, summary);
+    r.unseen.clone_from(&map.unseen);
+    if let Some(e) = map.engine.as_ref().filter(|e| e.permission) {
+        // Containers on the path, but the Engine may not be asked: their state, health and
+        // logs are unseen.
+        r = r.unseen(crate::check::Unseen::new(
+            format!(
+                "the container engine{}",
+                e.socket
+                    .as_ref()
+                    .map(|s| format!(" ({})", s.display()))
+                    .unwrap_or_default()
+            ),
+            e.reason.clone(),
+            e.fix.clone(),
+        ));
+    }
     r.facts = map.facts.clone();
     r.evidence.clone_from(&map.evidence);
     for u in &map.unknown {

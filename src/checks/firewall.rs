@@ -24,7 +24,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cause::{Cause, Severity};
-use crate::check::{Aside, CheckContext, CheckReport, Evidence, KindDoc, Outcome};
+use crate::check::{Aside, CheckContext, CheckReport, Evidence, KindDoc, Outcome, Unseen};
 use crate::checks::tool;
 use crate::firewall::{self, Evaluation, Packet, PortSpec, Ruleset, Source, Verdict};
 
@@ -505,8 +505,26 @@ async fn review(p: &Params, ctx: &CheckContext) -> CheckReport {
     };
     let mut ev = read.evidence.clone();
     let mut r = CheckReport::new(DOC.kind, label, Outcome::Ok, String::new());
+    let mut denied = Vec::new();
     for u in &read.unread {
         r = r.with_evidence(Evidence::new("not readable", u.clone()));
+        if u.contains("(run as root)") {
+            // The tool and its first line: `iptables-save` failed: ... (you must be root).
+            denied.push(
+                u.lines()
+                    .next()
+                    .unwrap_or(u)
+                    .trim_end_matches(" (run as root)")
+                    .to_owned(),
+            );
+        }
+    }
+    if !denied.is_empty() {
+        r = r.unseen(Unseen::new(
+            "the firewall's rules",
+            denied.join("; "),
+            crate::check::AS_ROOT,
+        ));
     }
     let mac = mac_review(flow, ctx, &mut ev).await;
     let selinux = mac.0;

@@ -16,7 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cause::Severity;
-use crate::check::{CheckContext, CheckReport, Evidence, KindDoc, Outcome};
+use crate::check::{CheckContext, CheckReport, Evidence, KindDoc, Outcome, Unseen};
 use crate::duration::HumanDuration;
 use crate::logs::{self, Role, ScanOptions, ScanReport, Window};
 
@@ -105,10 +105,33 @@ fn severity(rank: usize, role: Role, count: u64) -> Severity {
     }
 }
 
+/// A log that exists but may not be read, as something the walk could not see: the one way
+/// to read it is root, or membership of the file's group (Debian's logs: `adm`).
+pub(crate) fn unseen_log(kind: &str, path: &str) -> Unseen {
+    use std::os::unix::fs::MetadataExt as _;
+    let group = std::fs::metadata(path)
+        .ok()
+        .map(|m| crate::checks::permission::group_name(m.gid()))
+        .filter(|g| g != "root");
+    let how = match group {
+        Some(g) => format!(
+            "{}, or join the log's group: sudo usermod -aG {g} $USER (then log in again)",
+            crate::check::AS_ROOT
+        ),
+        None => crate::check::AS_ROOT.to_owned(),
+    };
+    Unseen::new(format!("the {kind} {path}"), "permission denied", how)
+}
+
 /// Turn a scan report into the check's answer.
 pub fn summarise(rep: &ScanReport, label: String) -> CheckReport {
     let read: Vec<_> = rep.files.iter().filter(|f| f.error.is_none()).collect();
     let unreadable: Vec<_> = rep.unreadable().collect();
+    let unseen: Vec<Unseen> = unreadable
+        .iter()
+        .filter(|f| f.permission_denied)
+        .map(|f| unseen_log("error log", &f.path))
+        .collect();
     let mut r = if rep.causes.is_empty() {
         if read.is_empty() {
             let denied = unreadable.iter().any(|f| f.permission_denied);
@@ -234,6 +257,9 @@ pub fn summarise(rep: &ScanReport, label: String) -> CheckReport {
             let _ = write!(summary, "; correlated: {}", k.kind);
         }
         r = r.diagnose(c.cause, severity(rank, c.role, c.count), summary, evidence);
+    }
+    for u in unseen {
+        r = r.unseen(u);
     }
     for n in &rep.notes {
         r = r.with_evidence(Evidence::new("log scan note", n.clone()));

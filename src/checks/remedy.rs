@@ -18,14 +18,15 @@ use serde::{Deserialize, Serialize};
 use crate::check::{CheckContext, CheckReport, Evidence, KindDoc, Outcome};
 use crate::discovery::{self, HostView};
 use crate::duration::HumanDuration;
-use crate::remedy::{self, Inputs, LiveSocket, Measured};
+use crate::remedy::{self, Inputs, LiveListener, LiveSocket, Measured};
 
 /// Parameters of the `remedy` check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// The cause to remedy: `socket_missing`, `upstream_timeout`,
-    /// `upstream_overloaded` or `socket_permission`.
+    /// The cause to remedy: one of [`crate::remedy::CAUSES`]
+    /// (`socket_missing`, `upstream_timeout`, `upstream_overloaded`,
+    /// `socket_permission`, `header_too_big`, ...).
     pub cause: String,
     /// The failing URL (its serving path is mapped again).
     pub url: String,
@@ -33,6 +34,14 @@ pub struct Params {
     /// (`{{ probe.first_byte_ms }}`), for `upstream_timeout`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_byte_ms: Option<String>,
+    /// Bytes of the upstream's response header a direct probe read
+    /// (`{{ probe.header_bytes }}`), for `header_too_big`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_bytes: Option<String>,
+    /// The resolv.conf whose nameservers a `dns_failure` remedy gives nginx
+    /// (default `/etc/resolv.conf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolv_conf: Option<String>,
     /// Facts the operator gave with `--var`, passed to discovery.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub overrides: BTreeMap<String, String>,
@@ -86,6 +95,18 @@ pub fn vm_rss(status: &str) -> Option<u64> {
     })
 }
 
+/// A small text file (at most 64 KiB read).
+fn read_capped(path: &str) -> Option<String> {
+    use std::io::Read as _;
+    let mut s = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(64 * 1024)
+        .read_to_string(&mut s)
+        .ok()?;
+    Some(s)
+}
+
 /// php-fpm's pid file from its `[global]` section (blocking).
 fn php_fpm_pid_file(config: &str) -> Option<String> {
     let cfg = discovery::php_fpm::parse(
@@ -99,8 +120,30 @@ fn php_fpm_pid_file(config: &str) -> Option<String> {
 }
 
 /// Read what the remedies need from `/proc` (blocking).
-fn measure(php_master: Option<u32>) -> Measured {
+fn measure(php_master: Option<u32>, front: Option<u32>) -> Measured {
     let view = HostView::snapshot();
+    // The front server's master and workers: never a candidate upstream.
+    let is_front = |pid: &u32| {
+        front.is_some_and(|f| *pid == f || view.process(*pid).is_some_and(|p| p.ppid == f))
+    };
+    let mut tcp_listeners: Vec<LiveListener> = view
+        .scan
+        .listeners
+        .iter()
+        .filter(|l| l.proto.is_tcp() && !l.pids.iter().any(is_front))
+        .filter_map(|l| {
+            let addr = std::net::SocketAddr::new(l.addr?, l.port?);
+            Some(LiveListener {
+                addr,
+                owner: l
+                    .pids
+                    .first()
+                    .map_or_else(|| "an unknown process".to_owned(), |p| view.label(*p)),
+            })
+        })
+        .collect();
+    tcp_listeners.sort_by_key(|l| l.addr);
+    tcp_listeners.dedup_by(|a, b| a.addr == b.addr);
     let is_fpm = |pid: &u32| {
         view.process(*pid)
             .is_some_and(|p| p.comm.starts_with("php-fpm"))
@@ -133,7 +176,11 @@ fn measure(php_master: Option<u32>) -> Measured {
     });
     Measured {
         php_fpm_sockets,
+        tcp_listeners,
+        nameservers: Vec::new(),
+        resolv_conf: String::new(),
         first_byte_ms: None,
+        header_bytes: None,
         mem_available: std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|s| mem_available(&s)),
@@ -148,7 +195,8 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
         Err(e) => CheckReport::new(DOC.kind, label, Outcome::Inconclusive, e.to_string()),
         Ok(map) => {
             let master = map.php_fpm.as_ref().map(|f| f.master_pid);
-            let measured = tokio::task::spawn_blocking(move || measure(master)).await;
+            let front = map.front.as_ref().map(|f| f.pid);
+            let measured = tokio::task::spawn_blocking(move || measure(master, front)).await;
             match measured {
                 Err(e) => CheckReport::new(
                     DOC.kind,
@@ -159,6 +207,18 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
                 Ok(mut m) => {
                     m.first_byte_ms = p
                         .first_byte_ms
+                        .as_deref()
+                        .and_then(|v| v.trim().parse().ok());
+                    m.resolv_conf = p
+                        .resolv_conf
+                        .clone()
+                        .filter(|r| !r.trim().is_empty())
+                        .unwrap_or_else(|| "/etc/resolv.conf".into());
+                    m.nameservers = read_capped(&m.resolv_conf)
+                        .map(|t| remedy::dns_failure::nameservers(&t))
+                        .unwrap_or_default();
+                    m.header_bytes = p
+                        .header_bytes
                         .as_deref()
                         .and_then(|v| v.trim().parse().ok());
                     report_of(&p.cause, &map, &m, label)

@@ -570,6 +570,7 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
         Err(e) => unknown.push(format!("/proc/meminfo: {e}")),
     }
     // OOM kills in the window, weighed by the failing path.
+    let mut kernel_unseen = None;
     match kernel_log(ctx).await {
         Ok((text, src)) => {
             let from = ctx.window_from.as_second();
@@ -599,7 +600,8 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
                     } else {
                         unrelated += 1;
                         if asides.len() < 10 {
-                            let seen = format!("an unrelated process {} was OOM-killed", k.describe());
+                            let seen =
+                                format!("an unrelated process {} was OOM-killed", k.describe());
                             let why = format!("{OFF_PATH} ({})", fp.describe());
                             asides.push(Aside::new(seen, why).at(src.clone()));
                         }
@@ -629,7 +631,17 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
                 ));
             }
         }
-        Err(why) => unknown.push(format!("kernel log unreadable ({why}): run as root or add yourself to group adm/systemd-journal")),
+        Err(why) => {
+            kernel_unseen = Some(crate::check::Unseen::new(
+                "the kernel log (OOM kills)",
+                why.trim_start_matches("; ").to_owned(),
+                format!(
+                    "{}, or join group systemd-journal (journalctl -k) or adm",
+                    crate::check::AS_ROOT
+                ),
+            ));
+            unknown.push(format!("kernel log unreadable ({why}): run as root or add yourself to group adm/systemd-journal"));
+        }
     }
     if let Some(fp) = &path {
         ev.push(Evidence::new(
@@ -811,6 +823,9 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
     }
     for a in asides.iter().cloned() {
         r = r.aside(a);
+    }
+    if let Some(u) = kernel_unseen {
+        r = r.unseen(u);
     }
     let set_aside = if asides.is_empty() {
         String::new()

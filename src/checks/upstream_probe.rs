@@ -602,7 +602,25 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
     }
     let mut w = match connect(&p.address, timeout).await {
         Ok(w) => w,
-        Err(e) => {
+        Err(e) => return connect_failed(p, e, started),
+    };
+    let connect_ms = started.elapsed().as_millis();
+    let (a, end) = match proto {
+        Protocol::Http => http_exchange(p, &mut w, started, deadline).await,
+        Protocol::Fastcgi => fastcgi_exchange(p, &mut w, started, deadline).await,
+    };
+    drop(w);
+    let mut r = judge(p, &a, end, connect_ms);
+    r.duration_ms = started.elapsed().as_millis() as u64;
+    r
+}
+
+/// The report when the connection could not be made (also used when the
+/// proxy's own resolver already said the name does not resolve).
+pub fn connect_failed(p: &Params, e: ConnectError, started: Instant) -> CheckReport {
+    let label = p.label();
+    {
+        {
             let mut r = CheckReport::new(DOC.kind, label, Outcome::Problem, e.text.clone())
                 .with_fact("probe.result", e.result)
                 .with_fact("probe.status", "")
@@ -626,18 +644,9 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
                 );
             }
             r.duration_ms = started.elapsed().as_millis() as u64;
-            return r;
+            r
         }
-    };
-    let connect_ms = started.elapsed().as_millis();
-    let (a, end) = match proto {
-        Protocol::Http => http_exchange(p, &mut w, started, deadline).await,
-        Protocol::Fastcgi => fastcgi_exchange(p, &mut w, started, deadline).await,
-    };
-    drop(w);
-    let mut r = judge(p, &a, end, connect_ms);
-    r.duration_ms = started.elapsed().as_millis() as u64;
-    r
+    }
 }
 
 fn judge(p: &Params, a: &Answer, end: End, connect_ms: u128) -> CheckReport {

@@ -53,6 +53,37 @@ pub fn parse_config(
     })
 }
 
+/// The `Listen` ports of a configuration (conditional sections as evaluated by the parser).
+fn listen_ports(dirs: &[Directive], out: &mut Vec<(u16, String)>) {
+    for d in dirs {
+        if d.is("Listen")
+            && let Some(a) = d.arg(0)
+            && let Some(port) = a.rsplit(':').next().and_then(|p| p.parse().ok())
+        {
+            out.push((port, d.at()));
+        }
+        listen_ports(d.children(), out);
+    }
+}
+
+/// An httpd whose `Listen`s do not include the URL's port is not the one that serves it
+/// (recorded as the unknown `front.listen`; a configuration without any `Listen` says nothing).
+fn listen_check(main: &[Directive], map: &mut ServiceMap) {
+    let mut ports = Vec::new();
+    listen_ports(main, &mut ports);
+    if !ports.is_empty() && !ports.iter().any(|(p, _)| *p == map.target.port) {
+        let listed: Vec<String> = ports.iter().map(|(p, at)| format!("{p} ({at})")).collect();
+        map.unknown(
+            "front.listen",
+            format!(
+                "no Listen for port {}: {}",
+                map.target.port,
+                listed.join(", ")
+            ),
+        );
+    }
+}
+
 /// Locate, parse and map an Apache front.
 pub fn discover(
     map: &mut ServiceMap,
@@ -119,6 +150,7 @@ pub fn discover(
             for n in &cfg.context.notes {
                 map.note(n.clone());
             }
+            listen_check(&cfg.main, map);
             let req = route::Request {
                 host: map.target.host.clone(),
                 port: map.target.port,

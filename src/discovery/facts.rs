@@ -71,6 +71,35 @@ pub const FACTS: &[&str] = &[
     "settings.timeout_connect",
     "settings.timeout_queue",
     "settings.timeout_client",
+    // Containers (see `container::facts`).
+    "vantage",
+    "vantage.description",
+    "vantage.pid",
+    "vantage.client",
+    "front.container",
+    "front.container.id",
+    "front.container.image",
+    "front.container.state",
+    "front.container.networks",
+    "front.container.ip",
+    "front.container.pid",
+    "front.container.compose_project",
+    "front.container.compose_service",
+    "upstream.container",
+    "upstream.container.id",
+    "upstream.container.image",
+    "upstream.container.state",
+    "upstream.container.networks",
+    "upstream.container.ip",
+    "upstream.container.pid",
+    "upstream.container.compose_project",
+    "upstream.container.compose_service",
+    "upstream.resolved",
+    "published",
+    "published.container",
+    "published.via",
+    "engine.unavailable",
+    "engine.fix",
 ];
 
 /// Short names accepted in `--var` for the facts they stand for.
@@ -202,6 +231,7 @@ pub fn finish(map: &mut ServiceMap, overrides: &BTreeMap<String, String>) {
         f.insert(format!("settings.{k}"), s.value.clone());
         src.insert(format!("settings.{k}"), s.source.clone());
     }
+    super::container::facts(map, &mut f);
     for (k, v) in src {
         map.sources.entry(k).or_insert(v);
     }

@@ -14,6 +14,16 @@ pub fn is_pattern(s: &str) -> bool {
 /// Expand an absolute pattern to the existing paths it names, sorted.
 /// Names starting with `.` only match a pattern that starts with `.`.
 pub fn expand(pattern: &Path, max: usize) -> Result<Vec<PathBuf>, String> {
+    expand_in(None, pattern, max)
+}
+
+/// [`expand`] for a process whose root is `root` (`/proc/PID/root`): the
+/// paths returned are as that process sees them.
+pub fn expand_in(root: Option<&Path>, pattern: &Path, max: usize) -> Result<Vec<PathBuf>, String> {
+    let host = |p: &Path| match root {
+        Some(r) => super::source::in_root(r, p),
+        None => p.to_path_buf(),
+    };
     let mut current = vec![PathBuf::from("/")];
     let comps: Vec<Component<'_>> = pattern.components().collect();
     for (i, comp) in comps.iter().enumerate() {
@@ -30,7 +40,7 @@ pub fn expand(pattern: &Path, max: usize) -> Result<Vec<PathBuf>, String> {
         let mut next = Vec::new();
         for dir in &current {
             if is_pattern(&part) {
-                let Ok(entries) = std::fs::read_dir(dir) else {
+                let Ok(entries) = std::fs::read_dir(host(dir)) else {
                     continue;
                 };
                 let mut names: Vec<String> = entries
@@ -41,7 +51,7 @@ pub fn expand(pattern: &Path, max: usize) -> Result<Vec<PathBuf>, String> {
                 names.sort();
                 for n in names {
                     let p = dir.join(n);
-                    if last || p.is_dir() {
+                    if last || host(&p).is_dir() {
                         next.push(p);
                     }
                     if next.len() > max {
@@ -53,7 +63,7 @@ pub fn expand(pattern: &Path, max: usize) -> Result<Vec<PathBuf>, String> {
                 }
             } else {
                 let p = dir.join(&part);
-                if p.exists() {
+                if host(&p).exists() {
                     next.push(p);
                 }
             }

@@ -51,7 +51,20 @@ pub fn parse(
     globals: Option<&str>,
     limits: Limits,
 ) -> Result<NginxConfig, ConfigError> {
-    let mut loader = Loader::new(limits);
+    parse_in(None, conf_file, prefix, globals, limits)
+}
+
+/// [`parse`] for an nginx whose root directory is `root` (`/proc/PID/root`
+/// of a containerized nginx): includes resolve inside that filesystem and
+/// every path stays as nginx sees it.
+pub fn parse_in(
+    root: Option<&Path>,
+    conf_file: &Path,
+    prefix: &Path,
+    globals: Option<&str>,
+    limits: Limits,
+) -> Result<NginxConfig, ConfigError> {
+    let mut loader = Loader::in_root(limits, root.map(Path::to_path_buf));
     let conf_dir = conf_file.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut p = parse::Parser {
         loader: &mut loader,

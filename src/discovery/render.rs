@@ -41,6 +41,9 @@ pub fn text(m: &ServiceMap) -> String {
     if let Some(g) = &m.gateway {
         let _ = writeln!(s, "\nclient → ? {g}");
     }
+    if let Some(path) = container_path(m) {
+        let _ = writeln!(s, "\n{path}");
+    }
     if let Some(f) = &m.front {
         let cdn = if m.notes.iter().any(|n| n.contains("pinning the host")) {
             "(CDN/LB?) → "
@@ -94,10 +97,29 @@ pub fn text(m: &ServiceMap) -> String {
             (None, Some(n)) => format!("no listener: {n}"),
             (None, None) => "listener unknown".into(),
         };
+        let container = u
+            .container
+            .as_ref()
+            .map(|c| format!(" = container {} ({})", c.name, c.state))
+            .unwrap_or_default();
+        let resolved = match (&u.resolved_from, u.resolved.is_empty()) {
+            (Some(from), false) => format!(" [resolved to {} by {from}]", u.resolved.join(", ")),
+            _ => String::new(),
+        };
         let _ = writeln!(
             s,
-            "  → upstream {} ({}, {}){group}{opts} → {listener}",
+            "  → upstream {} ({}, {}){group}{opts}{resolved}{container} → {listener}",
             u.address, u.kind, u.scheme
+        );
+    }
+    if m.front.is_some() || !m.vantage.is_host() {
+        let _ = writeln!(s, "  probes    {}", m.vantage.describe());
+    }
+    if let Some(e) = &m.engine {
+        let _ = writeln!(
+            s,
+            "  containers not visible: {} (to see them: {})",
+            e.reason, e.fix
         );
     }
     if let Some(p) = &m.php_fpm {
@@ -204,4 +226,49 @@ pub fn text(m: &ServiceMap) -> String {
         }
     }
     s
+}
+
+/// The one-line path through containers:
+/// `client → 127.0.0.1:8080 (docker-proxy) → container shop-web (nginx) 172.18.0.3:80 → location / → app:3000 = container shop-app 172.18.0.4`.
+pub fn container_path(m: &ServiceMap) -> Option<String> {
+    let fc = m.front.as_ref().and_then(|f| f.container.as_ref());
+    let uc = m.upstreams.iter().any(|u| u.container.is_some());
+    if fc.is_none() && !uc && m.published.is_none() {
+        return None;
+    }
+    let mut hops = vec!["client".to_owned()];
+    if let Some(p) = &m.published {
+        let via = if p.proxy_pid.is_some() {
+            "docker-proxy"
+        } else {
+            "DNAT"
+        };
+        hops.push(format!("{} ({via})", p.host));
+    }
+    if let Some(f) = &m.front {
+        match &f.container {
+            Some(c) => hops.push(format!(
+                "container {} ({}){}",
+                c.name,
+                f.kind,
+                m.published
+                    .as_ref()
+                    .map(|p| format!(" {}", p.container))
+                    .unwrap_or_default()
+            )),
+            None => hops.push(format!("{} (pid {})", f.kind, f.pid)),
+        }
+    }
+    if let Some(l) = m.route.as_ref().and_then(|r| r.location.as_ref()) {
+        hops.push(l.text.clone());
+    }
+    if let Some(u) = m
+        .upstreams
+        .iter()
+        .find(|u| !u.backup)
+        .or(m.upstreams.first())
+    {
+        hops.push(super::container::upstream_hop(u).unwrap_or_else(|| u.address.clone()));
+    }
+    Some(hops.join(" → "))
 }

@@ -49,10 +49,60 @@ pub struct ServiceMap {
     pub sources: BTreeMap<String, String>,
     /// Facts that could not be found, with the reason.
     pub unknown: Vec<Unknown>,
+    /// What discovery could not look at for lack of privilege, and what would let it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unseen: Vec<crate::check::Unseen>,
     /// Facts given with `--var`, with what discovery had found.
     pub overridden: BTreeMap<String, Overridden>,
     /// Remarks worth reading (unevaluated conditions, caveats).
     pub notes: Vec<String>,
+    /// The published port the URL reaches a container through
+    /// (`docker-proxy`, a DNAT rule or the Engine's port map).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<Published>,
+    /// Where the probes of this path run from: this host, or the network
+    /// namespace of the front's container.
+    pub vantage: crate::sys::netns::Vantage,
+    /// What the container engine could not tell, and how to let it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<crate::docker::Unavailable>,
+}
+
+/// A container on the path.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ContainerRef {
+    pub name: String,
+    pub id: String,
+    pub image: String,
+    /// `running`, `exited`, `restarting` ...
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compose_project: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compose_service: Option<String>,
+    /// Networks it is attached to.
+    pub networks: Vec<String>,
+    /// The address on the path (the one the previous hop dials).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// Host PID of its first process, when it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+}
+
+/// A port published from the host to a container.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Published {
+    /// `127.0.0.1:8080` (or `0.0.0.0:8080`).
+    pub host: String,
+    /// `172.18.0.3:80`.
+    pub container: String,
+    pub proto: String,
+    /// How it was found: `docker-proxy (pid N)`, `iptables DNAT rule`, ...
+    pub via: String,
+    /// The `docker-proxy` process, when one carries the traffic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_pid: Option<u32>,
 }
 
 /// The URL broken down, and what its host resolves to.
@@ -95,6 +145,9 @@ pub struct Front {
     pub config_files: Vec<String>,
     /// The listening socket (`tcp 127.0.0.1:8080`).
     pub listener: String,
+    /// The container it runs in (its pid is then a host PID inside it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerRef>,
 }
 
 /// A configuration block and where it is.
@@ -159,6 +212,15 @@ pub struct Upstream {
     /// Why there is no listener, or what is known about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listener_note: Option<String>,
+    /// What a name resolved to for the front (inside its container).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resolved: Vec<String>,
+    /// How: `/etc/hosts`, `dns 127.0.0.11:53 from container shop-web`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_from: Option<String>,
+    /// The container that owns the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerRef>,
 }
 
 /// Logs in effect for the route.

@@ -95,6 +95,9 @@ pub struct Loader {
     stack: Vec<(PathBuf, (u64, u64))>,
     /// Every file read, in order.
     pub files: Vec<PathBuf>,
+    /// Read paths inside this root (`/proc/PID/root` of a containerized
+    /// server): paths stay as the server sees them, in errors and `files`.
+    pub root: Option<PathBuf>,
 }
 
 thread_local! {
@@ -124,6 +127,23 @@ impl Loader {
             count: 0,
             stack: Vec::new(),
             files: Vec::new(),
+            root: None,
+        }
+    }
+
+    /// A loader reading inside `root` (see [`Loader::root`]).
+    pub fn in_root(limits: Limits, root: Option<PathBuf>) -> Self {
+        Loader {
+            root,
+            ..Loader::new(limits)
+        }
+    }
+
+    /// Where `path` (as the server sees it) is on this host.
+    pub fn host_path(&self, path: &Path) -> PathBuf {
+        match &self.root {
+            Some(r) => in_root(r, path),
+            None => path.to_path_buf(),
         }
     }
 
@@ -150,7 +170,8 @@ impl Loader {
         }
         // A file is identified by (device, inode): one stat instead of
         // canonicalizing every path component, and hard links count too.
-        let meta = std::fs::metadata(path)
+        let host = self.host_path(path);
+        let meta = std::fs::metadata(&host)
             .map_err(|e| fail(format!("cannot open {}: {}", path.display(), io_reason(&e))))?;
         let id = (meta.dev(), meta.ino());
         if let Some(pos) = self.stack.iter().position(|(_, i)| *i == id) {
@@ -175,7 +196,7 @@ impl Loader {
         if let Some(p) = PATCHED.with(|p| p.borrow().get(path).cloned()) {
             buf = p;
         } else {
-            let f = std::fs::File::open(path)
+            let f = std::fs::File::open(&host)
                 .map_err(|e| fail(format!("cannot open {}: {}", path.display(), io_reason(&e))))?;
             f.take(cap + 1)
                 .read_to_end(&mut buf)
@@ -203,6 +224,59 @@ impl Loader {
     }
 }
 
+/// `path` as seen by a process whose root directory is `root`
+/// (`/proc/PID/root`), as a path on this host: symbolic links are followed
+/// component by component and an absolute target restarts at `root`, never
+/// at the host's `/` (the kernel would resolve it against ours). `..` never
+/// climbs above `root`. At most 40 links are followed; past that, the path
+/// is returned as it stands (the open then fails with the kernel's error).
+pub fn in_root(root: &Path, path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut pending: Vec<std::ffi::OsString> = path
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut resolved: Vec<std::ffi::OsString> = Vec::new();
+    let mut links = 0;
+    while let Some(name) = pending.pop() {
+        if name == ".." {
+            resolved.pop();
+            continue;
+        }
+        let mut host = root.to_path_buf();
+        host.extend(&resolved);
+        host.push(&name);
+        match std::fs::symlink_metadata(&host) {
+            Ok(m) if m.file_type().is_symlink() && links < 40 => {
+                links += 1;
+                let Ok(target) = std::fs::read_link(&host) else {
+                    resolved.push(name);
+                    continue;
+                };
+                if target.is_absolute() {
+                    resolved.clear();
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(n) => pending.push(n.to_os_string()),
+                        Component::ParentDir => pending.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => resolved.push(name),
+        }
+    }
+    let mut host = root.to_path_buf();
+    host.extend(&resolved);
+    host
+}
+
 /// An I/O error as an operator reads it.
 pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
@@ -227,5 +301,51 @@ pub fn resolve(base: &Path, path: &str) -> PathBuf {
         p.to_path_buf()
     } else {
         base.join(p)
+    }
+}
+
+#[cfg(test)]
+mod root_tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_inside_the_root_even_through_absolute_links() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::create_dir_all(root.join("etc/nginx/sites-available")).unwrap();
+        std::fs::create_dir_all(root.join("etc/nginx/sites-enabled")).unwrap();
+        std::fs::write(root.join("etc/nginx/sites-available/shop"), "server {}").unwrap();
+        std::os::unix::fs::symlink(
+            "/etc/nginx/sites-available/shop",
+            root.join("etc/nginx/sites-enabled/shop"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("../../..", root.join("etc/nginx/up")).unwrap();
+        assert_eq!(
+            in_root(root, Path::new("/etc/nginx/sites-enabled/shop")),
+            root.join("etc/nginx/sites-available/shop")
+        );
+        // `..` and relative links never climb above the root.
+        assert_eq!(
+            in_root(root, Path::new("/../../etc/passwd")),
+            root.join("etc/passwd")
+        );
+        assert_eq!(in_root(root, Path::new("/etc/nginx/up/x")), root.join("x"));
+        // A link loop stops.
+        std::os::unix::fs::symlink("/loop", root.join("loop")).unwrap();
+        let _ = in_root(root, Path::new("/loop/x"));
+        let mut l = Loader::in_root(Limits::default(), Some(root.to_path_buf()));
+        let text = l
+            .enter(Path::new("/etc/nginx/sites-enabled/shop"), None)
+            .unwrap();
+        assert_eq!(text, b"server {}");
+        assert_eq!(
+            l.files,
+            vec![PathBuf::from("/etc/nginx/sites-enabled/shop")]
+        );
+        let e = l
+            .enter(Path::new("/etc/nginx/none.conf"), None)
+            .unwrap_err();
+        assert_eq!(e.file, PathBuf::from("/etc/nginx/none.conf"));
     }
 }

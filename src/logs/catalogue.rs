@@ -213,7 +213,13 @@ pub struct Catalogue {
     pub(crate) literal_count: usize,
     /// The literal strings, in prefilter order (for `rg`/`grep` comparisons).
     pub all_literals: Vec<String>,
+    /// Unique per built catalogue (clones share it: same signatures): the
+    /// template cache of [`super::classify`] belongs to one catalogue.
+    pub(crate) id: u64,
 }
+
+/// Source of [`Catalogue::id`].
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// An `[[errno]]` entry: number, cause on TCP, cause on a unix socket, alternatives.
 type ErrnoRow = (u32, Option<Cause>, Option<Cause>, Vec<Cause>);
@@ -599,6 +605,7 @@ impl Catalogue {
             owners,
             literal_count,
             all_literals: literals,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 

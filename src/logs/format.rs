@@ -538,6 +538,19 @@ const NGINX_KEYS: [(&[u8], bool); 7] = [
     (b", client: ", false),
 ];
 
+/// Searchers built once (a per-call `rfind` builds its searcher every time).
+static NGINX_FINDERS: std::sync::LazyLock<Vec<memmem::FinderRev<'static>>> =
+    std::sync::LazyLock::new(|| {
+        NGINX_KEYS
+            .iter()
+            .map(|(k, _)| memmem::FinderRev::new(*k))
+            .collect()
+    });
+static WHILE: std::sync::LazyLock<memmem::FinderRev<'static>> =
+    std::sync::LazyLock::new(|| memmem::FinderRev::new(b" while "));
+static CONN: std::sync::LazyLock<memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memmem::Finder::new(b": *"));
+
 /// Split the nginx tail from the right on its fixed keys.
 fn nginx_fields(entry: &[u8]) -> Fields {
     let mut f = Fields::default();
@@ -545,8 +558,8 @@ fn nginx_fields(entry: &[u8]) -> Fields {
     let last = memchr::memrchr(b'\n', entry).map_or(entry, |i| &entry[i + 1..]);
     let mut end = last.len();
     let mut rest = last;
-    for (key, quoted) in NGINX_KEYS {
-        if let Some(at) = memmem::rfind(&rest[..end], key) {
+    for (i, (key, quoted)) in NGINX_KEYS.into_iter().enumerate() {
+        if let Some(at) = NGINX_FINDERS[i].rfind(&rest[..end]) {
             let mut v = &rest[at + key.len()..end];
             if quoted {
                 v = v.strip_suffix(b"\"").unwrap_or(v);
@@ -567,11 +580,11 @@ fn nginx_fields(entry: &[u8]) -> Fields {
         rest = last;
     }
     let head_part = &last[..end];
-    if let Some(w) = memmem::rfind(head_part, b" while ") {
+    if let Some(w) = WHILE.rfind(head_part) {
         f.action = Some(lossy(&head_part[w + 7..]));
     }
     // `*CONN` after `PID#TID: `
-    if let Some(i) = memmem::find(entry, b": *") {
+    if let Some(i) = CONN.find(entry) {
         let digits = &entry[i + 3..];
         let n = digits.iter().take_while(|c| c.is_ascii_digit()).count();
         f.conn = std::str::from_utf8(&digits[..n])

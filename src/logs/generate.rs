@@ -32,6 +32,31 @@ pub enum Flavor {
     Apache,
 }
 
+/// How failures are spread over the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// Background noise, sporadic timeouts, and a burst of refusals in the
+    /// last 20 minutes at the access log's request rate (about 13% of the
+    /// error lines are candidates of failures or negative controls).
+    Light,
+    /// The same background, and a 30-minute incident ending 5 minutes before
+    /// the end at [`Spec::incident_per_min`] failure lines a minute of mixed
+    /// causes (timeouts, refusals, premature closes, `no live upstreams`)
+    /// from several workers to several upstreams. nginx only.
+    Dense,
+}
+
+/// Failure lines a minute in the dense profile's incident, for a 1 GiB error log.
+pub const DENSE_PER_MIN: f64 = 3500.0;
+/// Length of the dense profile's incident.
+pub const DENSE_SECS: i64 = 30 * 60;
+/// How long before the end the dense incident stops.
+pub const DENSE_QUIET_SECS: i64 = 5 * 60;
+/// Average bytes of one dense failure line (with its newline), to keep the
+/// file on its size budget.
+const DENSE_LINE_BYTES: f64 = 330.0;
+
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -47,6 +72,9 @@ pub struct Spec {
     /// The ground-truth window is `[end - window_secs, end]`.
     pub window_secs: i64,
     pub seed: u64,
+    pub profile: Profile,
+    /// Failure lines a minute during the dense incident.
+    pub incident_per_min: f64,
 }
 
 impl Spec {
@@ -60,7 +88,19 @@ impl Spec {
             burst_secs: 20 * 60,
             window_secs: 3600,
             seed: 502,
+            profile: Profile::Light,
+            incident_per_min: DENSE_PER_MIN,
         }
+    }
+
+    /// The failure-dense profile: [`DENSE_PER_MIN`] failure lines a minute for
+    /// a 1 GiB error log, scaled down with smaller sizes (so that small test
+    /// logs stay mostly background, as the big one does).
+    pub fn dense(error_bytes: u64, access_bytes: u64, end: i64) -> Self {
+        let mut s = Spec::new(Flavor::Nginx, error_bytes, access_bytes, end);
+        s.profile = Profile::Dense;
+        s.incident_per_min = DENSE_PER_MIN * (error_bytes as f64 / f64::from(1u32 << 30)).min(1.0);
+        s
     }
 }
 
@@ -240,16 +280,158 @@ struct Tally {
     newest: Option<i64>,
 }
 
+impl Tally {
+    /// One request in the window.
+    fn request(&mut self, ts: i64, path: &str, status: u16, burst: bool) {
+        self.requests += 1;
+        *self.by_status.entry(status).or_default() += 1;
+        let gw = (502..=504).contains(&status);
+        let e = self.paths.entry(path.to_owned()).or_default();
+        e.0 += 1;
+        e.1 += u64::from(gw);
+        self.newest = Some(ts);
+        if gw {
+            self.last_error = Some(ts);
+            if burst && self.first_burst_error.is_none() {
+                self.first_burst_error = Some(ts);
+            }
+        }
+    }
+}
+
+/// Workers of the dense incident's nginx (its master's children).
+const DENSE_WORKERS: u64 = 4;
+/// Upstream peers of the dense incident.
+const DENSE_PEERS: &[&str] = &[
+    "10.0.3.11:8080",
+    "10.0.3.12:8080",
+    "10.0.3.13:8080",
+    "10.0.3.14:8080",
+    "10.0.3.15:9000",
+];
+
+/// One failure of the dense incident: its error line and its access line.
+/// Returns the error-log bytes written.
+fn dense_failure<E: Write, A: Write>(
+    o: &mut Out<'_, E, A>,
+    r: &mut Rng,
+    ts: i64,
+    pid: u64,
+    tally: &mut Tally,
+    in_win: bool,
+) -> io::Result<u64> {
+    let before = o.err_bytes;
+    o.conn += 1 + r.below(3);
+    let conn = o.conn;
+    let worker = pid + 1 + r.below(DENSE_WORKERS);
+    let client = ip(r);
+    let mut path = pick_path(r, false);
+    if r.chance(0.3) {
+        path = format!("/api/orders/{}?page={}", r.below(100_000), r.below(9) + 1);
+    }
+    let method = if r.chance(0.2) { "POST" } else { "GET" };
+    let peer = DENSE_PEERS[r.below(DENSE_PEERS.len() as u64) as usize];
+    let t0 = o.nginx_time(ts);
+    let referrer = if r.chance(0.3) {
+        ", referrer: \"https://shop.example.com/cart\""
+    } else {
+        ""
+    };
+    let tail = format!(
+        "client: {client}, server: shop.example.com, request: \"{method} {path} HTTP/1.1\""
+    );
+    let x = r.below(100);
+    let (line, status, cause, secondary) = match x {
+        0..=34 => (
+            format!(
+                "{t0} [error] {worker}#{worker}: *{conn} upstream timed out (110: Connection timed out) while reading response header from upstream, {tail}, upstream: \"http://{peer}{path}\", host: \"shop.example.com\"{referrer}"
+            ),
+            504,
+            "upstream_timeout",
+            false,
+        ),
+        35..=64 => (
+            format!(
+                "{t0} [error] {worker}#{worker}: *{conn} connect() failed (111: Connection refused) while connecting to upstream, {tail}, upstream: \"http://{peer}{path}\", host: \"shop.example.com\"{referrer}"
+            ),
+            502,
+            "upstream_refused",
+            false,
+        ),
+        65..=84 => (
+            format!(
+                "{t0} [error] {worker}#{worker}: *{conn} upstream prematurely closed connection while reading response header from upstream, {tail}, upstream: \"http://{peer}{path}\", host: \"shop.example.com\"{referrer}"
+            ),
+            502,
+            "upstream_closed",
+            false,
+        ),
+        _ => (
+            format!(
+                "{t0} [error] {worker}#{worker}: *{conn} no live upstreams while connecting to upstream, {tail}, upstream: \"http://app_backend{path}\", host: \"shop.example.com\"{referrer}"
+            ),
+            502,
+            "no_live_upstreams",
+            true,
+        ),
+    };
+    o.error(&line)?;
+    let ua = UAS[r.below(UAS.len() as u64) as usize];
+    o.access(&format!(
+        "{client} - - [{}] \"{method} {path} HTTP/1.1\" {status} {} \"https://shop.example.com/\" \"{ua}\"",
+        clf_time(ts),
+        if status == 504 { 167 } else { 157 }
+    ))?;
+    if in_win {
+        let m = if secondary {
+            &mut tally.secondary
+        } else {
+            &mut tally.causes
+        };
+        *m.entry(cause.into()).or_default() += 1;
+        let page = path.split('?').next().unwrap_or(&path);
+        tally.request(ts, page, status, true);
+    }
+    Ok(o.err_bytes - before)
+}
+
 /// Generate both logs; returns the truth for the window.
 #[allow(
     clippy::many_single_char_names,
     reason = "r (rng), t (time), o (output) are used on every line"
 )]
 pub fn generate(spec: &Spec, err: &mut impl Write, acc: &mut impl Write) -> io::Result<Truth> {
+    let dense = spec.profile == Profile::Dense;
+    if dense && spec.flavor != Flavor::Nginx {
+        return Err(io::Error::other("the dense profile writes nginx logs only"));
+    }
     let mut r = Rng(spec.seed ^ 0x5eed);
     let start = spec.end - spec.days * 86_400;
     let span = (spec.end - start) as f64;
-    let burst_start = spec.end - spec.burst_secs;
+    // The dense profile has its incident instead of the light burst.
+    let burst_start = if dense {
+        i64::MAX
+    } else {
+        spec.end - spec.burst_secs
+    };
+    let inc_to = spec.end - DENSE_QUIET_SECS;
+    let inc_from = inc_to - DENSE_SECS;
+    let fail_rate = spec.incident_per_min / 60.0;
+    let mut next_fail = if dense && fail_rate > 0.0 {
+        inc_from as f64
+    } else {
+        f64::INFINITY
+    };
+    // Background keeps its own budget: the incident's lines come on top of
+    // an error log shrunk by their expected size.
+    let incident_expected = if dense {
+        spec.incident_per_min * (DENSE_SECS / 60) as f64 * DENSE_LINE_BYTES
+    } else {
+        0.0
+    };
+    let noise_total = (spec.error_bytes as f64 - incident_expected).max(0.0);
+    let mut incident_bytes = 0u64;
+    let quiet_from = if dense { inc_from } else { burst_start };
     let win_from = spec.end - spec.window_secs;
     let in_win = |t: i64| t >= win_from && t <= spec.end;
     // About 190 bytes per access line.
@@ -277,10 +459,16 @@ pub fn generate(spec: &Spec, err: &mut impl Write, acc: &mut impl Write) -> io::
         if ts > spec.end {
             break;
         }
+        // The dense incident's failures up to now, each with its own request.
+        while next_fail <= t && next_fail < inc_to as f64 {
+            let fts = next_fail.floor() as i64;
+            incident_bytes += dense_failure(&mut o, &mut r, fts, pid, &mut tally, in_win(fts))?;
+            next_fail += -(1.0 - r.unit()).ln() / fail_rate;
+        }
         // Error-log noise keeps the error log on its size budget.
-        let budget = (spec.error_bytes as f64 * (t - start as f64) / span) as u64;
+        let budget = (noise_total * (t - start as f64) / span) as u64;
         let mut guard = 0;
-        while o.err_bytes < budget && guard < 10_000 {
+        while o.err_bytes - incident_bytes < budget && guard < 10_000 {
             noise(spec.flavor, &mut o, &mut r, ts, pid)?;
             guard += 1;
         }
@@ -292,7 +480,7 @@ pub fn generate(spec: &Spec, err: &mut impl Write, acc: &mut impl Write) -> io::
         let sporadic = !burst && t >= next_sporadic;
         if sporadic {
             next_sporadic = t + 2400.0 + r.unit() * 3000.0;
-            if next_sporadic > (burst_start - 900) as f64 {
+            if next_sporadic > (quiet_from.saturating_sub(900)) as f64 {
                 next_sporadic = f64::INFINITY;
             }
         }
@@ -386,19 +574,7 @@ pub fn generate(spec: &Spec, err: &mut impl Write, acc: &mut impl Write) -> io::
         );
         o.access(&line)?;
         if in_win(ts) {
-            tally.requests += 1;
-            *tally.by_status.entry(status).or_default() += 1;
-            let gw = (502..=504).contains(&status);
-            let e = tally.paths.entry(path.clone()).or_default();
-            e.0 += 1;
-            e.1 += u64::from(gw);
-            tally.newest = Some(ts);
-            if gw {
-                tally.last_error = Some(ts);
-                if burst && tally.first_burst_error.is_none() {
-                    tally.first_burst_error = Some(ts);
-                }
-            }
+            tally.request(ts, &path, status, burst);
         }
     }
     o.err.flush()?;

@@ -210,8 +210,10 @@ const PENDING_CAP: usize = 200_000;
 /// How long a primary failure explains the consequences after it.
 const INHERIT_SECS: i64 = 60;
 
+/// Counts per value (FxHash: the keys are log text, not attacker-chosen
+/// table sizes, and the map is capped at [`TOP_CAP`]).
 #[derive(Debug, Default, Clone)]
-struct Top(HashMap<String, u64>);
+struct Top(rustc_hash::FxHashMap<String, u64>);
 
 impl Top {
     fn add(&mut self, v: Option<&str>) {

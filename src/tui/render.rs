@@ -373,24 +373,36 @@ fn render_path(app: &App, engine: &Engine, frame: &mut Frame, area: Rect) {
 fn findings_lines(app: &App, engine: &Engine) -> Vec<Line<'static>> {
     let t = theme(app);
     let ranked = rank(engine.findings());
-    if ranked.is_empty() {
-        return vec![Line::styled("none yet", t.dim())];
-    }
-    ranked
+    // What could not be seen comes first: it bounds what the findings can say.
+    let unseen = crate::report::unseen(engine);
+    let mut head: Vec<Line<'static>> = unseen
         .iter()
-        .enumerate()
-        .map(|(i, f)| {
+        .map(|u| {
             Line::from(vec![
-                Span::styled(format!("{}. ", i + 1), t.dim()),
                 Span::styled(
-                    f.cause.info().title.clone(),
-                    t.fg(Color::Red).add_modifier(Modifier::BOLD),
+                    "Not seen: ",
+                    t.fg(Color::Yellow).add_modifier(Modifier::BOLD),
                 ),
-                Span::styled(format!(" [{}] ", f.severity), t.dim()),
-                Span::raw(one_line(&f.summary)),
+                Span::raw(format!("{} ({}); {}", u.what, one_line(&u.why), u.how)),
             ])
         })
-        .collect()
+        .collect();
+    if ranked.is_empty() {
+        head.push(Line::styled("none yet", t.dim()));
+        return head;
+    }
+    head.extend(ranked.iter().enumerate().map(|(i, f)| {
+        Line::from(vec![
+            Span::styled(format!("{}. ", i + 1), t.dim()),
+            Span::styled(
+                f.cause.info().title.clone(),
+                t.fg(Color::Red).add_modifier(Modifier::BOLD),
+            ),
+            Span::styled(format!(" [{}] ", f.severity), t.dim()),
+            Span::raw(one_line(&f.summary)),
+        ])
+    }));
+    head
 }
 
 fn render_findings(

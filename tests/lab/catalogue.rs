@@ -539,6 +539,32 @@ pub const SCENARIOS: &[Scenario] = &[
             p("origin-access", r#""GET /healthz HTTP/1\.[01]" 404 "#),
         ],
     },
+    Scenario {
+        name: "nginx_cache_fault_tree",
+        front: Front::Nginx,
+        what: "the whole proxy cache tree was re-owned root:root, owner-only (a careless chown -R and chmod -R go-rwx) after start",
+        status: Some(500),
+        causes: &["cache_fault"],
+        path: "/",
+        healthy_paths: &[],
+        proof: &[p(
+            "error",
+            r#"\[crit\] .*open\(\) "\S+/cache/\S+" failed \(13: Permission denied\)"#,
+        )],
+    },
+    Scenario {
+        name: "nginx_dns_no_resolver",
+        front: Front::Nginx,
+        what: "proxy_pass with a variable and no resolver; the site's system resolver (a loopback stub) knows the name",
+        status: Some(502),
+        causes: &["dns_failure"],
+        path: "/",
+        healthy_paths: &[],
+        proof: &[p(
+            "error",
+            r"\[error\] .*no resolver defined to resolve app\.shop\.internal",
+        )],
+    },
 ];
 
 /// The scenario called `name`.

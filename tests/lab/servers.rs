@@ -238,6 +238,29 @@ impl RunningScenario {
         Ok(())
     }
 
+    /// Starts a resolving DNS stub (`lab-upstream dns-hosts`) on port 53 of a loopback address of
+    /// its own (127.53.X.Y from `front_port`), answering `name` with 127.0.0.1, and writes
+    /// `DIR/resolv.conf` naming it (a system resolver for this site only); its log is `dns`.
+    pub fn start_dns_resolver(&mut self, name: &str) -> anyhow::Result<String> {
+        let upstream = env!("CARGO_BIN_EXE_lab-upstream");
+        let port: u16 = self.var("front_port").parse()?;
+        let ip = format!("127.53.{}.{}", port >> 8, (port & 0xff).max(1));
+        let listen = format!("{ip}:53");
+        let host = format!("{name}=127.0.0.1");
+        let log = self.path("logs/dns.log");
+        let child = process::start_child(
+            "dns",
+            &[upstream, "dns-hosts", "--listen", &listen, "--host", &host],
+            &log,
+            &self.dir,
+            true,
+        )?;
+        self.children.push(child);
+        self.logs.insert("dns", log);
+        std::fs::write(self.path("resolv.conf"), format!("nameserver {ip}\n"))?;
+        Ok(ip)
+    }
+
     /// Generates a self-signed upstream certificate (and an unrelated "trusted" CA) in `DIR/tls/`
     /// and starts `openssl s_server` with it on 127.0.0.1:`app_port`; its log is `app`.
     pub fn start_tls_app(&mut self) -> anyhow::Result<()> {

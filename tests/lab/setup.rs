@@ -64,6 +64,12 @@ pub fn bring_up(rs: &mut RunningScenario) -> anyhow::Result<()> {
         "nginx_config_typo_backup" => config_typo_backup(rs, &app),
         "nginx_config_error" => config_error(rs, &app),
         "nginx_cache_fault" => cache_fault(rs, &app),
+        "nginx_cache_fault_tree" => cache_fault_tree(rs, &app),
+        "nginx_dns_no_resolver" => {
+            rs.start_dns_resolver("app.shop.internal")?;
+            rs.start_app(&app, "healthy", &[])?;
+            rs.start_nginx()
+        }
         "nginx_firewall_blocked" => {
             rs.start_app(&app, "healthy", &[])?;
             rs.start_nginx()?;
@@ -285,6 +291,28 @@ fn apply_edit(rs: &RunningScenario, target: &str) -> anyhow::Result<()> {
         .with_context(|| format!("edits/{}", name.to_string_lossy()))?;
     std::fs::write(rs.dir.join(target), text)?;
     std::fs::remove_dir_all(edits)?;
+    Ok(())
+}
+
+/// The cache works; then the whole tree is re-owned root:root and made owner-only, as a careless
+/// `chown -R root:root` and `chmod -R go-rwx` would. (`nginx -t` as root gives the top directory
+/// back to the worker user, not what is below it: this fault survives a config test.)
+fn cache_fault_tree(rs: &mut RunningScenario, app: &str) -> anyhow::Result<()> {
+    cache_fault(rs, app)?;
+    let mut stack = vec![rs.dir.join("cache")];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p)?;
+        if m.is_dir() {
+            for e in std::fs::read_dir(&p)? {
+                stack.push(e?.path());
+            }
+        }
+        std::os::unix::fs::lchown(&p, Some(0), Some(0))?;
+        if !m.file_type().is_symlink() {
+            let mode = m.permissions().mode() & 0o700;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
+        }
+    }
     Ok(())
 }
 

@@ -51,6 +51,15 @@ enum Mode {
         #[arg(long)]
         listen: SocketAddr,
     },
+    /// A DNS server on UDP that answers A records for the given names, NXDOMAIN for the rest.
+    DnsHosts {
+        /// Address to listen on, e.g. `127.53.0.1:53`.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// `NAME=IPV4`, repeatable.
+        #[arg(long)]
+        host: Vec<String>,
+    },
     /// A syslog receiver on a unix datagram socket that appends each message to a file.
     Syslog {
         /// Path of the unix datagram socket to create.
@@ -79,6 +88,18 @@ fn main() -> anyhow::Result<()> {
             },
         ),
         Mode::DnsNxdomain { listen } => dns::serve(listen),
+        Mode::DnsHosts { listen, host } => {
+            let hosts = host
+                .iter()
+                .map(|h| {
+                    let (n, ip) = h
+                        .split_once('=')
+                        .ok_or_else(|| anyhow::anyhow!("`{h}` is not NAME=IPV4"))?;
+                    Ok((n.to_owned(), ip.parse()?))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            dns::serve_hosts(listen, &hosts)
+        }
         Mode::Syslog { socket, file } => syslog::serve(&socket, &file),
     }
 }

@@ -162,7 +162,12 @@ impl Parser<'_> {
         };
         let path = resolve(&self.conf_dir, arg);
         let files = if glob::is_pattern(arg) {
-            glob::expand(&path, self.loader.limits.max_files).map_err(|e| site.error(e))?
+            glob::expand_in(
+                self.loader.root.as_deref(),
+                &path,
+                self.loader.limits.max_files,
+            )
+            .map_err(|e| site.error(e))?
         } else {
             vec![path]
         };

@@ -1,0 +1,461 @@
+//! Giving a cache or temp directory back to the worker user (the
+//! `cache_fault` remedy): the effect of `chown -R -h USER:GROUP PATH` and
+//! `chmod -R u+rwX PATH`, done entry by entry in-process so each previous
+//! owner and mode is recorded and the undo restores exactly those.
+//!
+//! Invariants: only a path equal to or inside one of the configured cache
+//! or temp paths (resolved; system directories never); symlinks are changed
+//! themselves (`lchown`), never followed, and never chmod-ed; the walk is
+//! bounded ([`OWNERSHIP_MAX_ENTRIES`], depth [`cache::MAX_DEPTH`]) and a
+//! larger tree is refused before anything changes; an undo restores only
+//! entries inside the path it names.
+
+use std::fmt::Write as _;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::cache;
+use super::undo::UndoEntry;
+use super::{ActionSpec, OWNERSHIP_MAX_ENTRIES, OwnershipAction};
+use crate::engine::ActionResult;
+
+/// One entry's owner and mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owned {
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits (`0o7777`).
+    pub mode: u32,
+    pub dir: bool,
+    pub symlink: bool,
+}
+
+/// `uid`, primary `gid` of `user` from `/etc/passwd`.
+pub fn user_ids(user: &str) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.first() == Some(&user) && f.len() > 3)
+            .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+            .flatten()
+    })
+}
+
+/// `gid` of `group` from `/etc/group`.
+pub fn group_id(group: &str) -> Option<u32> {
+    let text = std::fs::read_to_string("/etc/group").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.first() == Some(&group) && f.len() > 2)
+            .then(|| f[2].parse().ok())
+            .flatten()
+    })
+}
+
+/// The mode `chmod u+rwX` gives (X: search on directories only).
+pub fn wanted_mode(o: &Owned) -> u32 {
+    if o.symlink {
+        o.mode
+    } else if o.dir {
+        o.mode | 0o700
+    } else {
+        o.mode | 0o600
+    }
+}
+
+fn owned(p: &Path) -> std::io::Result<Owned> {
+    let m = std::fs::symlink_metadata(p)?;
+    Ok(Owned {
+        uid: m.uid(),
+        gid: m.gid(),
+        mode: m.mode() & 0o7777,
+        dir: m.file_type().is_dir(),
+        symlink: m.file_type().is_symlink(),
+    })
+}
+
+/// Every entry under `root` (itself first), without following symlinks.
+pub fn entries(root: &Path) -> Result<Vec<(PathBuf, Owned)>, String> {
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    while let Some((p, depth)) = stack.pop() {
+        let o = owned(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+        if o.dir && depth < cache::MAX_DEPTH {
+            let rd =
+                std::fs::read_dir(&p).map_err(|e| format!("cannot list {}: {e}", p.display()))?;
+            for e in rd.flatten() {
+                stack.push((e.path(), depth + 1));
+            }
+        }
+        out.push((p, o));
+        if out.len() > OWNERSHIP_MAX_ENTRIES {
+            return Err(format!(
+                "{} holds more than {OWNERSHIP_MAX_ENTRIES} entries: refusing (the undo could not record them all); clear the cache first",
+                root.display()
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// One entry to change: its path, owner and mode before, `(uid, gid, mode)` after.
+pub type EntryChange = (PathBuf, Owned, (u32, u32, u32));
+
+/// The resolved path and the entries the action would change.
+pub fn plan(o: &OwnershipAction) -> Result<(PathBuf, Vec<EntryChange>), String> {
+    let root = cache::check_allowed(&o.path, &o.allowed)
+        .map_err(|e| e.replace("refusing to clear", "refusing to change"))?;
+    let (uid, primary) =
+        user_ids(&o.user).ok_or_else(|| format!("user {} is not in /etc/passwd", o.user))?;
+    let gid = match &o.group {
+        Some(g) if !g.is_empty() => {
+            group_id(g).ok_or_else(|| format!("group {g} is not in /etc/group"))?
+        }
+        _ => primary,
+    };
+    let changes = entries(&root)?
+        .into_iter()
+        .filter_map(|(p, b)| {
+            let after = (uid, gid, wanted_mode(&b));
+            ((b.uid, b.gid, b.mode) != after).then_some((p, b, after))
+        })
+        .collect();
+    Ok((root, changes))
+}
+
+/// The commands and each entry's change, as text (read only).
+pub fn preview(o: &OwnershipAction) -> String {
+    match plan(o) {
+        Err(e) => format!("(no change: {e})\n"),
+        Ok((root, changes)) => {
+            let gid = changes.first().map(|c| c.2.1);
+            let mut s = format!(
+                "chown -R -h {}:{} {}\nchmod -R u+rwX {}\n",
+                o.user,
+                gid.map_or_else(String::new, |g| g.to_string()),
+                root.display(),
+                root.display()
+            );
+            if changes.is_empty() {
+                s.push_str("(nothing to change)\n");
+            }
+            for (p, b, (u, g, m)) in &changes {
+                let _ = writeln!(
+                    s,
+                    "{}: {}:{} {:04o} -> {u}:{g} {m:04o}",
+                    p.display(),
+                    b.uid,
+                    b.gid,
+                    b.mode
+                );
+            }
+            s
+        }
+    }
+}
+
+fn set(p: &Path, uid: u32, gid: u32, mode: u32, symlink: bool) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
+    if !symlink {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+/// `UID:GID MODE PATH` → its parts.
+pub fn parse_restore(line: &str) -> Option<(u32, u32, u32, PathBuf)> {
+    let (ids, rest) = line.split_once(' ')?;
+    let (mode, path) = rest.split_once(' ')?;
+    let (u, g) = ids.split_once(':')?;
+    Some((
+        u.parse().ok()?,
+        g.parse().ok()?,
+        u32::from_str_radix(mode, 8).ok()?,
+        PathBuf::from(path),
+    ))
+}
+
+fn result(
+    argv: Vec<String>,
+    ok: bool,
+    output: String,
+    summary: String,
+    t0: Instant,
+) -> ActionResult {
+    ActionResult {
+        argv,
+        ok,
+        exit_code: None,
+        output,
+        summary,
+        duration_ms: t0.elapsed().as_millis() as u64,
+    }
+}
+
+/// Run the action (blocking file-system work): give back, or restore.
+pub fn run(o: &OwnershipAction) -> (ActionResult, Vec<UndoEntry>) {
+    let t0 = Instant::now();
+    let argv = ActionSpec::Ownership(o.clone()).argv();
+    if !o.restore.is_empty() {
+        return (restore(o, argv, t0), Vec::new());
+    }
+    let (root, changes) = match plan(o) {
+        Ok(x) => x,
+        Err(e) => return (result(argv, false, String::new(), e, t0), Vec::new()),
+    };
+    if changes.is_empty() {
+        return (
+            result(
+                argv,
+                true,
+                String::new(),
+                format!(
+                    "{} already belongs to {} with owner access: nothing to change",
+                    root.display(),
+                    o.user
+                ),
+                t0,
+            ),
+            Vec::new(),
+        );
+    }
+    let mut out = String::new();
+    let mut done: Vec<String> = Vec::new();
+    for (p, b, (uid, gid, mode)) in &changes {
+        if let Err(e) = set(p, *uid, *gid, *mode, b.symlink) {
+            // Put back what was changed so far: all or nothing.
+            for line in done.iter().rev() {
+                if let Some((u, g, m, q)) = parse_restore(line) {
+                    let sl =
+                        std::fs::symlink_metadata(&q).is_ok_and(|m| m.file_type().is_symlink());
+                    let _ = set(&q, u, g, m, sl);
+                }
+            }
+            return (
+                result(
+                    argv,
+                    false,
+                    out,
+                    format!(
+                        "changing {} failed: {e}; the {} entries changed before were restored",
+                        p.display(),
+                        done.len()
+                    ),
+                    t0,
+                ),
+                Vec::new(),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{}: {}:{} {:04o} -> {uid}:{gid} {mode:04o}",
+            p.display(),
+            b.uid,
+            b.gid,
+            b.mode
+        );
+        done.push(format!("{}:{} {:o} {}", b.uid, b.gid, b.mode, p.display()));
+    }
+    let undo_spec = OwnershipAction {
+        path: root.display().to_string(),
+        allowed: o.allowed.clone(),
+        user: o.user.clone(),
+        group: o.group.clone(),
+        restore: done.clone(),
+    };
+    let first = &changes[0];
+    let entry = UndoEntry {
+        key: format!("ownership:{}", root.display()),
+        what: format!(
+            "{} entries of {} were given to {} ({} was {}:{} {:04o})",
+            done.len(),
+            root.display(),
+            o.user,
+            first.0.display(),
+            first.1.uid,
+            first.1.gid,
+            first.1.mode
+        ),
+        how: format!(
+            "restore each entry's previous owner and mode ({})",
+            done.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+        ),
+        undo: Some(ActionSpec::Ownership(undo_spec)),
+    };
+    (
+        result(
+            argv,
+            true,
+            out,
+            format!(
+                "gave {} entries of {} to {}",
+                done.len(),
+                root.display(),
+                o.user
+            ),
+            t0,
+        ),
+        vec![entry],
+    )
+}
+
+fn restore(o: &OwnershipAction, argv: Vec<String>, t0: Instant) -> ActionResult {
+    let root = match cache::check_allowed(&o.path, &o.allowed) {
+        Ok(r) => r,
+        Err(e) => {
+            return result(
+                argv,
+                false,
+                String::new(),
+                e.replace("refusing to clear", "refusing to restore"),
+                t0,
+            );
+        }
+    };
+    let mut out = String::new();
+    let mut failed = 0usize;
+    for line in &o.restore {
+        let Some((uid, gid, mode, path)) = parse_restore(line) else {
+            failed += 1;
+            let _ = writeln!(out, "not an entry: {line}");
+            continue;
+        };
+        if !path.starts_with(&root) {
+            failed += 1;
+            let _ = writeln!(
+                out,
+                "{} is outside {}: left alone",
+                path.display(),
+                root.display()
+            );
+            continue;
+        }
+        let link = std::fs::symlink_metadata(&path).is_ok_and(|md| md.file_type().is_symlink());
+        match set(&path, uid, gid, mode, link) {
+            Ok(()) => {
+                let _ = writeln!(out, "{}: back to {uid}:{gid} {mode:04o}", path.display());
+            }
+            Err(err) => {
+                failed += 1;
+                let _ = writeln!(out, "{}: {err}", path.display());
+            }
+        }
+    }
+    let n = o.restore.len();
+    result(
+        argv,
+        failed == 0,
+        out,
+        if failed == 0 {
+            format!(
+                "restored the previous owner and mode of {n} entries in {}",
+                root.display()
+            )
+        } else {
+            format!(
+                "{failed} of {n} entries in {} could not be restored",
+                root.display()
+            )
+        },
+        t0,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_and_restore_lines() {
+        let d = Owned {
+            uid: 0,
+            gid: 0,
+            mode: 0o000,
+            dir: true,
+            symlink: false,
+        };
+        assert_eq!(wanted_mode(&d), 0o700);
+        let f = Owned {
+            dir: false,
+            mode: 0o044,
+            ..d
+        };
+        assert_eq!(wanted_mode(&f), 0o644);
+        assert_eq!(
+            parse_restore("0:0 700 /var/cache/nginx/a b"),
+            Some((0, 0, 0o700, PathBuf::from("/var/cache/nginx/a b")))
+        );
+        assert_eq!(parse_restore("x"), None);
+    }
+
+    #[test]
+    fn a_path_outside_the_configured_ones_is_refused_and_nothing_changes() {
+        let t = tempfile::tempdir().unwrap();
+        let inside = t.path().join("cache");
+        let outside = t.path().join("data");
+        std::fs::create_dir(&inside).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o500)).unwrap();
+        let o = OwnershipAction {
+            path: outside.display().to_string(),
+            allowed: vec![inside.display().to_string()],
+            user: "root".into(),
+            group: None,
+            restore: Vec::new(),
+        };
+        let (r, undo) = run(&o);
+        assert!(!r.ok);
+        assert!(r.summary.contains("refusing to change"), "{}", r.summary);
+        assert!(undo.is_empty());
+        assert_eq!(
+            std::fs::metadata(&outside).unwrap().permissions().mode() & 0o7777,
+            0o500
+        );
+    }
+
+    #[test]
+    fn give_back_then_undo_restores_each_mode() {
+        // As the running user (root or not), modes are what changes here.
+        let tmp = tempfile::tempdir().unwrap();
+        let c = tmp.path().join("cache");
+        std::fs::create_dir_all(c.join("a")).unwrap();
+        std::fs::write(c.join("a/entry"), "x").unwrap();
+        std::fs::set_permissions(c.join("a/entry"), std::fs::Permissions::from_mode(0o400))
+            .unwrap();
+        std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o500)).unwrap();
+        let me = std::fs::metadata(tmp.path()).unwrap().uid();
+        let user = std::fs::read_to_string("/etc/passwd")
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 3 && f[2] == me.to_string()).then(|| f[0].to_owned())
+            })
+            .unwrap();
+        let give = OwnershipAction {
+            path: c.display().to_string(),
+            allowed: vec![c.display().to_string()],
+            user,
+            group: None,
+            restore: Vec::new(),
+        };
+        let (r, undo) = run(&give);
+        assert!(r.ok, "{r:?}");
+        assert_eq!(std::fs::metadata(&c).unwrap().mode() & 0o7777, 0o700);
+        assert_eq!(
+            std::fs::metadata(c.join("a/entry")).unwrap().mode() & 0o7777,
+            0o600
+        );
+        let Some(ActionSpec::Ownership(u)) = &undo[0].undo else {
+            panic!("{undo:?}")
+        };
+        let (r2, _) = run(u);
+        assert!(r2.ok, "{r2:?}");
+        assert_eq!(std::fs::metadata(&c).unwrap().mode() & 0o7777, 0o500);
+        assert_eq!(
+            std::fs::metadata(c.join("a/entry")).unwrap().mode() & 0o7777,
+            0o400
+        );
+    }
+}
