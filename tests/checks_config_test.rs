@@ -223,6 +223,15 @@ async fn nginx_test_as_root_changes_nothing_in_the_cache_fault_state() {
     let before = snapshot(d.path());
     let r = test(Server::Nginx, &c, Some(d.path())).await;
     assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+    assert_eq!(snapshot(d.path()), before);
+    for absent in [
+        "logs/error.log",
+        "logs/access.log",
+        "run/nginx.pid",
+        "tmp/scgi",
+    ] {
+        assert!(!d.path().join(absent).exists(), "{absent} was created");
+    }
     let iso = r
         .evidence
         .iter()
@@ -238,15 +247,6 @@ async fn nginx_test_as_root_changes_nothing_in_the_cache_fault_state() {
         );
     }
     assert!(!iso.text.contains("not isolated"), "{}", iso.text);
-    assert_eq!(snapshot(d.path()), before);
-    for absent in [
-        "logs/error.log",
-        "logs/access.log",
-        "run/nginx.pid",
-        "tmp/scgi",
-    ] {
-        assert!(!d.path().join(absent).exists(), "{absent} was created");
-    }
 
     // An invalid config: the same verdict and error as before, and again
     // nothing changed (nginx appends its [emerg] to the default error log).
@@ -311,13 +311,6 @@ async fn php_fpm_test_leaves_its_logs_unchanged() {
     let before = snapshot(d.path());
     let r = test(Server::PhpFpm, &c, None).await;
     assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
-    let iso = r.evidence.iter().find(|e| e.label == "isolation").unwrap();
-    assert!(
-        iso.text
-            .contains(&format!("{} (", d.path().join("log").display())),
-        "{}",
-        iso.text
-    );
     assert_eq!(snapshot(d.path()), before);
     assert_eq!(
         std::fs::read_to_string(d.path().join("log/fpm.log")).unwrap(),
@@ -325,4 +318,11 @@ async fn php_fpm_test_leaves_its_logs_unchanged() {
     );
     assert!(!d.path().join("log/www.access.log").exists());
     assert!(!d.path().join("log/slow.log").exists());
+    let iso = r.evidence.iter().find(|e| e.label == "isolation").unwrap();
+    assert!(
+        iso.text
+            .contains(&format!("{} (", d.path().join("log").display())),
+        "{}",
+        iso.text
+    );
 }
