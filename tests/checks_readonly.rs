@@ -252,13 +252,13 @@ fn read_only_diagnosis_leaves_the_lab_cache_fault_in_place() {
         .map(|f| f.iter().filter_map(|x| x["cause"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(causes.first(), Some(&"cache_fault"), "{report:#}");
-    // The config test did run nginx -t, isolated.
-    let dump = report.to_string();
-    assert!(dump.contains("private mount namespace"), "{report:#}");
     assert_eq!(
         stat(&cache),
         before,
         "the diagnosis changed {}",
         cache.display()
     );
+    // The config test did run nginx -t, isolated.
+    let dump = report.to_string();
+    assert!(dump.contains("private mount namespace"), "{report:#}");
 }
