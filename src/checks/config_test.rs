@@ -475,9 +475,7 @@ async fn nginx_plan(p: &Params, exe: &Path, timeout: Duration) -> Plan {
     let mut files: Vec<PathBuf> = Vec::new();
     walk(&cfg.main, &mut |d, depth| {
         let Some(a0) = d.arg(0) else { return };
-        if TEMP_PATHS.iter().any(|(n, _)| *n == d.name) {
-            dirs.push(full(a0));
-        } else if CACHE_PATHS.contains(&d.name.as_str()) {
+        if TEMP_PATHS.iter().any(|(n, _)| *n == d.name) || CACHE_PATHS.contains(&d.name.as_str()) {
             dirs.push(full(a0));
         } else if d.name == "error_log" || d.name == "access_log" {
             if is_log_file(a0) {

@@ -391,6 +391,22 @@ mod tests {
     }
 
     #[test]
+    fn a_covered_ancestor_hides_its_descendants() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        std::fs::create_dir_all(a.join("b")).unwrap();
+        let mut s = Sandbox::default();
+        s.cover(&a.join("b")).unwrap();
+        s.cover(&a).unwrap();
+        s.cover(&a.join("b")).unwrap();
+        assert_eq!(s.private_dirs.len(), 1);
+        assert_eq!(s.private_dirs[0].path, a);
+        assert!(s.cover(&d.path().join("missing")).is_err());
+        std::fs::write(d.path().join("f"), "").unwrap();
+        assert!(s.cover(&d.path().join("f")).is_err());
+    }
+
+    #[test]
     fn argv_is_quoted_for_display() {
         assert_eq!(
             display_argv("nginx", &["-t".into(), "-c".into(), "/a b".into()]),
