@@ -1,12 +1,20 @@
 //! Every check kind, run against one temp tree, changes no file: content,
 //! mode and mtime of every entry (files, dirs, the socket) are identical
 //! before and after. Runs through `CheckSpec` so each registered kind is
-//! covered; a new kind without an entry here fails the test.
+//! covered; a new kind without an entry here fails the test. The config
+//! test's nginx sees the cache and temp directories root-owned 0700 (the
+//! `cache_fault` state), which `nginx -t` run as root would re-own.
+//!
+//! And on the lab's `nginx_cache_fault`, a `--read-only` diagnosis leaves the
+//! faulty cache directory exactly as it was (it used to repair, and so hide,
+//! the fault through `nginx -t`).
 
 #![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
 
 #[path = "support/dns_stub.rs"]
 mod dns_stub;
+#[path = "lab/harness.rs"]
+mod harness;
 #[path = "support/listeners.rs"]
 mod listeners;
 
@@ -50,6 +58,11 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, State> {
     out
 }
 
+fn owner_only(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
 fn spec(toml_text: &str) -> CheckSpec {
     let t: toml::Table =
         toml::from_str(&format!("c = {toml_text}")).unwrap_or_else(|e| panic!("{toml_text}: {e}"));
@@ -68,17 +81,16 @@ async fn no_check_kind_changes_any_file() {
     // The tree: configs with a backup, a WordPress plugin, a cache, logs, a socket.
     std::fs::create_dir_all(root.join("etc/nginx")).unwrap();
     std::fs::create_dir_all(root.join("tmp")).unwrap();
-    // As on a working install, nginx's temp dirs belong to its worker user
-    // (`nobody` by default): `nginx -t` run as root chowns them to that user
-    // otherwise (see config_test's documentation).
-    let nobody = triage502::checks::permission::lookup("nobody").unwrap();
+    // The temp dirs and the cache owned by root, owner-only: `nginx -t` run
+    // as root would give them to its worker user (`nobody`) and add u+rwx,
+    // were it not run in its private mount namespace.
     for t in ["body", "proxy", "fcgi", "uwsgi", "scgi"] {
         std::fs::create_dir_all(root.join("tmp").join(t)).unwrap();
-        std::os::unix::fs::chown(root.join("tmp").join(t), Some(nobody.uid), None).unwrap();
+        owner_only(&root.join("tmp").join(t));
     }
     std::fs::write(
         root.join("etc/nginx/nginx.conf"),
-        format!("pid {r}/nginx.pid;\nerror_log stderr;\nevents {{}}\nhttp {{\n access_log off;\n client_body_temp_path {r}/tmp/body;\n proxy_temp_path {r}/tmp/proxy;\n fastcgi_temp_path {r}/tmp/fcgi;\n uwsgi_temp_path {r}/tmp/uwsgi;\n scgi_temp_path {r}/tmp/scgi;\n server {{ listen 127.0.0.1:18085; }}\n}}\n"),
+        format!("pid {r}/nginx.pid;\nerror_log stderr;\nevents {{}}\nhttp {{\n access_log off;\n proxy_cache_path {r}/cache levels=1:2 keys_zone=t502ro:1m;\n client_body_temp_path {r}/tmp/body;\n proxy_temp_path {r}/tmp/proxy;\n fastcgi_temp_path {r}/tmp/fcgi;\n uwsgi_temp_path {r}/tmp/uwsgi;\n scgi_temp_path {r}/tmp/scgi;\n server {{ listen 127.0.0.1:18085; }}\n}}\n"),
     )
     .unwrap();
     std::fs::write(root.join("nginx.pid"), "").unwrap();
@@ -91,6 +103,7 @@ async fn no_check_kind_changes_any_file() {
     .unwrap();
     std::fs::create_dir_all(root.join("cache/a/1f")).unwrap();
     std::fs::write(root.join("cache/a/1f/entry"), "cached").unwrap();
+    owner_only(&root.join("cache"));
     std::fs::write(
         root.join("access.log"),
         "127.0.0.1 - - [23/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 502 157 \"-\" \"curl\"\n",
@@ -176,4 +189,76 @@ async fn no_check_kind_changes_any_file() {
     }
     let all: BTreeSet<&str> = KINDS.iter().map(|k| k.kind).collect();
     assert_eq!(kinds, all, "every registered kind must be run here");
+}
+
+/// The lab's `nginx_cache_fault` (the proxy cache directory re-owned
+/// root:root 0700 after nginx started): `triage502 run --read-only` names
+/// `cache_fault` and leaves the directory's owner, mode, mtime and ctime as
+/// they were (its config test ran `nginx -t` as root, which used to give the
+/// directory back to the worker user).
+#[test]
+fn read_only_diagnosis_leaves_the_lab_cache_fault_in_place() {
+    use std::io::Read as _;
+    use std::time::{Duration, Instant};
+    let mut lab = harness::Lab::start("nginx_cache_fault");
+    let seen = lab.provoke();
+    lab.assert_expected(&seen);
+    let cache = lab.dir.join("cache");
+    let stat = |p: &Path| {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (
+            m.uid(),
+            m.gid(),
+            m.mode() & 0o7777,
+            (m.mtime(), m.mtime_nsec()),
+            (m.ctime(), m.ctime_nsec()),
+        )
+    };
+    let before = stat(&cache);
+    assert_eq!((before.0, before.1, before.2), (0, 0, 0o700), "{before:?}");
+    let state = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_triage502"))
+        .args([
+            "run",
+            "--non-interactive",
+            "--read-only",
+            "--format",
+            "json",
+            "--url",
+            &lab.url,
+        ])
+        .env("XDG_STATE_HOME", state.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stdout.read_to_end(&mut b);
+        b
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "triage502 run took over 120 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = String::from_utf8_lossy(&out.join().unwrap()).into_owned();
+    let report: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"));
+    let causes: Vec<&str> = report["findings"]
+        .as_array()
+        .map(|f| f.iter().filter_map(|x| x["cause"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(causes.first(), Some(&"cache_fault"), "{report:#}");
+    assert_eq!(
+        stat(&cache),
+        before,
+        "the diagnosis changed {}",
+        cache.display()
+    );
+    // The config test did run nginx -t, isolated.
+    let dump = report.to_string();
+    assert!(dump.contains("private mount namespace"), "{report:#}");
 }

@@ -4,8 +4,17 @@
 //! reported by name (and the check becomes inconclusive); the child is killed
 //! when the future is dropped (`kill_on_drop`) or when the timeout passes; at
 //! most `cap` bytes of each stream are kept, the rest is drained and counted.
+//!
+//! A server's own test tool (`nginx -t`, `php-fpm -t`) writes as a side effect
+//! (creates log files and temp dirs, chowns them). [`Sandbox`] runs such a
+//! tool in a private mount namespace where each directory it may write to is
+//! covered by a fresh tmpfs whose root has the original's owner and mode: the
+//! tool sees the same ownership state and its writes vanish with the child.
 
-use std::path::PathBuf;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -119,6 +128,89 @@ pub async fn run(
     run_path(&path, program, args, timeout, cap).await
 }
 
+/// A directory the child sees as an empty tmpfs owned and moded like the
+/// original (which stays untouched underneath).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivateDir {
+    pub path: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits (`0o7777` mask).
+    pub mode: u32,
+}
+
+/// Directories to hide from a tool behind private tmpfs mounts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sandbox {
+    pub private_dirs: Vec<PrivateDir>,
+}
+
+impl Sandbox {
+    /// Cover the existing directory `dir` (recorded with its current owner
+    /// and mode). A directory under one already covered is dropped (the
+    /// ancestor's tmpfs hides it); an ancestor replaces its descendants.
+    pub fn cover(&mut self, dir: &Path) -> std::io::Result<()> {
+        let m = std::fs::metadata(dir)?;
+        if !m.is_dir() {
+            return Err(std::io::Error::other(format!(
+                "{} is not a directory",
+                dir.display()
+            )));
+        }
+        if self.private_dirs.iter().any(|d| dir.starts_with(&d.path)) {
+            return Ok(());
+        }
+        self.private_dirs.retain(|d| !d.path.starts_with(dir));
+        self.private_dirs.push(PrivateDir {
+            path: dir.to_path_buf(),
+            uid: m.uid(),
+            gid: m.gid(),
+            mode: m.mode() & 0o7777,
+        });
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.private_dirs.is_empty()
+    }
+
+    /// The covered directories, for evidence (`/var/lib/nginx (0:0 0700)`).
+    pub fn describe(&self) -> String {
+        self.private_dirs
+            .iter()
+            .map(|d| format!("{} ({}:{} {:04o})", d.path.display(), d.uid, d.gid, d.mode))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The mount targets and tmpfs options as C strings.
+    fn prepared(&self) -> std::io::Result<Vec<(CString, CString)>> {
+        self.private_dirs
+            .iter()
+            .map(|d| {
+                let path = CString::new(d.path.as_os_str().as_bytes())?;
+                let data = CString::new(format!(
+                    "mode={:04o},uid={},gid={},size=64m,nr_inodes=4096",
+                    d.mode, d.uid, d.gid
+                ))?;
+                Ok((path, data))
+            })
+            .collect()
+    }
+}
+
+/// How a sandboxed run went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Isolation {
+    /// Nothing needed covering (or no sandbox was asked for).
+    None,
+    /// The child ran in a private mount namespace with these covered.
+    Isolated(String),
+    /// The namespace could not be made (no CAP_SYS_ADMIN: not root, or a
+    /// confined container); the child ran unisolated. The reason.
+    Unavailable(String),
+}
+
 /// Like [`run`] with an already located program.
 pub async fn run_path(
     path: &std::path::Path,
@@ -127,16 +219,119 @@ pub async fn run_path(
     timeout: Duration,
     cap: usize,
 ) -> Result<ToolOutput, ToolError> {
+    run_inner(path, shown, args, timeout, cap, None)
+        .await
+        .map_err(|e| spawn_error(shown, &e))
+}
+
+fn spawn_error(shown: &str, e: &std::io::Error) -> ToolError {
+    ToolError::Spawn(shown.to_owned(), e.to_string())
+}
+
+/// [`run_path`] inside `sandbox`: a private mount namespace (`/` made
+/// recursively private, so nothing propagates back to the host) with every
+/// covered directory behind its own tmpfs. When the namespace cannot be
+/// created (`EPERM`: no CAP_SYS_ADMIN, so the tool cannot chown either),
+/// the tool runs unisolated and [`Isolation::Unavailable`] says why; any
+/// other setup failure is an error (the tool is not run).
+pub async fn run_path_sandboxed(
+    path: &std::path::Path,
+    shown: &str,
+    args: &[String],
+    timeout: Duration,
+    cap: usize,
+    sandbox: &Sandbox,
+) -> Result<(ToolOutput, Isolation), ToolError> {
+    if sandbox.is_empty() {
+        return Ok((
+            run_path(path, shown, args, timeout, cap).await?,
+            Isolation::None,
+        ));
+    }
+    let prepared = sandbox
+        .prepared()
+        .map_err(|e| ToolError::Spawn(shown.to_owned(), e.to_string()))?;
+    match run_inner(path, shown, args, timeout, cap, Some(prepared)).await {
+        Ok(o) => Ok((o, Isolation::Isolated(sandbox.describe()))),
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
+            let o = run_path(path, shown, args, timeout, cap).await?;
+            Ok((
+                o,
+                Isolation::Unavailable(format!("cannot create a private mount namespace: {e}")),
+            ))
+        }
+        Err(e) => Err(spawn_error(shown, &e)),
+    }
+}
+
+/// On the calling (dedicated) thread: its own mount namespace, `/` made
+/// recursively private, and the tmpfs mounts. The namespace is per thread
+/// (`unshare(CLONE_NEWNS)` also unshares the thread's fs struct), so the
+/// rest of the process keeps the host's view.
+fn enter_sandbox(mounts: &[(CString, CString)]) -> std::io::Result<()> {
+    use rustix::mount::{MountFlags, MountPropagationFlags, mount, mount_change};
+    use rustix::thread::UnshareFlags;
+    // `unshare` is deprecated in favour of an `unsafe` variant because of
+    // `CLONE_FILES`; this crate forbids unsafe code and only `CLONE_NEWNS`
+    // is asked for, on a thread that shares no descriptors table.
+    #[allow(deprecated, reason = "CLONE_NEWNS only; see above")]
+    rustix::thread::unshare(UnshareFlags::NEWNS)?;
+    mount_change(
+        c"/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )?;
+    for (target, data) in mounts {
+        mount(
+            c"tmpfs",
+            target.as_c_str(),
+            c"tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            Some(data.as_c_str()),
+        )?;
+    }
+    Ok(())
+}
+
+/// Spawn `cmd` from a fresh OS thread that first enters the sandbox: the
+/// child inherits that thread's mount namespace. The thread ends right after
+/// the spawn (never a pooled thread, which would keep the private view).
+async fn spawn_in_sandbox(
+    mut cmd: tokio::process::Command,
+    mounts: Vec<(CString, CString)>,
+) -> std::io::Result<tokio::process::Child> {
+    let handle = tokio::runtime::Handle::current();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("t502-sandbox".into())
+        .spawn(move || {
+            let _rt = handle.enter();
+            let r = enter_sandbox(&mounts).and_then(|()| cmd.spawn());
+            let _ = tx.send(r);
+        })?;
+    rx.await
+        .unwrap_or_else(|_| Err(std::io::Error::other("the sandbox thread ended early")))
+}
+
+async fn run_inner(
+    path: &std::path::Path,
+    shown: &str,
+    args: &[String],
+    timeout: Duration,
+    cap: usize,
+    mounts: Option<Vec<(CString, CString)>>,
+) -> std::io::Result<ToolOutput> {
     let argv = display_argv(shown, args);
-    let mut child = tokio::process::Command::new(path)
-        .args(args)
+    let mut cmd = tokio::process::Command::new(path);
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env("LC_ALL", "C")
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| ToolError::Spawn(shown.to_owned(), e.to_string()))?;
+        .kill_on_drop(true);
+    let mut child = match mounts {
+        Some(m) => spawn_in_sandbox(cmd, m).await?,
+        None => cmd.spawn()?,
+    };
     let out = child.stdout.take();
     let err = child.stderr.take();
     let work = async {
@@ -193,6 +388,22 @@ mod tests {
             .await
             .unwrap();
         assert!(o.timed_out);
+    }
+
+    #[test]
+    fn a_covered_ancestor_hides_its_descendants() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        std::fs::create_dir_all(a.join("b")).unwrap();
+        let mut s = Sandbox::default();
+        s.cover(&a.join("b")).unwrap();
+        s.cover(&a).unwrap();
+        s.cover(&a.join("b")).unwrap();
+        assert_eq!(s.private_dirs.len(), 1);
+        assert_eq!(s.private_dirs[0].path, a);
+        assert!(s.cover(&d.path().join("missing")).is_err());
+        std::fs::write(d.path().join("f"), "").unwrap();
+        assert!(s.cover(&d.path().join("f")).is_err());
     }
 
     #[test]
