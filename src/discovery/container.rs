@@ -477,6 +477,7 @@ pub async fn discover_published(
         .and_then(|k| Kind::parse(k))
         .unwrap_or_else(|| front::kind_of(&proc_));
     let cname = cref.name.clone();
+    let cid = cref.id.clone();
     map.front = Some(Front {
         kind: kind.as_str().to_owned(),
         pid: proc_.pid,
@@ -580,7 +581,72 @@ pub async fn discover_published(
         );
     }
     upstreams_from_container(map, engine.as_ref(), view).await;
+    let log_path = engine
+        .as_ref()
+        .and_then(|e| e.inspected.get(&cid))
+        .filter(|i| i.host_config.log_config.driver.is_empty() || i.host_config.log_config.driver == "json-file")
+        .map(|i| i.log_path.clone())
+        .filter(|p| !p.is_empty());
+    if let Some(pid) = map.front.as_ref().map(|f| f.pid) {
+        logs_on_host(map, pid, &cname, log_path.as_deref());
+    }
     true
+}
+
+/// Where a log target of the front server inside container `cname` (process `pid`) can be read
+/// from this host: `/dev/stderr`, `/dev/stdout` (or a file that links to them, as in the official
+/// nginx image) → Docker's json-file log `log_path`; any other absolute path → the same file
+/// through `/proc/PID/root`. `None`: not readable as a file from here (no json-file log).
+pub fn host_log_target(target: &str, pid: u32, log_path: Option<&str>) -> Option<String> {
+    const STD: &[&str] = &["stderr", "stdout", "/dev/stderr", "/dev/stdout"];
+    let std_stream = |t: &str| {
+        STD.contains(&t) || t.starts_with("/proc/self/fd/") || t == "/dev/fd/1" || t == "/dev/fd/2"
+    };
+    if std_stream(target) {
+        return log_path.map(str::to_owned);
+    }
+    if !target.starts_with('/') || target.contains('$') {
+        return None;
+    }
+    let inside = format!("/proc/{pid}/root{target}");
+    if let Ok(link) = std::fs::read_link(&inside)
+        && std_stream(&link.to_string_lossy())
+    {
+        return log_path.map(str::to_owned);
+    }
+    Some(inside)
+}
+
+/// Rewrites the map's error and access logs of a containerized front to paths this host reads,
+/// keeping where each came from (the directive inside the container).
+fn logs_on_host(map: &mut ServiceMap, pid: u32, cname: &str, log_path: Option<&str>) {
+    let mut sources = Vec::new();
+    for (kind, list) in [("error", &mut map.logs.error), ("access", &mut map.logs.access)] {
+        for t in list.iter_mut() {
+            let Some(host) = host_log_target(t, pid, log_path) else {
+                continue;
+            };
+            let directive = map
+                .logs
+                .sources
+                .iter()
+                .find(|s| s.kind == kind && s.target == *t)
+                .map_or_else(|| "default".to_owned(), |s| s.source.clone());
+            let how = if Some(host.as_str()) == log_path {
+                format!("{t} inside container {cname} ({directive}) is the container's output: Docker's json-file log")
+            } else {
+                format!("{t} inside container {cname} ({directive})")
+            };
+            sources.push(crate::discovery::service_map::LogSource {
+                kind: kind.to_owned(),
+                target: host.clone(),
+                source: how,
+            });
+            *t = host;
+        }
+        list.dedup();
+    }
+    map.logs.sources.extend(sources);
 }
 
 /// A process in the network namespace (other than this host's) that owns
