@@ -191,7 +191,8 @@ impl Engine {
     pub async fn load(docker: &Docker) -> Result<Engine, crate::docker::DockerError> {
         let containers = docker.containers().await?;
         let mut inspected = BTreeMap::new();
-        for c in containers.iter().filter(|c| c.state == "running").take(200) {
+        // Stopped ones too: their aliases name the upstream nginx can no longer resolve.
+        for c in containers.iter().take(200) {
             if let Ok(i) = docker.inspect(&c.id).await {
                 inspected.insert(c.id.clone(), i);
             }
@@ -210,6 +211,28 @@ impl Engine {
                 .networks
                 .values()
                 .any(|e| e.ip_address == text || e.global_ipv6_address == text)
+        })
+    }
+
+    /// A container that is not running (exited, restarting, created) whose name, network alias
+    /// or compose service is `host`, on one of `networks`: Docker's DNS does not answer for a
+    /// stopped container, so this is who `host` was.
+    pub fn not_running_named(&self, host: &str, networks: &[String]) -> Option<&ContainerSummary> {
+        self.containers.iter().find(|c| {
+            c.state != "running"
+                && c.network_settings
+                    .networks
+                    .keys()
+                    .any(|n| networks.contains(n))
+                && (c.name() == host
+                    || self.inspected.get(&c.id).is_some_and(|i| {
+                        i.compose_service() == Some(host)
+                            || i.network_settings.networks.iter().any(|(n, e)| {
+                                networks.contains(n)
+                                    && (e.aliases.iter().any(|a| a == host)
+                                        || e.dns_names.iter().any(|a| a == host))
+                            })
+                    }))
         })
     }
 
@@ -584,7 +607,10 @@ pub async fn discover_published(
     let log_path = engine
         .as_ref()
         .and_then(|e| e.inspected.get(&cid))
-        .filter(|i| i.host_config.log_config.driver.is_empty() || i.host_config.log_config.driver == "json-file")
+        .filter(|i| {
+            i.host_config.log_config.driver.is_empty()
+                || i.host_config.log_config.driver == "json-file"
+        })
         .map(|i| i.log_path.clone())
         .filter(|p| !p.is_empty());
     if let Some(pid) = map.front.as_ref().map(|f| f.pid) {
@@ -621,7 +647,10 @@ pub fn host_log_target(target: &str, pid: u32, log_path: Option<&str>) -> Option
 /// keeping where each came from (the directive inside the container).
 fn logs_on_host(map: &mut ServiceMap, pid: u32, cname: &str, log_path: Option<&str>) {
     let mut sources = Vec::new();
-    for (kind, list) in [("error", &mut map.logs.error), ("access", &mut map.logs.access)] {
+    for (kind, list) in [
+        ("error", &mut map.logs.error),
+        ("access", &mut map.logs.access),
+    ] {
         for t in list.iter_mut() {
             let Some(host) = host_log_target(t, pid, log_path) else {
                 continue;
@@ -633,7 +662,9 @@ fn logs_on_host(map: &mut ServiceMap, pid: u32, cname: &str, log_path: Option<&s
                 .find(|s| s.kind == kind && s.target == *t)
                 .map_or_else(|| "default".to_owned(), |s| s.source.clone());
             let how = if Some(host.as_str()) == log_path {
-                format!("{t} inside container {cname} ({directive}) is the container's output: Docker's json-file log")
+                format!(
+                    "{t} inside container {cname} ({directive}) is the container's output: Docker's json-file log"
+                )
             } else {
                 format!("{t} inside container {cname} ({directive})")
             };
@@ -703,6 +734,13 @@ async fn upstreams_from_container(map: &mut ServiceMap, engine: Option<&Engine>,
         return;
     };
     let cname = container.unwrap_or_default();
+    let front_networks: Vec<String> = map
+        .front
+        .as_ref()
+        .and_then(|f| f.container.as_ref())
+        .and_then(|fc| engine?.containers.iter().find(|c| c.id == fc.id))
+        .map(|c| c.network_settings.networks.keys().cloned().collect())
+        .unwrap_or_default();
     for u in &mut map.upstreams {
         if u.kind == "unix" || u.address.contains('$') {
             u.listener_note.get_or_insert_with(|| {
@@ -725,6 +763,17 @@ async fn upstreams_from_container(map: &mut ServiceMap, engine: Option<&Engine>,
             u.listener_note = Some(format!(
                 "{host} does not resolve from container {cname}: {e}"
             ));
+            if let Some(engine) = engine
+                && let Some(c) = engine.not_running_named(&host, &front_networks)
+            {
+                let r = engine.reference(c, None);
+                u.listener_note = Some(format!(
+                    "{host} does not resolve from container {cname}: {e}; container {} ({host} on their network) is {}, and Docker's DNS does not answer for a container that is not running",
+                    r.name, c.state
+                ));
+                u.local = Some(false);
+                u.container = Some(r);
+            }
             continue;
         }
         let Some(ip) = res.addresses.first().copied() else {
