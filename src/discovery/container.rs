@@ -1114,6 +1114,29 @@ mod tests {
     }
 
     #[test]
+    fn container_log_targets_as_this_host_reads_them() {
+        let json = "/var/lib/docker/containers/ab/ab-json.log";
+        for t in ["stderr", "/dev/stderr", "/dev/stdout", "/proc/self/fd/2"] {
+            assert_eq!(
+                host_log_target(t, 42, Some(json)).as_deref(),
+                Some(json),
+                "{t}"
+            );
+            // Another log driver: the container's output is not a file here.
+            assert_eq!(host_log_target(t, 42, None), None, "{t}");
+        }
+        assert_eq!(
+            host_log_target("/var/log/app/error.log", 42, Some(json)).as_deref(),
+            Some("/proc/42/root/var/log/app/error.log")
+        );
+        assert_eq!(
+            host_log_target("syslog:server=unix:/dev/log", 42, Some(json)),
+            None
+        );
+        assert_eq!(host_log_target("/var/log/$host.log", 42, Some(json)), None);
+    }
+
+    #[test]
     fn host_and_port_of_upstreams() {
         assert_eq!(
             split_host_port("app:3000", "http"),
