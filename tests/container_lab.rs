@@ -407,3 +407,77 @@ fn catalogue_is_covered() {
         assert_eq!(s.causes.is_empty(), s.culprit.is_none(), "{}", s.name);
     }
 }
+
+/// An unprivileged run (`nobody`, no `docker` group) on a container incident: the report begins
+/// with what it could not see (the Docker socket, the containers' namespaces and filesystems) and
+/// how to see it, and its first finding is not a weaker one than root's: the same cause on direct
+/// evidence, or no finding at all.
+#[test]
+fn unprivileged_container_run() {
+    let lab = scenario("app_loopback_only");
+    let root = diagnosis(&lab);
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        home.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_triage502"))
+        .args([
+            "run",
+            "--non-interactive",
+            "--url",
+            &lab.url,
+            "--format",
+            "json",
+        ])
+        .env("HOME", home.path())
+        .env("XDG_STATE_HOME", home.path().join("state"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("setpriv (util-linux) runs triage502");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON as nobody ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let unseen: Vec<String> = report["unseen"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no `unseen` in the unprivileged report: {report:#}"))
+        .iter()
+        .map(|u| format!("{} | {} | {}", u["what"], u["why"], u["how"]))
+        .collect();
+    eprintln!("unprivileged {}: unseen {unseen:#?}", lab.tag);
+    // It begins with the Docker socket and the namespaces (either order), each with its remedy.
+    let head: Vec<String> = unseen.iter().take(2).map(|u| u.to_lowercase()).collect();
+    assert!(
+        head.iter()
+            .any(|u| u.contains("docker.sock") && u.contains("usermod -ag docker")),
+        "the report does not begin with the Docker socket and how to see it: {unseen:#?}"
+    );
+    assert!(
+        head.iter()
+            .any(|u| u.contains("network namespaces") && u.contains("sudo")),
+        "the report does not begin with the namespaces and how to see them: {unseen:#?}"
+    );
+    // Not a weaker first finding: the same cause on direct evidence, or, where only
+    // circumstantial evidence is left, an inconclusive run that says so (as on bare hosts).
+    match report["findings"].as_array().and_then(|f| f.first()) {
+        None => assert_ne!(report["status"], "healthy", "{report:#}"),
+        Some(f) if f["basis"] == "circumstantial" => {
+            assert_eq!(report["status"], "inconclusive", "{report:#}");
+            assert_eq!(report["direct_evidence"], false, "{report:#}");
+        }
+        Some(f) => {
+            assert_eq!(f["cause"], root["findings"][0]["cause"], "{report:#}");
+            assert_eq!(
+                f.get("basis").and_then(|b| b.as_str()).unwrap_or("direct"),
+                "direct",
+                "{report:#}"
+            );
+        }
+    }
+}

@@ -429,6 +429,21 @@ pub async fn discover_published(
             .as_ref()
             .map_or_else(|| "unknown error".to_owned(), ToString::to_string);
         let Some(pid) = pid_owning(view, pm.container_ip) else {
+            if netns::netns_id(1).is_none() {
+                // Not root: other users' /proc/PID/ns/net cannot be read, so the namespace
+                // that owns the address (the container) cannot be found from /proc either.
+                let u = crate::check::Unseen::new(
+                    format!(
+                        "the network namespaces of the containers (which one has {})",
+                        pm.container_ip
+                    ),
+                    "permission denied on /proc/PID/ns/net of processes that are not yours",
+                    crate::check::AS_ROOT,
+                );
+                if !map.unseen.contains(&u) {
+                    map.unseen.push(u);
+                }
+            }
             map.unknown(
                 "front.container",
                 format!(
