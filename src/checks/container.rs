@@ -394,7 +394,15 @@ pub fn judge(
             )
             .at(format!("/proc/{pid}/net/tcp, /proc/{pid}/net/tcp6"));
             r = r.with_evidence(lev.clone());
-            if let Some(port) = p.dialled_port() {
+            if let Some(dialled) = p.dialled_port() {
+                // Dialled through a port this container publishes: docker-proxy (or the DNAT
+                // rule) takes the connection; what matters is the container's port behind it.
+                let published = c
+                    .network_settings
+                    .published()
+                    .into_iter()
+                    .find(|(_, proto, _, hp)| *hp == dialled && proto == "tcp");
+                let port = published.as_ref().map_or(dialled, |(cp, ..)| *cp);
                 let on_port: Vec<&Listener> = ls.iter().filter(|l| l.port == Some(port)).collect();
                 let reachable = on_port
                     .iter()
@@ -409,7 +417,21 @@ pub fn judge(
                         }
                     );
                     problems.push(detail.clone());
-                    r = r.diagnose(Cause::UpstreamRefused, Severity::High, detail, vec![lev]);
+                    if let Some((cp, _, hip, hp)) = &published {
+                        // docker-proxy accepts, fails to reach the container, and closes: the
+                        // proxy in front sees a reset or a premature close, never a refusal.
+                        let host = if hip.is_empty() {
+                            "0.0.0.0"
+                        } else {
+                            hip.as_str()
+                        };
+                        let detail = format!(
+                            "{detail}; port {host}:{hp} is published to its port {cp}, so docker-proxy accepts the connection and then closes it (a reset or premature close in the proxy's log, not a refusal)"
+                        );
+                        r = r.diagnose(Cause::UpstreamClosed, Severity::High, detail, vec![lev]);
+                    } else {
+                        r = r.diagnose(Cause::UpstreamRefused, Severity::High, detail, vec![lev]);
+                    }
                 } else if !reachable {
                     let only: Vec<String> = on_port.iter().map(|l| endpoint(l)).collect();
                     let detail = format!(

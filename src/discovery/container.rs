@@ -191,7 +191,8 @@ impl Engine {
     pub async fn load(docker: &Docker) -> Result<Engine, crate::docker::DockerError> {
         let containers = docker.containers().await?;
         let mut inspected = BTreeMap::new();
-        for c in containers.iter().filter(|c| c.state == "running").take(200) {
+        // Stopped ones too: their aliases name the upstream nginx can no longer resolve.
+        for c in containers.iter().take(200) {
             if let Ok(i) = docker.inspect(&c.id).await {
                 inspected.insert(c.id.clone(), i);
             }
@@ -210,6 +211,28 @@ impl Engine {
                 .networks
                 .values()
                 .any(|e| e.ip_address == text || e.global_ipv6_address == text)
+        })
+    }
+
+    /// A container that is not running (exited, restarting, created) whose name, network alias
+    /// or compose service is `host`, on one of `networks`: Docker's DNS does not answer for a
+    /// stopped container, so this is who `host` was.
+    pub fn not_running_named(&self, host: &str, networks: &[String]) -> Option<&ContainerSummary> {
+        self.containers.iter().find(|c| {
+            c.state != "running"
+                && c.network_settings
+                    .networks
+                    .keys()
+                    .any(|n| networks.contains(n))
+                && (c.name() == host
+                    || self.inspected.get(&c.id).is_some_and(|i| {
+                        i.compose_service() == Some(host)
+                            || i.network_settings.networks.iter().any(|(n, e)| {
+                                networks.contains(n)
+                                    && (e.aliases.iter().any(|a| a == host)
+                                        || e.dns_names.iter().any(|a| a == host))
+                            })
+                    }))
         })
     }
 
@@ -406,6 +429,21 @@ pub async fn discover_published(
             .as_ref()
             .map_or_else(|| "unknown error".to_owned(), ToString::to_string);
         let Some(pid) = pid_owning(view, pm.container_ip) else {
+            if netns::netns_id(1).is_none() {
+                // Not root: other users' /proc/PID/ns/net cannot be read, so the namespace
+                // that owns the address (the container) cannot be found from /proc either.
+                let u = crate::check::Unseen::new(
+                    format!(
+                        "the network namespaces of the containers (which one has {})",
+                        pm.container_ip
+                    ),
+                    "permission denied on /proc/PID/ns/net of processes that are not yours",
+                    crate::check::AS_ROOT,
+                );
+                if !map.unseen.contains(&u) {
+                    map.unseen.push(u);
+                }
+            }
             map.unknown(
                 "front.container",
                 format!(
@@ -477,6 +515,7 @@ pub async fn discover_published(
         .and_then(|k| Kind::parse(k))
         .unwrap_or_else(|| front::kind_of(&proc_));
     let cname = cref.name.clone();
+    let cid = cref.id.clone();
     map.front = Some(Front {
         kind: kind.as_str().to_owned(),
         pid: proc_.pid,
@@ -580,7 +619,80 @@ pub async fn discover_published(
         );
     }
     upstreams_from_container(map, engine.as_ref(), view).await;
+    let log_path = engine
+        .as_ref()
+        .and_then(|e| e.inspected.get(&cid))
+        .filter(|i| {
+            i.host_config.log_config.driver.is_empty()
+                || i.host_config.log_config.driver == "json-file"
+        })
+        .map(|i| i.log_path.clone())
+        .filter(|p| !p.is_empty());
+    if let Some(pid) = map.front.as_ref().map(|f| f.pid) {
+        logs_on_host(map, pid, &cname, log_path.as_deref());
+    }
     true
+}
+
+/// Where a log target of the front server inside container `cname` (process `pid`) can be read
+/// from this host: `/dev/stderr`, `/dev/stdout` (or a file that links to them, as in the official
+/// nginx image) → Docker's json-file log `log_path`; any other absolute path → the same file
+/// through `/proc/PID/root`. `None`: not readable as a file from here (no json-file log).
+pub fn host_log_target(target: &str, pid: u32, log_path: Option<&str>) -> Option<String> {
+    const STD: &[&str] = &["stderr", "stdout", "/dev/stderr", "/dev/stdout"];
+    let std_stream = |t: &str| {
+        STD.contains(&t) || t.starts_with("/proc/self/fd/") || t == "/dev/fd/1" || t == "/dev/fd/2"
+    };
+    if std_stream(target) {
+        return log_path.map(str::to_owned);
+    }
+    if !target.starts_with('/') || target.contains('$') {
+        return None;
+    }
+    let inside = format!("/proc/{pid}/root{target}");
+    if let Ok(link) = std::fs::read_link(&inside)
+        && std_stream(&link.to_string_lossy())
+    {
+        return log_path.map(str::to_owned);
+    }
+    Some(inside)
+}
+
+/// Rewrites the map's error and access logs of a containerized front to paths this host reads,
+/// keeping where each came from (the directive inside the container).
+fn logs_on_host(map: &mut ServiceMap, pid: u32, cname: &str, log_path: Option<&str>) {
+    let mut sources = Vec::new();
+    for (kind, list) in [
+        ("error", &mut map.logs.error),
+        ("access", &mut map.logs.access),
+    ] {
+        for t in list.iter_mut() {
+            let Some(host) = host_log_target(t, pid, log_path) else {
+                continue;
+            };
+            let directive = map
+                .logs
+                .sources
+                .iter()
+                .find(|s| s.kind == kind && s.target == *t)
+                .map_or_else(|| "default".to_owned(), |s| s.source.clone());
+            let how = if Some(host.as_str()) == log_path {
+                format!(
+                    "{t} inside container {cname} ({directive}) is the container's output: Docker's json-file log"
+                )
+            } else {
+                format!("{t} inside container {cname} ({directive})")
+            };
+            sources.push(crate::discovery::service_map::LogSource {
+                kind: kind.to_owned(),
+                target: host.clone(),
+                source: how,
+            });
+            *t = host;
+        }
+        list.dedup();
+    }
+    map.logs.sources.extend(sources);
 }
 
 /// A process in the network namespace (other than this host's) that owns
@@ -637,6 +749,13 @@ async fn upstreams_from_container(map: &mut ServiceMap, engine: Option<&Engine>,
         return;
     };
     let cname = container.unwrap_or_default();
+    let front_networks: Vec<String> = map
+        .front
+        .as_ref()
+        .and_then(|f| f.container.as_ref())
+        .and_then(|fc| engine?.containers.iter().find(|c| c.id == fc.id))
+        .map(|c| c.network_settings.networks.keys().cloned().collect())
+        .unwrap_or_default();
     for u in &mut map.upstreams {
         if u.kind == "unix" || u.address.contains('$') {
             u.listener_note.get_or_insert_with(|| {
@@ -659,6 +778,17 @@ async fn upstreams_from_container(map: &mut ServiceMap, engine: Option<&Engine>,
             u.listener_note = Some(format!(
                 "{host} does not resolve from container {cname}: {e}"
             ));
+            if let Some(engine) = engine
+                && let Some(c) = engine.not_running_named(&host, &front_networks)
+            {
+                let r = engine.reference(c, None);
+                u.listener_note = Some(format!(
+                    "{host} does not resolve from container {cname}: {e}; container {} ({host} on their network) is {}, and Docker's DNS does not answer for a container that is not running",
+                    r.name, c.state
+                ));
+                u.local = Some(false);
+                u.container = Some(r);
+            }
             continue;
         }
         let Some(ip) = res.addresses.first().copied() else {
@@ -996,6 +1126,29 @@ mod tests {
         assert_eq!(m[0].host_ip, Some("127.0.0.1".parse().unwrap()));
         assert_eq!(m[1].container_ip, "172.17.0.2".parse::<IpAddr>().unwrap());
         assert_eq!(m[1].container_port, 9000);
+    }
+
+    #[test]
+    fn container_log_targets_as_this_host_reads_them() {
+        let json = "/var/lib/docker/containers/ab/ab-json.log";
+        for t in ["stderr", "/dev/stderr", "/dev/stdout", "/proc/self/fd/2"] {
+            assert_eq!(
+                host_log_target(t, 42, Some(json)).as_deref(),
+                Some(json),
+                "{t}"
+            );
+            // Another log driver: the container's output is not a file here.
+            assert_eq!(host_log_target(t, 42, None), None, "{t}");
+        }
+        assert_eq!(
+            host_log_target("/var/log/app/error.log", 42, Some(json)).as_deref(),
+            Some("/proc/42/root/var/log/app/error.log")
+        );
+        assert_eq!(
+            host_log_target("syslog:server=unix:/dev/log", 42, Some(json)),
+            None
+        );
+        assert_eq!(host_log_target("/var/log/$host.log", 42, Some(json)), None);
     }
 
     #[test]
