@@ -151,6 +151,9 @@ async fn no_check_kind_changes_any_file() {
         format!(r#"{{ access_log = {{ paths = ["{r}/access.log"], since = "24000h" }} }}"#),
         // Computes an edit from discovery and /proc; it never applies it.
         format!(r#"{{ remedy = {{ cause = "socket_missing", url = "http://{http}/" }} }}"#),
+        // Engine API reads only (a name no container has: the lookup itself is what runs).
+        r#"{ container = { container = "t502-readonly-no-such-container", port = "3000" } }"#
+            .to_owned(),
     ];
     let before = snapshot(root);
     let ctx = listeners::ctx();
