@@ -256,7 +256,12 @@ fn real_nginx_upstream_refused_reaches_the_finding_and_the_ticket() {
     sess.wait("the ticket preview", |s| {
         s.contains("Ticket preview") && s.contains("## Impact")
     });
-    let findings = page_to(&sess, "## Findings");
+    // The finding itself, under "## Findings" (the only place it is written this way; the
+    // timeline above may mention the cause too, and may push the section down a page).
+    let findings = page_to(
+        &sess,
+        "**The upstream refuses connections** (`upstream_refused`",
+    );
     assert!(findings.contains("upstream_refused"), "{findings}");
     sess.send("Escape");
     // Wait before `q`: Esc and a quick `q` would arrive as one Alt-q.
