@@ -40,6 +40,9 @@ if [[ ${TRIAGE502_DIST_LTO:-fat} != fat ]]; then
 fi
 cargo build --quiet --locked --profile dist --target "$target" --bin triage502
 bin=target/$target/dist/triage502
+# The profile's `strip = true` is not applied to the binary once the package has its own profile
+# override (its opt-level, in Cargo.toml): strip it here (binutils, present wherever cc links).
+strip --strip-all "$bin"
 
 rm -rf "$out"
 mkdir -p "$stage"
