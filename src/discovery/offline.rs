@@ -519,8 +519,20 @@ pub fn map_from_config(map: &mut ServiceMap, overrides: &BTreeMap<String, String
     };
     let m = decide(&cfg, &req);
     if kind == ServerKind::Iis {
-        // The configuration says what the front is (`front.kind` = iis).
+        // The configuration says what the front is (`front.kind` = iis),
+        // where it logs and how its farm is set up.
         map.unknown.retain(|u| u.fact != "front.kind");
+        map.logs = m.logs.clone();
+        map.settings.extend(m.settings.clone());
+        if map.document_root.is_none() {
+            map.document_root.clone_from(&m.document_root);
+        }
+        for n in &m.notes {
+            map.note(n.clone());
+        }
+        for u in &m.unknown {
+            map.unknown(&u.fact, u.reason.clone());
+        }
     }
     map.route = m.route;
     map.upstreams = m.upstreams;

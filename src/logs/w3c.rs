@@ -115,7 +115,7 @@ pub fn data_head(line: &[u8]) -> Option<Head> {
         return None;
     }
     let first = tokens[0];
-    if first.starts_with(b"[") || (Level::parse(first).is_some() && first != b"-") {
+    if first.starts_with(b"[") || Level::parse(first).is_some() {
         return None;
     }
     Some(Head {

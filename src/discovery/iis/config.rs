@@ -554,7 +554,8 @@ pub fn load(file: &Path) -> Result<IisConfig, ConfigError> {
             problems: Vec::new(),
             name,
         };
-        for ws in web_servers(root, Some(&site.name))
+        let site_name = site.name.clone();
+        for ws in web_servers(root, Some(&site_name))
             .into_iter()
             .filter(|w| w.parent().is_some_and(|p| p.tag_name().name() == "location"))
         {

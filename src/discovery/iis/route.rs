@@ -479,6 +479,14 @@ fn evaluate_rules(cfg: &IisConfig, site: Option<&Site>, req: &Request, d: &mut D
 }
 
 fn farm_upstreams(cfg: &IisConfig, d: &mut Decision) {
+    // Only a rewrite proxies (ARR); a redirect sends the client elsewhere.
+    if !d
+        .rule
+        .as_ref()
+        .is_some_and(|r| r.action.eq_ignore_ascii_case("rewrite"))
+    {
+        return;
+    }
     let Some((scheme, auth, _)) = d.rewritten.as_deref().and_then(split_url) else {
         return;
     };
