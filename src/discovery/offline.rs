@@ -32,7 +32,7 @@ pub enum ServerKind {
     Nginx,
     Apache,
     Haproxy,
-    /// IIS: `applicationHost.config` (with the sites' `web.config` files).
+    // IIS: `applicationHost.config` (with the sites' `web.config` files).
     Iis,
 }
 
