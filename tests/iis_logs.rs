@@ -130,14 +130,20 @@ fn classify_follows_the_fields_header_of_the_stream() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let v: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let v: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(v.len(), 2, "{text}");
     assert_eq!(v[0]["cause"], serde_json::Value::Null, "{text}");
     assert_eq!(v[1]["cause"], "upstream_closed", "{text}");
     assert_eq!(v[1]["fields"]["client"], "203.0.113.10", "{text}");
     assert_eq!(v[1]["fields"]["path"], "/api/stock", "{text}");
     // The line is quoted as written, not as rebuilt.
-    assert!(v[1]["text"].as_str().unwrap().contains("shop.example.com"), "{text}");
+    assert!(
+        v[1]["text"].as_str().unwrap().contains("shop.example.com"),
+        "{text}"
+    );
     assert_eq!(out.status.code(), Some(1), "a cause was found");
 }
 
@@ -209,7 +215,10 @@ fn scan_window_is_in_utc() {
         .map(|c| c["cause"].as_str().unwrap())
         .collect();
     assert_eq!(ids.len(), 2, "{v}");
-    assert!(ids.contains(&"upstream_closed") && ids.contains(&"no_live_upstreams"), "{v}");
+    assert!(
+        ids.contains(&"upstream_closed") && ids.contains(&"no_live_upstreams"),
+        "{v}"
+    );
 }
 
 #[test]

@@ -40,7 +40,11 @@ fn rel(p: &str) -> String {
 }
 
 fn at(b: &serde_json::Value) -> String {
-    rel(&format!("{}:{}", b["file"].as_str().unwrap_or("?"), b["line"]))
+    rel(&format!(
+        "{}:{}",
+        b["file"].as_str().unwrap_or("?"),
+        b["line"]
+    ))
 }
 
 fn upstreams(r: &serde_json::Value) -> Vec<(String, String, String)> {
@@ -63,13 +67,29 @@ fn site_rule_farm_and_servers_with_file_and_line() {
     let (v, code, text) = route(CONFIG, &["https://shop.example.com/cart?id=3"]);
     assert_eq!(code, 0, "{text}");
     assert_eq!(v["server"], "iis", "{text}");
-    assert!(v["server_source"].as_str().unwrap().contains("IIS"), "{text}");
-    let files: Vec<&str> = v["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
-    assert!(files.iter().any(|f| f.ends_with("inetpub/shop/web.config")), "{text}");
+    assert!(
+        v["server_source"].as_str().unwrap().contains("IIS"),
+        "{text}"
+    );
+    let files: Vec<&str> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        files.iter().any(|f| f.ends_with("inetpub/shop/web.config")),
+        "{text}"
+    );
     let r = &v["routes"][0];
     // Site Shop, taken by its https binding.
     assert_eq!(at(&r["server_block"]), format!("{CONFIG}:19"), "{text}");
-    assert!(r["server_block"]["text"].as_str().unwrap().contains("name=\"Shop\""));
+    assert!(
+        r["server_block"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("name=\"Shop\"")
+    );
     let chosen: Vec<String> = r["server_candidates"]
         .as_array()
         .unwrap()
@@ -95,17 +115,38 @@ fn site_rule_farm_and_servers_with_file_and_line() {
             .cloned()
             .unwrap_or_else(|| panic!("no candidate {file}:{line} in {verdicts:#?}"))
     };
-    assert!(find(42, CONFIG).contains("conditions do not hold"), "{verdicts:#?}");
+    assert!(
+        find(42, CONFIG).contains("conditions do not hold"),
+        "{verdicts:#?}"
+    );
     assert!(find(83, CONFIG).contains("does not match"), "{verdicts:#?}");
-    assert!(find(7, SHOP_WEB).contains("conditions do not hold"), "{verdicts:#?}");
-    assert!(find(27, SHOP_WEB).contains("conditions do not hold"), "{verdicts:#?}");
+    assert!(
+        find(7, SHOP_WEB).contains("conditions do not hold"),
+        "{verdicts:#?}"
+    );
+    assert!(
+        find(27, SHOP_WEB).contains("conditions do not hold"),
+        "{verdicts:#?}"
+    );
     // The farm's three servers, the disabled one marked.
     assert_eq!(
         upstreams(r),
         vec![
-            ("10.0.2.11:8080".into(), "shop-farm".into(), format!("{CONFIG}:59")),
-            ("10.0.2.12:8080".into(), "shop-farm".into(), format!("{CONFIG}:62")),
-            ("10.0.2.13:8080".into(), "shop-farm".into(), format!("{CONFIG}:65")),
+            (
+                "10.0.2.11:8080".into(),
+                "shop-farm".into(),
+                format!("{CONFIG}:59")
+            ),
+            (
+                "10.0.2.12:8080".into(),
+                "shop-farm".into(),
+                format!("{CONFIG}:62")
+            ),
+            (
+                "10.0.2.13:8080".into(),
+                "shop-farm".into(),
+                format!("{CONFIG}:65")
+            ),
         ],
         "{text}"
     );
@@ -133,7 +174,11 @@ fn each_rule_kind_routes_where_url_rewrite_says() {
     assert_eq!(at(&r(0)["location"]), format!("{CONFIG}:83"), "{text}");
     assert_eq!(
         upstreams(r(0)),
-        vec![("reports01.internal:80".into(), "reports".into(), format!("{CONFIG}:75"))]
+        vec![(
+            "reports01.internal:80".into(),
+            "reports".into(),
+            format!("{CONFIG}:75")
+        )]
     );
     assert_eq!(r(0)["upstreams"][0]["kind"], "name");
     // Plain http on the Shop site: the HTTPS redirect, no upstream.
@@ -144,7 +189,11 @@ fn each_rule_kind_routes_where_url_rewrite_says() {
     assert_eq!(at(&r(2)["location"]), format!("{SHOP_WEB}:19"), "{text}");
     assert_eq!(
         upstreams(r(2)),
-        vec![("legacy.internal:5000".into(), String::new(), format!("{SHOP_WEB}:21"))]
+        vec![(
+            "legacy.internal:5000".into(),
+            String::new(),
+            format!("{SHOP_WEB}:21")
+        )]
     );
     // Wildcard syntax, case-insensitive by default.
     assert_eq!(at(&r(3)["location"]), format!("{SHOP_WEB}:23"), "{text}");
@@ -174,7 +223,9 @@ fn text_output_names_site_rule_farm_and_servers() {
     assert!(text.contains(&format!("server    {CONFIG}:19")), "{text}");
     assert!(text.contains(&format!("location  {SHOP_WEB}:34")), "{text}");
     assert!(
-        text.contains(&format!("upstream  http 10.0.2.11:8080 (tcp) [upstream shop-farm, weight 100]  {CONFIG}:59")),
+        text.contains(&format!(
+            "upstream  http 10.0.2.11:8080 (tcp) [upstream shop-farm, weight 100]  {CONFIG}:59"
+        )),
         "{text}"
     );
 }
@@ -189,7 +240,12 @@ fn no_binding_no_route() {
     let (v, code, text) = route(CONFIG, &["http://shop.example.com:8080/"]);
     assert_eq!(code, 1, "{text}");
     assert!(v["routes"][0]["server_block"].is_null(), "{text}");
-    assert!(v["routes"][0]["unknown"].to_string().contains("no site binding"), "{text}");
+    assert!(
+        v["routes"][0]["unknown"]
+            .to_string()
+            .contains("no site binding"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -198,18 +254,42 @@ fn the_front_is_iis_in_the_service_map() {
         url: "https://shop.example.com/cart".into(),
         ..ServiceMap::default()
     };
-    map.unknown("front.kind", "nothing on this host listens on the URL's port");
+    map.unknown(
+        "front.kind",
+        "nothing on this host listens on the URL's port",
+    );
     let overrides: BTreeMap<String, String> =
         [("front.config".to_owned(), CONFIG.to_owned())].into();
     offline::map_from_config(&mut map, &overrides);
     facts::finish(&mut map, &overrides);
-    assert_eq!(map.facts.get("front.kind").map(String::as_str), Some("iis"), "{:?}", map.facts);
-    assert_eq!(map.facts.get("route.server").map(String::as_str), Some("iis"));
-    assert_eq!(map.facts.get("upstream.group").map(String::as_str), Some("shop-farm"));
-    assert!(map.unknown.iter().all(|u| u.fact != "front.kind"), "{:?}", map.unknown);
-    assert!(map.logs.access.iter().any(|l| l == "D:\\logs\\iis\\W3SVC2"), "{:?}", map.logs);
     assert_eq!(
-        map.settings.get("arr.protocol.timeout").map(|s| s.value.as_str()),
+        map.facts.get("front.kind").map(String::as_str),
+        Some("iis"),
+        "{:?}",
+        map.facts
+    );
+    assert_eq!(
+        map.facts.get("route.server").map(String::as_str),
+        Some("iis")
+    );
+    assert_eq!(
+        map.facts.get("upstream.group").map(String::as_str),
+        Some("shop-farm")
+    );
+    assert!(
+        map.unknown.iter().all(|u| u.fact != "front.kind"),
+        "{:?}",
+        map.unknown
+    );
+    assert!(
+        map.logs.access.iter().any(|l| l == "D:\\logs\\iis\\W3SVC2"),
+        "{:?}",
+        map.logs
+    );
+    assert_eq!(
+        map.settings
+            .get("arr.protocol.timeout")
+            .map(|s| s.value.as_str()),
         Some("00:00:30")
     );
 }
@@ -246,30 +326,65 @@ fn bad_inputs_never_panic() {
     let dir = tempfile::tempdir().unwrap();
     let cases: &[(&str, &str)] = &[
         ("empty.config", ""),
-        ("dtd.config", "<?xml version=\"1.0\"?>\n<!DOCTYPE x [<!ENTITY a \"aaaa\">]>\n<configuration/>\n"),
-        ("other-root.config", "<system.webServer>\n</system.webServer>\n"),
+        (
+            "dtd.config",
+            "<?xml version=\"1.0\"?>\n<!DOCTYPE x [<!ENTITY a \"aaaa\">]>\n<configuration/>\n",
+        ),
+        (
+            "other-root.config",
+            "<system.webServer>\n</system.webServer>\n",
+        ),
         ("binary.config", "<configuration>\u{0}\u{1}</configuration>"),
-        ("bad-binding.config", "<configuration><system.applicationHost><sites><site name=\"x\"><bindings><binding protocol=\"http\" bindingInformation=\"nonsense\" /><binding protocol=\"http\" bindingInformation=\"*:99999:\" /></bindings></site></sites></system.applicationHost></configuration>"),
-        ("bad-regex.config", "<configuration><system.applicationHost><sites><site name=\"x\"><bindings><binding protocol=\"http\" bindingInformation=\"*:80:\" /></bindings></site></sites></system.applicationHost><system.webServer><rewrite><globalRules><rule name=\"r\"><match url=\"(?&lt;=a)b(\" /><action type=\"Rewrite\" url=\"http://f/\" /></rule></globalRules></rewrite></system.webServer></configuration>"),
+        (
+            "bad-binding.config",
+            "<configuration><system.applicationHost><sites><site name=\"x\"><bindings><binding protocol=\"http\" bindingInformation=\"nonsense\" /><binding protocol=\"http\" bindingInformation=\"*:99999:\" /></bindings></site></sites></system.applicationHost></configuration>",
+        ),
+        (
+            "bad-regex.config",
+            "<configuration><system.applicationHost><sites><site name=\"x\"><bindings><binding protocol=\"http\" bindingInformation=\"*:80:\" /></bindings></site></sites></system.applicationHost><system.webServer><rewrite><globalRules><rule name=\"r\"><match url=\"(?&lt;=a)b(\" /><action type=\"Rewrite\" url=\"http://f/\" /></rule></globalRules></rewrite></system.webServer></configuration>",
+        ),
     ];
     for (name, body) in cases {
         let p = dir.path().join(name);
         std::fs::write(&p, body).unwrap();
         let out = Command::new(BIN)
-            .args(["route", "--server", "iis", "--format", "json", "--config", p.to_str().unwrap(), "http://x/a"])
+            .args([
+                "route",
+                "--server",
+                "iis",
+                "--format",
+                "json",
+                "--config",
+                p.to_str().unwrap(),
+                "http://x/a",
+            ])
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(!stderr.contains("panicked"), "{name}: {stderr}");
-        assert!(matches!(out.status.code(), Some(0..=2)), "{name}: {stdout}{stderr}");
+        assert!(
+            matches!(out.status.code(), Some(0..=2)),
+            "{name}: {stdout}{stderr}"
+        );
         if *name == "bad-regex.config" {
             let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-            assert!(v["routes"][0]["unknown"].to_string().contains("not evaluable"), "{stdout}");
-            assert!(v["routes"][0]["upstreams"].as_array().unwrap().is_empty(), "{stdout}");
+            assert!(
+                v["routes"][0]["unknown"]
+                    .to_string()
+                    .contains("not evaluable"),
+                "{stdout}"
+            );
+            assert!(
+                v["routes"][0]["upstreams"].as_array().unwrap().is_empty(),
+                "{stdout}"
+            );
         } else if *name != "bad-binding.config" {
             let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-            assert!(v["error"].as_str().is_some_and(|e| e.contains(name)), "{name}: {stdout}");
+            assert!(
+                v["error"].as_str().is_some_and(|e| e.contains(name)),
+                "{name}: {stdout}"
+            );
         }
     }
 }
@@ -286,9 +401,15 @@ fn a_malformed_web_config_is_named_and_the_rest_still_routes() {
         "<configuration>\n  <system.webServer>\n    <rewrite>\n</configuration>\n",
     )
     .unwrap();
-    let (v, code, text) = route(main.to_str().unwrap(), &["http://shop.example.com/reports/x"]);
+    let (v, code, text) = route(
+        main.to_str().unwrap(),
+        &["http://shop.example.com/reports/x"],
+    );
     assert_eq!(code, 0, "{text}");
     let r = &v["routes"][0];
     assert!(r["notes"].to_string().contains("web.config:4:"), "{text}");
-    assert_eq!(r["upstreams"][0]["address"], "reports01.internal:80", "{text}");
+    assert_eq!(
+        r["upstreams"][0]["address"], "reports01.internal:80",
+        "{text}"
+    );
 }

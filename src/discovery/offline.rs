@@ -232,11 +232,7 @@ pub fn detect(text: &str) -> Option<(ServerKind, String)> {
     if head.starts_with('<') {
         for (i, l) in text.lines().enumerate() {
             let l = l.trim();
-            for marker in [
-                "<system.applicationHost",
-                "<webFarms",
-                "<system.webServer",
-            ] {
+            for marker in ["<system.applicationHost", "<webFarms", "<system.webServer"] {
                 if l.starts_with(marker) {
                     return Some((
                         ServerKind::Iis,

@@ -259,9 +259,8 @@ mod tests {
     #[test]
     fn a_custom_fields_line_is_rebuilt_in_the_default_order() {
         let l = Layout::parse(b"#Fields: date time cs-host c-ip cs-method cs-uri-stem sc-status sc-substatus sc-win32-status time-taken\r").unwrap();
-        let got = l.normalise(
-            b"2024-03-14 09:22:07 shop.example 203.0.113.9 POST /cart 502 3 12029 15\r",
-        );
+        let got = l
+            .normalise(b"2024-03-14 09:22:07 shop.example 203.0.113.9 POST /cart 502 3 12029 15\r");
         assert_eq!(
             String::from_utf8_lossy(&got),
             "2024-03-14 09:22:07 - POST /cart - - - 203.0.113.9 - - 502 3 12029 15"
@@ -288,6 +287,9 @@ mod tests {
         let h2 = format!("#Fields: {}", DEFAULT_FIELDS.join(" "));
         t.view(None, h2.as_bytes());
         let hd = super::super::format::head(LINE.as_bytes(), &mut z);
-        assert!(matches!(t.view(hd.as_ref(), LINE.as_bytes()), Cow::Borrowed(_)));
+        assert!(matches!(
+            t.view(hd.as_ref(), LINE.as_bytes()),
+            Cow::Borrowed(_)
+        ));
     }
 }

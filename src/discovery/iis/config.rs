@@ -158,15 +158,16 @@ pub struct IisConfig {
 
 impl IisConfig {
     pub fn farm(&self, name: &str) -> Option<&Farm> {
-        self.farms.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+        self.farms
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 }
 
 /// Read a file, capped, as UTF-8 (a BOM is dropped; IIS writes UTF-8).
 fn read_capped(path: &Path) -> Result<String, ConfigError> {
-    let f = std::fs::File::open(path).map_err(|e| {
-        ConfigError::new(path, 0, 0, crate::discovery::source::io_reason(&e))
-    })?;
+    let f = std::fs::File::open(path)
+        .map_err(|e| ConfigError::new(path, 0, 0, crate::discovery::source::io_reason(&e)))?;
     let meta = f
         .metadata()
         .map_err(|e| ConfigError::new(path, 0, 0, e.to_string()))?;
@@ -186,10 +187,14 @@ fn read_capped(path: &Path) -> Result<String, ConfigError> {
         .read_to_end(&mut buf)
         .map_err(|e| ConfigError::new(path, 0, 0, e.to_string()))?;
     let text = String::from_utf8(buf).map_err(|e| {
-        let (line, col) = crate::discovery::source::line_col(e.as_bytes(), e.utf8_error().valid_up_to());
+        let (line, col) =
+            crate::discovery::source::line_col(e.as_bytes(), e.utf8_error().valid_up_to());
         ConfigError::new(path, line, col, "not valid UTF-8")
     })?;
-    Ok(text.strip_prefix('\u{feff}').map(str::to_owned).unwrap_or(text))
+    Ok(text
+        .strip_prefix('\u{feff}')
+        .map(str::to_owned)
+        .unwrap_or(text))
 }
 
 /// Parse XML text, errors at `file:line:col`.
@@ -239,7 +244,10 @@ fn head_text(input: &str, n: Node<'_, '_>) -> String {
     out
 }
 
-fn children<'a, 'input>(n: Node<'a, 'input>, name: &'a str) -> impl Iterator<Item = Node<'a, 'input>> {
+fn children<'a, 'input>(
+    n: Node<'a, 'input>,
+    name: &'a str,
+) -> impl Iterator<Item = Node<'a, 'input>> {
     n.children()
         .filter(move |c| c.is_element() && c.tag_name().name() == name)
 }
@@ -270,7 +278,10 @@ fn parse_binding(cx: &Ctx<'_, '_>, b: Node<'_, '_>) -> Option<Binding> {
     // `IP:PORT:HOST`; an IPv6 address is bracketed.
     let (ip, rest) = if let Some(r) = info.strip_prefix('[') {
         let close = r.find(']')?;
-        (r[..close].to_owned(), r[close + 1..].strip_prefix(':')?.to_owned())
+        (
+            r[..close].to_owned(),
+            r[close + 1..].strip_prefix(':')?.to_owned(),
+        )
     } else {
         let (ip, rest) = info.split_once(':')?;
         (ip.to_owned(), rest.to_owned())
@@ -397,11 +408,13 @@ pub fn expand_env(s: &str) -> String {
         let Some(end) = after.find('%') else { break };
         let name = &after[..end];
         out.push_str(&rest[..i]);
-        let val = std::env::var(name).ok().or_else(|| match name.to_ascii_lowercase().as_str() {
-            "systemdrive" => Some("C:".into()),
-            "windir" | "systemroot" => Some("C:\\Windows".into()),
-            _ => None,
-        });
+        let val = std::env::var(name)
+            .ok()
+            .or_else(|| match name.to_ascii_lowercase().as_str() {
+                "systemdrive" => Some("C:".into()),
+                "windir" | "systemroot" => Some("C:\\Windows".into()),
+                _ => None,
+            });
         match val {
             Some(v) if !name.is_empty() => out.push_str(&v),
             _ => {
@@ -428,14 +441,17 @@ pub fn local_path(config: &Path, windows_path: &str) -> PathBuf {
     }
     let unix = p.replace('\\', "/");
     let drive_less = match unix.as_bytes() {
-        [d, b':', rest @ ..] if d.is_ascii_alphabetic() => {
-            String::from_utf8_lossy(rest).trim_start_matches('/').to_owned()
-        }
+        [d, b':', rest @ ..] if d.is_ascii_alphabetic() => String::from_utf8_lossy(rest)
+            .trim_start_matches('/')
+            .to_owned(),
         _ if unix.starts_with('/') => return PathBuf::from(unix),
         _ => unix.clone(),
     };
     let dir = config.parent().unwrap_or(Path::new("."));
-    let lower = config.to_string_lossy().replace('\\', "/").to_ascii_lowercase();
+    let lower = config
+        .to_string_lossy()
+        .replace('\\', "/")
+        .to_ascii_lowercase();
     let root = if lower.ends_with("windows/system32/inetsrv/config/applicationhost.config") {
         dir.ancestors().nth(4).unwrap_or(dir)
     } else {
@@ -555,10 +571,10 @@ pub fn load(file: &Path) -> Result<IisConfig, ConfigError> {
             name,
         };
         let site_name = site.name.clone();
-        for ws in web_servers(root, Some(&site_name))
-            .into_iter()
-            .filter(|w| w.parent().is_some_and(|p| p.tag_name().name() == "location"))
-        {
+        for ws in web_servers(root, Some(&site_name)).into_iter().filter(|w| {
+            w.parent()
+                .is_some_and(|p| p.tag_name().name() == "location")
+        }) {
             site.rules
                 .extend(parse_rules(&cx, path(ws, "rewrite/rules"), "site"));
             site.handlers.extend(parse_handlers(&cx, Some(ws)));

@@ -121,7 +121,10 @@ fn site_of(cfg: &IisConfig, req: &Request, d: &mut Decision) {
                     s.name
                 ),
                 None if b.protocol != req.scheme => {
-                    format!("site {:?}: protocol {} is not {}", s.name, b.protocol, req.scheme)
+                    format!(
+                        "site {:?}: protocol {} is not {}",
+                        s.name, b.protocol, req.scheme
+                    )
                 }
                 None if b.port != req.port => {
                     format!("site {:?}: port {} is not {}", s.name, b.port, req.port)
@@ -130,11 +133,13 @@ fn site_of(cfg: &IisConfig, req: &Request, d: &mut Decision) {
                     "site {:?}: bound to address {} only (give --listen {}:{} to take it)",
                     s.name, b.ip, b.ip, b.port
                 ),
-                None if b.ip != "*" && !b.host.is_empty() && b.host != req.host => format!(
-                    "site {:?}: host {} is not {}",
-                    s.name, b.host, req.host
+                None if b.ip != "*" && !b.host.is_empty() && b.host != req.host => {
+                    format!("site {:?}: host {} is not {}", s.name, b.host, req.host)
+                }
+                None if b.ip != "*" => format!(
+                    "site {:?}: address {} is not the one the request arrives on",
+                    s.name, b.ip
                 ),
-                None if b.ip != "*" => format!("site {:?}: address {} is not the one the request arrives on", s.name, b.ip),
                 None => format!("site {:?}: host {} is not {}", s.name, b.host, req.host),
             };
             d.site_candidates.push(super::route::Considered {
@@ -221,7 +226,10 @@ fn server_variable(name: &str, req: &Request) -> Option<String> {
         "REQUEST_METHOD" => "GET".to_owned(),
         "SERVER_PROTOCOL" => "HTTP/1.1".to_owned(),
         _ => {
-            let h = n.strip_prefix("HTTP_")?.to_ascii_lowercase().replace('_', "-");
+            let h = n
+                .strip_prefix("HTTP_")?
+                .to_ascii_lowercase()
+                .replace('_', "-");
             return req.headers.get(&h).cloned();
         }
     })
@@ -281,7 +289,11 @@ fn conditions_hold(
         said.push(format!(
             "{} {} {}: {}",
             c.input,
-            if c.negate { "does not match" } else { "matches" },
+            if c.negate {
+                "does not match"
+            } else {
+                "matches"
+            },
             c.pattern.as_deref().unwrap_or(&c.match_type),
             if ok.0 { "yes" } else { "no" }
         ));
@@ -295,7 +307,11 @@ fn conditions_hold(
             return Ok((false, last_caps, said.join("; ")));
         }
     }
-    Ok((!any || rule.conditions.is_empty(), last_caps, said.join("; ")))
+    Ok((
+        !any || rule.conditions.is_empty(),
+        last_caps,
+        said.join("; "),
+    ))
 }
 
 fn one_condition(
@@ -312,9 +328,14 @@ fn one_condition(
             c.at.at()
         ));
     }
-    let input = expand(&c.input, req, r, prev).map_err(|e| format!("condition at {}: {e}", c.at.at()))?;
-    let re = compile(c.pattern.as_deref().unwrap_or(".*"), "ECMAScript", c.ignore_case)
-        .map_err(|e| format!("condition at {}: {e}", c.at.at()))?;
+    let input =
+        expand(&c.input, req, r, prev).map_err(|e| format!("condition at {}: {e}", c.at.at()))?;
+    let re = compile(
+        c.pattern.as_deref().unwrap_or(".*"),
+        "ECMAScript",
+        c.ignore_case,
+    )
+    .map_err(|e| format!("condition at {}: {e}", c.at.at()))?;
     let caps = captures(&re, &input);
     let matched = caps.is_some();
     Ok((matched != c.negate, caps.unwrap_or_default()))
@@ -327,7 +348,11 @@ fn split_url(u: &str) -> Option<(String, String, String)> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    Some((scheme.to_ascii_lowercase(), auth.to_owned(), path.to_owned()))
+    Some((
+        scheme.to_ascii_lowercase(),
+        auth.to_owned(),
+        path.to_owned(),
+    ))
 }
 
 fn evaluate_rules(cfg: &IisConfig, site: Option<&Site>, req: &Request, d: &mut Decision) {
@@ -347,7 +372,10 @@ fn evaluate_rules(cfg: &IisConfig, site: Option<&Site>, req: &Request, d: &mut D
             });
         };
         if stopped {
-            considered(false, "not evaluated: an earlier rule stopped processing".into());
+            considered(
+                false,
+                "not evaluated: an earlier rule stopped processing".into(),
+            );
             continue;
         }
         if !rule.enabled {
@@ -397,7 +425,10 @@ fn evaluate_rules(cfg: &IisConfig, site: Option<&Site>, req: &Request, d: &mut D
             }
         };
         if !holds {
-            considered(false, format!("pattern matches; conditions do not hold ({said})"));
+            considered(
+                false,
+                format!("pattern matches; conditions do not hold ({said})"),
+            );
             continue;
         }
         let target = match rule.action_url.as_deref().map(|u| expand(u, req, &r, &c)) {
@@ -423,11 +454,21 @@ fn evaluate_rules(cfg: &IisConfig, site: Option<&Site>, req: &Request, d: &mut D
                 format!(" and conditions hold ({said})")
             },
             rule.action,
-            target.as_deref().map_or_else(String::new, |t| format!(" {t}")),
-            if rule.stop_processing { ", stopProcessing" } else { "" }
+            target
+                .as_deref()
+                .map_or_else(String::new, |t| format!(" {t}")),
+            if rule.stop_processing {
+                ", stopProcessing"
+            } else {
+                ""
+            }
         );
         let proxies = action == "rewrite" && target.as_deref().is_some_and(|t| t.contains("://"));
-        let ends = proxies || matches!(action.as_str(), "redirect" | "customresponse" | "abortrequest");
+        let ends = proxies
+            || matches!(
+                action.as_str(),
+                "redirect" | "customresponse" | "abortrequest"
+            );
         let decisive = ends || rule.stop_processing;
         considered(decisive, verdict);
         if decisive && !ends {
@@ -470,7 +511,7 @@ fn evaluate_rules(cfg: &IisConfig, site: Option<&Site>, req: &Request, d: &mut D
                 rule.name,
                 rule.at.at()
             ));
-            url = t.trim_start_matches('/').to_owned();
+            t.trim_start_matches('/').clone_into(&mut url);
         }
         if rule.stop_processing {
             stopped = true;
@@ -491,7 +532,11 @@ fn farm_upstreams(cfg: &IisConfig, d: &mut Decision) {
         return;
     };
     let host = auth.rsplit_once(':').map_or(auth.as_str(), |(h, p)| {
-        if p.parse::<u16>().is_ok() { h } else { auth.as_str() }
+        if p.parse::<u16>().is_ok() {
+            h
+        } else {
+            auth.as_str()
+        }
     });
     if let Some(farm) = cfg.farm(host) {
         d.farm = Some(farm.name.clone());
@@ -502,12 +547,21 @@ fn farm_upstreams(cfg: &IisConfig, d: &mut Decision) {
             farm.at.at(),
             farm.servers.len()
         ));
-        d.evidence.push(Evidence::new("webFarm", farm.at.text.clone()).at(farm.at.at()));
+        d.evidence
+            .push(Evidence::new("webFarm", farm.at.text.clone()).at(farm.at.at()));
         if !farm.enabled {
-            d.notes.push(format!("the farm {:?} is disabled ({})", farm.name, farm.at.at()));
+            d.notes.push(format!(
+                "the farm {:?} is disabled ({})",
+                farm.name,
+                farm.at.at()
+            ));
         }
         for s in &farm.servers {
-            let port = if scheme == "https" { s.https_port } else { s.http_port };
+            let port = if scheme == "https" {
+                s.https_port
+            } else {
+                s.http_port
+            };
             let mut options = Vec::new();
             if let Some(w) = s.weight {
                 options.push(format!("weight={w}"));
@@ -515,10 +569,17 @@ fn farm_upstreams(cfg: &IisConfig, d: &mut Decision) {
             if !s.enabled {
                 options.push("disabled".into());
             }
-            let kind = if s.address.parse::<IpAddr>().is_ok() { "tcp" } else { "name" };
-            d.evidence.push(Evidence::new("farm server", s.at.text.clone()).at(s.at.at()));
+            let kind = if s.address.parse::<IpAddr>().is_ok() {
+                "tcp"
+            } else {
+                "name"
+            };
+            d.evidence
+                .push(Evidence::new("farm server", s.at.text.clone()).at(s.at.at()));
             d.upstreams.push(Upstream {
-                address: if s.address.contains(':') && s.address.parse::<std::net::Ipv6Addr>().is_ok() {
+                address: if s.address.contains(':')
+                    && s.address.parse::<std::net::Ipv6Addr>().is_ok()
+                {
                     format!("[{}]:{port}", s.address)
                 } else {
                     format!("{}:{port}", s.address)
@@ -544,7 +605,10 @@ fn farm_upstreams(cfg: &IisConfig, d: &mut Decision) {
     // A literal URL: the authority is the upstream.
     let rule_at = d.rule.as_ref().and_then(|r| r.action_at.clone());
     let default_port = if scheme == "https" { 443 } else { 80 };
-    let address = if auth.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    let address = if auth
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         auth.clone()
     } else {
         format!("{auth}:{default_port}")
@@ -600,7 +664,9 @@ pub fn decide(cfg: &IisConfig, req: &Request) -> Decision {
                 h.at.at(),
                 h.process_path.as_deref().unwrap_or("?")
             )),
-            None => d.why.push("no rewrite rule proxies the request: the site serves it itself".into()),
+            None => d
+                .why
+                .push("no rewrite rule proxies the request: the site serves it itself".into()),
         }
     }
     d
@@ -640,13 +706,20 @@ pub fn map(cfg: &IisConfig, req: &Request, m: &mut ServiceMap) -> Decision {
             m.evidence
                 .push(Evidence::new("application", a.at.text.clone()).at(a.at.at()));
         }
-        let log = if s.log.at.is_some() { &s.log } else { &cfg.site_defaults_log };
+        let log = if s.log.at.is_some() {
+            &s.log
+        } else {
+            &cfg.site_defaults_log
+        };
         let dir = log
             .directory
             .clone()
             .unwrap_or_else(|| "%SystemDrive%\\inetpub\\logs\\LogFiles".into());
         let id = s.id.clone().unwrap_or_default();
-        let src = log.at.as_ref().map_or_else(|| "IIS default".to_owned(), Place::at);
+        let src = log
+            .at
+            .as_ref()
+            .map_or_else(|| "IIS default".to_owned(), Place::at);
         m.log("access", &format!("{dir}\\W3SVC{id}"), &src);
         m.logs.access_format_name = Some(log.format.clone().unwrap_or_else(|| "W3C".into()));
         m.log(
