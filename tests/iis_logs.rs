@@ -177,24 +177,24 @@ fn cause<'a>(v: &'a serde_json::Value, id: &str) -> Option<&'a serde_json::Value
 fn scan_finds_the_502s_of_a_w3c_log_with_their_utc_times() {
     let (v, code) = scan(&["--all", "tests/fixtures/iis/logs/u_ex240314.log"]);
     assert_eq!(code, 1, "{v}");
-    let t = cause(&v, "upstream_timeout").unwrap_or_else(|| panic!("{v}"));
-    assert_eq!(t["count"], 2, "{t}");
-    assert_eq!(t["first_seen"], "2024-03-14T09:22:07Z", "{t}");
-    assert_eq!(t["last_seen"], "2024-03-14T09:22:39Z", "{t}");
-    assert_eq!(t["paths"][0]["value"], "/api/orders", "{t}");
-    let src = t["samples"][0]["source"].as_str().unwrap();
+    let timeout = cause(&v, "upstream_timeout").unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(timeout["count"], 2, "{timeout}");
+    assert_eq!(timeout["first_seen"], "2024-03-14T09:22:07Z", "{timeout}");
+    assert_eq!(timeout["last_seen"], "2024-03-14T09:22:39Z", "{timeout}");
+    assert_eq!(timeout["paths"][0]["value"], "/api/orders", "{timeout}");
+    let src = timeout["samples"][0]["source"].as_str().unwrap();
     assert!(src.ends_with("u_ex240314.log:8"), "{src}");
-    let r = cause(&v, "upstream_refused").unwrap_or_else(|| panic!("{v}"));
-    assert_eq!(r["count"], 1);
-    assert_eq!(r["first_seen"], "2024-03-14T09:22:08Z");
+    let refused = cause(&v, "upstream_refused").unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(refused["count"], 1);
+    assert_eq!(refused["first_seen"], "2024-03-14T09:22:08Z");
     // After the second `#Fields:` block the columns differ: still found.
-    let c = cause(&v, "upstream_closed").unwrap_or_else(|| panic!("{v}"));
-    assert_eq!(c["count"], 1);
-    assert_eq!(c["first_seen"], "2024-03-14T10:05:00Z");
-    assert_eq!(c["paths"][0]["value"], "/api/stock");
-    let n = cause(&v, "no_live_upstreams").unwrap_or_else(|| panic!("{v}"));
-    assert_eq!(n["count"], 1);
-    assert_eq!(n["first_seen"], "2024-03-14T10:06:00Z");
+    let closed = cause(&v, "upstream_closed").unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(closed["count"], 1);
+    assert_eq!(closed["first_seen"], "2024-03-14T10:05:00Z");
+    assert_eq!(closed["paths"][0]["value"], "/api/stock");
+    let no_live = cause(&v, "no_live_upstreams").unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(no_live["count"], 1);
+    assert_eq!(no_live["first_seen"], "2024-03-14T10:06:00Z");
     assert_eq!(v["causes"].as_array().unwrap().len(), 4, "{v}");
     assert_eq!(v["files"][0]["first_time"], "2024-03-14T09:00:00Z", "{v}");
 }
