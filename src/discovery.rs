@@ -23,6 +23,7 @@ pub mod facts;
 pub mod front;
 pub mod glob;
 pub mod haproxy;
+pub mod iis;
 pub mod nginx;
 pub mod offline;
 pub mod php_fpm;

@@ -26,6 +26,7 @@ pub mod scan;
 pub mod split;
 pub mod template;
 pub mod time;
+pub mod w3c;
 pub mod window;
 pub mod wrapper;
 

@@ -1,4 +1,4 @@
-//! Shared by the three config fuzz targets: after parsing, run the route
+//! Shared by the config fuzz targets (nginx, Apache, HAProxy, IIS): after parsing, run the route
 //! resolution (`triage502 route`) on a few URLs derived from the input, so
 //! the location/vhost/ACL matching and upstream resolution see the same
 //! arbitrary configurations the parsers do.

@@ -19,6 +19,7 @@ pub const FACTS: &[&str] = &[
     "front.version",
     "route.server_block",
     "route.location",
+    "route.server",
     "upstream",
     "upstream.kind",
     "upstream.addresses",
@@ -144,6 +145,18 @@ pub fn finish(map: &mut ServiceMap, overrides: &BTreeMap<String, String>) {
         }
     }
     if let Some(r) = &map.route {
+        if let Some(k) = &r.server {
+            // The route was read from a configuration (`front.config`), not
+            // from a front process: its server is the front (`iis`).
+            f.insert("route.server".into(), k.clone());
+            if map.front.is_none() {
+                f.insert("front.kind".into(), k.clone());
+                src.insert(
+                    "front.kind".into(),
+                    "the configuration the route was read from (front.config)".into(),
+                );
+            }
+        }
         if let Some(s) = &r.server_block {
             f.insert("route.server_block".into(), s.at());
         }

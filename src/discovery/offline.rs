@@ -23,7 +23,7 @@ use super::directive::{Directive, walk};
 use super::nginx::route::{self as nroute, Modifier};
 use super::service_map::{Place, ServiceMap};
 use super::source::Limits;
-use super::{HostView, apache, haproxy, nginx};
+use super::{HostView, apache, haproxy, iis, nginx};
 
 /// Which server's configuration language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, schemars::JsonSchema)]
@@ -32,6 +32,8 @@ pub enum ServerKind {
     Nginx,
     Apache,
     Haproxy,
+    // IIS: `applicationHost.config` (with the sites' `web.config` files).
+    Iis,
 }
 
 /// Output format of `route`.
@@ -225,6 +227,21 @@ pub struct Explanation {
 
 /// Guess the configuration language from the text.
 pub fn detect(text: &str) -> Option<(ServerKind, String)> {
+    // IIS: an XML `<configuration>` with IIS sections.
+    let head = text.trim_start_matches('\u{feff}').trim_start();
+    if head.starts_with('<') {
+        for (i, l) in text.lines().enumerate() {
+            let l = l.trim();
+            for marker in ["<system.applicationHost", "<webFarms", "<system.webServer"] {
+                if l.starts_with(marker) {
+                    return Some((
+                        ServerKind::Iis,
+                        format!("detected: IIS ({} at line {})", &marker[1..], i + 1),
+                    ));
+                }
+            }
+        }
+    }
     let mut apache = None;
     let mut haproxy = None;
     let mut nginx = None;
@@ -335,6 +352,7 @@ pub enum Config {
     Nginx(nginx::NginxConfig),
     Apache(Box<apache::ApacheConfig>),
     Haproxy(haproxy::parse::HaproxyConfig),
+    Iis(Box<iis::IisConfig>),
 }
 
 impl Config {
@@ -359,6 +377,7 @@ impl Config {
                 &[file.to_path_buf()],
                 Limits::default(),
             )?),
+            ServerKind::Iis => Config::Iis(Box::new(iis::load(file)?)),
         })
     }
 
@@ -367,6 +386,7 @@ impl Config {
             Config::Nginx(c) => &c.files,
             Config::Apache(c) => &c.files,
             Config::Haproxy(c) => &c.files,
+            Config::Iis(c) => &c.files,
         };
         f.iter().map(|p| p.display().to_string()).collect()
     }
@@ -410,8 +430,51 @@ pub fn decide(cfg: &Config, req: &Request) -> ServiceMap {
             // An empty host view: nothing on this machine is looked at.
             haproxy::route(c, &r, &mut m, &HostView::default());
         }
+        Config::Iis(c) => {
+            iis::route::map(c, &iis_request(req), &mut m);
+        }
     }
     m
+}
+
+/// The request as the IIS route reads it.
+fn iis_request(req: &Request) -> iis::route::Request {
+    iis::route::Request {
+        scheme: if req.url.starts_with("https://") {
+            "https".into()
+        } else {
+            "http".into()
+        },
+        host: req.host.clone(),
+        port: req.port,
+        path: req.path.clone(),
+        local_ip: req.local_ip,
+        headers: req.headers.clone(),
+    }
+}
+
+/// IIS: every binding and every rewrite rule considered.
+fn iis_detail(c: &iis::IisConfig, req: &Request, e: &mut Explanation) {
+    let d = iis::route::decide(c, &iis_request(req));
+    let block = |p: &Place| Block::from(p);
+    e.server_candidates = d
+        .site_candidates
+        .iter()
+        .map(|k| Candidate {
+            block: block(&k.at),
+            chosen: k.chosen,
+            verdict: k.verdict.clone(),
+        })
+        .collect();
+    e.location_candidates = d
+        .rule_candidates
+        .iter()
+        .map(|k| Candidate {
+            block: block(&k.at),
+            chosen: k.chosen,
+            verdict: k.verdict.clone(),
+        })
+        .collect();
 }
 
 /// `map URL --var front.config=FILE` when nothing on this host listens at
@@ -436,7 +499,7 @@ pub fn map_from_config(map: &mut ServiceMap, overrides: &BTreeMap<String, String
     let Some(kind) = kind else {
         map.unknown(
             "route",
-            format!("front.config {file}: not an nginx, Apache or HAProxy configuration (give front.kind)"),
+            format!("front.config {file}: not an nginx, Apache, HAProxy or IIS configuration (give front.kind)"),
         );
         return;
     };
@@ -451,6 +514,22 @@ pub fn map_from_config(map: &mut ServiceMap, overrides: &BTreeMap<String, String
         return;
     };
     let m = decide(&cfg, &req);
+    if kind == ServerKind::Iis {
+        // The configuration says what the front is (`front.kind` = iis),
+        // where it logs and how its farm is set up.
+        map.unknown.retain(|u| u.fact != "front.kind");
+        map.logs = m.logs.clone();
+        map.settings.extend(m.settings.clone());
+        if map.document_root.is_none() {
+            map.document_root.clone_from(&m.document_root);
+        }
+        for n in &m.notes {
+            map.note(n.clone());
+        }
+        for u in &m.unknown {
+            map.unknown(&u.fact, u.reason.clone());
+        }
+    }
     map.route = m.route;
     map.upstreams = m.upstreams;
     map.evidence.extend(m.evidence);
@@ -534,6 +613,7 @@ pub fn explain(cfg: &Config, req: &Request) -> Explanation {
         Config::Nginx(c) => nginx_detail(c, req, &m, &mut e),
         Config::Apache(c) => apache_detail(c, req, &mut e),
         Config::Haproxy(c) => haproxy_detail(c, req, &mut e),
+        Config::Iis(c) => iis_detail(c, req, &mut e),
     }
     env_dependencies(&mut e);
     if req.local_ip.is_some_and(|ip| ip.is_unspecified()) {
@@ -1604,7 +1684,7 @@ pub fn report(args: &RouteArgs) -> Result<RouteReport, String> {
         Some(k) => (k, "--server".to_owned()),
         None => detect(&text).ok_or_else(|| {
             format!(
-                "cannot tell which server {} is for: give --server nginx|apache|haproxy",
+                "cannot tell which server {} is for: give --server nginx|apache|haproxy|iis",
                 args.config.display()
             )
         })?,
@@ -1653,6 +1733,10 @@ fn recover(
     kind: ServerKind,
     first: super::source::ConfigError,
 ) -> Option<(Config, Vec<String>)> {
+    if kind == ServerKind::Iis {
+        // An XML document cannot be repaired line by line: the error stands alone.
+        return None;
+    }
     let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     let mut patches: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
     let mut skipped = Vec::new();
@@ -1687,7 +1771,7 @@ fn recover(
                     }
                     format!("</{name}>")
                 }
-                ServerKind::Haproxy => return None,
+                ServerKind::Haproxy | ServerKind::Iis => return None,
             };
             lines.push(closer.clone());
             skipped.push(format!(

@@ -179,6 +179,11 @@ pub struct Route {
     pub handler: Option<Place>,
     /// How the route was chosen (default server, try_files fallback, ...).
     pub why: Vec<String>,
+    /// The server whose configuration decided the route, when it is not
+    /// the front process found on this host (`iis` from an
+    /// applicationHost.config read offline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 /// One address the front sends requests to.

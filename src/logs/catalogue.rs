@@ -35,7 +35,7 @@ pub const BUILTIN: &str = include_str!("../../assets/signatures.toml");
 /// Servers a signature may name in `server`.
 pub const SERVERS: &[&str] = &[
     "any", "nginx", "apache", "php-fpm", "haproxy", "caddy", "kernel", "audit", "systemd",
-    "gunicorn", "uwsgi",
+    "gunicorn", "uwsgi", "iis",
 ];
 
 /// How a signature decides its cause.

@@ -15,13 +15,13 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
+use super::access;
 use super::catalogue::Catalogue;
 use super::classify::Role;
 use super::format::{self, Fields};
 use super::reader::{self, Joiner};
 use super::scan::{self, ScanOptions, Window};
 use super::time::{self, Zone};
-use super::{access, classify_with};
 use crate::cause::Cause;
 use crate::duration::HumanDuration;
 
@@ -357,9 +357,12 @@ fn run_classify(a: &ClassifyArgs, out: &mut dyn Write) -> anyhow::Result<ExitCod
     let mut zone = Zone::system();
     let mut joiner = Joiner::default();
     let mut found = false;
+    // IIS W3C logs: the `#Fields:` line in effect decides the columns.
+    let mut w3c = super::w3c::Tracker::default();
     let mut emit = |e: reader::Entry, zone: &mut Zone, out: &mut dyn Write| -> anyhow::Result<()> {
-        let c = classify_with(&cat, zone, &e.text);
         let head = format::head(&e.text, zone);
+        let view = w3c.view(head.as_ref(), &e.text);
+        let c = cat.classify(head.as_ref().unwrap_or(&format::Head::unknown()), &view);
         if c.as_ref()
             .is_some_and(|c| c.cause.is_some() && c.role == Role::Primary)
         {

@@ -23,6 +23,9 @@ pub enum Format {
     PhpFpmSlow,
     Haproxy,
     Caddy,
+    /// IIS: a W3C extended log line (site log or HTTP.sys error log) or a
+    /// W3C directive (`#Fields:`), see [`super::w3c`].
+    Iis,
     Audit,
     /// A syslog / journal line (RFC 3164 or RFC 3339 prefix, `host prog[pid]:`).
     Syslog,
@@ -111,6 +114,7 @@ impl Head {
             Format::PhpFpm | Format::PhpFpmSlow => "php-fpm",
             Format::Haproxy => "haproxy",
             Format::Caddy => "caddy",
+            Format::Iis => "iis",
             Format::Audit => "audit",
             Format::Dmesg => "kernel",
             Format::Unknown => "any",
@@ -222,6 +226,7 @@ fn plain_head(line: &[u8], z: &mut Zone) -> Option<Head> {
         b'0'..=b'9' => digit_head(line, z),
         b'[' => bracket_head(line, z).or_else(|| nginx_fragment(line)),
         b'*' => nginx_fragment(line),
+        b'#' if super::w3c::is_directive(line) => Some(super::w3c::directive_head(line)),
         b'{' => json_head(line),
         b't' if line.starts_with(b"type=") => audit_head(line),
         b'A'..=b'Z' => {
@@ -251,6 +256,10 @@ fn digit_head(line: &[u8], z: &mut Zone) -> Option<Head> {
             pid,
             program: None,
         });
+    }
+    // IIS W3C lines are UTC whatever the zone, and have no syslog tag.
+    if let Some(h) = super::w3c::data_head(line) {
+        return Some(h);
     }
     if let Some((ts, used)) = time::iso(line, z) {
         return Some(syslog_rest(line, used, Some(ts)));

@@ -769,6 +769,15 @@ fn scan_file(
         rep.first_time = first.map(time::rfc3339);
         return (rep, first.or(Some(i64::MIN)));
     }
+    // An IIS W3C log: its `#Fields:` header decides the columns, so it is
+    // read in order with the header in effect (see `scan_w3c`).
+    let mut start_bytes = [0u8; 64];
+    let n = read_prefix(f, &mut start_bytes);
+    if super::w3c::sniff(&start_bytes[..n]) {
+        let first = scan_w3c(f, size, idx, window, agg, &mut rep);
+        rep.unread = opened.changes(rep.bytes_read, size);
+        return (rep, first);
+    }
     let mut search = window::Search::default();
     let first = window::first_time(f, size, zone, &window::error_time)
         .ok()
@@ -809,6 +818,80 @@ fn scan_file(
         }
     }
     (rep, first)
+}
+
+/// The first bytes of a file (fewer when it is shorter).
+fn read_prefix(f: &std::fs::File, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    let mut r = f;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    n
+}
+
+/// An IIS W3C log read line by line from its start (IIS starts a new file
+/// every day by default, so there is no need to seek): each `#Fields:`
+/// directive sets the columns of the lines after it, every data line is
+/// classified in the default column order ([`super::w3c::Tracker`]) and
+/// quoted as written. Returns the first entry time.
+fn scan_w3c(
+    f: &std::fs::File,
+    size: u64,
+    idx: usize,
+    window: &Window,
+    agg: &mut Agg<'_>,
+    rep: &mut FileReport,
+) -> Option<i64> {
+    use std::io::Seek as _;
+    let mut file = f;
+    if let Err(e) = file.seek(io::SeekFrom::Start(0)) {
+        rep.error = Some(format!("{}: {e}", rep.path));
+        return None;
+    }
+    let mut r = io::BufReader::with_capacity(1 << 16, file.take(size));
+    let mut tracker = super::w3c::Tracker::default();
+    let mut zone = Zone::utc();
+    let mut line = Vec::new();
+    let mut offset = 0u64;
+    let mut first = None;
+    let cat = agg.cat;
+    loop {
+        match reader::read_capped_line(&mut r, &mut line) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                rep.error = Some(format!("{}: {e}", rep.path));
+                break;
+            }
+        }
+        let at = offset;
+        offset += line.len() as u64;
+        let mut text: &[u8] = &line;
+        while let [rest @ .., b'\n' | b'\r'] = text {
+            text = rest;
+        }
+        let head = super::format::head(text, &mut zone);
+        let view = tracker.view(head.as_ref(), text);
+        let ts = head.as_ref().and_then(|h| h.ts);
+        if first.is_none() {
+            first = ts;
+        }
+        if !window.contains(ts) {
+            continue;
+        }
+        let Some(head) = head else { continue };
+        if let Some(c) = cat.classify(&head, &view) {
+            rep.candidates += 1;
+            agg.add(idx, at, ts, &c, text);
+        }
+    }
+    rep.bytes_read = offset;
+    rep.first_time = first.map(time::rfc3339);
+    first
 }
 
 /// One-paragraph-per-cause text for terminals.
