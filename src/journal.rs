@@ -289,7 +289,7 @@ impl Journal {
 
     /// [`Journal::create`] in a given directory.
     pub fn create_in(dir: &Path, meta: &mut Meta) -> Result<Journal, JournalError> {
-        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        use crate::platform::fs::{DirBuilderExt as _, OpenOptionsExt as _};
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)

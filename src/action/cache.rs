@@ -5,7 +5,7 @@
 //! the server runs are tolerated; every walk is bounded.
 
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use crate::platform::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The walk stops counting after this many entries (the count is then a lower bound).

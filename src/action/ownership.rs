@@ -11,7 +11,7 @@
 //! entries inside the path it names.
 
 use std::fmt::Write as _;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use crate::platform::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -156,11 +156,7 @@ pub fn preview(o: &OwnershipAction) -> String {
 }
 
 fn set(p: &Path, uid: u32, gid: u32, mode: u32, symlink: bool) -> std::io::Result<()> {
-    std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
-    if !symlink {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
-    }
-    Ok(())
+    crate::platform::fs::set_owner_mode(p, uid, gid, (!symlink).then_some(mode))
 }
 
 /// `UID:GID MODE PATH` → its parts.

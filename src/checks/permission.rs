@@ -8,7 +8,7 @@
 //! write anything and search any directory, as the kernel allows it.
 
 use std::fs::Metadata;
-use std::os::unix::fs::MetadataExt;
+use crate::platform::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 const ACCOUNT_FILE_CAP: u64 = 4 * 1024 * 1024;
@@ -155,7 +155,7 @@ pub fn allows(acct: &Account, meta: &Metadata, want: Want) -> bool {
 
 /// `rwxr-x---` style text of a mode, with the file type letter.
 pub fn mode_text(meta: &Metadata) -> String {
-    use std::os::unix::fs::FileTypeExt;
+    use crate::platform::fs::FileTypeExt;
     let ft = meta.file_type();
     let t = if ft.is_dir() {
         'd'

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
+use crate::platform::UnixStream;
 
 /// Largest status line plus headers accepted.
 pub const MAX_HEAD: usize = 64 * 1024;

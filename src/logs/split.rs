@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::num::NonZeroUsize;
-use std::os::unix::fs::FileExt;
+use crate::platform::fs::FileExt;
 use std::sync::mpsc;
 
 use super::catalogue::Catalogue;

@@ -11,7 +11,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
+use crate::platform::fs::FileExt;
 
 use super::format;
 use super::time::Zone;
