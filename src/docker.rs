@@ -899,5 +899,6 @@ fn make_line(stream: LogStream, line: &[u8], timestamps: bool) -> LogLine {
     }
 }
 
-#[cfg(test)]
+// The tests serve the Engine API on a unix socket: Linux only.
+#[cfg(all(test, unix))]
 mod tests;

@@ -358,9 +358,11 @@ fn restore(o: &OwnershipAction, argv: Vec<String>, t0: Instant) -> ActionResult 
     )
 }
 
-#[cfg(test)]
+// Owners and modes (chown, chmod): Linux only.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn modes_and_restore_lines() {

@@ -231,10 +231,12 @@ pub fn blocked_parents(acct: &Account, path: &Path) -> Vec<Blocked> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
+    // POSIX modes and the `nobody` account: Linux only (Windows has ACLs).
+    #[cfg(unix)]
     #[test]
     fn nobody_needs_x_on_every_parent() {
+        use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
         let inner = d.path().join("a");
         std::fs::create_dir(&inner).unwrap();

@@ -303,7 +303,8 @@ pub fn resolve(base: &Path, path: &str) -> PathBuf {
     }
 }
 
-#[cfg(test)]
+// Symbolic links inside a container's root (`/proc/PID/root`): Linux only.
+#[cfg(all(test, unix))]
 mod root_tests {
     use super::*;
 

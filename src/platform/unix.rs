@@ -107,6 +107,25 @@ pub mod fs {
     }
 }
 
+/// Where per-user configuration lives when `XDG_CONFIG_HOME` is not set: `~/.config`.
+pub fn config_home() -> Option<std::path::PathBuf> {
+    std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config"))
+}
+
+/// Where per-user state lives when `XDG_STATE_HOME` is not set: `~/.local/state`.
+pub fn state_home() -> Option<std::path::PathBuf> {
+    std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/state"))
+}
+
+/// The machine's host name (`/proc/sys/kernel/hostname`, else `/etc/hostname`).
+pub fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
 /// A path as the C string a system call takes.
 pub fn c_path(p: &Path) -> io::Result<CString> {
     use std::os::unix::ffi::OsStrExt as _;

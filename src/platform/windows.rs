@@ -192,6 +192,28 @@ pub mod fs {
     }
 }
 
+/// Where per-user configuration lives when `XDG_CONFIG_HOME` is not set: `%APPDATA%`.
+pub fn config_home() -> Option<std::path::PathBuf> {
+    std::env::var_os("APPDATA")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
+/// Where per-user state lives when `XDG_STATE_HOME` is not set: `%LOCALAPPDATA%`.
+pub fn state_home() -> Option<std::path::PathBuf> {
+    std::env::var_os("LOCALAPPDATA")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
+/// The machine's name (`%COMPUTERNAME%`).
+pub fn host_name() -> Option<String> {
+    std::env::var("COMPUTERNAME")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
 /// A path as a C string (UTF-8 bytes).
 pub fn c_path(p: &Path) -> io::Result<CString> {
     let s = p
