@@ -160,8 +160,8 @@ impl Pseudonyms {
 
     /// Save the mapping with mode 0600 (it reverses the pseudonyms).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        use std::io::Write as _;
         use crate::platform::fs::OpenOptionsExt as _;
+        use std::io::Write as _;
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         let mut f = std::fs::OpenOptions::new()
             .write(true)

@@ -4,8 +4,8 @@
 //! symlinks are removed, never followed; entries that vanish or appear while
 //! the server runs are tolerated; every walk is bounded.
 
-use std::io;
 use crate::platform::fs::MetadataExt;
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// The walk stops counting after this many entries (the count is then a lower bound).

@@ -216,11 +216,7 @@ mod tests {
             ..ExecPolicy::default()
         };
         let spec = ActionSpec::Iis(act(IisOp::Restart, None));
-        let x = futures::executor::block_on(crate::action::execute(
-            &spec,
-            Tier::Disruptive,
-            &ro,
-        ));
+        let x = futures::executor::block_on(crate::action::execute(&spec, Tier::Disruptive, &ro));
         assert!(x.refused.as_deref().unwrap().contains("read-only"), "{x:?}");
         assert_eq!(x.result.argv, ["net", "stop", "w3svc"]);
         assert!(!x.result.ok);
@@ -228,8 +224,8 @@ mod tests {
 
     #[test]
     fn iis_actions_parse_from_toml() {
-        let s: ActionSpec = toml::from_str(r#"iis = { op = "restart", url = "http://x/" }"#)
-            .unwrap();
+        let s: ActionSpec =
+            toml::from_str(r#"iis = { op = "restart", url = "http://x/" }"#).unwrap();
         assert_eq!(
             s,
             ActionSpec::Iis(IisAction {

@@ -10,8 +10,8 @@
 //! larger tree is refused before anything changes; an undo restores only
 //! entries inside the path it names.
 
-use std::fmt::Write as _;
 use crate::platform::fs::MetadataExt;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

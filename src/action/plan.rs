@@ -322,7 +322,10 @@ impl Plan {
         if let Some(why) = crate::platform::unavailable(crate::checks::iis_service::DOC.kind) {
             self.blocked = Some(format!("IIS actions run on Windows only ({why})"));
         }
-        self.undo = format!("cannot be undone (a {} cannot be taken back; nothing is deleted)", a.op);
+        self.undo = format!(
+            "cannot be undone (a {} cannot be taken back; nothing is deleted)",
+            a.op
+        );
     }
 
     fn fill_edit(&mut self, e: &super::ConfigEditAction, policy: &ExecPolicy) {

@@ -7,8 +7,8 @@
 //! plus search permission on every parent. Invariants: walks at most
 //! `max_entries` entries; reads no file content.
 
-use std::fmt::Write as _;
 use crate::platform::fs::MetadataExt;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 

@@ -8,6 +8,7 @@
 //! and tested everywhere. Invariants: both commands only query; nothing is
 //! started, stopped or recycled here (that is `crate::action::iis`).
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
@@ -212,7 +213,7 @@ async fn look(p: &Params) -> CheckReport {
     if let Some(pool) = p.app_pool.as_deref().filter(|x| !x.is_empty()) {
         if let Err(e) = valid_pool_name(pool) {
             r.outcome = Outcome::combine([r.outcome, Outcome::Inconclusive]);
-            summary.push_str(&format!("; {e}"));
+            let _ = write!(summary, "; {e}");
         } else {
             let argv = list_apppool_argv(&appcmd(), pool);
             match tool::run_path(
@@ -231,7 +232,7 @@ async fn look(p: &Params) -> CheckReport {
                     r.evidence.push(ev.clone());
                     match parse_apppool_state(&text, pool) {
                         Some(s) => {
-                            summary.push_str(&format!("; application pool {pool} is {s}"));
+                            let _ = write!(summary, "; application pool {pool} is {s}");
                             r.facts
                                 .insert("iis.app_pool_state".into(), s.to_ascii_lowercase());
                             if !s.eq_ignore_ascii_case("started") {
@@ -246,15 +247,13 @@ async fn look(p: &Params) -> CheckReport {
                         }
                         None => {
                             r.outcome = Outcome::combine([r.outcome, Outcome::Inconclusive]);
-                            summary.push_str(&format!(
-                                "; appcmd shows no application pool {pool}"
-                            ));
+                            let _ = write!(summary, "; appcmd shows no application pool {pool}");
                         }
                     }
                 }
                 Err(e) => {
                     r.outcome = Outcome::combine([r.outcome, Outcome::Inconclusive]);
-                    summary.push_str(&format!("; {e}"));
+                    let _ = write!(summary, "; {e}");
                 }
             }
         }
@@ -317,7 +316,10 @@ SERVICE_NAME: w3svc \r
         let de = SC_RUNNING.replace("STATE   ", "STATUS  ");
         assert_eq!(parse_sc_state(&de).unwrap().name, "RUNNING");
         // `TYPE : 20 WIN32_SHARE_PROCESS` is not a state.
-        assert_eq!(parse_sc_state("        TYPE : 20  WIN32_SHARE_PROCESS"), None);
+        assert_eq!(
+            parse_sc_state("        TYPE : 20  WIN32_SHARE_PROCESS"),
+            None
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! not evaluated (said so in evidence by the callers); root may read and
 //! write anything and search any directory, as the kernel allows it.
 
-use std::fs::Metadata;
 use crate::platform::fs::MetadataExt;
+use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
 const ACCOUNT_FILE_CAP: u64 = 4 * 1024 * 1024;

@@ -11,8 +11,8 @@
 //! covered by a fresh tmpfs whose root has the original's owner and mode: the
 //! tool sees the same ownership state and its writes vanish with the child.
 
-use std::ffi::CString;
 use crate::platform::fs::MetadataExt;
+use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;

@@ -23,10 +23,10 @@
 
 pub mod layout;
 
+use crate::platform::fs::FileExt;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
-use crate::platform::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

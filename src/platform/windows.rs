@@ -48,7 +48,11 @@ pub mod fs {
             NO_OWNER
         }
         fn mode(&self) -> u32 {
-            let write = if self.permissions().readonly() { 0 } else { 0o200 };
+            let write = if self.permissions().readonly() {
+                0
+            } else {
+                0o200
+            };
             let exec = if self.is_dir() { 0o111 } else { 0 };
             0o444 | write | exec
         }

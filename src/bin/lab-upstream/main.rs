@@ -18,7 +18,9 @@ mod syslog;
 #[cfg(not(unix))]
 mod syslog {
     pub fn serve(_socket: &std::path::Path, _file: &std::path::Path) -> anyhow::Result<()> {
-        anyhow::bail!("the syslog receiver needs a unix datagram socket: not available on this platform")
+        anyhow::bail!(
+            "the syslog receiver needs a unix datagram socket: not available on this platform"
+        )
     }
 }
 
