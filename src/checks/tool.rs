@@ -343,6 +343,8 @@ mod tests {
         assert!(e.to_string().contains("t502-no-such-tool"));
     }
 
+    // Linux only: runs Unix tools.
+    #[cfg(unix)]
     #[tokio::test]
     async fn output_is_capped_and_timeout_kills() {
         let o = run(

@@ -137,6 +137,8 @@ impl Opened {
 mod tests {
     use super::*;
 
+    // Linux only: FIFOs and /dev devices.
+    #[cfg(unix)]
     #[test]
     fn fifo_and_devices_are_refused_without_blocking() {
         let d = tempfile::tempdir().unwrap();
