@@ -900,5 +900,6 @@ fn make_line(stream: LogStream, line: &[u8], timestamps: bool) -> LogLine {
 }
 
 // The tests serve the Engine API on a unix socket: Linux only.
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests;

@@ -359,7 +359,8 @@ fn restore(o: &OwnershipAction, argv: Vec<String>, t0: Instant) -> ActionResult 
 }
 
 // Owners and modes (chown, chmod): Linux only.
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

@@ -230,25 +230,24 @@ async fn look(p: &Params) -> CheckReport {
                     let ev = Evidence::new("appcmd list apppool", text.trim().to_owned())
                         .at(o.argv.clone());
                     r.evidence.push(ev.clone());
-                    match parse_apppool_state(&text, pool) {
-                        Some(s) => {
-                            let _ = write!(summary, "; application pool {pool} is {s}");
-                            r.facts
-                                .insert("iis.app_pool_state".into(), s.to_ascii_lowercase());
-                            if !s.eq_ignore_ascii_case("started") {
-                                r.outcome = Outcome::Problem;
-                                r = r.diagnose(
-                                    Cause::AppFatal,
-                                    Severity::High,
-                                    format!("application pool {pool} is {s}: IIS cannot hand requests to it"),
-                                    vec![ev],
-                                );
-                            }
+                    if let Some(s) = parse_apppool_state(&text, pool) {
+                        let _ = write!(summary, "; application pool {pool} is {s}");
+                        r.facts
+                            .insert("iis.app_pool_state".into(), s.to_ascii_lowercase());
+                        if !s.eq_ignore_ascii_case("started") {
+                            r.outcome = Outcome::Problem;
+                            r = r.diagnose(
+                                Cause::AppFatal,
+                                Severity::High,
+                                format!(
+                                    "application pool {pool} is {s}: IIS cannot hand requests to it"
+                                ),
+                                vec![ev],
+                            );
                         }
-                        None => {
-                            r.outcome = Outcome::combine([r.outcome, Outcome::Inconclusive]);
-                            let _ = write!(summary, "; appcmd shows no application pool {pool}");
-                        }
+                    } else {
+                        r.outcome = Outcome::combine([r.outcome, Outcome::Inconclusive]);
+                        let _ = write!(summary, "; appcmd shows no application pool {pool}");
                     }
                 }
                 Err(e) => {

@@ -304,7 +304,8 @@ pub fn resolve(base: &Path, path: &str) -> PathBuf {
 }
 
 // Symbolic links inside a container's root (`/proc/PID/root`): Linux only.
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod root_tests {
     use super::*;
 
