@@ -6,9 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the suite needs: the servers of the incident lab, the Docker Engine of the
-# container lab, sshd and Ansible for the multi-host lab, and the tools the tests drive.
+# container lab, sshd and Ansible for the multi-host lab, the tools the tests drive, and the
+# Windows build's cross compiler and Wine (scripts/test-windows.sh).
 packages=(nginx apache2 php-fpm haproxy iptables nftables curl tmux ripgrep openssl
-  docker.io mmdebstrap openssh-server ansible musl-tools lintian file jq)
+  docker.io mmdebstrap openssh-server ansible musl-tools lintian file jq
+  gcc-mingw-w64-x86-64 wine64)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -63,6 +65,18 @@ fi
 grep -E "^test result:" /tmp/triage502-test.log |
   sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' |
   awk '{p += $1; f += $2} END {print p " passed, " f " failed"}'
+
+# The Windows build (x86_64-pc-windows-gnu; the rustup target is added when missing) and its
+# smoke test under Wine: the same answers as the Linux binary, and the unit tests under Wine.
+echo "==> windows: scripts/test-windows.sh"
+win_status=0
+bash scripts/test-windows.sh >/tmp/triage502-windows.log 2>&1 || win_status=$?
+grep -E "^(ok|FAIL|skip|test result:|build:|smoke:|unit tests:|wine prefix)" /tmp/triage502-windows.log || true
+if ((win_status != 0)); then
+  echo "==> windows FAILED (exit $win_status); details in /tmp/triage502-windows.log" >&2
+  tail -n 40 /tmp/triage502-windows.log >&2
+  ((status != 0)) || status=$win_status
+fi
 
 # What we ship: the static binary and the .deb, built and tested as an operator uses them (root:
 # chroot into an empty root, dpkg). Thin LTO keeps CI quick; releases use the fat default.

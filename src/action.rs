@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod config_edit;
 pub mod executor;
+pub mod iis;
 pub mod isolate;
 pub mod ownership;
 pub mod plan;

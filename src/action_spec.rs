@@ -78,6 +78,47 @@ pub enum ActionSpec {
     /// back to the worker user: owner, group and the owner's access bits.
     /// Not a config edit; undone by restoring each entry's previous owner and mode.
     Ownership(OwnershipAction),
+    /// IIS on Windows: restart the World Wide Web Publishing Service
+    /// (`net stop w3svc`, `net start w3svc`), `iisreset`, or recycle one
+    /// application pool (`appcmd recycle apppool`); then its state is read back.
+    Iis(IisAction),
+}
+
+/// What an [`IisAction`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IisOp {
+    /// `net stop w3svc` then `net start w3svc`: every site restarts.
+    Restart,
+    /// `iisreset`: every IIS service (WAS, W3SVC...) stops and starts.
+    Reset,
+    /// `appcmd recycle apppool /apppool.name:POOL`: one pool's workers are
+    /// replaced (overlapped: new ones start before the old ones stop).
+    Recycle,
+}
+
+impl fmt::Display for IisOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IisOp::Restart => "restart",
+            IisOp::Reset => "reset",
+            IisOp::Recycle => "recycle",
+        })
+    }
+}
+
+/// [`ActionSpec::Iis`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IisAction {
+    /// `restart` (net stop/start w3svc), `reset` (iisreset) or `recycle` (one app pool).
+    pub op: IisOp,
+    /// The application pool `recycle` recycles, e.g. `DefaultAppPool`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_pool: Option<String>,
+    /// The failing URL, requested 3 times after the action (answers below 500 = fixed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// [`ActionSpec::Ownership`]: `chown -R -h USER:GROUP PATH` and
@@ -450,6 +491,51 @@ pub struct CommandAction {
     pub timeout: Option<HumanDuration>,
 }
 
+/// IIS's command-line tool, as Windows names it before `%windir%` is expanded.
+pub const APPCMD: &str = r"%windir%\system32\inetsrv\appcmd.exe";
+
+/// Is `name` usable as an application pool name in an `appcmd` argument?
+/// IIS forbids `|` and control characters; a quote, or a leading `/` or
+/// `-`, would read as another argument or switch.
+pub fn valid_pool_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty()
+        || name.len() > 256
+        || name.starts_with(['/', '-'])
+        || name.chars().any(|c| c.is_control() || c == '"' || c == '|')
+    {
+        return Err(format!("`{name}` is not an application pool name"));
+    }
+    Ok(())
+}
+
+/// The exact commands of an IIS action, in order (`appcmd` is the path of
+/// `appcmd.exe`): `net stop w3svc` and `net start w3svc`; `iisreset`;
+/// `APPCMD recycle apppool /apppool.name:POOL`. Never through a shell.
+pub fn iis_commands(a: &IisAction, appcmd: &str) -> Result<Vec<Vec<String>>, String> {
+    let argv = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<String>>();
+    match a.op {
+        IisOp::Restart => Ok(vec![
+            argv(&["net", "stop", "w3svc"]),
+            argv(&["net", "start", "w3svc"]),
+        ]),
+        IisOp::Reset => Ok(vec![argv(&["iisreset"])]),
+        IisOp::Recycle => {
+            let pool = a
+                .app_pool
+                .as_deref()
+                .filter(|p| !p.trim().is_empty())
+                .ok_or("recycling needs the application pool (`app_pool`)")?;
+            valid_pool_name(pool)?;
+            Ok(vec![vec![
+                appcmd.to_owned(),
+                "recycle".into(),
+                "apppool".into(),
+                format!("/apppool.name:{pool}"),
+            ]])
+        }
+    }
+}
+
 /// Quote an argv for display the way a POSIX shell would read it back.
 pub fn shell_quote(argv: &[String]) -> String {
     argv.iter()
@@ -528,6 +614,18 @@ impl ActionSpec {
             ActionSpec::Ownership(o) if !o.restore.is_empty() => {
                 vec!["restore-ownership".into(), o.path.clone()]
             }
+            // The stop of a restart is the step that interrupts; the plan lists both.
+            ActionSpec::Iis(a) => iis_commands(a, APPCMD)
+                .ok()
+                .and_then(|c| c.into_iter().next())
+                .unwrap_or_else(|| {
+                    vec![
+                        APPCMD.into(),
+                        "recycle".into(),
+                        "apppool".into(),
+                        "/apppool.name:".into(),
+                    ]
+                }),
             ActionSpec::Ownership(o) => vec![
                 "chown".into(),
                 "-R".into(),
@@ -603,6 +701,14 @@ impl ActionSpec {
                 o.restore.len(),
                 o.path
             ),
+            ActionSpec::Iis(a) => match a.op {
+                IisOp::Restart => "Restart IIS (net stop w3svc, net start w3svc)".into(),
+                IisOp::Reset => "Restart every IIS service (iisreset)".into(),
+                IisOp::Recycle => format!(
+                    "Recycle the IIS application pool {}",
+                    a.app_pool.as_deref().unwrap_or("(none given)")
+                ),
+            },
             ActionSpec::Ownership(o) => format!(
                 "Give {} back to {}{} (chown -R -h, chmod -R u+rwX)",
                 o.path,
@@ -622,7 +728,8 @@ impl ActionSpec {
             ActionSpec::Service(_)
             | ActionSpec::Rollback(_)
             | ActionSpec::ConfigEdit(_)
-            | ActionSpec::Ownership(_) => Tier::Disruptive,
+            | ActionSpec::Ownership(_)
+            | ActionSpec::Iis(_) => Tier::Disruptive,
             ActionSpec::ClearCache(_) => Tier::Destructive,
             ActionSpec::Plugin(_) | ActionSpec::IsolatePlugins(_) | ActionSpec::Command(_) => {
                 Tier::Reversible

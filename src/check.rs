@@ -404,6 +404,7 @@ pub enum CheckSpec {
     AccessLog(checks::access_log::Params),
     Remedy(checks::remedy::Params),
     Container(checks::container::Params),
+    IisService(checks::iis_service::Params),
 }
 
 /// Documentation of every kind, in the order `checks list` prints them.
@@ -428,6 +429,7 @@ pub const KINDS: &[KindDoc] = &[
     checks::access_log::DOC,
     checks::remedy::DOC,
     checks::container::DOC,
+    checks::iis_service::DOC,
 ];
 
 /// Upper bound on any check's own timeout: a check never holds the operator longer.
@@ -456,6 +458,7 @@ impl CheckSpec {
             CheckSpec::AccessLog(_) => checks::access_log::DOC.kind,
             CheckSpec::Remedy(_) => checks::remedy::DOC.kind,
             CheckSpec::Container(_) => checks::container::DOC.kind,
+            CheckSpec::IisService(_) => checks::iis_service::DOC.kind,
         }
     }
 
@@ -482,6 +485,7 @@ impl CheckSpec {
             CheckSpec::AccessLog(p) => p.label(),
             CheckSpec::Remedy(p) => p.label(),
             CheckSpec::Container(p) => p.label(),
+            CheckSpec::IisService(p) => p.label(),
         }
     }
 
@@ -508,12 +512,16 @@ impl CheckSpec {
             CheckSpec::AccessLog(p) => p.timeout(),
             CheckSpec::Remedy(p) => p.timeout(),
             CheckSpec::Container(p) => p.timeout(),
+            CheckSpec::IisService(p) => p.timeout(),
         };
         t.min(MAX_TIMEOUT)
     }
 
     /// Run the check. Never panics on bad input; never mutates the host.
     pub async fn run(&self, ctx: &CheckContext) -> CheckReport {
+        if let Some(why) = crate::platform::unavailable(self.kind()) {
+            return CheckReport::new(self.kind(), self.label(), Outcome::Inconclusive, why);
+        }
         if !ctx.vantage.is_host() && self.probes_from_vantage(ctx) {
             return self.run_from_vantage(ctx).await;
         }
@@ -677,6 +685,7 @@ impl CheckSpec {
             CheckSpec::AccessLog(p) => checks::access_log::run(p, ctx).await,
             CheckSpec::Remedy(p) => checks::remedy::run(p, ctx).await,
             CheckSpec::Container(p) => checks::container::run(p, ctx).await,
+            CheckSpec::IisService(p) => checks::iis_service::run(p, ctx).await,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod dns;
 pub mod firewall;
 pub mod http;
+pub mod iis_service;
 pub mod listener;
 pub mod log_scan;
 pub mod pages;

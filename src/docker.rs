@@ -899,5 +899,7 @@ fn make_line(stream: LogStream, line: &[u8], timestamps: bool) -> LogLine {
     }
 }
 
+// The tests serve the Engine API on a unix socket: Linux only.
 #[cfg(test)]
+#[cfg(unix)]
 mod tests;

@@ -218,7 +218,7 @@ pub fn sessions_dir() -> Result<PathBuf, JournalError> {
     let base = std::env::var_os("XDG_STATE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .or_else(crate::platform::state_home)
         .ok_or(JournalError::NoStateDir)?;
     Ok(base.join("triage502").join("sessions"))
 }
@@ -230,12 +230,7 @@ pub fn session_path(id: &str) -> Result<PathBuf, JournalError> {
 
 /// The machine's host name.
 pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into())
+    crate::platform::host_name().unwrap_or_else(|| "unknown".into())
 }
 
 /// `PRETTY_NAME` from /etc/os-release.
@@ -289,7 +284,7 @@ impl Journal {
 
     /// [`Journal::create`] in a given directory.
     pub fn create_in(dir: &Path, meta: &mut Meta) -> Result<Journal, JournalError> {
-        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        use crate::platform::fs::{DirBuilderExt as _, OpenOptionsExt as _};
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -781,9 +776,14 @@ end = "resolved"
         assert_eq!(s.inputs(), vec![Input::ChecksDone(vec![report()])]);
         let text = std::fs::read_to_string(j.path()).unwrap();
         assert!(!text.contains("hunter2"));
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(j.path()).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        // The journal is private through its mode on Linux (on Windows, through
+        // the ACL of the user's profile, which the test cannot read).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(j.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         let summary = list_in(dir.path());
         assert_eq!(summary.len(), 1);
         assert_eq!(summary[0].status, "in progress");

@@ -20,6 +20,7 @@ pub mod engine;
 pub mod firewall;
 pub mod journal;
 pub mod logs;
+pub mod platform;
 pub mod playbook;
 pub mod redact;
 pub mod remedy;

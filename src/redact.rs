@@ -160,9 +160,8 @@ impl Pseudonyms {
 
     /// Save the mapping with mode 0600 (it reverses the pseudonyms).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        use crate::platform::fs::OpenOptionsExt as _;
         use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        use std::os::unix::fs::PermissionsExt as _;
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -170,7 +169,7 @@ impl Pseudonyms {
             .truncate(true)
             .mode(0o600)
             .open(path)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        crate::platform::fs::set_private(&f)?;
         f.write_all(text.as_bytes())?;
         f.sync_data()
     }

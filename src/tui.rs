@@ -199,7 +199,6 @@ pub fn forward_runner(
 
 fn spawn_inputs(tx: &mpsc::UnboundedSender<Msg>) -> anyhow::Result<()> {
     use crossterm::event::{Event, KeyEventKind, MouseEventKind};
-    use tokio::signal::unix::{SignalKind, signal};
     let keys = tx.clone();
     tokio::spawn(async move {
         let mut events = crossterm::event::EventStream::new();
@@ -235,19 +234,10 @@ fn spawn_inputs(tx: &mpsc::UnboundedSender<Msg>) -> anyhow::Result<()> {
             }
         }
     });
-    for (kind, name) in [
-        (SignalKind::hangup(), "SIGHUP"),
-        (SignalKind::terminate(), "SIGTERM"),
-        (SignalKind::interrupt(), "SIGINT"),
-    ] {
-        let mut s = signal(kind).with_context(|| format!("cannot listen for {name}"))?;
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            if s.recv().await.is_some() {
-                let _ = tx.send(Msg::Signal(name));
-            }
-        });
-    }
+    let tx = tx.clone();
+    crate::platform::listen_for_termination(move |name| {
+        let _ = tx.send(Msg::Signal(name));
+    })?;
     Ok(())
 }
 

@@ -154,6 +154,9 @@ async fn no_check_kind_changes_any_file() {
         // Engine API reads only (a name no container has: the lookup itself is what runs).
         r#"{ container = { container = "t502-readonly-no-such-container", port = "3000" } }"#
             .to_owned(),
+        // Windows only (`sc query`, `appcmd list`): on Linux the runner answers
+        // inconclusive without running anything.
+        r#"{ iis_service = { service = "w3svc", app_pool = "DefaultAppPool" } }"#.to_owned(),
     ];
     let before = snapshot(root);
     let ctx = listeners::ctx();

@@ -10,8 +10,8 @@
 //! larger tree is refused before anything changes; an undo restores only
 //! entries inside the path it names.
 
+use crate::platform::fs::MetadataExt;
 use std::fmt::Write as _;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -156,11 +156,7 @@ pub fn preview(o: &OwnershipAction) -> String {
 }
 
 fn set(p: &Path, uid: u32, gid: u32, mode: u32, symlink: bool) -> std::io::Result<()> {
-    std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
-    if !symlink {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
-    }
-    Ok(())
+    crate::platform::fs::set_owner_mode(p, uid, gid, (!symlink).then_some(mode))
 }
 
 /// `UID:GID MODE PATH` → its parts.
@@ -362,9 +358,12 @@ fn restore(o: &OwnershipAction, argv: Vec<String>, t0: Instant) -> ActionResult 
     )
 }
 
+// Owners and modes (chown, chmod): Linux only.
 #[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn modes_and_restore_lines() {

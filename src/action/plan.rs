@@ -267,6 +267,7 @@ impl Plan {
             }
             ActionSpec::ConfigEdit(e) => self.fill_edit(e, policy),
             ActionSpec::Ownership(o) => self.fill_ownership(o),
+            ActionSpec::Iis(a) => self.fill_iis(a),
             ActionSpec::Command(c) => {
                 self.commands.push(super::shell_quote(&c.argv));
                 self.affects.push(format!(
@@ -275,6 +276,56 @@ impl Plan {
                 ));
             }
         }
+    }
+
+    fn fill_iis(&mut self, a: &super::IisAction) {
+        use super::IisOp;
+        let appcmd = crate::checks::iis_service::appcmd();
+        match super::iis::commands(a) {
+            Ok(cmds) => self
+                .commands
+                .extend(cmds.iter().map(|c| super::shell_quote(c))),
+            Err(e) => self.blocked = Some(e),
+        }
+        self.commands.push(format!(
+            "{}   (read back: the state must be {})",
+            super::shell_quote(&super::iis::readback_argv(a, &appcmd)),
+            if a.op == IisOp::Recycle {
+                "Started"
+            } else {
+                "RUNNING"
+            }
+        ));
+        if let Some(u) = a.url.as_deref().filter(|u| !u.is_empty()) {
+            self.commands
+                .push(format!("GET {u} three times (answers below 500 = fixed)"));
+        }
+        let (name, affects) = match a.op {
+            IisOp::Restart => (
+                "w3svc".to_owned(),
+                "service w3svc (World Wide Web Publishing Service): every IIS site stops, then starts; requests in flight are cut".to_owned(),
+            ),
+            IisOp::Reset => (
+                "iisreset".to_owned(),
+                "every IIS service (W3SVC, WAS and those depending on them): all sites and application pools restart".to_owned(),
+            ),
+            IisOp::Recycle => {
+                let pool = a.app_pool.clone().unwrap_or_default();
+                let text = format!(
+                    "application pool {pool}: its worker processes are replaced (new ones start before the old ones finish their requests); in-process state and sessions are lost"
+                );
+                (pool, text)
+            }
+        };
+        self.confirm_name = name;
+        self.affects.push(affects);
+        if let Some(why) = crate::platform::unavailable(crate::checks::iis_service::DOC.kind) {
+            self.blocked = Some(format!("IIS actions run on Windows only ({why})"));
+        }
+        self.undo = format!(
+            "cannot be undone (a {} cannot be taken back; nothing is deleted)",
+            a.op
+        );
     }
 
     fn fill_edit(&mut self, e: &super::ConfigEditAction, policy: &ExecPolicy) {

@@ -5,7 +5,6 @@
 //! name is one path component (no `/`, no `..`), so a rename never leaves the
 //! plugins directory; listing is bounded.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -40,7 +39,7 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 }
 
 fn running_as_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    crate::platform::is_root()
 }
 
 pub use crate::action_spec::wp_argv;

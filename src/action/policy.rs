@@ -60,7 +60,7 @@ impl ExecPolicy {
 
     /// Find `program` on the search path.
     pub fn find(&self, program: &str) -> Option<PathBuf> {
-        if program.contains('/') {
+        if program.contains(['/', std::path::MAIN_SEPARATOR]) {
             let p = PathBuf::from(program);
             return p.is_file().then_some(p);
         }

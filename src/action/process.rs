@@ -161,6 +161,8 @@ mod tests {
         v.iter().map(|s| (*s).to_owned()).collect()
     }
 
+    // Linux only: runs Unix tools (head, /dev/zero).
+    #[cfg(unix)]
     #[tokio::test]
     async fn output_is_capped_and_the_child_finishes() {
         let r = run(
@@ -174,6 +176,8 @@ mod tests {
         assert!(r.output.contains("cut at"));
     }
 
+    // Linux only: runs the Unix `sleep`.
+    #[cfg(unix)]
     #[tokio::test]
     async fn a_slow_child_is_killed_at_the_timeout() {
         let r = run(

@@ -282,6 +282,8 @@ mod tests {
         assert_eq!(kind(&svc("shop-app", ServiceOp::Reload)), ServerKind::Other);
     }
 
+    // Linux only: reads /proc/PID/stat to see the master alive.
+    #[cfg(unix)]
     #[test]
     fn php_fpm_reload_signals_the_master() {
         let mut s = svc("php8.2-fpm", ServiceOp::Reload);

@@ -7,8 +7,8 @@
 //! plus search permission on every parent. Invariants: walks at most
 //! `max_entries` entries; reads no file content.
 
+use crate::platform::fs::MetadataExt;
 use std::fmt::Write as _;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -244,20 +244,20 @@ fn inspect(p: &Params) -> CheckReport {
             age(w.oldest),
             age(w.newest)
         );
-        match rustix::fs::statvfs(path.as_str()) {
+        match crate::platform::fs::statvfs(path.as_str()) {
             Ok(s) => {
-                let free = if s.f_blocks > 0 {
-                    s.f_bavail as f64 * 100.0 / s.f_blocks as f64
+                let free = if s.blocks > 0 {
+                    s.blocks_available as f64 * 100.0 / s.blocks as f64
                 } else {
                     100.0
                 };
-                let ino = if s.f_files > 0 {
-                    s.f_favail as f64 * 100.0 / s.f_files as f64
+                let ino = if s.files > 0 {
+                    s.files_available as f64 * 100.0 / s.files as f64
                 } else {
                     100.0
                 };
                 let _ = write!(text, "; filesystem {free:.1}% free, inodes {ino:.1}% free");
-                if free < min_free || (s.f_files > 0 && ino < min_free) {
+                if free < min_free || (s.files > 0 && ino < min_free) {
                     problems.push(format!("the cache filesystem is nearly full ({free:.1}% space, {ino:.1}% inodes free)"));
                 }
             }

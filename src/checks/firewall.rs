@@ -247,11 +247,8 @@ fn look(netns: Option<&str>, to: SocketAddr, probe: bool) -> Result<Vantage, Str
     if let Some(ns) = netns {
         let path = format!("/run/netns/{ns}");
         let f = std::fs::File::open(&path).map_err(|e| format!("cannot open {path}: {e}"))?;
-        rustix::thread::move_into_link_name_space(
-            std::os::fd::AsFd::as_fd(&f),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .map_err(|e| format!("cannot enter netns {ns}: {e} (run as root)"))?;
+        crate::platform::enter_netns(&f)
+            .map_err(|(e, _)| format!("cannot enter netns {ns}: {e} (run as root)"))?;
     }
     // This thread's namespace: /proc/thread-self, not /proc/self (the process's main thread).
     let read = |p: &str| crate::sys::read_text(std::path::Path::new(p)).unwrap_or_default();

@@ -108,7 +108,7 @@ fn severity(rank: usize, role: Role, count: u64) -> Severity {
 /// A log that exists but may not be read, as something the walk could not see: the one way
 /// to read it is root, or membership of the file's group (Debian's logs: `adm`).
 pub(crate) fn unseen_log(kind: &str, path: &str) -> Unseen {
-    use std::os::unix::fs::MetadataExt as _;
+    use crate::platform::fs::MetadataExt as _;
     let group = std::fs::metadata(path)
         .ok()
         .map(|m| crate::checks::permission::group_name(m.gid()))

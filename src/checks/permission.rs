@@ -7,8 +7,8 @@
 //! not evaluated (said so in evidence by the callers); root may read and
 //! write anything and search any directory, as the kernel allows it.
 
+use crate::platform::fs::MetadataExt;
 use std::fs::Metadata;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 const ACCOUNT_FILE_CAP: u64 = 4 * 1024 * 1024;
@@ -155,7 +155,7 @@ pub fn allows(acct: &Account, meta: &Metadata, want: Want) -> bool {
 
 /// `rwxr-x---` style text of a mode, with the file type letter.
 pub fn mode_text(meta: &Metadata) -> String {
-    use std::os::unix::fs::FileTypeExt;
+    use crate::platform::fs::FileTypeExt;
     let ft = meta.file_type();
     let t = if ft.is_dir() {
         'd'
@@ -231,10 +231,12 @@ pub fn blocked_parents(acct: &Account, path: &Path) -> Vec<Blocked> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
+    // POSIX modes and the `nobody` account: Linux only (Windows has ACLs).
+    #[cfg(unix)]
     #[test]
     fn nobody_needs_x_on_every_parent() {
+        use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
         let inner = d.path().join("a");
         std::fs::create_dir(&inner).unwrap();

@@ -89,6 +89,8 @@ pub fn age_text(secs: i64) -> String {
 mod tests {
     use super::*;
 
+    // Linux only: reads /proc.
+    #[cfg(unix)]
     #[test]
     fn own_process_is_readable_with_start_time() {
         let me = read(std::process::id()).unwrap();

@@ -16,7 +16,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
@@ -350,10 +349,7 @@ fn line_time(l: &str) -> Option<i64> {
 
 /// Kernel messages since `since` (epoch seconds) from /dev/kmsg, read non-blocking.
 fn kmsg_since(since: i64) -> std::io::Result<String> {
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open("/dev/kmsg")?;
+    let mut f = crate::platform::fs::open_nonblocking("/dev/kmsg")?;
     let btime = process::boot_time().unwrap_or(0);
     let mut out = String::new();
     let mut buf = vec![0u8; 8192];
@@ -663,15 +659,15 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
         p.paths.clone()
     };
     for path in paths.iter().filter(|s| !s.trim().is_empty()).take(64) {
-        match rustix::fs::statvfs(path.as_str()) {
+        match crate::platform::fs::statvfs(path.as_str()) {
             Ok(s) => {
-                let free_pct = if s.f_blocks > 0 {
-                    s.f_bavail as f64 * 100.0 / s.f_blocks as f64
+                let free_pct = if s.blocks > 0 {
+                    s.blocks_available as f64 * 100.0 / s.blocks as f64
                 } else {
                     100.0
                 };
-                let ino_pct = if s.f_files > 0 {
-                    s.f_favail as f64 * 100.0 / s.f_files as f64
+                let ino_pct = if s.files > 0 {
+                    s.files_available as f64 * 100.0 / s.files as f64
                 } else {
                     100.0
                 };
@@ -679,8 +675,8 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
                     "disk",
                     format!(
                         "{path}: {:.1} GiB free of {:.1} GiB ({free_pct:.1}%), inodes {ino_pct:.1}% free",
-                        (s.f_bavail * s.f_frsize) as f64 / (1u64 << 30) as f64,
-                        (s.f_blocks * s.f_frsize) as f64 / (1u64 << 30) as f64
+                        (s.blocks_available * s.fragment_size) as f64 / (1u64 << 30) as f64,
+                        (s.blocks * s.fragment_size) as f64 / (1u64 << 30) as f64
                     ),
                 )
                 .at(format!("statvfs {path}"));
@@ -691,7 +687,7 @@ async fn measure(p: &Params, ctx: &CheckContext) -> CheckReport {
                         e.clone(),
                     ));
                 }
-                if s.f_files > 0 && ino_pct < min_free {
+                if s.files > 0 && ino_pct < min_free {
                     exhausted.push((
                         "disk",
                         format!("{path}: {ino_pct:.1}% inodes free"),

@@ -11,9 +11,8 @@
 //! covered by a fresh tmpfs whose root has the original's owner and mode: the
 //! tool sees the same ownership state and its writes vanish with the child.
 
+use crate::platform::fs::MetadataExt;
 use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -188,7 +187,7 @@ impl Sandbox {
         self.private_dirs
             .iter()
             .map(|d| {
-                let path = CString::new(d.path.as_os_str().as_bytes())?;
+                let path = crate::platform::c_path(&d.path)?;
                 let data = CString::new(format!(
                     "mode={:04o},uid={},gid={},size=64m,nr_inodes=4096",
                     d.mode, d.uid, d.gid
@@ -253,7 +252,7 @@ pub async fn run_path_sandboxed(
         .map_err(|e| ToolError::Spawn(shown.to_owned(), e.to_string()))?;
     match run_inner(path, shown, args, timeout, cap, Some(prepared)).await {
         Ok(o) => Ok((o, Isolation::Isolated(sandbox.describe()))),
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
+        Err(e) if crate::platform::private_mounts_refused(&e) => {
             let o = run_path(path, shown, args, timeout, cap).await?;
             Ok((
                 o,
@@ -262,34 +261,6 @@ pub async fn run_path_sandboxed(
         }
         Err(e) => Err(spawn_error(shown, &e)),
     }
-}
-
-/// On the calling (dedicated) thread: its own mount namespace, `/` made
-/// recursively private, and the tmpfs mounts. The namespace is per thread
-/// (`unshare(CLONE_NEWNS)` also unshares the thread's fs struct), so the
-/// rest of the process keeps the host's view.
-fn enter_sandbox(mounts: &[(CString, CString)]) -> std::io::Result<()> {
-    use rustix::mount::{MountFlags, MountPropagationFlags, mount, mount_change};
-    use rustix::thread::UnshareFlags;
-    // `unshare` is deprecated in favour of an `unsafe` variant because of
-    // `CLONE_FILES`; this crate forbids unsafe code and only `CLONE_NEWNS`
-    // is asked for, on a thread that shares no descriptors table.
-    #[allow(deprecated, reason = "CLONE_NEWNS only; see above")]
-    rustix::thread::unshare(UnshareFlags::NEWNS)?;
-    mount_change(
-        c"/",
-        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
-    )?;
-    for (target, data) in mounts {
-        mount(
-            c"tmpfs",
-            target.as_c_str(),
-            c"tmpfs",
-            MountFlags::NOSUID | MountFlags::NODEV,
-            Some(data.as_c_str()),
-        )?;
-    }
-    Ok(())
 }
 
 /// Spawn `cmd` from a fresh OS thread that first enters the sandbox: the
@@ -305,7 +276,7 @@ async fn spawn_in_sandbox(
         .name("t502-sandbox".into())
         .spawn(move || {
             let _rt = handle.enter();
-            let r = enter_sandbox(&mounts).and_then(|()| cmd.spawn());
+            let r = crate::platform::enter_private_mounts(&mounts).and_then(|()| cmd.spawn());
             let _ = tx.send(r);
         })?;
     rx.await
@@ -372,6 +343,8 @@ mod tests {
         assert!(e.to_string().contains("t502-no-such-tool"));
     }
 
+    // Linux only: runs Unix tools.
+    #[cfg(unix)]
     #[tokio::test]
     async fn output_is_capped_and_timeout_kills() {
         let o = run(

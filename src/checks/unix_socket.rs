@@ -8,7 +8,7 @@
 //! distinct diagnoses. Invariant: the connection is closed without sending a
 //! byte; nothing on disk is touched. ACLs and LSM policy are not evaluated.
 
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use crate::platform::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -142,7 +142,7 @@ pub async fn connect(address: &str, timeout: Duration) -> Result<Box<dyn Wire>, 
     };
     let fut = async {
         if let Some(path) = address.strip_prefix("unix:") {
-            tokio::net::UnixStream::connect(path)
+            crate::platform::UnixStream::connect(path)
                 .await
                 .map(|s| Box::new(s) as Box<dyn Wire>)
         } else {

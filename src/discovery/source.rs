@@ -8,7 +8,6 @@
 
 use std::fmt;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -92,7 +91,7 @@ pub struct Loader {
     total: u64,
     count: usize,
     /// Files being read (outermost first) and their (device, inode).
-    stack: Vec<(PathBuf, (u64, u64))>,
+    stack: Vec<(PathBuf, crate::platform::fs::FileId)>,
     /// Every file read, in order.
     pub files: Vec<PathBuf>,
     /// Read paths inside this root (`/proc/PID/root` of a containerized
@@ -173,7 +172,7 @@ impl Loader {
         let host = self.host_path(path);
         let meta = std::fs::metadata(&host)
             .map_err(|e| fail(format!("cannot open {}: {}", path.display(), io_reason(&e))))?;
-        let id = (meta.dev(), meta.ino());
+        let id = crate::platform::fs::file_id(&host, &meta);
         if let Some(pos) = self.stack.iter().position(|(_, i)| *i == id) {
             let chain: Vec<String> = self.stack[pos..]
                 .iter()
@@ -304,7 +303,9 @@ pub fn resolve(base: &Path, path: &str) -> PathBuf {
     }
 }
 
+// Symbolic links inside a container's root (`/proc/PID/root`): Linux only.
 #[cfg(test)]
+#[cfg(unix)]
 mod root_tests {
     use super::*;
 

@@ -12,8 +12,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::platform::UnixStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
 
 /// Largest status line plus headers accepted.
 pub const MAX_HEAD: usize = 64 * 1024;

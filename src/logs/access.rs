@@ -23,10 +23,10 @@
 
 pub mod layout;
 
+use crate::platform::fs::FileExt;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -690,7 +690,7 @@ fn summarise_file(
         l
     } else {
         let mut head = vec![0u8; 64 * 1024];
-        let n = std::os::unix::fs::FileExt::read_at(f, &mut head, 0).unwrap_or(0);
+        let n = crate::platform::fs::FileExt::read_at(f, &mut head, 0).unwrap_or(0);
         if let Some(l) = layout::detect(&head[..n]) {
             detected = l;
             &detected

@@ -453,7 +453,7 @@ pub fn user_paths() -> Vec<PathBuf> {
     let mut v = vec![PathBuf::from("playbooks/signatures.toml")];
     let xdg = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+        .or_else(crate::platform::config_home);
     if let Some(x) = xdg {
         v.push(x.join("triage502/signatures.toml"));
     }

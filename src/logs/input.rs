@@ -11,12 +11,11 @@
 //! (grew, shrank, was replaced by a rotation), so a report can say what it
 //! did not read instead of silently reading a moving target.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::OFlags;
+use crate::platform::fs::{FileId, FileTypeExt, file_id};
 
 /// A regular file opened for reading, with what it looked like at open.
 #[derive(Debug)]
@@ -25,7 +24,7 @@ pub struct Opened {
     /// Size at open: reads stop here (a growing file is read as it was).
     pub size: u64,
     path: PathBuf,
-    id: (u64, u64),
+    id: FileId,
 }
 
 /// What kind of non-regular file a path is, in words.
@@ -50,11 +49,7 @@ fn kind(ft: std::fs::FileType) -> &'static str {
 pub fn open(path: &Path) -> io::Result<Opened> {
     // O_NONBLOCK: opening a FIFO does not wait for a writer; O_NOCTTY: a
     // terminal device named as a log never becomes our controlling terminal.
-    let flags = (OFlags::NONBLOCK | OFlags::NOCTTY).bits();
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(flags as i32)
-        .open(path)?;
+    let file = crate::platform::fs::open_read_nonblocking(path)?;
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
         return Err(io::Error::new(
@@ -68,13 +63,12 @@ pub fn open(path: &Path) -> io::Result<Opened> {
     }
     // Back to blocking reads (no effect on a regular file on Linux, but
     // nothing below should ever see EAGAIN).
-    let fl = rustix::fs::fcntl_getfl(&file)?;
-    rustix::fs::fcntl_setfl(&file, fl - OFlags::NONBLOCK)?;
+    crate::platform::fs::set_blocking(&file)?;
     Ok(Opened {
         file,
         size: meta.len(),
         path: path.to_path_buf(),
-        id: (meta.dev(), meta.ino()),
+        id: file_id(path, &meta),
     })
 }
 
@@ -95,14 +89,7 @@ pub fn check_stdin() -> io::Result<()> {
     if stdin.is_terminal() {
         return Ok(());
     }
-    let st = rustix::fs::fstat(&stdin)?;
-    let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
-    let device = matches!(
-        ft,
-        rustix::fs::FileType::CharacterDevice | rustix::fs::FileType::BlockDevice
-    );
-    let is_null = std::fs::metadata("/dev/null").is_ok_and(|m| m.rdev() == st.st_rdev);
-    if device && !is_null {
+    if crate::platform::fs::stdin_is_device()? {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "standard input is a device (such as /dev/zero or /dev/urandom), not a log stream: pipe a log into it or name a log file",
@@ -132,7 +119,7 @@ impl Opened {
             ));
         }
         match std::fs::metadata(&self.path) {
-            Ok(m) if (m.dev(), m.ino()) == self.id => {}
+            Ok(m) if file_id(&self.path, &m) == self.id => {}
             Ok(_) => notes.push(format!(
                 "was replaced while being read (rotated?): the file as opened was read; the new {} was not",
                 self.path.display()
@@ -150,11 +137,13 @@ impl Opened {
 mod tests {
     use super::*;
 
+    // Linux only: FIFOs and /dev devices.
+    #[cfg(unix)]
     #[test]
     fn fifo_and_devices_are_refused_without_blocking() {
         let d = tempfile::tempdir().unwrap();
         let fifo = d.path().join("error.log");
-        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from(0o600)).unwrap();
+        crate::platform::fs::mkfifo(&fifo).unwrap();
         let e = open(&fifo).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         assert!(e.to_string().contains("is a FIFO (named pipe)"), "{e}");

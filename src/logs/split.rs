@@ -15,11 +15,11 @@
 //! (the bulk of a noisy log) are buffered as per-signature counts, not as
 //! entries: they only add to a count, whatever their position.
 
+use crate::platform::fs::FileExt;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::num::NonZeroUsize;
-use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 
 use super::catalogue::Catalogue;

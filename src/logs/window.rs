@@ -9,9 +9,9 @@
 //! entry is still filtered by its own time, so slight disorder loses nothing.
 //! A region without timestamps makes the search keep the earlier bound.
 
+use crate::platform::fs::FileExt;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 
 use super::format;
 use super::time::Zone;

@@ -106,7 +106,7 @@ pub fn search_dirs() -> Vec<PathBuf> {
     let mut dirs = vec![PathBuf::from("playbooks")];
     let xdg = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+        .or_else(crate::platform::config_home);
     if let Some(x) = xdg {
         dirs.push(x.join("triage502").join("playbooks"));
     }

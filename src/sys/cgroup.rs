@@ -53,6 +53,8 @@ mod tests {
         assert_eq!(memory_cgroup_of(t).as_deref(), Some("/process_api/49af"));
     }
 
+    // Linux only: reads /proc/self/cgroup.
+    #[cfg(unix)]
     #[test]
     fn own_process_has_one() {
         assert!(

@@ -454,6 +454,8 @@ mod tests {
         assert_eq!(s.len(), 1);
     }
 
+    // Linux only: reads /proc/net and /proc/PID/fd.
+    #[cfg(unix)]
     #[test]
     fn finds_our_own_listener_with_our_pid() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

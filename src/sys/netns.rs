@@ -135,17 +135,7 @@ fn enter(pid: u32) -> Result<(), String> {
             e.kind() == std::io::ErrorKind::PermissionDenied,
         )
     })?;
-    use std::os::fd::AsFd;
-    rustix::thread::move_into_link_name_space(
-        f.as_fd(),
-        Some(rustix::thread::LinkNameSpaceType::Network),
-    )
-    .map_err(|e| {
-        fail(
-            &e,
-            e == rustix::io::Errno::PERM || e == rustix::io::Errno::ACCESS,
-        )
-    })
+    crate::platform::enter_netns(&f).map_err(|(e, perm)| fail(&e, perm))
 }
 
 /// The identity of a network namespace (`net:[4026532...]`), to tell

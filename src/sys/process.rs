@@ -219,6 +219,8 @@ mod tests {
         );
     }
 
+    // Linux only: reads /proc/self.
+    #[cfg(unix)]
     #[test]
     fn reads_ourselves() {
         let me = process(std::process::id()).unwrap();

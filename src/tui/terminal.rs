@@ -32,6 +32,12 @@ impl crossterm::Command for WheelReports {
     fn write_ansi(&self, f: &mut impl std::fmt::Write) -> std::fmt::Result {
         f.write_str(if self.0 { WHEEL_ON } else { WHEEL_OFF })
     }
+
+    // A Windows console without ANSI support: crossterm's own mouse capture.
+    #[cfg(windows)]
+    fn execute_winapi(&self) -> std::io::Result<()> {
+        crate::platform::wheel_reports_winapi(self.0)
+    }
 }
 
 /// Why the wizard cannot run in this terminal.

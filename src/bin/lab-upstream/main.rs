@@ -12,7 +12,17 @@
 
 mod dns;
 mod http;
+// The syslog receiver listens on a unix datagram socket (Linux labs only).
+#[cfg(unix)]
 mod syslog;
+#[cfg(not(unix))]
+mod syslog {
+    pub fn serve(_socket: &std::path::Path, _file: &std::path::Path) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "the syslog receiver needs a unix datagram socket: not available on this platform"
+        )
+    }
+}
 
 use std::io::Write;
 use std::net::SocketAddr;
