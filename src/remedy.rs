@@ -334,6 +334,15 @@ fn nginx_prefix(scheme: &str) -> &'static str {
     }
 }
 
+/// The directives that hand a request on to an upstream address.
+pub const PASSES: &[&str] = &[
+    "proxy_pass",
+    "fastcgi_pass",
+    "uwsgi_pass",
+    "scgi_pass",
+    "grpc_pass",
+];
+
 /// Where `up`'s address is written, and that directive with the address
 /// replaced: the `server` line of its `upstream` block (`server_addr`, its
 /// options kept), or the route's handler when its name is one of `passes`

@@ -289,6 +289,7 @@ pub fn run(o: &OwnershipAction) -> (ActionResult, Vec<UndoEntry>) {
 /// answer [`super::config_edit::VERIFY_PROBES`] times in a row, or every
 /// changed entry gets its previous owner and mode back and the result says
 /// so (the journal records it, as for a configuration edit's rollback).
+#[allow(clippy::many_single_char_names)] // o(wnership), r(esult), x (executed), v(erify): one each
 pub async fn apply(o: &OwnershipAction) -> super::executor::Executed {
     let undoing = !o.restore.is_empty();
     let key = format!("ownership:{}", o.path);
@@ -477,6 +478,17 @@ mod tests {
         );
     }
 
+    /// `DIR/cache` (0500) holding `a/entry` (0400): the owner cannot write them.
+    fn owner_only_tree(dir: &Path) -> PathBuf {
+        let c = dir.join("cache");
+        std::fs::create_dir_all(c.join("a")).unwrap();
+        std::fs::write(c.join("a/entry"), "x").unwrap();
+        std::fs::set_permissions(c.join("a/entry"), std::fs::Permissions::from_mode(0o400))
+            .unwrap();
+        std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o500)).unwrap();
+        c
+    }
+
     /// The current user's name (modes are what changes when not root).
     fn me(dir: &Path) -> String {
         let uid = std::fs::metadata(dir).unwrap().uid();
@@ -510,12 +522,7 @@ mod tests {
             }
         });
         let tmp = tempfile::tempdir().unwrap();
-        let c = tmp.path().join("cache");
-        std::fs::create_dir_all(c.join("a")).unwrap();
-        std::fs::write(c.join("a/entry"), "x").unwrap();
-        std::fs::set_permissions(c.join("a/entry"), std::fs::Permissions::from_mode(0o400))
-            .unwrap();
-        std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o500)).unwrap();
+        let c = owner_only_tree(tmp.path());
         let give = OwnershipAction {
             path: c.display().to_string(),
             allowed: vec![c.display().to_string()],
@@ -548,21 +555,8 @@ mod tests {
     fn give_back_then_undo_restores_each_mode() {
         // As the running user (root or not), modes are what changes here.
         let tmp = tempfile::tempdir().unwrap();
-        let c = tmp.path().join("cache");
-        std::fs::create_dir_all(c.join("a")).unwrap();
-        std::fs::write(c.join("a/entry"), "x").unwrap();
-        std::fs::set_permissions(c.join("a/entry"), std::fs::Permissions::from_mode(0o400))
-            .unwrap();
-        std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o500)).unwrap();
-        let me = std::fs::metadata(tmp.path()).unwrap().uid();
-        let user = std::fs::read_to_string("/etc/passwd")
-            .unwrap()
-            .lines()
-            .find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 3 && f[2] == me.to_string()).then(|| f[0].to_owned())
-            })
-            .unwrap();
+        let c = owner_only_tree(tmp.path());
+        let user = me(tmp.path());
         let give = OwnershipAction {
             path: c.display().to_string(),
             allowed: vec![c.display().to_string()],

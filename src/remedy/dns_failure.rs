@@ -179,13 +179,7 @@ fn typo(i: Inputs<'_>, resolver: &str, front: (Server, Vec<String>)) -> Result<R
             i.map,
             up,
             fixed(&up.address),
-            &[
-                "proxy_pass",
-                "fastcgi_pass",
-                "uwsgi_pass",
-                "scgi_pass",
-                "grpc_pass",
-            ],
+            super::PASSES,
             |name, words| {
                 let args: Vec<String> = words.iter().map(|w| fixed(w)).collect();
                 if args.iter().zip(&words).any(|(a, w)| a != w) {
@@ -254,21 +248,9 @@ mod tests {
         assert!(r.reason.contains("no resolver"), "{}", r.reason);
         let mut with = map();
         with.resolver = Some("10.0.0.2".into());
-        assert!(
-            compute(Inputs {
-                map: &with,
-                measured: &measured
-            })
-            .is_err()
-        );
+        assert!(remedy("dns_failure", &with, &measured).is_err());
         let none = Measured::default();
-        assert!(
-            compute(Inputs {
-                map: &m,
-                measured: &none
-            })
-            .is_err()
-        );
+        assert!(remedy("dns_failure", &m, &none).is_err());
     }
 
     fn candidate(name: &str, resolved: &[&str]) -> NameCandidate {
@@ -337,12 +319,6 @@ mod tests {
         assert_eq!(distance("kitten", "sitting"), 3);
         assert_eq!(host_of("app:3000"), "app");
         let none = Measured::default();
-        assert!(
-            compute(Inputs {
-                map: &m,
-                measured: &none
-            })
-            .is_err()
-        );
+        assert!(remedy("dns_failure", &m, &none).is_err());
     }
 }

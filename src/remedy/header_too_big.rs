@@ -199,24 +199,15 @@ mod tests {
         .unwrap();
         assert_eq!(f.changes[0], "@26+ fastcgi_buffer_size 32k");
         // No measurement, no remedy; a buffer already large enough is not the problem.
-        assert!(
-            compute(Inputs {
-                map: &m,
-                measured: &Measured::default()
-            })
-            .is_err()
-        );
+        assert!(remedy("header_too_big", &m, &Measured::default()).is_err());
         let small = Measured {
             header_bytes: Some(1_000),
             ..Measured::default()
         };
         assert!(
-            compute(Inputs {
-                map: &m,
-                measured: &small
-            })
-            .unwrap_err()
-            .contains("already 4k")
+            remedy("header_too_big", &m, &small)
+                .unwrap_err()
+                .contains("already 4k")
         );
     }
 

@@ -208,29 +208,17 @@ mod tests {
             Some(750),
             Some(1_250),
         );
-        let e = compute(Inputs {
-            map: &m,
-            measured: &without,
-        })
-        .unwrap_err();
+        let e = remedy("upstream_closed", &m, &without).unwrap_err();
         assert!(e.contains("has no `keepalive`"), "{e}");
         let short = measured(
             block(&[("keepalive", "4", 22), ("keepalive_timeout", "500ms", 23)]),
             Some(750),
             Some(1_250),
         );
-        let e = compute(Inputs {
-            map: &m,
-            measured: &short,
-        })
-        .unwrap_err();
+        let e = remedy("upstream_closed", &m, &short).unwrap_err();
         assert!(e.contains("nginx closes first"), "{e}");
         let patient = measured(block(&[("keepalive", "4", 22)]), Some(4_500), None);
-        let e = compute(Inputs {
-            map: &m,
-            measured: &patient,
-        })
-        .unwrap_err();
+        let e = remedy("upstream_closed", &m, &patient).unwrap_err();
         assert!(e.contains("longer than the probe waits"), "{e}");
     }
 

@@ -78,7 +78,6 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
 mod tests {
     use super::super::fixture::{nginx_map, remedy, upstream};
     use super::super::{LiveListener, Measured};
-    use super::*;
     use crate::discovery::ServiceMap;
     use crate::discovery::service_map::{Route, Upstream};
 
@@ -117,11 +116,7 @@ mod tests {
             r.reason
         );
         // Nothing listens anywhere: no edit, but the explanation stays.
-        let e = compute(Inputs {
-            map: &m,
-            measured: &Measured::default(),
-        })
-        .unwrap_err();
+        let e = remedy("no_live_upstreams", &m, &Measured::default()).unwrap_err();
         assert!(e.contains("no live upstreams"), "{e}");
         assert!(e.contains("start or restart"), "{e}");
     }

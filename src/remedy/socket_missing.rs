@@ -70,7 +70,7 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
         i.map,
         up,
         format!("unix:{}", live.path),
-        &["fastcgi_pass", "proxy_pass", "uwsgi_pass", "scgi_pass"],
+        super::PASSES,
         |name, _| {
             let scheme = if name == "proxy_pass" { "http://" } else { "" };
             Ok(vec![format!("{scheme}unix:{}", live.path)])
@@ -93,7 +93,6 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
 mod tests {
     use super::super::fixture::remedy;
     use super::super::{LiveSocket, Measured};
-    use super::*;
     use crate::discovery::ServiceMap;
     use crate::discovery::service_map::{Front, Place, Route, Upstream};
 
@@ -158,21 +157,16 @@ mod tests {
     #[test]
     fn no_or_several_candidates_give_no_remedy() {
         let m = map();
-        let none = compute(Inputs {
-            map: &m,
-            measured: &live(&[]),
-        });
+        let none = remedy("socket_missing", &m, &live(&[]));
         assert!(none.unwrap_err().contains("start the pool"));
-        let two = compute(Inputs {
-            map: &m,
-            measured: &live(&["/run/a.sock", "/run/b.sock"]),
-        });
+        let two = remedy("socket_missing", &m, &live(&["/run/a.sock", "/run/b.sock"]));
         assert!(two.unwrap_err().contains("2 php-fpm sockets"));
         // One of several beside the configured socket decides.
-        let r = compute(Inputs {
-            map: &m,
-            measured: &live(&["/run/php/php8.2-fpm.sock", "/srv/other/php8.1-fpm.sock"]),
-        })
+        let r = remedy(
+            "socket_missing",
+            &m,
+            &live(&["/run/php/php8.2-fpm.sock", "/srv/other/php8.1-fpm.sock"]),
+        )
         .unwrap();
         assert_eq!(
             r.changes,

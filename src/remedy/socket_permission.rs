@@ -50,7 +50,6 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
 mod tests {
     use super::super::Measured;
     use super::super::fixture::remedy;
-    use super::*;
     use crate::discovery::ServiceMap;
     use crate::discovery::service_map::{PhpFpm, Setting};
 
@@ -95,12 +94,6 @@ mod tests {
         assert!(r.allowed.contains(&r.file));
         assert!(r.reason.contains("owner www-data"), "{}", r.reason);
         let none = ServiceMap::default();
-        assert!(
-            compute(Inputs {
-                map: &none,
-                measured: &Measured::default()
-            })
-            .is_err()
-        );
+        assert!(remedy("socket_permission", &none, &Measured::default()).is_err());
     }
 }

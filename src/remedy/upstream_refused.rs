@@ -143,13 +143,7 @@ pub fn compute_for(i: Inputs<'_>, up: &Upstream) -> Result<Remedy, String> {
         i.map,
         up,
         target.to_string(),
-        &[
-            "proxy_pass",
-            "fastcgi_pass",
-            "uwsgi_pass",
-            "scgi_pass",
-            "grpc_pass",
-        ],
+        super::PASSES,
         |name, words| {
             let configured_text = configured.to_string();
             let args: Vec<String> = words
@@ -230,10 +224,11 @@ mod tests {
         assert_eq!(r.changes, ["@27 proxy_pass http://[::1]:3000/app/"]);
         assert!(r.reason.contains("IPv6 only"), "{}", r.reason);
         // A nearby port of the same address is named, not edited.
-        let e = compute(Inputs {
-            map: &m,
-            measured: &live(&["127.0.0.1:3001", "127.0.0.1:8080"]),
-        })
+        let e = remedy(
+            "upstream_refused",
+            &m,
+            &live(&["127.0.0.1:3001", "127.0.0.1:8080"]),
+        )
         .unwrap_err();
         assert!(
             e.contains("127.0.0.1:3001 (7 node) listens on a nearby port"),
@@ -242,12 +237,9 @@ mod tests {
         // A wildcard bind on the port is reached through the loopback... but it accepts
         // 127.0.0.1 already: not refused.
         assert!(
-            compute(Inputs {
-                map: &m,
-                measured: &live(&["0.0.0.0:3000"]),
-            })
-            .unwrap_err()
-            .contains("listens on 127.0.0.1:3000 now")
+            remedy("upstream_refused", &m, &live(&["0.0.0.0:3000"]))
+                .unwrap_err()
+                .contains("listens on 127.0.0.1:3000 now")
         );
     }
 
@@ -255,18 +247,16 @@ mod tests {
     fn none_or_several_candidates_give_no_edit() {
         let m = map();
         assert!(
-            compute(Inputs {
-                map: &m,
-                measured: &live(&["127.0.0.1:8080"]),
-            })
-            .unwrap_err()
-            .contains("start or restart")
+            remedy("upstream_refused", &m, &live(&["127.0.0.1:8080"]))
+                .unwrap_err()
+                .contains("start or restart")
         );
         assert!(
-            compute(Inputs {
-                map: &m,
-                measured: &live(&["127.0.0.1:3001", "127.0.0.1:3002"]),
-            })
+            remedy(
+                "upstream_refused",
+                &m,
+                &live(&["127.0.0.1:3001", "127.0.0.1:3002"])
+            )
             .unwrap_err()
             .contains("2 candidates")
         );

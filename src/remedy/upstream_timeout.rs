@@ -121,13 +121,7 @@ mod tests {
         assert!(r.stopgap);
         assert!(r.reason.contains("after 5012 ms"), "{}", r.reason);
         let none = Measured::default();
-        assert!(
-            compute(Inputs {
-                map: &m,
-                measured: &none
-            })
-            .is_err()
-        );
+        assert!(remedy("upstream_timeout", &m, &none).is_err());
     }
 
     #[test]
