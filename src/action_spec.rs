@@ -142,6 +142,10 @@ pub struct OwnershipAction {
     /// recorded instead of giving the path back. Filled by the executor.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restore: Vec<String>,
+    /// The failing URL: after the change it must answer three times in a
+    /// row, or each entry's previous owner and mode is restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// An [`OwnershipAction`] refuses a tree with more entries than this (its

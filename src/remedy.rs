@@ -9,6 +9,7 @@
 
 pub mod dns_failure;
 pub mod header_too_big;
+pub mod keepalive_race;
 pub mod no_live_upstreams;
 pub mod socket_missing;
 pub mod socket_permission;
@@ -20,6 +21,7 @@ use std::collections::BTreeMap;
 
 use crate::action_spec::{ConfigSyntax, ServerKind};
 use crate::discovery::ServiceMap;
+use crate::discovery::service_map::{Place, Upstream};
 
 /// A unix socket some process listens on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +58,78 @@ pub struct Measured {
     pub mem_available: Option<u64>,
     /// Resident memory of each worker of the pool, in bytes.
     pub worker_rss: Vec<u64>,
+    /// The nginx `upstream` block the upstream is a server of, as read from its file.
+    pub upstream_block: Option<ConfigBlock>,
+    /// What a probe holding idle keep-alive connections to the upstream saw.
+    pub idle: Option<IdleTimeout>,
+    /// Names the upstream's (unresolvable) name may have been meant to be,
+    /// each with what it resolved to through nginx's resolver.
+    pub name_candidates: Vec<NameCandidate>,
+    /// The `set $VAR NAME` directive that gives the upstream's variable its name.
+    pub name_set: Option<ConfigDirective>,
+}
+
+/// A host name found on this host (the hosts file, the configuration).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NameCandidate {
+    pub name: String,
+    /// Where it was found (`/etc/hosts:3`).
+    pub from: String,
+    /// What nginx's resolver answered for it (empty: no address).
+    pub resolved: Vec<String>,
+}
+
+/// One directive of the front's configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigDirective {
+    pub file: String,
+    pub line: u32,
+    pub name: String,
+    pub args: Vec<String>,
+}
+
+/// A block of the front's configuration, read where discovery found one of its lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigBlock {
+    pub file: String,
+    /// The line its head starts on.
+    pub line: u32,
+    /// The head's words (`["upstream", "app"]`).
+    pub head: Vec<String>,
+    /// Direct children: name, arguments (space-joined), line.
+    pub children: Vec<(String, String, u32)>,
+}
+
+impl ConfigBlock {
+    /// The last direct child called `name` (the one nginx uses): arguments and line.
+    pub fn child(&self, name: &str) -> Option<(&str, u32)> {
+        self.children
+            .iter()
+            .rev()
+            .find(|c| c.0 == name)
+            .map(|c| (c.1.as_str(), c.2))
+    }
+
+    pub fn at(&self) -> String {
+        format!("{}:{}", self.file, self.line)
+    }
+}
+
+/// The upstream's idle timeout as a probe bounded it: connections held idle
+/// for `answered_ms` were still served; one held idle for `closed_ms` was
+/// closed by the upstream (or refused its next request).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdleTimeout {
+    /// The longest idle time after which a request was still answered.
+    pub answered_ms: Option<u64>,
+    /// The shortest idle time after which the upstream had given the connection up.
+    pub closed_ms: Option<u64>,
+    /// The upstream answered `Connection: close`: it keeps no connection alive.
+    pub no_keepalive: bool,
+    /// The longest idle time the probe waited.
+    pub waited_ms: u64,
+    /// What each held connection saw, one line each.
+    pub detail: Vec<String>,
 }
 
 /// Everything a remedy may read.
@@ -95,6 +169,36 @@ pub struct Remedy {
 }
 
 impl Remedy {
+    /// A remedy that edits `file` (of the server's `allowed` files) with `changes`.
+    pub fn edit(
+        cause: &str,
+        syntax: ConfigSyntax,
+        (server, allowed): (Server, Vec<String>),
+        file: String,
+        changes: Vec<String>,
+        reason: String,
+    ) -> Remedy {
+        Remedy {
+            cause: cause.to_owned(),
+            reason,
+            stopgap: false,
+            file,
+            syntax,
+            changes,
+            allowed,
+            server,
+        }
+    }
+
+    /// Say it hides the cause rather than removing it.
+    #[must_use]
+    pub fn stopgap(self) -> Remedy {
+        Remedy {
+            stopgap: true,
+            ..self
+        }
+    }
+
     /// The facts the `remedy` check publishes (lists newline-separated).
     pub fn facts(&self) -> BTreeMap<String, String> {
         let mut f = BTreeMap::new();
@@ -156,6 +260,7 @@ pub const CAUSES: &[&str] = &[
     "upstream_refused",
     "no_live_upstreams",
     "dns_failure",
+    "upstream_closed",
 ];
 
 /// The remedy for `cause`, or why there is none.
@@ -169,6 +274,7 @@ pub fn compute(cause: &str, i: Inputs<'_>) -> Result<Remedy, String> {
         "upstream_refused" => upstream_refused::compute(i),
         "no_live_upstreams" => no_live_upstreams::compute(i),
         "dns_failure" => dns_failure::compute(i),
+        "upstream_closed" => keepalive_race::compute(i),
         other => Err(format!("no specific remedy is known for `{other}`")),
     }
 }
@@ -178,6 +284,95 @@ pub fn split_at(at: &str) -> Option<(String, u32)> {
     let (f, l) = at.rsplit_once(':')?;
     let line = l.parse::<u32>().ok().filter(|l| *l > 0)?;
     (!f.is_empty()).then(|| (f.to_owned(), line))
+}
+
+/// The file a [`Place`] is in (its `file:line` split; the place's file otherwise).
+pub fn file_of(p: &Place) -> String {
+    split_at(&p.at()).map_or_else(|| p.file.clone(), |(f, _)| f)
+}
+
+/// The first upstream that is not a backup.
+fn primary_upstream(map: &ServiceMap) -> Result<&Upstream, String> {
+    map.upstreams
+        .iter()
+        .find(|u| !u.backup)
+        .ok_or_else(|| "no upstream was found".to_owned())
+}
+
+/// The location block that serves the URL.
+fn route_location(map: &ServiceMap) -> Result<&Place, String> {
+    map.route
+        .as_ref()
+        .and_then(|r| r.location.as_ref())
+        .ok_or_else(|| "the location that serves the URL was not found".to_owned())
+}
+
+/// The directive that hands the request on (`proxy_pass ...`).
+fn route_handler(map: &ServiceMap) -> Result<&Place, String> {
+    map.route
+        .as_ref()
+        .and_then(|r| r.handler.as_ref())
+        .ok_or_else(|| "the directive that hands the request on was not found".to_owned())
+}
+
+/// The server block that serves the URL.
+fn route_server_block(map: &ServiceMap) -> Result<&Place, String> {
+    map.route
+        .as_ref()
+        .and_then(|r| r.server_block.as_ref())
+        .ok_or_else(|| "the server block that serves the URL was not found".to_owned())
+}
+
+/// The prefix of nginx's directives for an upstream scheme (`proxy`, `fastcgi`, ...).
+fn nginx_prefix(scheme: &str) -> &'static str {
+    match scheme {
+        "fastcgi" => "fastcgi",
+        "uwsgi" => "uwsgi",
+        "scgi" => "scgi",
+        "grpc" => "grpc",
+        _ => "proxy",
+    }
+}
+
+/// The directives that hand a request on to an upstream address.
+pub const PASSES: &[&str] = &[
+    "proxy_pass",
+    "fastcgi_pass",
+    "uwsgi_pass",
+    "scgi_pass",
+    "grpc_pass",
+];
+
+/// Where `up`'s address is written, and that directive with the address
+/// replaced: the `server` line of its `upstream` block (`server_addr`, its
+/// options kept), or the route's handler when its name is one of `passes`
+/// (`handler_args` builds the arguments from the handler's words after its
+/// name). Returns `(file, line, name, args)`.
+fn retarget(
+    map: &ServiceMap,
+    up: &Upstream,
+    server_addr: String,
+    passes: &[&str],
+    handler_args: impl FnOnce(&str, Vec<&str>) -> Result<Vec<String>, String>,
+) -> Result<(String, u32, String, Vec<String>), String> {
+    let (file, line) =
+        split_at(&up.source).ok_or_else(|| format!("no file:line for {}", up.address))?;
+    if up.group.is_some() {
+        let mut a = vec![server_addr];
+        a.extend(up.options.iter().cloned());
+        return Ok((file, line, "server".to_owned(), a));
+    }
+    let handler = route_handler(map)?;
+    let mut words = handler.text.split_whitespace();
+    let name = words.next().unwrap_or_default().to_owned();
+    if !passes.contains(&name.as_str()) {
+        return Err(format!(
+            "`{}` is not a directive this remedy edits",
+            handler.text
+        ));
+    }
+    let args = handler_args(&name, words.map(|w| w.trim_end_matches(';')).collect())?;
+    Ok((file, line, name, args))
 }
 
 /// The front server (nginx only, for now) with its config files.
@@ -236,4 +431,59 @@ fn php_fpm_pool(map: &ServiceMap) -> Result<(Server, String, Vec<String>), Strin
         pool,
         files,
     ))
+}
+
+/// What the remedies' tests build their evidence from.
+#[cfg(test)]
+pub mod fixture {
+    use super::{Inputs, Measured, Remedy};
+    use crate::discovery::ServiceMap;
+    use crate::discovery::service_map::{Front, Place, Route, Upstream};
+
+    pub const CONF: &str = "/etc/nginx/nginx.conf";
+
+    /// A place in [`CONF`].
+    pub fn place(line: u32, text: &str) -> Place {
+        Place {
+            file: CONF.into(),
+            line,
+            text: text.into(),
+        }
+    }
+
+    /// An upstream at `address` (`tcp` unless `unix:`), configured at `CONF:line`.
+    pub fn upstream(address: &str, scheme: &str, line: u32) -> Upstream {
+        Upstream {
+            address: address.into(),
+            kind: if address.starts_with("unix:") {
+                "unix"
+            } else {
+                "tcp"
+            }
+            .into(),
+            scheme: scheme.into(),
+            source: format!("{CONF}:{line}"),
+            ..Upstream::default()
+        }
+    }
+
+    /// nginx (pid 42, its config [`CONF`]) routing through `route` to `upstreams`.
+    pub fn nginx_map(route: Route, upstreams: Vec<Upstream>) -> ServiceMap {
+        ServiceMap {
+            front: Some(Front {
+                kind: "nginx".into(),
+                pid: 42,
+                config_files: vec![CONF.into()],
+                ..Front::default()
+            }),
+            route: Some(route),
+            upstreams,
+            ..ServiceMap::default()
+        }
+    }
+
+    /// [`super::compute`] on `map` and `measured`.
+    pub fn remedy(cause: &str, map: &ServiceMap, measured: &Measured) -> Result<Remedy, String> {
+        super::compute(cause, Inputs { map, measured })
+    }
 }

@@ -2,12 +2,19 @@
 //!
 //! For each remedy with a lab scenario (`nginx_socket_missing`: fastcgi_pass names php7.4's
 //! socket while php-fpm 8.2 listens on its own; `nginx_upstream_timeout`: the app answers after
-//! 5 s with `proxy_read_timeout 1s`), the real binary walks the incident from the URL alone:
+//! 5 s with `proxy_read_timeout 1s`; ...; `nginx_keepalive_race`: nginx keeps idle upstream
+//! connections 60 s, the app 1 s; `nginx_dns_typo`: the upstream name has a typo), the real
+//! binary walks the incident from the URL alone:
 //! - with `--read-only` it prints the edit's diff as the recommended step and changes nothing;
 //! - with `--apply disruptive` it edits the file at the directive discovery found, config-tests,
 //!   reloads, verifies (the URL answers 200 three times), and journals it;
 //! - the undo (the backup restored, tested, reloaded) brings the original file back byte for
 //!   byte, and the 502/504 returns.
+//!
+//! The keepalive race shows only on a request sent on a connection idle past the app's timeout:
+//! before each walk and after the undo a request leaves a kept-alive connection and the test
+//! waits past the timeout (deterministic); after the fix three requests, each after such a wait,
+//! answer 200.
 //!
 //! Bad input, on the same real nginx through the library's executor: the file changed between
 //! the preview and the apply (refused, nothing written), a config test failing after the edit
@@ -209,8 +216,13 @@ fn remedy_round_trip_with(
     let original = std::fs::read(&conf).unwrap();
     let state = tempfile::tempdir().unwrap();
     let url = lab.url.clone();
+    // The keepalive race shows on a request sent on a connection idle past the app's timeout.
+    let race = scenario == "nginx_keepalive_race";
 
     // --read-only: the diff is the recommended step; nothing changes.
+    if race {
+        prime_race(&url);
+    }
     let ro = triage502(
         &[
             &[
@@ -247,6 +259,9 @@ fn remedy_round_trip_with(
     assert!(backups_of(&conf).is_empty());
 
     // --apply disruptive: edited, tested, reloaded, verified; journalled.
+    if race {
+        prime_race(&url);
+    }
     let ap = triage502(
         &[
             &[
@@ -280,6 +295,13 @@ fn remedy_round_trip_with(
     assert!(after.iter().all(|p| p["status"] == 200), "{a:#}");
     assert_eq!(ap.report["end"], "resolved", "{:#}", ap.report);
     assert_eq!(statuses(&url, 3), [Some(200); 3]);
+    if race {
+        // Across the idle window: nginx now closes its idle connection first.
+        for _ in 0..3 {
+            std::thread::sleep(RACE_WAIT);
+            assert_eq!(statuses(&url, 1), [Some(200)], "the race is still there");
+        }
+    }
     let edited = std::fs::read(&conf).unwrap();
     assert_ne!(edited, original);
     let backups = backups_of(&conf);
@@ -330,8 +352,27 @@ fn remedy_round_trip_with(
     );
     if let Some(f) = failing {
         std::thread::sleep(Duration::from_millis(500));
+        if race {
+            prime_race(&url);
+        }
         assert_eq!(statuses(&url, 1), [Some(f)]);
     }
+}
+
+/// Past the keepalive-race app's idle timeout (1 s).
+const RACE_WAIT: Duration = Duration::from_millis(1_400);
+
+/// Leaves nginx one kept-alive connection idle past the app's idle timeout: requests until one
+/// answers 200 (each failure drops a stale connection), then waits. nginx reuses its most
+/// recently used idle connection first, so the next request through it meets the race.
+fn prime_race(url: &str) {
+    for _ in 0..8 {
+        if statuses(url, 1) == [Some(200)] {
+            std::thread::sleep(RACE_WAIT);
+            return;
+        }
+    }
+    panic!("{url} never answered 200 to leave a kept-alive connection");
 }
 
 #[test]
@@ -463,6 +504,34 @@ fn dns_failure_adds_the_system_resolver_nginx_lacks_and_undo_restores_it() {
         "+        resolver 127.53.",
         Some(502),
         &["resolv_conf={{ dir }}/resolv.conf"],
+    );
+}
+
+#[test]
+fn dns_typo_corrects_the_name_to_the_one_close_resolvable_name_and_undo_restores_it() {
+    // set $backend "app.shop.internl" with a resolver (a loopback stub) that knows
+    // app.shop.internal, which the site's hosts file lists (the lab never touches /etc/hosts).
+    remedy_round_trip_with(
+        "nginx_dns_typo",
+        "nginx.conf",
+        "-        set $backend \"app.shop.internl\";",
+        "+        set $backend app.shop.internal;",
+        Some(502),
+        &["hosts={{ dir }}/hosts"],
+    );
+}
+
+#[test]
+fn keepalive_race_cuts_the_upstream_keepalive_timeout_below_the_apps_and_undo_restores_it() {
+    // upstream app { keepalive 4; } with the default 60 s keepalive_timeout; the app gives idle
+    // connections up after 1 s. The probe bounds it (answered after 750 ms idle, given up after
+    // 1250 ms): keepalive_timeout 500ms.
+    remedy_round_trip(
+        "nginx_keepalive_race",
+        "nginx.conf",
+        "     upstream app {",
+        "+        keepalive_timeout 500ms;",
+        Some(502),
     );
 }
 

@@ -495,6 +495,7 @@ fn every_spec(lab: &Lab) -> Vec<(ActionSpec, Tier)> {
                 user: "nobody".into(),
                 group: None,
                 restore: Vec::new(),
+                url: None,
             }),
             Tier::Reversible,
         ),

@@ -162,6 +162,8 @@ scenarios!(
     haproxy_edge_error,
     nginx_cache_fault_tree,
     nginx_dns_no_resolver,
+    nginx_keepalive_race,
+    nginx_dns_typo,
 );
 
 /// Issue 21: on a host with real noise (an unrelated process OOM-killed in its own memory cgroup

@@ -21,12 +21,11 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::executor::{Executed, service_steps};
+use super::executor::{Executed, result, service_steps};
 use super::policy::ExecPolicy;
 use super::undo::{self, UndoEntry};
 use super::{ActionSpec, Change, ConfigEditAction, ConfigSyntax, RollbackAction, rollback};
 use crate::discovery::nginx::lexer::{Kind, Lexer};
-use crate::engine::ActionResult;
 
 /// Probes after the reload: this many answers below 500 in a row mean recovered.
 pub const VERIFY_PROBES: usize = 3;
@@ -47,7 +46,7 @@ pub fn recovered(v: &super::VerifyResult) -> bool {
 
 /// Probe `url` until it answers [`VERIFY_PROBES`] times in a row, at most
 /// [`VERIFY_MAX_PROBES`] probes [`VERIFY_PAUSE`] apart.
-async fn verify_in_a_row(url: &str) -> super::VerifyResult {
+pub async fn verify_in_a_row(url: &str) -> super::VerifyResult {
     let mut after = Vec::new();
     let mut run = 0;
     while after.len() < VERIFY_MAX_PROBES && run < VERIFY_PROBES {
@@ -171,6 +170,88 @@ pub fn edit_text(syntax: ConfigSyntax, text: &str, changes: &[Change]) -> Result
     }
     if out == text {
         return Err("the file already reads so: nothing to change".into());
+    }
+    Ok(out)
+}
+
+/// A directive inside an nginx block: its name, arguments and line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NginxDirective {
+    pub line: u32,
+    pub name: String,
+    pub args: Vec<String>,
+}
+
+/// An nginx block (`upstream app { ... }`) as the tokenizer reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NginxBlock {
+    /// The line its head (`upstream app`) starts on.
+    pub line: u32,
+    /// The head's words (`["upstream", "app"]`).
+    pub head: Vec<String>,
+    /// Its direct children, in order (a child block by its head).
+    pub children: Vec<NginxDirective>,
+}
+
+impl NginxBlock {
+    /// The last direct child called `name` (the one nginx uses).
+    pub fn child(&self, name: &str) -> Option<&NginxDirective> {
+        self.children.iter().rev().find(|d| d.name == name)
+    }
+}
+
+/// The innermost block of an nginx text that holds `line` (read by the
+/// tokenizer, as [`edit_text`] locates its changes).
+pub fn nginx_block_around(text: &str, line: u32) -> Result<NginxBlock, String> {
+    nginx_blocks_around(text, line)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("no block holds line {line}"))
+}
+
+/// Every block of an nginx text that holds `line`, innermost first.
+pub fn nginx_blocks_around(text: &str, line: u32) -> Result<Vec<NginxBlock>, String> {
+    let toks = nginx::tokens(text)?;
+    let mut stack: Vec<NginxBlock> = Vec::new();
+    let mut stmt: Vec<(String, u32)> = Vec::new();
+    let mut out = Vec::new();
+    for t in toks {
+        match t.kind {
+            Kind::Word(w) => stmt.push((w, t.line)),
+            Kind::Semi | Kind::Open => {
+                let opens = t.kind == Kind::Open;
+                let Some((name, l)) = stmt.first().cloned() else {
+                    continue;
+                };
+                let args: Vec<String> = stmt.drain(..).skip(1).map(|(w, _)| w).collect();
+                if let Some(parent) = stack.last_mut() {
+                    parent.children.push(NginxDirective {
+                        line: l,
+                        name: name.clone(),
+                        args: args.clone(),
+                    });
+                }
+                if opens {
+                    let mut head = vec![name];
+                    head.extend(args);
+                    stack.push(NginxBlock {
+                        line: l,
+                        head,
+                        children: Vec::new(),
+                    });
+                }
+            }
+            Kind::Close => {
+                stmt.clear();
+                // Blocks close innermost first.
+                if let Some(b) = stack.pop() {
+                    if b.line <= line && line <= t.line {
+                        out.push(b);
+                    }
+                }
+            }
+            Kind::Eof => break,
+        }
     }
     Ok(out)
 }
@@ -519,23 +600,6 @@ mod fpm {
     }
 }
 
-fn result(
-    argv: Vec<String>,
-    ok: bool,
-    output: String,
-    summary: String,
-    t0: Instant,
-) -> ActionResult {
-    ActionResult {
-        argv,
-        ok,
-        exit_code: None,
-        output,
-        summary,
-        duration_ms: t0.elapsed().as_millis() as u64,
-    }
-}
-
 /// A graceful reload, except where it cannot apply the change: php-fpm keeps
 /// its listening sockets across SIGUSR2, so a `listen*` change (owner, group,
 /// mode, address) needs the master stopped and started.
@@ -782,6 +846,25 @@ mod tests {
                 .unwrap_err()
                 .contains("does not open a block")
         );
+    }
+
+    #[test]
+    fn the_block_around_a_line_is_read_with_its_children() {
+        let text = "http {\n  upstream app {\n    server 127.0.0.1:3000 max_fails=1;\n    keepalive 4;\n  }\n  server {\n    location / { proxy_pass http://app; }\n  }\n}\n";
+        let b = nginx_block_around(text, 3).unwrap();
+        assert_eq!(b.line, 2);
+        assert_eq!(b.head, ["upstream", "app"]);
+        assert_eq!(b.child("keepalive").unwrap().args, ["4"]);
+        assert_eq!(b.child("keepalive").unwrap().line, 4);
+        assert!(b.child("keepalive_timeout").is_none());
+        let l = nginx_block_around(text, 7).unwrap();
+        assert_eq!(l.head, ["location", "/"]);
+        let h = nginx_block_around(text, 6).unwrap();
+        assert_eq!(h.head, ["server"]);
+        let all = nginx_blocks_around(text, 7).unwrap();
+        let heads: Vec<&str> = all.iter().map(|b| b.head[0].as_str()).collect();
+        assert_eq!(heads, ["location", "server", "http"]);
+        assert!(nginx_block_around(text, 20).is_err());
     }
 
     #[test]

@@ -71,7 +71,8 @@ impl Executed {
     }
 }
 
-fn result(
+/// An action's result, its output capped at [`RESULT_OUTPUT_CAP`] bytes.
+pub(super) fn result(
     argv: Vec<String>,
     ok: bool,
     output: String,
@@ -162,30 +163,7 @@ pub async fn execute(spec: &ActionSpec, tier: Tier, policy: &ExecPolicy) -> Exec
         ActionSpec::Command(c) => Executed::new(run_command(c, policy).await),
         ActionSpec::ConfigEdit(e) => super::config_edit::apply(e, policy).await,
         ActionSpec::Iis(a) => Executed::new(super::iis::run(a, policy).await),
-        ActionSpec::Ownership(o) => {
-            let o = o.clone();
-            let argv = spec.argv();
-            let key = format!("ownership:{}", o.path);
-            let undoing = !o.restore.is_empty();
-            match tokio::task::spawn_blocking(move || super::ownership::run(&o)).await {
-                Ok((r, undo)) => {
-                    let mut x = Executed::new(r);
-                    if undoing && x.result.ok {
-                        x.resolved.push(key);
-                    }
-                    x.undo = undo;
-                    x
-                }
-                Err(e) => Executed::new(ActionResult {
-                    argv,
-                    ok: false,
-                    exit_code: None,
-                    output: String::new(),
-                    summary: format!("changing the ownership stopped: {e}"),
-                    duration_ms: 0,
-                }),
-            }
-        }
+        ActionSpec::Ownership(o) => super::ownership::apply(o).await,
     }
 }
 

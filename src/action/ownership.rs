@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::cache;
+use super::executor::result;
 use super::undo::UndoEntry;
 use super::{ActionSpec, OWNERSHIP_MAX_ENTRIES, OwnershipAction};
 use crate::engine::ActionResult;
@@ -172,23 +173,6 @@ pub fn parse_restore(line: &str) -> Option<(u32, u32, u32, PathBuf)> {
     ))
 }
 
-fn result(
-    argv: Vec<String>,
-    ok: bool,
-    output: String,
-    summary: String,
-    t0: Instant,
-) -> ActionResult {
-    ActionResult {
-        argv,
-        ok,
-        exit_code: None,
-        output,
-        summary,
-        duration_ms: t0.elapsed().as_millis() as u64,
-    }
-}
-
 /// Run the action (blocking file-system work): give back, or restore.
 pub fn run(o: &OwnershipAction) -> (ActionResult, Vec<UndoEntry>) {
     let t0 = Instant::now();
@@ -259,6 +243,7 @@ pub fn run(o: &OwnershipAction) -> (ActionResult, Vec<UndoEntry>) {
         user: o.user.clone(),
         group: o.group.clone(),
         restore: done.clone(),
+        url: None,
     };
     let first = &changes[0];
     let entry = UndoEntry {
@@ -294,6 +279,84 @@ pub fn run(o: &OwnershipAction) -> (ActionResult, Vec<UndoEntry>) {
         ),
         vec![entry],
     )
+}
+
+/// Run the action, then (with a URL, when giving back) verify: the URL must
+/// answer [`super::config_edit::VERIFY_PROBES`] times in a row, or every
+/// changed entry gets its previous owner and mode back and the result says
+/// so (the journal records it, as for a configuration edit's rollback).
+#[allow(clippy::many_single_char_names)] // o(wnership), r(esult), x (executed), v(erify): one each
+pub async fn apply(o: &OwnershipAction) -> super::executor::Executed {
+    let undoing = !o.restore.is_empty();
+    let key = format!("ownership:{}", o.path);
+    let argv = ActionSpec::Ownership(o.clone()).argv();
+    let owned_o = o.clone();
+    let (r, undo) = match tokio::task::spawn_blocking(move || run(&owned_o)).await {
+        Ok(x) => x,
+        Err(e) => {
+            return super::executor::Executed::from_result(ActionResult {
+                argv,
+                ok: false,
+                exit_code: None,
+                output: String::new(),
+                summary: format!("changing the ownership stopped: {e}"),
+                duration_ms: 0,
+            });
+        }
+    };
+    let mut x = super::executor::Executed::from_result(r);
+    if undoing {
+        if x.result.ok {
+            x.resolved.push(key);
+        }
+        return x;
+    }
+    let url = o.url.as_deref().map(str::trim).filter(|u| !u.is_empty());
+    let (Some(url), true, Some(entry)) = (url, x.result.ok, undo.first()) else {
+        x.undo = undo;
+        return x;
+    };
+    let v = super::config_edit::verify_in_a_row(url).await;
+    let _ = writeln!(x.result.output, "verify: {}", v.summary());
+    if super::config_edit::recovered(&v) {
+        let _ = write!(
+            x.result.summary,
+            "; verified: {url} answered {} times in a row",
+            super::config_edit::VERIFY_PROBES
+        );
+        x.undo = undo;
+        return x;
+    }
+    // Not recovered: put every entry back as it was.
+    let Some(ActionSpec::Ownership(back)) = entry.undo.clone() else {
+        x.undo = undo;
+        return x;
+    };
+    let n = back.restore.len();
+    let restored = tokio::task::spawn_blocking(move || run(&back)).await;
+    let (ok, how) = match restored {
+        Ok((r, _)) => {
+            x.result.output.push_str(&r.output);
+            (r.ok, r.summary)
+        }
+        Err(e) => (false, format!("restoring stopped: {e}")),
+    };
+    x.result.ok = false;
+    x.result.summary = format!(
+        "rolled back: {url} did not answer {} times in a row after the change ({}); {how}",
+        super::config_edit::VERIFY_PROBES,
+        v.summary()
+    );
+    if !ok {
+        // Some entries could not be restored: the undo stays listed.
+        x.undo = undo;
+        let _ = write!(
+            x.result.summary,
+            " (of {n} entries changed; the undo stays listed)"
+        );
+    }
+    x.result.duration_ms = x.result.duration_ms.max(1);
+    x
 }
 
 fn restore(o: &OwnershipAction, argv: Vec<String>, t0: Instant) -> ActionResult {
@@ -402,6 +465,7 @@ mod tests {
             user: "root".into(),
             group: None,
             restore: Vec::new(),
+            url: None,
         };
         let (r, undo) = run(&o);
         assert!(!r.ok);
@@ -413,31 +477,92 @@ mod tests {
         );
     }
 
-    #[test]
-    fn give_back_then_undo_restores_each_mode() {
-        // As the running user (root or not), modes are what changes here.
-        let tmp = tempfile::tempdir().unwrap();
-        let c = tmp.path().join("cache");
+    /// `DIR/cache` (0500) holding `a/entry` (0400): the owner cannot write them.
+    fn owner_only_tree(dir: &Path) -> PathBuf {
+        let c = dir.join("cache");
         std::fs::create_dir_all(c.join("a")).unwrap();
         std::fs::write(c.join("a/entry"), "x").unwrap();
         std::fs::set_permissions(c.join("a/entry"), std::fs::Permissions::from_mode(0o400))
             .unwrap();
         std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o500)).unwrap();
-        let me = std::fs::metadata(tmp.path()).unwrap().uid();
-        let user = std::fs::read_to_string("/etc/passwd")
+        c
+    }
+
+    /// The current user's name (modes are what changes when not root).
+    fn me(dir: &Path) -> String {
+        let uid = std::fs::metadata(dir).unwrap().uid();
+        std::fs::read_to_string("/etc/passwd")
             .unwrap()
             .lines()
             .find_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 3 && f[2] == me.to_string()).then(|| f[0].to_owned())
+                (f.len() > 3 && f[2] == uid.to_string()).then(|| f[0].to_owned())
             })
-            .unwrap();
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_change_the_url_does_not_recover_from_is_rolled_back() {
+        // A loopback server that answers 500 to everything: the verification fails.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            use std::io::{Read as _, Write as _};
+            for s in l
+                .incoming()
+                .take(super::super::config_edit::VERIFY_MAX_PROBES)
+            {
+                let Ok(mut s) = s else { continue };
+                let mut b = [0u8; 2048];
+                let _ = s.read(&mut b);
+                let _ = s.write_all(
+                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        let tmp = tempfile::tempdir().unwrap();
+        let c = owner_only_tree(tmp.path());
+        let give = OwnershipAction {
+            path: c.display().to_string(),
+            allowed: vec![c.display().to_string()],
+            user: me(tmp.path()),
+            group: None,
+            restore: Vec::new(),
+            url: Some(url.clone()),
+        };
+        let x = apply(&give).await;
+        assert!(!x.result.ok, "{:#?}", x.result);
+        assert!(
+            x.result.summary.starts_with("rolled back: ")
+                && x.result.summary.contains(&url)
+                && x.result
+                    .summary
+                    .contains("restored the previous owner and mode of"),
+            "{}",
+            x.result.summary
+        );
+        assert!(x.result.output.contains("verify: "), "{}", x.result.output);
+        assert!(x.undo.is_empty(), "nothing is left changed: {:?}", x.undo);
+        assert_eq!(std::fs::metadata(&c).unwrap().mode() & 0o7777, 0o500);
+        assert_eq!(
+            std::fs::metadata(c.join("a/entry")).unwrap().mode() & 0o7777,
+            0o400
+        );
+    }
+
+    #[test]
+    fn give_back_then_undo_restores_each_mode() {
+        // As the running user (root or not), modes are what changes here.
+        let tmp = tempfile::tempdir().unwrap();
+        let c = owner_only_tree(tmp.path());
+        let user = me(tmp.path());
         let give = OwnershipAction {
             path: c.display().to_string(),
             allowed: vec![c.display().to_string()],
             user,
             group: None,
             restore: Vec::new(),
+            url: None,
         };
         let (r, undo) = run(&give);
         assert!(r.ok, "{r:?}");

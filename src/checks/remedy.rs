@@ -9,6 +9,8 @@
 //! evidence does not single out one change (the walk then takes the generic
 //! steps).
 
+pub mod idle;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -42,6 +44,10 @@ pub struct Params {
     /// (default `/etc/resolv.conf`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolv_conf: Option<String>,
+    /// The hosts file whose names a `dns_failure` remedy compares a name
+    /// that does not resolve with (default `/etc/hosts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<String>,
     /// Facts the operator gave with `--var`, passed to discovery.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub overrides: BTreeMap<String, String>,
@@ -185,7 +191,176 @@ fn measure(php_master: Option<u32>, front: Option<u32>) -> Measured {
             .ok()
             .and_then(|s| mem_available(&s)),
         worker_rss,
+        upstream_block: None,
+        idle: None,
+        name_candidates: Vec::new(),
+        name_set: None,
     }
+}
+
+/// The nginx `upstream` block the (first, non-backup) upstream is a server
+/// of, read from the file discovery found its `server` line in (blocking).
+fn upstream_block(map: &discovery::ServiceMap) -> Option<remedy::ConfigBlock> {
+    let up = map
+        .upstreams
+        .iter()
+        .find(|u| !u.backup && u.group.is_some())?;
+    let (file, line) = remedy::split_at(&up.source)?;
+    let text = read_capped_to(&file, crate::action::rollback::MAX_FILE)?;
+    let b = crate::action::config_edit::nginx_block_around(&text, line).ok()?;
+    (b.head.first().map(String::as_str) == Some("upstream")).then(|| remedy::ConfigBlock {
+        file,
+        line: b.line,
+        head: b.head,
+        children: b
+            .children
+            .into_iter()
+            .map(|d| (d.name, d.args.join(" "), d.line))
+            .collect(),
+    })
+}
+
+/// A text file, at most `cap` bytes read.
+fn read_capped_to(path: &str, cap: u64) -> Option<String> {
+    use std::io::Read as _;
+    let mut s = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(cap)
+        .read_to_string(&mut s)
+        .ok()?;
+    Some(s)
+}
+
+/// `(name, file:line)` of each host name in hosts-file text.
+pub fn hosts_names(text: &str, file: &str) -> Vec<(String, String)> {
+    text.lines()
+        .enumerate()
+        .flat_map(|(n, l)| {
+            let l = l.split('#').next().unwrap_or("");
+            let mut w = l.split_whitespace();
+            let ip_ok = w
+                .next()
+                .is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_ok());
+            w.filter(move |_| ip_ok)
+                .map(move |name| (name.to_owned(), format!("{file}:{}", n + 1)))
+        })
+        .collect()
+}
+
+/// nginx's resolver address (`127.0.0.1:5353 valid=10s` → 127.0.0.1:5353).
+fn resolver_addr(r: &str) -> Option<std::net::SocketAddr> {
+    let first = r.split_whitespace().next()?;
+    if let Ok(a) = first.parse() {
+        return Some(a);
+    }
+    let ip: std::net::IpAddr = first.trim_matches(['[', ']']).parse().ok()?;
+    Some(std::net::SocketAddr::new(ip, 53))
+}
+
+/// For a name that does not resolve through nginx's resolver: the `set`
+/// directive the handler's variable takes it from, and the names of the
+/// hosts file within a typo of it, each asked of nginx's resolver.
+async fn typo_evidence(map: &discovery::ServiceMap, hosts: &str, m: &mut Measured) {
+    let Some(up) = map.upstreams.iter().find(|u| !u.backup) else {
+        return;
+    };
+    let host = remedy::dns_failure::host_of(&up.address).to_owned();
+    // The `set $VAR NAME` in scope of the handler, innermost block first.
+    if let Some(h) = map.route.as_ref().and_then(|r| r.handler.as_ref()) {
+        if let Some(var) = h
+            .text
+            .split(['/', ':', ' '])
+            .find(|w| w.starts_with('$'))
+            .map(str::to_owned)
+        {
+            let (file, line) = (remedy::file_of(h), h.line);
+            m.name_set = tokio::task::spawn_blocking(move || {
+                let text = read_capped_to(&file, crate::action::rollback::MAX_FILE)?;
+                crate::action::config_edit::nginx_blocks_around(&text, line)
+                    .ok()?
+                    .into_iter()
+                    .find_map(|b| {
+                        b.children
+                            .into_iter()
+                            .rev()
+                            .find(|d| d.name == "set" && d.args.first() == Some(&var))
+                    })
+                    .map(|d| remedy::ConfigDirective {
+                        file: file.clone(),
+                        line: d.line,
+                        name: d.name,
+                        args: d.args,
+                    })
+            })
+            .await
+            .ok()
+            .flatten();
+        }
+    }
+    let Some(resolver) = map.resolver.as_deref().and_then(resolver_addr) else {
+        return;
+    };
+    let names = read_capped(hosts)
+        .map(|t| hosts_names(&t, hosts))
+        .unwrap_or_default();
+    let mut close: Vec<(String, String)> = names
+        .into_iter()
+        .filter(|(n, _)| {
+            !n.eq_ignore_ascii_case(&host)
+                && remedy::dns_failure::distance(
+                    &n.to_ascii_lowercase(),
+                    &host.to_ascii_lowercase(),
+                ) <= remedy::dns_failure::MAX_TYPO
+        })
+        .collect();
+    close.sort();
+    close.dedup_by(|a, b| a.0 == b.0);
+    close.truncate(8);
+    for (name, from) in close {
+        let resolved = match crate::checks::dns::query(resolver, &name, 1, Duration::from_secs(2))
+            .await
+        {
+            crate::checks::dns::Answer::Addresses(a) => a.iter().map(ToString::to_string).collect(),
+            _ => Vec::new(),
+        };
+        m.name_candidates.push(remedy::NameCandidate {
+            name,
+            from,
+            resolved,
+        });
+    }
+}
+
+/// For the keepalive race: the upstream block, and (only when it keeps
+/// connections alive) how long the upstream keeps an idle one, probed from
+/// this host.
+async fn keepalive_evidence(map: &discovery::ServiceMap, m: &mut Measured) {
+    let m2 = map.clone();
+    m.upstream_block = tokio::task::spawn_blocking(move || upstream_block(&m2))
+        .await
+        .ok()
+        .flatten();
+    if m.upstream_block
+        .as_ref()
+        .and_then(|b| b.child("keepalive"))
+        .is_none()
+    {
+        return;
+    }
+    let Some(up) = map
+        .upstreams
+        .iter()
+        .find(|u| !u.backup && u.group.is_some() && u.kind != "unix")
+    else {
+        return;
+    };
+    let path = if map.target.path.is_empty() {
+        "/"
+    } else {
+        map.target.path.as_str()
+    };
+    m.idle = Some(idle::measure(&up.address, &map.target.host, path).await);
 }
 
 pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
@@ -221,7 +396,25 @@ pub async fn run(p: &Params, _ctx: &CheckContext) -> CheckReport {
                         .header_bytes
                         .as_deref()
                         .and_then(|v| v.trim().parse().ok());
-                    report_of(&p.cause, &map, &m, label)
+                    if p.cause == "upstream_closed" {
+                        keepalive_evidence(&map, &mut m).await;
+                    }
+                    if p.cause == "dns_failure" && map.resolver.is_some() {
+                        let hosts = p
+                            .hosts
+                            .clone()
+                            .filter(|h| !h.trim().is_empty())
+                            .unwrap_or_else(|| "/etc/hosts".into());
+                        typo_evidence(&map, &hosts, &mut m).await;
+                    }
+                    let mut rep = report_of(&p.cause, &map, &m, label);
+                    if let Some(i) = &m.idle {
+                        rep = rep.with_evidence(Evidence::new(
+                            "idle keep-alive connections held from this host",
+                            i.detail.join("\n"),
+                        ));
+                    }
+                    rep
                 }
             }
         }
@@ -260,6 +453,30 @@ pub fn report_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_names_and_resolver_addresses() {
+        assert_eq!(
+            hosts_names(
+                "127.0.0.1 localhost\n# x\n10.0.0.2 app.shop.internal app # y\nbad line\n",
+                "/h"
+            ),
+            [
+                ("localhost".to_owned(), "/h:1".to_owned()),
+                ("app.shop.internal".to_owned(), "/h:3".to_owned()),
+                ("app".to_owned(), "/h:3".to_owned()),
+            ]
+        );
+        assert_eq!(
+            resolver_addr("127.0.0.1:5353 valid=10s"),
+            Some("127.0.0.1:5353".parse().unwrap())
+        );
+        assert_eq!(
+            resolver_addr("127.53.1.2 ipv6=off"),
+            Some("127.53.1.2:53".parse().unwrap())
+        );
+        assert_eq!(resolver_addr("[::1]"), Some("[::1]:53".parse().unwrap()));
+    }
 
     #[test]
     fn proc_figures_parse() {

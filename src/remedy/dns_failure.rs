@@ -4,10 +4,16 @@
 //! with "no resolver defined". Remedy: add a `resolver` naming the system's
 //! nameservers (from resolv.conf) to the server block that serves the URL.
 //!
-//! With a resolver already configured there is no edit here (a typo in the
-//! name, or a resolver that does not know it, is the operator's call).
+//! With a resolver already configured, the name may be a typo: when exactly
+//! one name found on this host (the hosts file) is within [`MAX_TYPO`]
+//! edits of it and resolves through nginx's resolver, the remedy corrects
+//! the name where it is written (the `set $VAR` directive, the handler, or
+//! the `server` line of its `upstream` block). None or several: no edit.
 
-use super::{Inputs, Remedy, nginx_front, split_at};
+use super::{
+    Inputs, NameCandidate, Remedy, Server, file_of, nginx_front, primary_upstream, retarget,
+    route_handler, route_server_block,
+};
 use crate::action_spec::ConfigSyntax;
 
 /// How long nginx may keep an answer (nginx default: the record's TTL).
@@ -33,19 +39,9 @@ pub fn nameservers(resolv_conf: &str) -> Vec<String> {
 pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
     let (server, allowed) = nginx_front(i.map)?;
     if let Some(r) = &i.map.resolver {
-        return Err(format!(
-            "nginx has a resolver ({r}): the name does not resolve through it; check the name and the record"
-        ));
+        return typo(i, r, (server, allowed));
     }
-    let route = i
-        .map
-        .route
-        .as_ref()
-        .ok_or("the route that serves the URL was not found")?;
-    let handler = route
-        .handler
-        .as_ref()
-        .ok_or("the directive that hands the request on was not found")?;
+    let handler = route_handler(i.map)?;
     let variable = handler.text.contains('$');
     let resolve = i
         .map
@@ -65,71 +61,174 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
             i.measured.resolv_conf
         ));
     }
-    let block = route
-        .server_block
-        .as_ref()
-        .ok_or("the server block that serves the URL was not found")?;
-    let name = i
-        .map
-        .upstreams
-        .iter()
-        .find(|u| !u.backup)
-        .map_or_else(|| "the upstream's name".to_owned(), |u| u.address.clone());
+    let block = route_server_block(i.map)?;
+    let name = primary_upstream(i.map)
+        .map_or_else(|_| "the upstream's name".to_owned(), |u| u.address.clone());
     let line = format!("{} valid={VALID}", ns.join(" "));
-    Ok(Remedy {
-        cause: "dns_failure".into(),
-        reason: format!(
+    Ok(Remedy::edit(
+        "dns_failure",
+        ConfigSyntax::Nginx,
+        (server, allowed),
+        file_of(block),
+        vec![format!("@{}+ resolver {line}", block.line)],
+        format!(
             "nginx must resolve {name} at request time (`{}`, {}) but has no resolver, so every request fails with \"no resolver defined\": add `resolver {line}` to the server block ({}): the nameservers of {}, answers kept {VALID}",
             handler.text,
             handler.at(),
             block.at(),
             i.measured.resolv_conf
         ),
-        stopgap: false,
-        changes: vec![format!("@{}+ resolver {line}", block.line)],
-        file: split_at(&block.at()).map_or_else(|| block.file.clone(), |(f, _)| f),
-        syntax: ConfigSyntax::Nginx,
-        allowed,
-        server,
-    })
+    ))
+}
+
+/// How many single-character edits a typo may be.
+pub const MAX_TYPO: usize = 2;
+
+/// Single-character insertions, deletions and substitutions from `a` to `b`.
+pub fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The host of `host:port` (`[v6]:port` left alone: not a name).
+pub fn host_of(address: &str) -> &str {
+    match address.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() && !h.contains(':') => h,
+        _ => address,
+    }
+}
+
+/// The names within [`MAX_TYPO`] edits of `host` (not `host` itself).
+pub fn close_names<'a>(host: &str, names: &'a [NameCandidate]) -> Vec<&'a NameCandidate> {
+    let mut v: Vec<&NameCandidate> = names
+        .iter()
+        .filter(|c| {
+            !c.name.eq_ignore_ascii_case(host)
+                && distance(&c.name.to_ascii_lowercase(), &host.to_ascii_lowercase()) <= MAX_TYPO
+        })
+        .collect();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v.dedup_by(|a, b| a.name == b.name);
+    v
+}
+
+/// nginx has a resolver and the name does not resolve through it: a typo,
+/// when exactly one close name resolves there.
+fn typo(i: Inputs<'_>, resolver: &str, front: (Server, Vec<String>)) -> Result<Remedy, String> {
+    let up = primary_upstream(i.map)?;
+    let host = host_of(&up.address);
+    if host.contains('$') || host.parse::<std::net::IpAddr>().is_ok() {
+        return Err(format!(
+            "nginx has a resolver ({resolver}) and the upstream {} is not a literal name: check the name and the record",
+            up.address
+        ));
+    }
+    let close = close_names(host, &i.measured.name_candidates);
+    let resolving: Vec<&&NameCandidate> = close.iter().filter(|c| !c.resolved.is_empty()).collect();
+    let seen = |v: &[&NameCandidate]| {
+        v.iter()
+            .map(|c| format!("{} ({})", c.name, c.from))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let cand = match resolving.as_slice() {
+        [one] => **one,
+        [] => {
+            let note = if close.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; close names found do not resolve through it either: {}",
+                    seen(&close)
+                )
+            };
+            return Err(format!(
+                "nginx has a resolver ({resolver}) and {host} does not resolve through it; no name within {MAX_TYPO} edits of it that resolves was found{note}: check the name and the record"
+            ));
+        }
+        many => {
+            return Err(format!(
+                "{host} does not resolve through nginx's resolver ({resolver}); {} names within {MAX_TYPO} edits of it do ({}): which one was meant is the operator's call",
+                many.len(),
+                seen(&many.iter().map(|c| **c).collect::<Vec<_>>())
+            ));
+        }
+    };
+    let d = distance(&cand.name.to_ascii_lowercase(), &host.to_ascii_lowercase());
+    let fixed = |w: &str| w.replace(host, &cand.name);
+    // Where the name is written: a `set $VAR NAME` the handler's variable takes it from,
+    // else the handler or the `server` line itself.
+    let (file, line, name, args) = match &i.measured.name_set {
+        Some(s) if s.args.get(1).is_some_and(|v| v.contains(host)) => (
+            s.file.clone(),
+            s.line,
+            s.name.clone(),
+            s.args.iter().map(|a| fixed(a)).collect(),
+        ),
+        _ => retarget(
+            i.map,
+            up,
+            fixed(&up.address),
+            super::PASSES,
+            |name, words| {
+                let args: Vec<String> = words.iter().map(|w| fixed(w)).collect();
+                if args.iter().zip(&words).any(|(a, w)| a != w) {
+                    Ok(args)
+                } else {
+                    Err(format!(
+                        "`{name} {}` does not name {host} literally: correct it where it is set, by hand",
+                        words.join(" ")
+                    ))
+                }
+            },
+        )?,
+    };
+    Ok(Remedy::edit(
+        "dns_failure",
+        ConfigSyntax::Nginx,
+        front,
+        file.clone(),
+        vec![format!("@{line} {name} {}", args.join(" "))],
+        format!(
+            "{host} does not resolve through nginx's resolver ({resolver}), but {} ({}) does, to {}, and differs from it by {d} character{}: a typo; correct the name in `{name}` ({file}:{line})",
+            cand.name,
+            cand.from,
+            cand.resolved.join(", "),
+            if d == 1 { "" } else { "s" }
+        ),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Measured, compute as remedy};
+    use super::super::Measured;
+    use super::super::fixture::{nginx_map, place, remedy, upstream};
     use super::*;
     use crate::discovery::ServiceMap;
-    use crate::discovery::service_map::{Front, Place, Route, Upstream};
+    use crate::discovery::service_map::{Route, Upstream};
 
     fn map() -> ServiceMap {
-        ServiceMap {
-            front: Some(Front {
-                kind: "nginx".into(),
-                pid: 42,
-                config_files: vec!["/etc/nginx/nginx.conf".into()],
-                ..Front::default()
-            }),
-            route: Some(Route {
-                server_block: Some(Place {
-                    file: "/etc/nginx/nginx.conf".into(),
-                    line: 23,
-                    text: "server".into(),
-                }),
-                handler: Some(Place {
-                    file: "/etc/nginx/nginx.conf".into(),
-                    line: 29,
-                    text: "proxy_pass http://$backend:3000".into(),
-                }),
+        nginx_map(
+            Route {
+                server_block: Some(place(23, "server")),
+                handler: Some(place(29, "proxy_pass http://$backend:3000")),
                 ..Route::default()
-            }),
-            upstreams: vec![Upstream {
-                address: "app.shop.internal:3000".into(),
+            },
+            vec![Upstream {
                 kind: "name".into(),
-                scheme: "http".into(),
-                ..Upstream::default()
+                ..upstream("app.shop.internal:3000", "http", 29)
             }],
-            ..ServiceMap::default()
-        }
+        )
     }
 
     #[test]
@@ -144,32 +243,82 @@ mod tests {
             resolv_conf: "/etc/resolv.conf".into(),
             ..Measured::default()
         };
-        let r = remedy(
-            "dns_failure",
-            Inputs {
-                map: &m,
-                measured: &measured,
-            },
-        )
-        .unwrap();
+        let r = remedy("dns_failure", &m, &measured).unwrap();
         assert_eq!(r.changes, ["@23+ resolver 127.53.1.2 valid=30s"]);
         assert!(r.reason.contains("no resolver"), "{}", r.reason);
         let mut with = map();
         with.resolver = Some("10.0.0.2".into());
-        assert!(
-            compute(Inputs {
-                map: &with,
-                measured: &measured
-            })
-            .is_err()
-        );
+        assert!(remedy("dns_failure", &with, &measured).is_err());
         let none = Measured::default();
+        assert!(remedy("dns_failure", &m, &none).is_err());
+    }
+
+    fn candidate(name: &str, resolved: &[&str]) -> NameCandidate {
+        NameCandidate {
+            name: name.into(),
+            from: "/etc/hosts:3".into(),
+            resolved: resolved.iter().map(|&r| r.to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_name_one_typo_away_from_the_one_resolvable_name_is_corrected_where_it_is_set() {
+        let mut m = map();
+        m.resolver = Some("127.53.1.2 valid=10s".into());
+        m.upstreams[0].address = "app.shop.internl:3000".into();
+        let set = super::super::ConfigDirective {
+            file: "/etc/nginx/nginx.conf".into(),
+            line: 25,
+            name: "set".into(),
+            args: vec!["$backend".into(), "app.shop.internl".into()],
+        };
+        let measured = Measured {
+            name_candidates: vec![
+                candidate("app.shop.internal", &["127.0.0.1"]),
+                candidate("db.shop.internal", &["127.0.0.2"]),
+            ],
+            name_set: Some(set.clone()),
+            ..Measured::default()
+        };
+        let r = remedy("dns_failure", &m, &measured).unwrap();
+        assert_eq!(r.changes, ["@25 set $backend app.shop.internal"]);
         assert!(
-            compute(Inputs {
-                map: &m,
-                measured: &none
-            })
-            .is_err()
+            r.reason.contains("differs from it by 1 character: a typo"),
+            "{}",
+            r.reason
         );
+        // Two resolvable close names: no edit.
+        let two = Measured {
+            name_candidates: vec![
+                candidate("app.shop.internal", &["127.0.0.1"]),
+                candidate("app.shop.interna", &["127.0.0.3"]),
+            ],
+            name_set: Some(set.clone()),
+            ..Measured::default()
+        };
+        let e = remedy("dns_failure", &m, &two).unwrap_err();
+        assert!(e.contains("2 names within 2 edits"), "{e}");
+        // The close name does not resolve either: no edit.
+        let dead = Measured {
+            name_candidates: vec![candidate("app.shop.internal", &[])],
+            name_set: Some(set),
+            ..Measured::default()
+        };
+        let e = remedy("dns_failure", &m, &dead).unwrap_err();
+        assert!(e.contains("do not resolve through it either"), "{e}");
+        // Written in proxy_pass itself: corrected there.
+        m.route.as_mut().unwrap().handler =
+            Some(place(29, "proxy_pass http://app.shop.internl:3000/"));
+        let lit = Measured {
+            name_candidates: vec![candidate("app.shop.internal", &["127.0.0.1"])],
+            ..Measured::default()
+        };
+        let r = remedy("dns_failure", &m, &lit).unwrap();
+        assert_eq!(r.changes, ["@29 proxy_pass http://app.shop.internal:3000/"]);
+        assert_eq!(distance("app.shop.internl", "app.shop.internal"), 1);
+        assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(host_of("app:3000"), "app");
+        let none = Measured::default();
+        assert!(remedy("dns_failure", &m, &none).is_err());
     }
 }

@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Inputs, Remedy, nginx_front, split_at};
+use super::{Inputs, Remedy, file_of, nginx_front, nginx_prefix, primary_upstream, route_location};
 use crate::action_spec::ConfigSyntax;
 
 const KIB: u64 = 1024;
@@ -51,27 +51,10 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
         .measured
         .header_bytes
         .ok_or("no direct probe measured the upstream's response header")?;
-    let up = i
-        .map
-        .upstreams
-        .iter()
-        .find(|u| !u.backup)
-        .ok_or("no upstream was found")?;
-    let prefix = match up.scheme.as_str() {
-        "fastcgi" => "fastcgi",
-        "uwsgi" => "uwsgi",
-        "scgi" => "scgi",
-        "grpc" => "grpc",
-        _ => "proxy",
-    };
+    let prefix = nginx_prefix(&primary_upstream(i.map)?.scheme);
     let size_name = format!("{prefix}_buffer_size");
     let buffers_name = format!("{prefix}_buffers");
-    let loc = i
-        .map
-        .route
-        .as_ref()
-        .and_then(|r| r.location.as_ref())
-        .ok_or("the location that serves the URL was not found")?;
+    let loc = route_location(i.map)?;
     let current = i.map.settings.get(&size_name);
     let current_bytes = current
         .and_then(|s| parse_size(&s.value))
@@ -139,54 +122,38 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
             size_text(2 * size)
         );
     }
-    Ok(Remedy {
-        cause: "header_too_big".into(),
-        reason: format!(
+    Ok(Remedy::edit(
+        "header_too_big",
+        ConfigSyntax::Nginx,
+        (server, allowed),
+        file_of(loc),
+        changes,
+        format!(
             "nginx cannot read the upstream's {header}-byte ({:.1} KiB) response header into {size_name} = {now}: set {size_name} {} for `{}` ({}); measured by a direct probe, sized as the next power of two ≥ max(4k, {header} × 1.25){buffers_note}",
             header as f64 / KIB as f64,
             size_text(size),
             loc.text,
             loc.at()
         ),
-        stopgap: false,
-        changes,
-        file: split_at(&loc.at()).map_or_else(|| loc.file.clone(), |(f, _)| f),
-        syntax: ConfigSyntax::Nginx,
-        allowed,
-        server,
-    })
+    ))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Measured, compute as remedy};
+    use super::super::Measured;
+    use super::super::fixture::{nginx_map, place, remedy, upstream};
     use super::*;
     use crate::discovery::ServiceMap;
-    use crate::discovery::service_map::{Front, Place, Route, Setting, Upstream};
+    use crate::discovery::service_map::{Route, Setting};
 
     fn map(scheme: &str) -> ServiceMap {
-        let mut m = ServiceMap {
-            front: Some(Front {
-                kind: "nginx".into(),
-                pid: 42,
-                config_files: vec!["/etc/nginx/nginx.conf".into()],
-                ..Front::default()
-            }),
-            route: Some(Route {
-                location: Some(Place {
-                    file: "/etc/nginx/nginx.conf".into(),
-                    line: 26,
-                    text: "location /".into(),
-                }),
+        let mut m = nginx_map(
+            Route {
+                location: Some(place(26, "location /")),
                 ..Route::default()
-            }),
-            upstreams: vec![Upstream {
-                address: "127.0.0.1:3000".into(),
-                scheme: scheme.into(),
-                ..Upstream::default()
-            }],
-            ..ServiceMap::default()
-        };
+            },
+            vec![upstream("127.0.0.1:3000", scheme, 27)],
+        );
         for (k, v) in [
             ("proxy_buffer_size", "4k"),
             ("proxy_buffers", "8 4k"),
@@ -211,14 +178,7 @@ mod tests {
             header_bytes: Some(16_500),
             ..Measured::default()
         };
-        let r = remedy(
-            "header_too_big",
-            Inputs {
-                map: &m,
-                measured: &measured,
-            },
-        )
-        .unwrap();
+        let r = remedy("header_too_big", &m, &measured).unwrap();
         assert_eq!(
             r.changes,
             ["@26+ proxy_buffer_size 32k", "@26+ proxy_buffers 8 32k"]
@@ -239,24 +199,15 @@ mod tests {
         .unwrap();
         assert_eq!(f.changes[0], "@26+ fastcgi_buffer_size 32k");
         // No measurement, no remedy; a buffer already large enough is not the problem.
-        assert!(
-            compute(Inputs {
-                map: &m,
-                measured: &Measured::default()
-            })
-            .is_err()
-        );
+        assert!(remedy("header_too_big", &m, &Measured::default()).is_err());
         let small = Measured {
             header_bytes: Some(1_000),
             ..Measured::default()
         };
         assert!(
-            compute(Inputs {
-                map: &m,
-                measured: &small
-            })
-            .unwrap_err()
-            .contains("already 4k")
+            remedy("header_too_big", &m, &small)
+                .unwrap_err()
+                .contains("already 4k")
         );
     }
 

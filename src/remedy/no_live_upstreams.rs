@@ -76,31 +76,18 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{LiveListener, Measured, compute as remedy};
-    use super::*;
+    use super::super::fixture::{nginx_map, remedy, upstream};
+    use super::super::{LiveListener, Measured};
     use crate::discovery::ServiceMap;
-    use crate::discovery::service_map::{Front, Upstream};
+    use crate::discovery::service_map::{Route, Upstream};
 
     fn map() -> ServiceMap {
         let server = |port: u16, line: u32| Upstream {
-            address: format!("127.0.0.1:{port}"),
-            kind: "tcp".into(),
-            scheme: "http".into(),
             group: Some("shop_backend".into()),
             options: vec!["max_fails=1".into(), "fail_timeout=30s".into()],
-            source: format!("/etc/nginx/nginx.conf:{line}"),
-            ..Upstream::default()
+            ..upstream(&format!("127.0.0.1:{port}"), "http", line)
         };
-        ServiceMap {
-            front: Some(Front {
-                kind: "nginx".into(),
-                pid: 42,
-                config_files: vec!["/etc/nginx/nginx.conf".into()],
-                ..Front::default()
-            }),
-            upstreams: vec![server(3000, 28), server(3001, 29)],
-            ..ServiceMap::default()
-        }
+        nginx_map(Route::default(), vec![server(3000, 28), server(3001, 29)])
     }
 
     #[test]
@@ -113,14 +100,7 @@ mod tests {
             }],
             ..Measured::default()
         };
-        let r = remedy(
-            "no_live_upstreams",
-            Inputs {
-                map: &m,
-                measured: &measured,
-            },
-        )
-        .unwrap();
+        let r = remedy("no_live_upstreams", &m, &measured).unwrap();
         assert_eq!(
             r.changes,
             ["@29 server [::1]:3001 max_fails=1 fail_timeout=30s"]
@@ -136,11 +116,7 @@ mod tests {
             r.reason
         );
         // Nothing listens anywhere: no edit, but the explanation stays.
-        let e = compute(Inputs {
-            map: &m,
-            measured: &Measured::default(),
-        })
-        .unwrap_err();
+        let e = remedy("no_live_upstreams", &m, &Measured::default()).unwrap_err();
         assert!(e.contains("no live upstreams"), "{e}");
         assert!(e.contains("start or restart"), "{e}");
     }

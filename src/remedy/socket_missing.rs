@@ -5,7 +5,7 @@
 //! `server` line of its `upstream` block) at the live socket, when exactly
 //! one candidate exists.
 
-use super::{Inputs, Remedy, nginx_front, split_at};
+use super::{Inputs, Remedy, nginx_front, retarget};
 use crate::action_spec::ConfigSyntax;
 
 pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
@@ -66,56 +66,33 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
             ));
         }
     };
-    let (file, line) =
-        split_at(&up.source).ok_or_else(|| format!("no file:line for {}", up.address))?;
-    let (name, args) = if up.group.is_some() {
-        let mut a = vec![format!("unix:{}", live.path)];
-        a.extend(up.options.iter().cloned());
-        ("server".to_owned(), a)
-    } else {
-        let handler = i
-            .map
-            .route
-            .as_ref()
-            .and_then(|r| r.handler.as_ref())
-            .ok_or("the directive that hands the request on was not found")?;
-        let name = handler
-            .text
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        if !matches!(
-            name.as_str(),
-            "fastcgi_pass" | "proxy_pass" | "uwsgi_pass" | "scgi_pass"
-        ) {
-            return Err(format!(
-                "`{}` is not a directive this remedy edits",
-                handler.text
-            ));
-        }
-        let scheme = if name == "proxy_pass" { "http://" } else { "" };
-        (name, vec![format!("{scheme}unix:{}", live.path)])
-    };
-    Ok(Remedy {
-        cause: "socket_missing".into(),
-        reason: format!(
+    let (file, line, name, args) = retarget(
+        i.map,
+        up,
+        format!("unix:{}", live.path),
+        super::PASSES,
+        |name, _| {
+            let scheme = if name == "proxy_pass" { "http://" } else { "" };
+            Ok(vec![format!("{scheme}unix:{}", live.path)])
+        },
+    )?;
+    Ok(Remedy::edit(
+        "socket_missing",
+        ConfigSyntax::Nginx,
+        (server, allowed),
+        file.clone(),
+        vec![format!("@{line} {name} {}", args.join(" "))],
+        format!(
             "{file}:{line} sends requests to {configured}, which does not exist; the running php-fpm ({}) listens on {}: point {name} at it",
             live.owner, live.path
         ),
-        stopgap: false,
-        changes: vec![format!("@{line} {name} {}", args.join(" "))],
-        file,
-        syntax: ConfigSyntax::Nginx,
-        allowed,
-        server,
-    })
+    ))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{LiveSocket, Measured, compute as remedy};
-    use super::*;
+    use super::super::fixture::remedy;
+    use super::super::{LiveSocket, Measured};
     use crate::discovery::ServiceMap;
     use crate::discovery::service_map::{Front, Place, Route, Upstream};
 
@@ -163,14 +140,7 @@ mod tests {
     #[test]
     fn the_one_live_socket_replaces_the_missing_one_at_its_line() {
         let m = map();
-        let r = remedy(
-            "socket_missing",
-            Inputs {
-                map: &m,
-                measured: &live(&["/run/php/php8.2-fpm.sock"]),
-            },
-        )
-        .unwrap();
+        let r = remedy("socket_missing", &m, &live(&["/run/php/php8.2-fpm.sock"])).unwrap();
         assert_eq!(r.file, "/etc/nginx/site");
         assert_eq!(
             r.changes,
@@ -187,21 +157,16 @@ mod tests {
     #[test]
     fn no_or_several_candidates_give_no_remedy() {
         let m = map();
-        let none = compute(Inputs {
-            map: &m,
-            measured: &live(&[]),
-        });
+        let none = remedy("socket_missing", &m, &live(&[]));
         assert!(none.unwrap_err().contains("start the pool"));
-        let two = compute(Inputs {
-            map: &m,
-            measured: &live(&["/run/a.sock", "/run/b.sock"]),
-        });
+        let two = remedy("socket_missing", &m, &live(&["/run/a.sock", "/run/b.sock"]));
         assert!(two.unwrap_err().contains("2 php-fpm sockets"));
         // One of several beside the configured socket decides.
-        let r = compute(Inputs {
-            map: &m,
-            measured: &live(&["/run/php/php8.2-fpm.sock", "/srv/other/php8.1-fpm.sock"]),
-        })
+        let r = remedy(
+            "socket_missing",
+            &m,
+            &live(&["/run/php/php8.2-fpm.sock", "/srv/other/php8.1-fpm.sock"]),
+        )
         .unwrap();
         assert_eq!(
             r.changes,

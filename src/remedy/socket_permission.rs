@@ -26,32 +26,30 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
             .get(k)
             .map_or_else(|| "unset".to_owned(), |s| s.value.clone())
     };
-    Ok(Remedy {
-        cause: "socket_permission".into(),
-        reason: format!(
+    Ok(Remedy::edit(
+        "socket_permission",
+        ConfigSyntax::PhpFpm,
+        (server, allowed),
+        file,
+        vec![
+            format!("[{pool}] listen.owner = {user}"),
+            format!("[{pool}] listen.group = {group}"),
+            format!("[{pool}] listen.mode = 0660"),
+        ],
+        format!(
             "the proxy's workers run as {user} but the socket {} is owner {}, group {}, mode {}: give it to {user}:{group} with mode 0660 in pool {pool}",
             listen.value,
             now("listen.owner"),
             now("listen.group"),
             now("listen.mode")
         ),
-        stopgap: false,
-        changes: vec![
-            format!("[{pool}] listen.owner = {user}"),
-            format!("[{pool}] listen.group = {group}"),
-            format!("[{pool}] listen.mode = 0660"),
-        ],
-        file,
-        syntax: ConfigSyntax::PhpFpm,
-        allowed,
-        server,
-    })
+    ))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Measured, compute as remedy};
-    use super::*;
+    use super::super::Measured;
+    use super::super::fixture::remedy;
     use crate::discovery::ServiceMap;
     use crate::discovery::service_map::{PhpFpm, Setting};
 
@@ -83,14 +81,7 @@ mod tests {
             php_fpm: Some(fpm),
             ..ServiceMap::default()
         };
-        let r = remedy(
-            "socket_permission",
-            Inputs {
-                map: &m,
-                measured: &Measured::default(),
-            },
-        )
-        .unwrap();
+        let r = remedy("socket_permission", &m, &Measured::default()).unwrap();
         assert_eq!(r.file, "/etc/php/8.2/fpm/pool.d/www.conf");
         assert_eq!(
             r.changes,
@@ -103,12 +94,6 @@ mod tests {
         assert!(r.allowed.contains(&r.file));
         assert!(r.reason.contains("owner www-data"), "{}", r.reason);
         let none = ServiceMap::default();
-        assert!(
-            compute(Inputs {
-                map: &none,
-                measured: &Measured::default()
-            })
-            .is_err()
-        );
+        assert!(remedy("socket_permission", &none, &Measured::default()).is_err());
     }
 }

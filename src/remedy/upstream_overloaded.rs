@@ -65,9 +65,13 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
             cur.source
         )
     })?;
-    Ok(Remedy {
-        cause: "upstream_overloaded".into(),
-        reason: format!(
+    Ok(Remedy::edit(
+        "upstream_overloaded",
+        ConfigSyntax::PhpFpm,
+        (server, allowed),
+        file,
+        vec![format!("[{pool}] pm.max_children = {new}")],
+        format!(
             "php-fpm pool {pool} is saturated at pm.max_children = {current} ({}); each worker uses {} MiB, {} MiB are available: floor(({n} × {} MiB + 0.8 × {} MiB) / {} MiB) = {fit} would fit; raised to {new} (at most max(4 × {current}, {current} + 4) = {cap} in one step: idle workers grow under load; if it saturates again, the pool is slow rather than small: read its slow log)",
             cur.source,
             mean / MIB,
@@ -76,13 +80,7 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
             avail / MIB,
             mean / MIB
         ),
-        stopgap: false,
-        changes: vec![format!("[{pool}] pm.max_children = {new}")],
-        file,
-        syntax: ConfigSyntax::PhpFpm,
-        allowed,
-        server,
-    })
+    ))
 }
 
 #[cfg(test)]

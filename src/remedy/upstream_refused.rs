@@ -23,7 +23,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::{Inputs, LiveListener, Remedy, nginx_front, split_at};
+use super::{Inputs, LiveListener, Remedy, nginx_front, retarget};
 use crate::action_spec::ConfigSyntax;
 use crate::discovery::service_map::Upstream;
 
@@ -139,45 +139,27 @@ pub fn compute_for(i: Inputs<'_>, up: &Upstream) -> Result<Remedy, String> {
         }
     };
     let target = dial(live);
-    let (file, line) =
-        split_at(&up.source).ok_or_else(|| format!("no file:line for {}", up.address))?;
-    let (name, args) = if up.group.is_some() {
-        let mut a = vec![target.to_string()];
-        a.extend(up.options.iter().cloned());
-        ("server".to_owned(), a)
-    } else {
-        let handler = i
-            .map
-            .route
-            .as_ref()
-            .and_then(|r| r.handler.as_ref())
-            .ok_or("the directive that hands the request on was not found")?;
-        let mut words = handler.text.split_whitespace();
-        let name = words.next().unwrap_or_default().to_owned();
-        if !matches!(
-            name.as_str(),
-            "proxy_pass" | "fastcgi_pass" | "uwsgi_pass" | "scgi_pass" | "grpc_pass"
-        ) {
-            return Err(format!(
-                "`{}` is not a directive this remedy edits",
-                handler.text
-            ));
-        }
-        let configured_text = configured.to_string();
-        let args: Vec<String> = words
-            .map(|w| {
-                w.trim_end_matches(';')
-                    .replace(&configured_text, &target.to_string())
-            })
-            .collect();
-        if !args.iter().any(|a| a.contains(&target.to_string())) {
-            return Err(format!(
-                "`{}` does not name {configured_text} literally (a variable or a name): edit it by hand",
-                handler.text
-            ));
-        }
-        (name, args)
-    };
+    let (file, line, name, args) = retarget(
+        i.map,
+        up,
+        target.to_string(),
+        super::PASSES,
+        |name, words| {
+            let configured_text = configured.to_string();
+            let args: Vec<String> = words
+                .iter()
+                .map(|w| w.replace(&configured_text, &target.to_string()))
+                .collect();
+            if args.iter().any(|a| a.contains(&target.to_string())) {
+                Ok(args)
+            } else {
+                Err(format!(
+                    "`{name} {}` does not name {configured_text} literally (a variable or a name): edit it by hand",
+                    words.join(" ")
+                ))
+            }
+        },
+    )?;
     let family = if live.addr.is_ipv6() == configured.is_ipv6() {
         String::new()
     } else {
@@ -186,53 +168,35 @@ pub fn compute_for(i: Inputs<'_>, up: &Upstream) -> Result<Remedy, String> {
             if live.addr.is_ipv6() { "IPv6" } else { "IPv4" }
         )
     };
-    Ok(Remedy {
-        cause: "upstream_refused".into(),
-        reason: format!(
+    Ok(Remedy::edit(
+        "upstream_refused",
+        ConfigSyntax::Nginx,
+        (server, allowed),
+        file.clone(),
+        vec![format!("@{line} {name} {}", args.join(" "))],
+        format!(
             "the application listens on {} ({}), not on {configured} where {file}:{line} sends requests (connection refused){family}: point {name} at {target}, the one candidate on {rule}",
             live.addr, live.owner
         ),
-        stopgap: false,
-        changes: vec![format!("@{line} {name} {}", args.join(" "))],
-        file,
-        syntax: ConfigSyntax::Nginx,
-        allowed,
-        server,
-    })
+    ))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Measured, compute as remedy};
+    use super::super::Measured;
+    use super::super::fixture::{nginx_map, place, remedy, upstream};
     use super::*;
     use crate::discovery::ServiceMap;
-    use crate::discovery::service_map::{Front, Place, Route, Upstream};
+    use crate::discovery::service_map::Route;
 
     fn map() -> ServiceMap {
-        ServiceMap {
-            front: Some(Front {
-                kind: "nginx".into(),
-                pid: 42,
-                config_files: vec!["/etc/nginx/nginx.conf".into()],
-                ..Front::default()
-            }),
-            route: Some(Route {
-                handler: Some(Place {
-                    file: "/etc/nginx/nginx.conf".into(),
-                    line: 27,
-                    text: "proxy_pass http://127.0.0.1:3000/app/".into(),
-                }),
+        nginx_map(
+            Route {
+                handler: Some(place(27, "proxy_pass http://127.0.0.1:3000/app/")),
                 ..Route::default()
-            }),
-            upstreams: vec![Upstream {
-                address: "127.0.0.1:3000".into(),
-                kind: "tcp".into(),
-                scheme: "http".into(),
-                source: "/etc/nginx/nginx.conf:27".into(),
-                ..Upstream::default()
-            }],
-            ..ServiceMap::default()
-        }
+            },
+            vec![upstream("127.0.0.1:3000", "http", 27)],
+        )
     }
 
     fn live(addrs: &[&str]) -> Measured {
@@ -253,19 +217,18 @@ mod tests {
         let m = map();
         let r = remedy(
             "upstream_refused",
-            Inputs {
-                map: &m,
-                measured: &live(&["[::1]:3000", "127.0.0.1:22"]),
-            },
+            &m,
+            &live(&["[::1]:3000", "127.0.0.1:22"]),
         )
         .unwrap();
         assert_eq!(r.changes, ["@27 proxy_pass http://[::1]:3000/app/"]);
         assert!(r.reason.contains("IPv6 only"), "{}", r.reason);
         // A nearby port of the same address is named, not edited.
-        let e = compute(Inputs {
-            map: &m,
-            measured: &live(&["127.0.0.1:3001", "127.0.0.1:8080"]),
-        })
+        let e = remedy(
+            "upstream_refused",
+            &m,
+            &live(&["127.0.0.1:3001", "127.0.0.1:8080"]),
+        )
         .unwrap_err();
         assert!(
             e.contains("127.0.0.1:3001 (7 node) listens on a nearby port"),
@@ -274,12 +237,9 @@ mod tests {
         // A wildcard bind on the port is reached through the loopback... but it accepts
         // 127.0.0.1 already: not refused.
         assert!(
-            compute(Inputs {
-                map: &m,
-                measured: &live(&["0.0.0.0:3000"]),
-            })
-            .unwrap_err()
-            .contains("listens on 127.0.0.1:3000 now")
+            remedy("upstream_refused", &m, &live(&["0.0.0.0:3000"]))
+                .unwrap_err()
+                .contains("listens on 127.0.0.1:3000 now")
         );
     }
 
@@ -287,18 +247,16 @@ mod tests {
     fn none_or_several_candidates_give_no_edit() {
         let m = map();
         assert!(
-            compute(Inputs {
-                map: &m,
-                measured: &live(&["127.0.0.1:8080"]),
-            })
-            .unwrap_err()
-            .contains("start or restart")
+            remedy("upstream_refused", &m, &live(&["127.0.0.1:8080"]))
+                .unwrap_err()
+                .contains("start or restart")
         );
         assert!(
-            compute(Inputs {
-                map: &m,
-                measured: &live(&["127.0.0.1:3001", "127.0.0.1:3002"]),
-            })
+            remedy(
+                "upstream_refused",
+                &m,
+                &live(&["127.0.0.1:3001", "127.0.0.1:3002"])
+            )
             .unwrap_err()
             .contains("2 candidates")
         );

@@ -4,7 +4,7 @@
 //! margin, and says it is a stopgap (the slowness remains; find why the page
 //! is slow).
 
-use super::{Inputs, Remedy, nginx_front, split_at};
+use super::{Inputs, Remedy, file_of, nginx_front, nginx_prefix, primary_upstream, route_location};
 use crate::action_spec::ConfigSyntax;
 
 /// The margin over the measured time: 50%, at least 5 s.
@@ -19,25 +19,10 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
         .measured
         .first_byte_ms
         .ok_or("no direct probe saw the upstream answer: raising the timeout would not help")?;
-    let up = i
-        .map
-        .upstreams
-        .iter()
-        .find(|u| !u.backup)
-        .ok_or("no upstream was found")?;
-    let directive = match up.scheme.as_str() {
-        "fastcgi" => "fastcgi_read_timeout",
-        "uwsgi" => "uwsgi_read_timeout",
-        "scgi" => "scgi_read_timeout",
-        _ => "proxy_read_timeout",
-    };
-    let loc = i
-        .map
-        .route
-        .as_ref()
-        .and_then(|r| r.location.as_ref())
-        .ok_or("the location that serves the URL was not found")?;
-    let current = i.map.settings.get(directive);
+    let up = primary_upstream(i.map)?;
+    let directive = format!("{}_read_timeout", nginx_prefix(&up.scheme));
+    let loc = route_location(i.map)?;
+    let current = i.map.settings.get(&directive);
     let current_s = current.and_then(|s| parse_seconds(&s.value));
     let secs = new_timeout_s(ms);
     if current_s.is_some_and(|c| c >= secs) {
@@ -50,24 +35,28 @@ pub fn compute(i: Inputs<'_>) -> Result<Remedy, String> {
         || "the default 60s".to_owned(),
         |s| format!("{} ({})", s.value, s.source),
     );
-    Ok(Remedy {
-        cause: "upstream_timeout".into(),
-        reason: format!(
+    Ok(Remedy::edit(
+        "upstream_timeout",
+        ConfigSyntax::Nginx,
+        (server, allowed),
+        file_of(loc),
+        vec![format!("@{}+ {directive} {secs}s", loc.line)],
+        format!(
             "the upstream answers, but after {ms} ms, while {directive} is {now}: raise it to {secs}s for `{}` ({}) only: measured time + max(50%, 5 s). A stopgap: the page stays slow; find out why",
             loc.text,
             loc.at()
         ),
-        stopgap: true,
-        changes: vec![format!("@{}+ {directive} {secs}s", loc.line)],
-        file: split_at(&loc.at()).map_or_else(|| loc.file.clone(), |(f, _)| f),
-        syntax: ConfigSyntax::Nginx,
-        allowed,
-        server,
-    })
+    )
+    .stopgap())
 }
 
 /// nginx time (`60`, `60s`, `2m`, `1m30s`, `500ms`) in whole seconds, rounded up.
 pub fn parse_seconds(v: &str) -> Option<u64> {
+    parse_ms(v).map(|ms| ms.div_ceil(1000))
+}
+
+/// nginx time (`60`, `60s`, `2m`, `1m30s`, `500ms`) in milliseconds.
+pub fn parse_ms(v: &str) -> Option<u64> {
     let mut total_ms: u64 = 0;
     let mut num = String::new();
     let mut chars = v.trim().chars().peekable();
@@ -97,40 +86,25 @@ pub fn parse_seconds(v: &str) -> Option<u64> {
         total_ms += num.parse::<u64>().ok()? * 1000;
         any = true;
     }
-    any.then(|| total_ms.div_ceil(1000))
+    any.then_some(total_ms)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Measured, compute as remedy};
+    use super::super::Measured;
+    use super::super::fixture::{nginx_map, place, remedy, upstream};
     use super::*;
-    use crate::discovery::ServiceMap;
-    use crate::discovery::service_map::{Front, Place, Route, Setting, Upstream};
+    use crate::discovery::service_map::{Route, Setting};
 
     #[test]
     fn the_location_gets_the_measured_time_plus_a_margin_flagged_as_stopgap() {
-        let mut m = ServiceMap {
-            front: Some(Front {
-                kind: "nginx".into(),
-                pid: 42,
-                config_files: vec!["/etc/nginx/nginx.conf".into()],
-                ..Front::default()
-            }),
-            route: Some(Route {
-                location: Some(Place {
-                    file: "/etc/nginx/nginx.conf".into(),
-                    line: 30,
-                    text: "location /".into(),
-                }),
+        let mut m = nginx_map(
+            Route {
+                location: Some(place(30, "location /")),
                 ..Route::default()
-            }),
-            upstreams: vec![Upstream {
-                address: "127.0.0.1:3000".into(),
-                scheme: "http".into(),
-                ..Upstream::default()
-            }],
-            ..ServiceMap::default()
-        };
+            },
+            vec![upstream("127.0.0.1:3000", "http", 31)],
+        );
         m.settings.insert(
             "proxy_read_timeout".into(),
             Setting {
@@ -142,25 +116,12 @@ mod tests {
             first_byte_ms: Some(5_012),
             ..Measured::default()
         };
-        let r = remedy(
-            "upstream_timeout",
-            Inputs {
-                map: &m,
-                measured: &measured,
-            },
-        )
-        .unwrap();
+        let r = remedy("upstream_timeout", &m, &measured).unwrap();
         assert_eq!(r.changes, ["@30+ proxy_read_timeout 11s"]);
         assert!(r.stopgap);
         assert!(r.reason.contains("after 5012 ms"), "{}", r.reason);
         let none = Measured::default();
-        assert!(
-            compute(Inputs {
-                map: &m,
-                measured: &none
-            })
-            .is_err()
-        );
+        assert!(remedy("upstream_timeout", &m, &none).is_err());
     }
 
     #[test]
@@ -169,6 +130,8 @@ mod tests {
         assert_eq!(parse_seconds("1m30s"), Some(90));
         assert_eq!(parse_seconds("500ms"), Some(1));
         assert_eq!(parse_seconds("x"), None);
+        assert_eq!(parse_ms("750ms"), Some(750));
+        assert_eq!(parse_ms("1m30s"), Some(90_000));
         assert_eq!(new_timeout_s(5_012), 11);
         assert_eq!(new_timeout_s(30_000), 45);
     }

@@ -565,6 +565,38 @@ pub const SCENARIOS: &[Scenario] = &[
             r"\[error\] .*no resolver defined to resolve app\.shop\.internal",
         )],
     },
+    Scenario {
+        name: "nginx_keepalive_race",
+        front: Front::Nginx,
+        what: "upstream keepalive 4 with the default keepalive_timeout 60s; the app gives idle connections up after 1 s, so a request on a connection idle longer fails",
+        status: Some(502),
+        causes: &["upstream_closed"],
+        path: "/",
+        healthy_paths: &[],
+        proof: &[
+            p(
+                "error",
+                r"\[error\] .*upstream prematurely closed connection while reading response header from upstream",
+            ),
+            p(
+                "app",
+                r"beyond the idle timeout of 1000 ms: closing without an answer",
+            ),
+        ],
+    },
+    Scenario {
+        name: "nginx_dns_typo",
+        front: Front::Nginx,
+        what: "proxy_pass with a variable set to app.shop.internl (a typo); nginx's resolver (a loopback stub) knows app.shop.internal",
+        status: Some(502),
+        causes: &["dns_failure"],
+        path: "/",
+        healthy_paths: &[],
+        proof: &[p(
+            "error",
+            r"\[error\] .*app\.shop\.internl could not be resolved \(3: Host not found\)",
+        )],
+    },
 ];
 
 /// The scenario called `name`.

@@ -261,6 +261,25 @@ impl RunningScenario {
         Ok(ip)
     }
 
+    /// Starts a resolving DNS stub (`lab-upstream dns-hosts`) on 127.0.0.1:`dns_port` answering
+    /// `name` with 127.0.0.1 (NXDOMAIN for any other name); its log is `dns`.
+    pub fn start_dns_hosts(&mut self, name: &str) -> anyhow::Result<()> {
+        let upstream = env!("CARGO_BIN_EXE_lab-upstream");
+        let listen = format!("127.0.0.1:{}", self.var("dns_port"));
+        let host = format!("{name}=127.0.0.1");
+        let log = self.path("logs/dns.log");
+        let child = process::start_child(
+            "dns",
+            &[upstream, "dns-hosts", "--listen", &listen, "--host", &host],
+            &log,
+            &self.dir,
+            true,
+        )?;
+        self.children.push(child);
+        self.logs.insert("dns", log);
+        Ok(())
+    }
+
     /// Generates a self-signed upstream certificate (and an unrelated "trusted" CA) in `DIR/tls/`
     /// and starts `openssl s_server` with it on 127.0.0.1:`app_port`; its log is `app`.
     pub fn start_tls_app(&mut self) -> anyhow::Result<()> {

@@ -16,6 +16,8 @@ use super::{Observed, RunningScenario};
 
 /// How long the overload scenario's clients keep php-fpm saturated.
 const OVERLOAD_FOR: Duration = Duration::from_secs(8);
+/// Past the keepalive-race app's idle timeout (1 s), with room for a loaded machine.
+pub const KEEPALIVE_RACE_WAIT: Duration = Duration::from_millis(1_400);
 /// Clients in the overload scenario (1 busy child + 2 queued on a backlog of 1, the rest refused).
 const OVERLOAD_CLIENTS: usize = 6;
 
@@ -68,6 +70,15 @@ pub fn bring_up(rs: &mut RunningScenario) -> anyhow::Result<()> {
         "nginx_dns_no_resolver" => {
             rs.start_dns_resolver("app.shop.internal")?;
             rs.start_app(&app, "healthy", &[])?;
+            rs.start_nginx()
+        }
+        "nginx_dns_typo" => {
+            rs.start_dns_hosts("app.shop.internal")?;
+            rs.start_app(&app, "healthy", &[])?;
+            rs.start_nginx()
+        }
+        "nginx_keepalive_race" => {
+            rs.start_app(&app, "keepalive", &["--idle-timeout", "1000"])?;
             rs.start_nginx()
         }
         "nginx_firewall_blocked" => {
@@ -172,6 +183,20 @@ pub fn provoke(rs: &mut RunningScenario) -> Observed {
                 OVERLOAD_FOR,
             ));
             std::thread::sleep(Duration::from_millis(700));
+        }
+        // A request leaves a kept-alive connection; the next one, past the app's idle timeout,
+        // is sent on it. Afterwards a last request leaves a fresh idle connection, and the wait
+        // puts it past the app's idle timeout too: the next request through nginx (the
+        // diagnosis's own) meets the race again.
+        "nginx_keepalive_race" => {
+            let first = client::get(&rs.url);
+            controls.push(("/ (opens the kept-alive connection)".into(), first));
+            std::thread::sleep(KEEPALIVE_RACE_WAIT);
+            let reply = client::get(&rs.url);
+            let again = client::get(&rs.url);
+            controls.push(("/ (leaves an idle connection)".into(), again));
+            std::thread::sleep(KEEPALIVE_RACE_WAIT);
+            return Observed { reply, controls };
         }
         _ => {}
     }

@@ -36,6 +36,13 @@ pub enum Behaviour {
     BigHeader,
     /// Answers bytes that are not HTTP (a protocol banner and binary), then closes.
     Garbage,
+    /// Answers 200 and keeps the connection alive, but only for `--idle-timeout` ms: a request
+    /// that arrives on a connection idle for longer is read and the connection closed without an
+    /// answer. This is what a proxy sees when the app's idle close crosses its next request on
+    /// the wire (the keepalive race), made deterministic: a proxy that keeps idle connections
+    /// longer than the app reuses one the app has given up on. A probe that holds a connection
+    /// idle sees it refused after the timeout the same way.
+    Keepalive,
 }
 
 /// How the app behaves.
@@ -44,6 +51,8 @@ pub struct Settings {
     pub behaviour: Behaviour,
     pub delay: Duration,
     pub header_size: usize,
+    /// How long a kept-alive connection may stay idle (`keepalive`).
+    pub idle_timeout: Duration,
 }
 
 /// Listens on `addr` and serves until killed.
@@ -80,6 +89,9 @@ pub fn serve(addr: SocketAddr, settings: &Settings) -> anyhow::Result<()> {
 
 fn handle(mut stream: TcpStream, settings: &Settings, peer: &str) -> anyhow::Result<()> {
     stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    if settings.behaviour == Behaviour::Keepalive {
+        return keep_alive(stream, settings.idle_timeout, peer);
+    }
     let head = read_head(&mut stream)?;
     let request_line = head.lines().next().unwrap_or("").to_owned();
     let path = request_line.split(' ').nth(1).unwrap_or("/").to_owned();
@@ -109,12 +121,60 @@ fn handle(mut stream: TcpStream, settings: &Settings, peer: &str) -> anyhow::Res
             );
             stream.write_all(&ok_response(&path, &cookie))?;
         }
+        Behaviour::Keepalive => unreachable!("served by keep_alive"),
         Behaviour::Garbage => {
             stream.write_all(
                 b"\x15\x03\x01\x00\x02\x02\x0a\x00\xff\xfe lab-upstream: not http\r\n",
             )?;
             stream.shutdown(Shutdown::Both)?;
         }
+    }
+    Ok(())
+}
+
+/// Requests a kept-alive connection may carry (bounded).
+const MAX_REQUESTS_PER_CONNECTION: usize = 1000;
+
+/// Serves requests on one connection until the client closes it, or a request arrives after the
+/// connection was idle for longer than `idle`: that one is read and the connection closed without
+/// an answer (the app had given up on it). A connection idle for longer than [`READ_TIMEOUT`]
+/// is closed.
+fn keep_alive(mut stream: TcpStream, idle: Duration, peer: &str) -> anyhow::Result<()> {
+    let mut last_answer: Option<std::time::Instant> = None;
+    for _ in 0..MAX_REQUESTS_PER_CONNECTION {
+        let head = read_head(&mut stream)?;
+        if head.is_empty() {
+            return Ok(());
+        }
+        let request_line = head.lines().next().unwrap_or("").to_owned();
+        if let Some(t) = last_answer {
+            let waited = t.elapsed();
+            if waited > idle {
+                log_event(&format!(
+                    "{peer} \"{request_line}\" arrived after the connection was idle {} ms, beyond the idle timeout of {} ms: closing without an answer",
+                    waited.as_millis(),
+                    idle.as_millis()
+                ));
+                stream.shutdown(Shutdown::Both)?;
+                return Ok(());
+            }
+        }
+        let path = request_line.split(' ').nth(1).unwrap_or("/").to_owned();
+        log_event(&format!(
+            "{peer} \"{request_line}\" -> Keepalive (idle timeout {} ms)",
+            idle.as_millis()
+        ));
+        let body = format!("ok {path}\n");
+        stream.write_all(
+            format!(
+                "HTTP/1.1 200 OK\r\nServer: lab-upstream\r\nContent-Type: text/plain\r\n\
+                 Content-Length: {}\r\nKeep-Alive: timeout={}\r\n\r\n{body}",
+                body.len(),
+                idle.as_secs().max(1)
+            )
+            .as_bytes(),
+        )?;
+        last_answer = Some(std::time::Instant::now());
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //!
 //! Real app servers cannot be told to misbehave on cue, so the lab runs this small program for the
 //! behaviours it needs: an HTTP app that is healthy, slow, closes after reading, sends a NUL byte
-//! or a 16 KiB header, or answers bytes that are not HTTP; a DNS stub that answers NXDOMAIN; and a
+//! or a 16 KiB header, keeps connections alive only briefly, or answers bytes that are not HTTP; a DNS stub that answers NXDOMAIN; and a
 //! syslog receiver that writes HAProxy's log to a file, as rsyslog would.
 //!
 //! Invariants: it binds only the address it is given (the lab passes loopback addresses only),
@@ -54,6 +54,9 @@ enum Mode {
         /// Size in bytes of the `Set-Cookie` value (`big-header`).
         #[arg(long, default_value_t = 16 * 1024)]
         header_size: usize,
+        /// Milliseconds a kept-alive connection may stay idle (`keepalive`).
+        #[arg(long, default_value_t = 1000)]
+        idle_timeout: u64,
     },
     /// A DNS server on UDP that answers NXDOMAIN to every query.
     DnsNxdomain {
@@ -89,12 +92,14 @@ fn main() -> anyhow::Result<()> {
             behaviour,
             delay,
             header_size,
+            idle_timeout,
         } => http::serve(
             listen,
             &http::Settings {
                 behaviour,
                 delay: std::time::Duration::from_secs(delay.min(3600)),
                 header_size: header_size.min(1024 * 1024),
+                idle_timeout: std::time::Duration::from_millis(idle_timeout.min(600_000)),
             },
         ),
         Mode::DnsNxdomain { listen } => dns::serve(listen),
