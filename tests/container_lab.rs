@@ -74,10 +74,7 @@ fn triage_json(args: &[&str]) -> serde_json::Value {
 /// Scenarios whose diagnosis does not yet meet the catalogue, with why: their test asserts only
 /// that the catalogue's causes are all found (not which comes first, nor the Docker detail) and
 /// prints a `lab-gap` line. Shrink this list; never grow it to make a test pass.
-const DIAGNOSIS_GAPS: &[(&str, &str)] = &[(
-    "restart_loop",
-    "the upstream is `$upstream_app` (resolver + variable): the container check does not run, so the first finding names no container",
-)];
+const DIAGNOSIS_GAPS: &[(&str, &str)] = &[];
 
 /// The diagnosis of the running scenario, as an operator gets it from the URL alone:
 /// `triage502 run --non-interactive --url URL --format json` names the catalogue's cause first,
@@ -453,7 +450,7 @@ fn restart_exited_container_round_trip() {
     let report = run(&["--apply", "disruptive"]);
     let applied = report["applied_actions"]
         .as_array()
-        .and_then(|a| a.iter().find(|x| x["node"] == "502/restart_container"))
+        .and_then(|a| a.iter().find(|x| x["node"] == "restart_container"))
         .unwrap_or_else(|| panic!("the restart was not applied: {report:#}"));
     eprintln!(
         "restart {}: {}\n{}",

@@ -853,6 +853,20 @@ async fn upstreams_from_container(map: &mut ServiceMap, engine: Option<&Engine>,
                 "{} is in no namespace on this host, and the container engine cannot be asked",
                 endpoint(ip, port)
             ));
+        } else if let Some(engine) = engine
+            && let Some(c) = engine.not_running_named(&host, &front_networks)
+        {
+            // A container between two restarts (or just stopped): Docker's DNS answered a
+            // moment ago, the Engine lists it without an address now.
+            let r = engine.reference(c, None);
+            u.listener_note = Some(format!(
+                "{} is no container's address at the moment; container {} ({host} on their network) is {}",
+                endpoint(ip, port),
+                r.name,
+                c.state
+            ));
+            u.local = Some(false);
+            u.container = Some(r);
         } else {
             u.listener_note = Some(format!(
                 "{} is no container's address and not this host",
