@@ -14,9 +14,8 @@ use std::sync::Arc;
 
 use triage502::action::{
     ActionSpec, ClearCacheAction, CommandAction, ConfigEditAction, ContainerRestartAction,
-    ExecPolicy,
-    IsolatePluginsAction, OwnershipAction, PluginAction, PluginOp, RollbackAction, ServiceAction,
-    ServiceOp, Tier, execute,
+    ExecPolicy, IsolatePluginsAction, OwnershipAction, PluginAction, PluginOp, RollbackAction,
+    ServiceAction, ServiceOp, Tier, execute,
 };
 use triage502::engine::{Effect, Engine, Input};
 use triage502::playbook::library::Library;
@@ -86,7 +85,8 @@ impl Lab {
         std::fs::write(dir.path().join("edit.conf"), EDIT_CONF).unwrap();
         // A fake container engine: every request on its socket is recorded as a call
         // (`docker-api METHOD PATH`) and answered 404, so nothing can ever be restarted.
-        let engine = std::os::unix::net::UnixListener::bind(dir.path().join("docker.sock")).unwrap();
+        let engine =
+            std::os::unix::net::UnixListener::bind(dir.path().join("docker.sock")).unwrap();
         std::thread::spawn(move || {
             use std::io::{Read, Write};
             for conn in engine.incoming() {
@@ -581,9 +581,15 @@ fn the_container_restart_is_listed_with_its_api_call_and_reaches_the_engine_only
         .iter()
         .find(|a| a["node"] == "tripwire/ctr")
         .unwrap_or_else(|| panic!("{report:#}"));
-    assert_eq!(ctr["argv"], serde_json::json!(["docker", "restart", "t502-tripwire-app"]));
+    assert_eq!(
+        ctr["argv"],
+        serde_json::json!(["docker", "restart", "t502-tripwire-app"])
+    );
     assert_eq!(ctr["tier"], "disruptive");
-    assert!(ctr["why_not_run"].as_str().unwrap().contains("read-only"), "{ctr:#}");
+    assert!(
+        ctr["why_not_run"].as_str().unwrap().contains("read-only"),
+        "{ctr:#}"
+    );
     lab.assert_untouched();
 
     let lab = Lab::new();

@@ -472,8 +472,14 @@ fn restart_exited_container_round_trip() {
         output.contains("before: ") && output.contains(": exited, exit code 137"),
         "{output}"
     );
-    assert!(output.contains("after: ") && output.contains(": running"), "{output}");
-    assert!(applied["undo"].as_array().unwrap().is_empty(), "{applied:#}");
+    assert!(
+        output.contains("after: ") && output.contains(": running"),
+        "{output}"
+    );
+    assert!(
+        applied["undo"].as_array().unwrap().is_empty(),
+        "{applied:#}"
+    );
     assert_eq!(lab.inspect("app", "{{.State.Status}}"), "running");
     assert_eq!(lab.get().status(), Some(200), "{}", lab.dump_logs());
     assert_eq!(report["end"], "resolved", "{report:#}");

@@ -77,13 +77,7 @@ pub fn state_line(i: &ContainerInspect) -> String {
     s
 }
 
-fn done(
-    argv: Vec<String>,
-    ok: bool,
-    output: String,
-    summary: String,
-    t0: Instant,
-) -> ActionResult {
+fn done(argv: Vec<String>, ok: bool, output: String, summary: String, t0: Instant) -> ActionResult {
     ActionResult {
         argv,
         ok,
@@ -110,10 +104,7 @@ pub async fn restart(c: &ContainerRestartAction) -> ActionResult {
                 equivalent,
                 false,
                 out,
-                format!(
-                    "cannot reach the container engine: {}; {}",
-                    u.reason, u.fix
-                ),
+                format!("cannot reach the container engine: {}; {}", u.reason, u.fix),
                 t0,
             );
         }

@@ -270,9 +270,7 @@ impl Plan {
             ActionSpec::ContainerRestart(c) => {
                 self.confirm_name = c.container.trim().to_owned();
                 match crate::docker::locate_socket() {
-                    Ok(socket) => self
-                        .commands
-                        .push(super::container::api_call(c, &socket)),
+                    Ok(socket) => self.commands.push(super::container::api_call(c, &socket)),
                     Err(u) => {
                         self.blocked = Some(format!(
                             "cannot reach the container engine: {}; {}",

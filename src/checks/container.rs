@@ -209,10 +209,7 @@ pub fn newest_dialed(files: &[String], port: u16, ctx: &CheckContext) -> Option<
         r#"upstream: "(?:https?|fastcgi|uwsgi|scgi|grpcs?)://\[?([0-9A-Fa-f:.]+?)\]?:(\d+)"#,
     )
     .ok()?;
-    let (from, to) = (
-        ctx.window_from.as_second(),
-        ctx.window_to.as_second() + 60,
-    );
+    let (from, to) = (ctx.window_from.as_second(), ctx.window_to.as_second() + 60);
     let mut best: Option<((i64, usize, usize), Dialed)> = None;
     for (fi, f) in files.iter().enumerate() {
         let Ok(mut file) = std::fs::File::open(f) else {
@@ -236,9 +233,8 @@ pub fn newest_dialed(files: &[String], port: u16, ctx: &CheckContext) -> Option<
             let (Ok(addr), Ok(p)) = (m[1].parse::<IpAddr>(), m[2].parse::<u16>()) else {
                 continue;
             };
-            let ts = u
-                .ts
-                .or_else(|| crate::logs::time::nginx(&u.text, &mut zone).map(|(t, _)| t));
+            let ts =
+                u.ts.or_else(|| crate::logs::time::nginx(&u.text, &mut zone).map(|(t, _)| t));
             if p != port || ts.is_some_and(|t| t < from || t > to) {
                 continue;
             }

@@ -370,7 +370,8 @@ async fn survey(p: &Params) -> CheckReport {
     if let Some(cs) = ctl.status.filter(|s| (400..500).contains(s)) {
         for x in &mut pages {
             if x.front_made.is_none() && x.status == Some(cs) && x.digest == ctl.digest {
-                x.front_made = Some("the front server (the same answer as the static control)".into());
+                x.front_made =
+                    Some("the front server (the same answer as the static control)".into());
             }
         }
     }
@@ -380,7 +381,11 @@ async fn survey(p: &Params) -> CheckReport {
         .iter()
         .filter_map(|x| {
             let by = x.front_made.as_ref()?;
-            Some(format!("{} answered {} made by {by}", x.path, x.status.unwrap_or(0)))
+            Some(format!(
+                "{} answered {} made by {by}",
+                x.path,
+                x.status.unwrap_or(0)
+            ))
         })
         .collect();
     let failing: Vec<&Probe> = pages.iter().filter(|x| x.failed()).collect();
