@@ -491,7 +491,18 @@ fn restart_exited_container_round_trip() {
 /// evidence, or no finding at all.
 #[test]
 fn unprivileged_container_run() {
-    let lab = scenario("app_loopback_only");
+    unprivileged_run("app_loopback_only");
+}
+
+/// The same on the exited app container (nginx in its container answers 504): as `nobody`
+/// neither the Engine nor the containers' namespaces can be seen.
+#[test]
+fn unprivileged_container_run_exited() {
+    unprivileged_run("upstream_exited");
+}
+
+fn unprivileged_run(name: &str) {
+    let lab = scenario(name);
     let root = diagnosis(&lab);
     let home = tempfile::tempdir().unwrap();
     std::fs::set_permissions(
@@ -527,7 +538,14 @@ fn unprivileged_container_run() {
         .iter()
         .map(|u| format!("{} | {} | {}", u["what"], u["why"], u["how"]))
         .collect();
-    eprintln!("unprivileged {}: unseen {unseen:#?}", lab.tag);
+    eprintln!(
+        "unprivileged {}: status {} first {} (basis {}); root's first {}; unseen {unseen:#?}",
+        lab.tag,
+        report["status"],
+        report["findings"][0]["cause"],
+        report["findings"][0]["basis"],
+        root["findings"][0]["cause"]
+    );
     // It begins with the Docker socket and the namespaces (either order), each with its remedy.
     let head: Vec<String> = unseen.iter().take(2).map(|u| u.to_lowercase()).collect();
     assert!(
