@@ -176,7 +176,7 @@ pub async fn restart(c: &ContainerRestartAction) -> ActionResult {
         );
     };
     let _ = writeln!(out, "after: {}", state_line(&after));
-    if !(after.state.running && !after.state.restarting) {
+    if !after.state.running || after.state.restarting {
         return done(
             argv,
             false,

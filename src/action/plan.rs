@@ -268,7 +268,7 @@ impl Plan {
             ActionSpec::ConfigEdit(e) => self.fill_edit(e, policy),
             ActionSpec::Ownership(o) => self.fill_ownership(o),
             ActionSpec::ContainerRestart(c) => {
-                self.confirm_name = c.container.trim().to_owned();
+                c.container.trim().clone_into(&mut self.confirm_name);
                 match crate::docker::locate_socket() {
                     Ok(socket) => self.commands.push(super::container::api_call(c, &socket)),
                     Err(u) => {

@@ -215,7 +215,7 @@ pub fn newest_dialed(files: &[String], port: u16, ctx: &CheckContext) -> Option<
         let Ok(mut file) = std::fs::File::open(f) else {
             continue;
         };
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let len = file.metadata().map_or(0, |m| m.len());
         if len > LOG_TAIL && file.seek(SeekFrom::Start(len - LOG_TAIL)).is_err() {
             continue;
         }
@@ -283,8 +283,10 @@ pub fn stale_address(
     let dialed = endpoint_of(d.addr, d.port);
     let now_at: Vec<String> = resolved.iter().map(ToString::to_string).collect();
     let created = ago(&c.created, now).unwrap_or_else(|| c.created.clone());
-    let holder_text = match &holder {
-        Some((h, state)) => format!("{} belongs to container {h} ({state}) now", d.addr),
+    let holder_text = match holder {
+        Some((holder, state)) => {
+            format!("{} belongs to container {holder} ({state}) now", d.addr)
+        }
         None => format!("{} belongs to no container now", d.addr),
     };
     let detail = format!(
