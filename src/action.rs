@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod config_edit;
+pub mod container;
 pub mod executor;
 pub mod iis;
 pub mod isolate;

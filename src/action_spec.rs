@@ -82,6 +82,10 @@ pub enum ActionSpec {
     /// (`net stop w3svc`, `net start w3svc`), `iisreset`, or recycle one
     /// application pool (`appcmd recycle apppool`); then its state is read back.
     Iis(IisAction),
+    /// Restart a container through the container engine's API on its unix socket
+    /// (`POST /containers/ID/restart`, what `docker restart NAME` does), wait until it runs
+    /// again, then verify the URL. Cannot be undone.
+    ContainerRestart(ContainerRestartAction),
 }
 
 /// What an [`IisAction`] does.
@@ -119,6 +123,41 @@ pub struct IisAction {
     /// The failing URL, requested 3 times after the action (answers below 500 = fixed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+}
+
+/// [`ActionSpec::ContainerRestart`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerRestartAction {
+    /// The container's name (`{{ upstream.container }}`), typed to confirm.
+    pub container: String,
+    /// Its full id (`{{ upstream.container.id }}`): the API call names it, so a container
+    /// recreated under the same name since the plan was shown is not the one restarted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Seconds the engine waits for the container to stop before killing it (default 10,
+    /// as `docker restart`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u32>,
+    /// The failing URL, requested after the container runs again until it answers (bounded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+impl ContainerRestartAction {
+    /// The stop timeout in seconds (10 unless given, at most 300).
+    pub fn stop_timeout(&self) -> u32 {
+        self.stop_timeout.unwrap_or(10).min(300)
+    }
+
+    /// What the API call names: the id when known, else the name.
+    pub fn target(&self) -> &str {
+        self.id
+            .as_deref()
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+            .unwrap_or(self.container.trim())
+    }
 }
 
 /// [`ActionSpec::Ownership`]: `chown -R -h USER:GROUP PATH` and
@@ -637,6 +676,16 @@ impl ActionSpec {
                 format!("{}:{}", o.user, o.group.as_deref().unwrap_or("")),
                 o.path.clone(),
             ],
+            // The operator's equivalent of the API call the executor makes.
+            ActionSpec::ContainerRestart(c) => {
+                let mut v = vec!["docker".into(), "restart".into()];
+                if let Some(t) = c.stop_timeout {
+                    v.push("--time".into());
+                    v.push(t.min(300).to_string());
+                }
+                v.push(c.container.clone());
+                v
+            }
         }
     }
 
@@ -713,6 +762,7 @@ impl ActionSpec {
                     a.app_pool.as_deref().unwrap_or("(none given)")
                 ),
             },
+            ActionSpec::ContainerRestart(c) => format!("Restart container {}", c.container),
             ActionSpec::Ownership(o) => format!(
                 "Give {} back to {}{} (chown -R -h, chmod -R u+rwX)",
                 o.path,
@@ -734,6 +784,7 @@ impl ActionSpec {
             | ActionSpec::ConfigEdit(_)
             | ActionSpec::Ownership(_)
             | ActionSpec::Iis(_) => Tier::Disruptive,
+            | ActionSpec::ContainerRestart(_) => Tier::Disruptive,
             ActionSpec::ClearCache(_) => Tier::Destructive,
             ActionSpec::Plugin(_) | ActionSpec::IsolatePlugins(_) | ActionSpec::Command(_) => {
                 Tier::Reversible

@@ -10,7 +10,9 @@
 //! `chunked` and end-of-stream bodies, a size cap and a deadline per call),
 //! using `httparse`, which reqwest already builds. Nothing else is linked.
 //!
-//! Invariants: only `GET` is ever sent (the client cannot change anything);
+//! Invariants: [`Docker`] only ever sends `GET` (checks and discovery use it: they cannot
+//! change anything); the one write, `POST /containers/ID/restart`, is [`restart_container`],
+//! called only by the restart action (`crate::action::container`) after consent;
 //! only a unix socket is ever dialled (`DOCKER_HOST=tcp://...` is refused,
 //! not followed); every answer is size-capped and time-limited; a broken or
 //! hostile answer (bad JSON, wrong types, huge or truncated body) is one
@@ -275,6 +277,48 @@ impl Docker {
             },
         }
     }
+}
+
+/// `POST /containers/{id}/restart?t=STOP` on `socket`: what `docker restart` does (the Engine
+/// stops the container, SIGTERM then SIGKILL after `stop_timeout` seconds, and starts it again).
+/// The only call of this module that changes anything: used by the restart action alone.
+pub async fn restart_container(
+    socket: &Path,
+    id: &str,
+    stop_timeout: u32,
+) -> Result<(), DockerError> {
+    check_id(id)?;
+    let endpoint = restart_endpoint(id, stop_timeout);
+    // Stopping may take the whole stop timeout; starting takes a few seconds more.
+    let deadline = Duration::from_secs(u64::from(stop_timeout) + 30);
+    let d = Docker::at(socket);
+    let resp = http::request(socket, http::Method::Post, &endpoint, deadline, 64 * 1024)
+        .await
+        .map_err(|e| d.http_error(&endpoint, e))?;
+    if (200..300).contains(&resp.status) {
+        return Ok(());
+    }
+    let message = serde_json::from_slice::<ErrorBody>(&resp.body).map_or_else(
+        |_| {
+            String::from_utf8_lossy(&resp.body)
+                .chars()
+                .take(200)
+                .collect::<String>()
+                .trim()
+                .to_owned()
+        },
+        |b| b.message,
+    );
+    Err(DockerError::Status {
+        endpoint,
+        status: resp.status,
+        message,
+    })
+}
+
+/// The restart call's path: `/containers/ID/restart?t=10`.
+pub fn restart_endpoint(id: &str, stop_timeout: u32) -> String {
+    format!("/containers/{id}/restart?t={stop_timeout}")
 }
 
 /// The unavailability for a failed `connect` on `socket`.

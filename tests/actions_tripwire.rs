@@ -13,9 +13,9 @@ use std::process::Command;
 use std::sync::Arc;
 
 use triage502::action::{
-    ActionSpec, ClearCacheAction, CommandAction, ConfigEditAction, ExecPolicy,
-    IsolatePluginsAction, OwnershipAction, PluginAction, PluginOp, RollbackAction, ServiceAction,
-    ServiceOp, Tier, execute,
+    ActionSpec, ClearCacheAction, CommandAction, ConfigEditAction, ContainerRestartAction,
+    ExecPolicy, IsolatePluginsAction, OwnershipAction, PluginAction, PluginOp, RollbackAction,
+    ServiceAction, ServiceOp, Tier, execute,
 };
 use triage502::engine::{Effect, Engine, Input};
 use triage502::playbook::library::Library;
@@ -83,7 +83,48 @@ impl Lab {
         std::fs::write(dir.path().join("site.conf"), "new\n").unwrap();
         std::fs::write(dir.path().join("site.conf.bak"), "old\n").unwrap();
         std::fs::write(dir.path().join("edit.conf"), EDIT_CONF).unwrap();
+        // A fake container engine: every request on its socket is recorded as a call
+        // (`docker-api METHOD PATH`) and answered 404, so nothing can ever be restarted.
+        let engine =
+            std::os::unix::net::UnixListener::bind(dir.path().join("docker.sock")).unwrap();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for conn in engine.incoming() {
+                let Ok(mut conn) = conn else { break };
+                let mut buf = vec![0u8; 8192];
+                let n = conn.read(&mut buf).unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let line = head.lines().next().unwrap_or("").to_owned();
+                let mut words = line.split(' ');
+                let mut rec = b"docker-api".to_vec();
+                for w in [words.next().unwrap_or(""), words.next().unwrap_or("")] {
+                    rec.push(0);
+                    rec.extend_from_slice(w.as_bytes());
+                }
+                rec.push(0);
+                rec.push(1);
+                let _ = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(&log)
+                    .and_then(|mut f| f.write_all(&rec));
+                let body = br#"{"message":"No such container (tripwire engine)"}"#;
+                let _ = conn.write_all(
+                    format!(
+                        "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+                let _ = conn.write_all(body);
+            }
+        });
         Lab { dir }
+    }
+
+    /// `DOCKER_HOST` for the fake engine.
+    fn docker_host(&self) -> String {
+        format!("unix://{}", self.p("docker.sock").display())
     }
 
     fn p(&self, rel: &str) -> PathBuf {
@@ -239,6 +280,12 @@ next = "cmd"
 id = "cmd"
 title = "A team's own fix"
 action = { tier = "reversible", do = { command = { argv = ["record", "{{ evil }}", "--name={{ evil }}"] } } }
+next = "ctr"
+
+[[node]]
+id = "ctr"
+title = "Restart the app's container"
+action = { tier = "disruptive", do = { container_restart = { container = "t502-tripwire-app", url = "http://127.0.0.1:9/" } } }
 next = "done"
 
 [[node]]
@@ -259,6 +306,7 @@ end = "resolved"
             .env("PATH", self.bin())
             .env("HOME", self.dir.path())
             .env("XDG_CONFIG_HOME", "/nonexistent-triage502-test")
+            .env("DOCKER_HOST", self.docker_host())
             .args(["run", "--non-interactive", "--format", "json", "--playbook"])
             .arg(&pb)
             .arg("--var")
@@ -303,7 +351,7 @@ fn non_interactive_runs_nothing_and_lists_the_exact_commands() {
     let lab = Lab::new();
     let report = lab.run(&[]);
     let rec = recommended(&report);
-    assert_eq!(rec.len(), 9, "{rec:#?}");
+    assert_eq!(rec.len(), 10, "{rec:#?}");
     for (node, why, _) in &rec {
         assert!(why.contains("non-interactive"), "{node}: {why}");
     }
@@ -321,7 +369,7 @@ fn read_only_runs_nothing_and_says_so() {
     let lab = Lab::new();
     let report = lab.run(&["--read-only"]);
     let rec = recommended(&report);
-    assert_eq!(rec.len(), 9);
+    assert_eq!(rec.len(), 10);
     for (node, why, _) in &rec {
         assert!(why.contains("read-only"), "{node}: {why}");
     }
@@ -361,7 +409,7 @@ fn apply_is_refused_by_read_only_and_capped_by_its_tier() {
     let lab = Lab::new();
     // --read-only wins over --apply: nothing runs.
     let report = lab.run(&["--read-only", "--apply", "destructive"]);
-    assert_eq!(recommended(&report).len(), 9);
+    assert_eq!(recommended(&report).len(), 10);
     assert!(report.get("applied_actions").is_none(), "{report:#}");
     lab.assert_untouched();
     // --apply reversible runs only reversible actions: never the edit.
@@ -372,6 +420,7 @@ fn apply_is_refused_by_read_only_and_capped_by_its_tier() {
         .unwrap_or_default();
     assert!(!applied.contains(&"edit"), "{applied:?}");
     assert!(!applied.contains(&"own"), "{applied:?}");
+    assert!(!applied.contains(&"ctr"), "{applied:?}");
     assert_eq!(
         std::fs::read_to_string(lab.p("edit.conf")).unwrap(),
         EDIT_CONF
@@ -391,9 +440,9 @@ fn apply_is_refused_by_read_only_and_capped_by_its_tier() {
 fn max_tier_runs_nothing_and_names_the_cap() {
     let lab = Lab::new();
     let rec = recommended(&lab.run(&["--max-tier", "reversible"]));
-    assert_eq!(rec.len(), 9);
+    assert_eq!(rec.len(), 10);
     for (node, why, _) in &rec {
-        let capped = ["svc", "fpm", "cache", "rollback", "own", "edit"]
+        let capped = ["svc", "fpm", "cache", "rollback", "own", "edit", "ctr"]
             .iter()
             .any(|n| node.ends_with(&format!("/{n}")));
         if capped {
@@ -506,7 +555,74 @@ fn every_spec(lab: &Lab) -> Vec<(ActionSpec, Tier)> {
             }),
             Tier::Destructive,
         ),
+        // Declared reversible: a container restart is still disruptive by its kind.
+        (
+            ActionSpec::ContainerRestart(ContainerRestartAction {
+                container: "t502-tripwire-no-such-container".into(),
+                id: None,
+                stop_timeout: None,
+                url: None,
+            }),
+            Tier::Reversible,
+        ),
     ]
+}
+
+/// The container restart, shown before consent: the exact API call on the engine's socket
+/// and the operator's `docker restart NAME`, no undo; `--read-only` lists it without a single
+/// request to the engine. The positive control: with `--apply disruptive` the (fake) engine
+/// is asked, first about the container (404 here, so nothing is restarted).
+#[test]
+fn the_container_restart_is_listed_with_its_api_call_and_reaches_the_engine_only_when_applied() {
+    let lab = Lab::new();
+    let report = lab.run(&["--read-only"]);
+    let ctr = report["recommended_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["node"] == "tripwire/ctr")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(
+        ctr["argv"],
+        serde_json::json!(["docker", "restart", "t502-tripwire-app"])
+    );
+    assert_eq!(ctr["tier"], "disruptive");
+    assert!(
+        ctr["why_not_run"].as_str().unwrap().contains("read-only"),
+        "{ctr:#}"
+    );
+    lab.assert_untouched();
+
+    let lab = Lab::new();
+    let report = lab.run(&["--apply", "disruptive"]);
+    let applied = report["applied_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["node"] == "ctr")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(applied["ok"], false, "{applied:#}");
+    assert!(
+        applied["summary"]
+            .as_str()
+            .unwrap()
+            .contains("cannot inspect container t502-tripwire-app"),
+        "{applied:#}"
+    );
+    let api: Vec<Vec<String>> = lab
+        .calls()
+        .into_iter()
+        .filter(|c| c[0] == "docker-api")
+        .collect();
+    assert_eq!(
+        api,
+        [vec![
+            "docker-api".to_owned(),
+            "GET".into(),
+            "/containers/t502-tripwire-app/json".into()
+        ]],
+        "only the inspection, never the POST, for a container the engine does not know"
+    );
 }
 
 #[tokio::test]
@@ -634,6 +750,17 @@ async fn metacharacters_reach_the_argv_literally_through_the_engine() {
         assert!(!lab.p(n).exists(), "{n}: a metacharacter was interpreted");
     }
     engine.step(Input::ActionDone(x.result)).unwrap();
+    // The container restart comes last: declined.
+    assert!(
+        matches!(engine.effect(), Effect::Offer(a) if a.node == "ctr"),
+        "{:?}",
+        engine.effect()
+    );
+    engine
+        .step(Input::ActionDeclined {
+            reason: "test".into(),
+        })
+        .unwrap();
     assert!(matches!(engine.effect(), Effect::Done(_)));
 }
 

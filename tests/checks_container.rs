@@ -45,6 +45,7 @@ fn check(container: &str, port: &str) -> CheckReport {
     let p = Params {
         container: container.to_string(),
         port: Some(port.to_string()),
+        ..Params::default()
     };
     let ctx = CheckContext::last(Duration::from_secs(3600));
     tokio::runtime::Runtime::new()
@@ -103,6 +104,8 @@ fn exited_upstream_container_is_named_with_its_exit_code() {
     assert_named(&lab, &r, Cause::UpstreamRefused);
     assert_eq!(r.facts["container.exit_code"], "137");
     assert_eq!(r.facts["container.oom_killed"], "false");
+    // What the playbook offers the restart on: the same words as the finding.
+    assert_eq!(r.facts["container.restart"], r.diagnoses[0].summary);
 }
 
 #[test]

@@ -74,20 +74,7 @@ fn triage_json(args: &[&str]) -> serde_json::Value {
 /// Scenarios whose diagnosis does not yet meet the catalogue, with why: their test asserts only
 /// that the catalogue's causes are all found (not which comes first, nor the Docker detail) and
 /// prints a `lab-gap` line. Shrink this list; never grow it to make a test pass.
-const DIAGNOSIS_GAPS: &[(&str, &str)] = &[
-    (
-        "php_fpm_wrong_port",
-        "the pages check counts `/` answering 403 as a working page, so its page-specific app_fatal comes before the container check's upstream_refused",
-    ),
-    (
-        "stale_address",
-        "nothing compares the address nginx dials (from its log) with what `app` resolves to now, so no finding names the recreate; the log scan's upstream_refused comes first, without a container",
-    ),
-    (
-        "restart_loop",
-        "the upstream is `$upstream_app` (resolver + variable): discovery does not expand `set`, so the container check does not run and the first finding names no container",
-    ),
-];
+const DIAGNOSIS_GAPS: &[(&str, &str)] = &[];
 
 /// The diagnosis of the running scenario, as an operator gets it from the URL alone:
 /// `triage502 run --non-interactive --url URL --format json` names the catalogue's cause first,
@@ -408,13 +395,114 @@ fn catalogue_is_covered() {
     }
 }
 
+/// The restart round trip on the exited app container: `run --non-interactive --apply
+/// disruptive` restarts it through the Engine API (the exact call in the transcript), the
+/// container runs again, the URL answers 200, and the report says the URL recovered; the
+/// action has no undo. Without `--apply` the same run only lists `docker restart NAME`.
+#[test]
+fn restart_exited_container_round_trip() {
+    let lab = scenario("upstream_exited");
+    let app = lab.container("app").to_owned();
+    let state = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--non-interactive",
+            "--url",
+            &lab.url,
+            "--format",
+            "json",
+        ];
+        args.extend(extra);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_triage502"))
+            .args(&args)
+            .env("XDG_STATE_HOME", state.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "no JSON ({e}): {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    };
+    // Offered, not run: the operator's command in the recommendations.
+    let listed = run(&[]);
+    let rec = listed["recommended_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["node"] == "502/restart_container")
+        .unwrap_or_else(|| panic!("the restart is not offered: {listed:#}"));
+    assert_eq!(
+        rec["argv"],
+        serde_json::json!(["docker", "restart", app.as_str()])
+    );
+    assert_eq!(rec["tier"], "disruptive");
+    assert_eq!(
+        lab.inspect("app", "{{.State.Status}}"),
+        "exited",
+        "a run without --apply restarted the container"
+    );
+    // Applied: the Engine restarts it, the URL answers again.
+    let report = run(&["--apply", "disruptive"]);
+    let applied = report["applied_actions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["node"] == "restart_container"))
+        .unwrap_or_else(|| panic!("the restart was not applied: {report:#}"));
+    eprintln!(
+        "restart {}: {}\n{}",
+        lab.tag, applied["summary"], applied["output"]
+    );
+    assert_eq!(applied["ok"], true, "{applied:#}");
+    assert_eq!(applied["recovered"], true, "{applied:#}");
+    let id = lab.inspect("app", "{{.Id}}");
+    assert_eq!(applied["argv"][0], "POST", "{applied:#}");
+    assert!(
+        applied["argv"][1]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/containers/{id}/restart?t=10")),
+        "{applied:#}"
+    );
+    let output = applied["output"].as_str().unwrap();
+    assert!(
+        output.contains("before: ") && output.contains(": exited, exit code 137"),
+        "{output}"
+    );
+    assert!(
+        output.contains("after: ") && output.contains(": running"),
+        "{output}"
+    );
+    assert!(
+        applied["undo"].as_array().unwrap().is_empty(),
+        "{applied:#}"
+    );
+    assert_eq!(lab.inspect("app", "{{.State.Status}}"), "running");
+    assert_eq!(lab.get().status(), Some(200), "{}", lab.dump_logs());
+    assert_eq!(report["end"], "resolved", "{report:#}");
+}
+
 /// An unprivileged run (`nobody`, no `docker` group) on a container incident: the report begins
 /// with what it could not see (the Docker socket, the containers' namespaces and filesystems) and
 /// how to see it, and its first finding is not a weaker one than root's: the same cause on direct
 /// evidence, or no finding at all.
 #[test]
 fn unprivileged_container_run() {
-    let lab = scenario("app_loopback_only");
+    unprivileged_run("app_loopback_only");
+}
+
+/// The same on the exited app container (nginx in its container answers 504): as `nobody`
+/// neither the Engine nor the containers' namespaces can be seen.
+#[test]
+fn unprivileged_container_run_exited() {
+    unprivileged_run("upstream_exited");
+}
+
+fn unprivileged_run(name: &str) {
+    let lab = scenario(name);
     let root = diagnosis(&lab);
     let home = tempfile::tempdir().unwrap();
     std::fs::set_permissions(
@@ -450,7 +538,14 @@ fn unprivileged_container_run() {
         .iter()
         .map(|u| format!("{} | {} | {}", u["what"], u["why"], u["how"]))
         .collect();
-    eprintln!("unprivileged {}: unseen {unseen:#?}", lab.tag);
+    eprintln!(
+        "unprivileged {}: status {} first {} (basis {}); root's first {}; unseen {unseen:#?}",
+        lab.tag,
+        report["status"],
+        report["findings"][0]["cause"],
+        report["findings"][0]["basis"],
+        root["findings"][0]["cause"]
+    );
     // It begins with the Docker socket and the namespaces (either order), each with its remedy.
     let head: Vec<String> = unseen.iter().take(2).map(|u| u.to_lowercase()).collect();
     assert!(

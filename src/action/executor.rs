@@ -161,6 +161,7 @@ pub async fn execute(spec: &ActionSpec, tier: Tier, policy: &ExecPolicy) -> Exec
         }
         ActionSpec::Rollback(r) => rollback_config(r, policy).await,
         ActionSpec::Command(c) => Executed::new(run_command(c, policy).await),
+        ActionSpec::ContainerRestart(c) => Executed::new(super::container::restart(c).await),
         ActionSpec::ConfigEdit(e) => super::config_edit::apply(e, policy).await,
         ActionSpec::Iis(a) => Executed::new(super::iis::run(a, policy).await),
         ActionSpec::Ownership(o) => super::ownership::apply(o).await,

@@ -268,6 +268,33 @@ impl Plan {
             ActionSpec::ConfigEdit(e) => self.fill_edit(e, policy),
             ActionSpec::Ownership(o) => self.fill_ownership(o),
             ActionSpec::Iis(a) => self.fill_iis(a),
+            ActionSpec::ContainerRestart(c) => {
+                c.container.trim().clone_into(&mut self.confirm_name);
+                match crate::docker::locate_socket() {
+                    Ok(socket) => self.commands.push(super::container::api_call(c, &socket)),
+                    Err(u) => {
+                        self.blocked = Some(format!(
+                            "cannot reach the container engine: {}; {}",
+                            u.reason, u.fix
+                        ));
+                    }
+                }
+                self.commands.push(format!(
+                    "the same by hand: {}",
+                    super::shell_quote(&spec.argv())
+                ));
+                if let Some(u) = c.url.as_deref().filter(|u| !u.is_empty()) {
+                    self.commands.push(format!(
+                        "GET {u} until it answers below 500 (at most {} s)",
+                        super::container::URL_WAIT.as_secs()
+                    ));
+                }
+                self.affects.push(super::container::affects(c));
+                self.undo = "cannot be undone (a restart cannot be taken back; nothing is deleted, but what the container held only in memory is lost)".into();
+                if let Some(b) = super::container::blocked(c) {
+                    self.blocked = Some(b);
+                }
+            }
             ActionSpec::Command(c) => {
                 self.commands.push(super::shell_quote(&c.argv));
                 self.affects.push(format!(

@@ -12,6 +12,7 @@
 //! unhealthy is `ok` (a recent recreate alone is evidence, never a finding); the container's
 //! name and the Docker detail are in every diagnosis summary.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
@@ -23,7 +24,7 @@ use crate::docker::{ContainerInspect, Docker, DockerError};
 use crate::sys::net::{self, Listener, Proto};
 
 /// Parameters of the `container` check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     /// The container's name or id (e.g. `{{ upstream.container }}`).
@@ -32,6 +33,15 @@ pub struct Params {
     /// when given, its listeners are compared with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<String>,
+    /// The proxy's error logs as this host reads them (`["{{ error_logs }}"]`): the address
+    /// nginx really dials (`upstream: "http://IP:PORT/"` in its newest error line) is compared
+    /// with `resolved`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<String>,
+    /// What the upstream's name resolves to now from the proxy's vantage
+    /// (`["{{ upstream.resolved }}"]`, resolved in the front's network namespace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolved: Vec<String>,
 }
 
 pub const DOC: KindDoc = KindDoc {
@@ -53,6 +63,8 @@ pub const DOC: KindDoc = KindDoc {
         "container.networks",
         "container.ports",
         "container.listens",
+        "container.stale_address",
+        "container.restart",
     ],
 };
 
@@ -62,6 +74,15 @@ impl Params {
     }
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(10)
+    }
+
+    /// The upstream's host name as the proxy writes it (`app` of `app:3000`), if it is a name.
+    fn dialled_host(&self) -> Option<String> {
+        let p = self.port.as_deref()?.trim();
+        let p = p.rsplit_once("://").map_or(p, |(_, rest)| rest);
+        let p = p.split('/').next().unwrap_or(p);
+        let (h, _) = crate::discovery::container::split_host_port(p, "http")?;
+        (h.parse::<std::net::IpAddr>().is_err() && !h.is_empty()).then_some(h)
     }
 
     /// The port the proxy dials, from `port` (`3000`, `host:3000`, `[::1]:3000`).
@@ -134,7 +155,169 @@ async fn look(p: &Params, ctx: &CheckContext) -> CheckReport {
     };
     let now = jiff::Timestamp::now();
     let listens = c.pid().map(listeners_of);
-    judge(p, &c, listens, now, ctx)
+    let mut r = judge(p, &c, listens, now, ctx);
+    // nginx resolves a name in `proxy_pass` once, at start: after a recreate it keeps dialing
+    // the old address. Only for a running container that itself looks fine here.
+    if c.state.running
+        && r.diagnoses.is_empty()
+        && !p.logs.is_empty()
+        && !p.resolved.is_empty()
+        && let Some(port) = p.dialled_port()
+        && let Some(d) = newest_dialed(&p.logs, port, ctx)
+    {
+        let resolved: Vec<IpAddr> = p
+            .resolved
+            .iter()
+            .filter_map(|a| a.trim().parse().ok())
+            .collect();
+        let own = container_ips(&c);
+        if !resolved.is_empty() && !resolved.contains(&d.addr) && !own.contains(&d.addr) {
+            let holder = docker.containers().await.ok().and_then(|cs| {
+                let text = d.addr.to_string();
+                cs.into_iter().find(|x| {
+                    x.network_settings
+                        .networks
+                        .values()
+                        .any(|e| e.ip_address == text || e.global_ipv6_address == text)
+                })
+            });
+            let holder = holder.map(|h| (h.name().to_owned(), h.state.clone()));
+            r = stale_address(r, p, &c, &d, &resolved, holder, now);
+        }
+    }
+    r
+}
+
+/// The address the proxy dialed in its newest error line within the window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dialed {
+    pub addr: IpAddr,
+    pub port: u16,
+    /// The line (client addresses masked), and the file it is in.
+    pub line: String,
+    pub file: String,
+}
+
+/// Most of one log read from its end.
+const LOG_TAIL: u64 = 4 * 1024 * 1024;
+
+/// The newest `upstream: "SCHEME://IP:PORT..."` on `port` in `files` (Docker's json-file
+/// records and other wrappers peeled), within the incident window; lines without a time count.
+pub fn newest_dialed(files: &[String], port: u16, ctx: &CheckContext) -> Option<Dialed> {
+    use std::io::{Read, Seek, SeekFrom};
+    let re = regex::Regex::new(
+        r#"upstream: "(?:https?|fastcgi|uwsgi|scgi|grpcs?)://\[?([0-9A-Fa-f:.]+?)\]?:(\d+)"#,
+    )
+    .ok()?;
+    let (from, to) = (ctx.window_from.as_second(), ctx.window_to.as_second() + 60);
+    let mut best: Option<((i64, usize, usize), Dialed)> = None;
+    for (fi, f) in files.iter().enumerate() {
+        let Ok(mut file) = std::fs::File::open(f) else {
+            continue;
+        };
+        let len = file.metadata().map_or(0, |m| m.len());
+        if len > LOG_TAIL && file.seek(SeekFrom::Start(len - LOG_TAIL)).is_err() {
+            continue;
+        }
+        let mut buf = Vec::new();
+        if file.take(LOG_TAIL).read_to_end(&mut buf).is_err() {
+            continue;
+        }
+        let mut zone = crate::logs::time::Zone::utc();
+        for (i, raw) in buf.split(|b| *b == b'\n').enumerate() {
+            let u = crate::logs::wrapper::unwrap_line(raw, &mut zone);
+            let text = String::from_utf8_lossy(&u.text);
+            let Some(m) = re.captures(&text) else {
+                continue;
+            };
+            let (Ok(addr), Ok(p)) = (m[1].parse::<IpAddr>(), m[2].parse::<u16>()) else {
+                continue;
+            };
+            let ts =
+                u.ts.or_else(|| crate::logs::time::nginx(&u.text, &mut zone).map(|(t, _)| t));
+            if p != port || ts.is_some_and(|t| t < from || t > to) {
+                continue;
+            }
+            // Newest by time; for equal times (or none), the later line.
+            let key = (ts.unwrap_or(i64::MIN), fi, i);
+            if best.as_ref().is_none_or(|(k, _)| key >= *k) {
+                best = Some((
+                    key,
+                    Dialed {
+                        addr,
+                        port: p,
+                        line: crate::logs::scan::redact(text.trim_end().as_bytes()),
+                        file: f.clone(),
+                    },
+                ));
+            }
+        }
+    }
+    best.map(|(_, d)| d)
+}
+
+/// Every address of the container on its networks.
+fn container_ips(c: &ContainerInspect) -> Vec<IpAddr> {
+    c.network_settings
+        .networks
+        .values()
+        .flat_map(|e| [&e.ip_address, &e.global_ipv6_address])
+        .filter_map(|a| a.parse().ok())
+        .collect()
+}
+
+/// The finding when the proxy dials an address that is no longer the upstream's: nginx
+/// resolved the name once at start and the container was recreated with a new address
+/// (`holder`: who has the dialed address now, name and state). Pure.
+pub fn stale_address(
+    mut r: CheckReport,
+    p: &Params,
+    c: &ContainerInspect,
+    d: &Dialed,
+    resolved: &[IpAddr],
+    holder: Option<(String, String)>,
+    now: jiff::Timestamp,
+) -> CheckReport {
+    let name = c.short_name().to_string();
+    let host = p.dialled_host().unwrap_or_else(|| name.clone());
+    let dialed = endpoint_of(d.addr, d.port);
+    let now_at: Vec<String> = resolved.iter().map(ToString::to_string).collect();
+    let created = ago(&c.created, now).unwrap_or_else(|| c.created.clone());
+    let holder_text = match holder {
+        Some((holder, state)) => {
+            format!("{} belongs to container {holder} ({state}) now", d.addr)
+        }
+        None => format!("{} belongs to no container now", d.addr),
+    };
+    let detail = format!(
+        "nginx dials {dialed}, the address {host} had when nginx resolved it at start; {host} is container {name} now, created {created} at {}, and {holder_text}: reload nginx so it resolves {host} again (or use `resolver 127.0.0.11` with a variable in proxy_pass)",
+        now_at.join(", ")
+    );
+    let log_ev = Evidence::new("the address nginx dials", d.line.clone()).at(d.file.clone());
+    let res_ev = Evidence::new(
+        "what the name resolves to now",
+        format!("{host} → {} (from the proxy's vantage)", now_at.join(", ")),
+    );
+    r.excluded.retain(|e| e.cause != Cause::UpstreamRefused);
+    r.outcome = Outcome::Problem;
+    r.summary.clone_from(&detail);
+    r = r
+        .with_fact("container.stale_address", dialed)
+        .with_evidence(log_ev.clone())
+        .with_evidence(res_ev.clone());
+    r.diagnose(
+        Cause::UpstreamRefused,
+        Severity::High,
+        detail,
+        vec![log_ev, res_ev],
+    )
+}
+
+fn endpoint_of(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+        IpAddr::V4(a) => format!("{a}:{port}"),
+    }
 }
 
 /// The TCP listeners of `pid`'s network namespace (Docker's embedded DNS left out), or why they
@@ -340,6 +523,7 @@ pub fn judge(
         let detail = format!("{detail}{recent_note}");
         r.outcome = Outcome::Problem;
         r.summary.clone_from(&detail);
+        r = r.with_fact("container.restart", &detail);
         return r.diagnose(cause, Severity::High, detail, vec![state_ev, image_ev]);
     }
     if st.status == "restarting" || (st.restarting && c.restart_count > 0) {
@@ -349,6 +533,7 @@ pub fn judge(
         );
         r.outcome = Outcome::Problem;
         r.summary.clone_from(&detail);
+        r = r.with_fact("container.restart", &detail);
         let cause = if st.oom_killed {
             Cause::ResourceExhaustion
         } else {
@@ -371,7 +556,7 @@ pub fn judge(
             started_ago.as_deref().unwrap_or("just now")
         );
         problems.push(detail.clone());
-        r = r.diagnose(
+        r = r.with_fact("container.restart", &detail).diagnose(
             Cause::UpstreamRefused,
             Severity::High,
             detail,
@@ -463,7 +648,7 @@ pub fn judge(
             if last.is_empty() { "no output" } else { &last }
         );
         problems.push(detail.clone());
-        r = r.diagnose(
+        r = r.with_fact("container.restart", &detail).diagnose(
             Cause::AppFatal,
             Severity::Medium,
             detail,
@@ -520,6 +705,7 @@ mod tests {
         let p = Params {
             container: "shop-app".into(),
             port: Some("app:3000".into()),
+            ..Params::default()
         };
         let r = judge(&p, &c, None, now(), &ctx());
         assert_eq!(r.outcome, Outcome::Problem);
@@ -543,6 +729,7 @@ mod tests {
         let p = Params {
             container: "shop-app".into(),
             port: Some("app:3000".into()),
+            ..Params::default()
         };
         let r = judge(&p, &c, Some(Ok(ls)), now(), &ctx());
         assert_eq!(r.outcome, Outcome::Problem);
@@ -558,6 +745,78 @@ mod tests {
     }
 
     #[test]
+    fn the_address_nginx_dials_from_its_docker_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("abc-json.log");
+        let line = |t: &str, ip: &str| {
+            format!(
+                r#"{{"log":"2026/12/03 10:59:{t} [error] 29#29: *3 connect() failed (111: Connection refused) while connecting to upstream, client: 10.1.0.1, server: , request: \"GET / HTTP/1.1\", upstream: \"http://{ip}:3000/\", host: \"127.0.0.1:8080\"\n","stream":"stderr","time":"2026-12-03T10:59:{t}.5Z"}}"#
+            )
+        };
+        std::fs::write(
+            &log,
+            [
+                line("00", "10.1.0.9"),
+                line("30", "10.1.0.2"),
+                r#"{"log":"10.1.0.1 - - [03/Dec/2026:10:59:31 +0000] \"GET / HTTP/1.1\" 502 157\n","stream":"stdout","time":"2026-12-03T10:59:31Z"}"#.into(),
+            ]
+            .join("\n"),
+        )
+        .unwrap();
+        let mut ctx = ctx();
+        ctx.window_from = "2026-12-03T10:00:00Z".parse().unwrap();
+        ctx.window_to = now();
+        let files = vec![log.display().to_string()];
+        let d = newest_dialed(&files, 3000, &ctx).unwrap();
+        assert_eq!(d.addr.to_string(), "10.1.0.2");
+        assert!(d.line.contains("connect() failed (111"), "{}", d.line);
+        assert_eq!(newest_dialed(&files, 4000, &ctx), None);
+        // Outside the window: nothing.
+        ctx.window_from = "2026-12-03T11:30:00Z".parse().unwrap();
+        ctx.window_to = "2026-12-03T12:00:00Z".parse().unwrap();
+        assert_eq!(newest_dialed(&files, 3000, &ctx), None);
+    }
+
+    #[test]
+    fn a_stale_address_names_the_recreated_container_and_the_remedy() {
+        let c = inspect(
+            r#"{"Id":"0123456789abcdef","Name":"/shop-app","Created":"2026-12-03T10:59:20Z",
+            "State":{"Status":"running","Running":true,"Pid":4242,"StartedAt":"2026-12-03T10:59:21Z"},
+            "Config":{"Image":"shop-app:2"},
+            "NetworkSettings":{"Networks":{"shop":{"IPAddress":"10.1.0.3"}}}}"#,
+        );
+        let p = Params {
+            container: "shop-app".into(),
+            port: Some("app:3000".into()),
+            ..Params::default()
+        };
+        let d = Dialed {
+            addr: "10.1.0.2".parse().unwrap(),
+            port: 3000,
+            line: "connect() failed".into(),
+            file: "/var/lib/docker/containers/x/x-json.log".into(),
+        };
+        let r = judge(&p, &c, None, now(), &ctx()).exclude(Cause::UpstreamRefused, "x");
+        let r = stale_address(
+            r,
+            &p,
+            &c,
+            &d,
+            &["10.1.0.3".parse().unwrap()],
+            Some(("shop-worker".into(), "running".into())),
+            now(),
+        );
+        assert_eq!(r.outcome, Outcome::Problem);
+        assert!(r.excluded.is_empty());
+        assert_eq!(r.diagnoses[0].cause, Cause::UpstreamRefused);
+        assert_eq!(
+            r.diagnoses[0].summary,
+            "nginx dials 10.1.0.2:3000, the address app had when nginx resolved it at start; app is container shop-app now, created 40 s ago at 10.1.0.3, and 10.1.0.2 belongs to container shop-worker (running) now: reload nginx so it resolves app again (or use `resolver 127.0.0.11` with a variable in proxy_pass)"
+        );
+        assert_eq!(r.facts["container.stale_address"], "10.1.0.2:3000");
+    }
+
+    #[test]
     fn port_parsing() {
         for (given, want) in [
             ("3000", Some(3000)),
@@ -569,6 +828,7 @@ mod tests {
             let p = Params {
                 container: "x".into(),
                 port: Some(given.into()),
+                ..Params::default()
             };
             assert_eq!(p.dialled_port(), want, "{given}");
         }

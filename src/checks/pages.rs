@@ -79,6 +79,11 @@ struct Probe {
     error: Option<String>,
     generator: &'static str,
     ms: u128,
+    /// A 4xx the front server made itself (its canned error page, or the same answer as the
+    /// static control): no upstream was involved, so it says nothing about the upstream.
+    front_made: Option<String>,
+    /// Status and body, hashed: the same answer as the control's?
+    digest: u64,
 }
 
 impl Probe {
@@ -89,18 +94,51 @@ impl Probe {
         match (&self.error, self.status) {
             (Some(e), _) => format!("{} → failed: {e} ({} ms)", self.path, self.ms),
             (None, Some(s)) => format!(
-                "{} → {s}{} ({} ms)",
+                "{} → {s}{}{} ({} ms)",
                 self.path,
                 if s >= 500 {
                     format!(" by {}", self.generator)
                 } else {
                     String::new()
                 },
+                self.front_made
+                    .as_ref()
+                    .map(|by| format!(" made by {by} itself, not counted as a working page"))
+                    .unwrap_or_default(),
                 self.ms
             ),
             _ => format!("{} → ?", self.path),
         }
     }
+}
+
+/// The front server's own canned 4xx page (nginx's `<center>nginx</center>` template, Apache's
+/// HTML 2.0 page): the front answered without asking any upstream (a directory without index
+/// answers 403, a missing static file 404).
+fn canned_4xx(status: u16, body: &[u8]) -> Option<&'static str> {
+    if !(400..500).contains(&status) {
+        return None;
+    }
+    let t = String::from_utf8_lossy(body);
+    if t.starts_with(&format!("<html>\r\n<head><title>{status} "))
+        && t.contains("<hr><center>nginx")
+    {
+        return Some("nginx");
+    }
+    if t.starts_with("<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">")
+        && t.contains(&format!("<title>{status} "))
+    {
+        return Some("Apache");
+    }
+    None
+}
+
+fn digest(status: u16, body: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    status.hash(&mut h);
+    body.hash(&mut h);
+    h.finish()
 }
 
 /// ` (/: …)`: why the first failing page got no answer at all (a timeout, a
@@ -166,6 +204,8 @@ async fn probe(
                     error: Some(e.to_string()),
                     generator: "none",
                     ms: 0,
+                    front_made: None,
+                    digest: 0,
                 },
                 String::new(),
             );
@@ -186,6 +226,8 @@ async fn probe(
                     error: Some(format!("{}: {}", f.kind, f.text)),
                     generator: "none",
                     ms: t.elapsed().as_millis(),
+                    front_made: None,
+                    digest: 0,
                 },
                 String::new(),
             )
@@ -221,6 +263,8 @@ async fn probe(
                     error: None,
                     generator,
                     ms: t.elapsed().as_millis(),
+                    front_made: canned_4xx(status, &body).map(str::to_owned),
+                    digest: digest(status, &body),
                 },
                 html,
             )
@@ -322,12 +366,34 @@ async fn survey(p: &Params) -> CheckReport {
     let (ctl, _) = probe(&client, &base, control.clone(), timeout).await;
     let mut pages = vec![home];
     pages.extend(probes);
+    // A 4xx identical to the static control's answer came from the front too.
+    if let Some(cs) = ctl.status.filter(|s| (400..500).contains(s)) {
+        for x in &mut pages {
+            if x.front_made.is_none() && x.status == Some(cs) && x.digest == ctl.digest {
+                x.front_made =
+                    Some("the front server (the same answer as the static control)".into());
+            }
+        }
+    }
+    // Only pages the upstream took part in say whether it works.
+    let informative = pages.iter().filter(|x| x.front_made.is_none()).count();
+    let front_made: Vec<String> = pages
+        .iter()
+        .filter_map(|x| {
+            let by = x.front_made.as_ref()?;
+            Some(format!(
+                "{} answered {} made by {by}",
+                x.path,
+                x.status.unwrap_or(0)
+            ))
+        })
+        .collect();
     let failing: Vec<&Probe> = pages.iter().filter(|x| x.failed()).collect();
     let control_failed = ctl.failed();
-    let all_failed = failing.len() == pages.len();
+    let all_failed = !failing.is_empty() && failing.len() == informative;
     let (scope, outcome) = if failing.is_empty() && !control_failed {
         ("none", Outcome::Ok)
-    } else if all_failed || (control_failed && failing.len() * 2 >= pages.len()) {
+    } else if all_failed || (control_failed && failing.len() * 2 >= informative) {
         ("site_wide", Outcome::Problem)
     } else if failing.is_empty() {
         ("none", Outcome::Ok)
@@ -344,7 +410,7 @@ async fn survey(p: &Params) -> CheckReport {
         "site_wide" => format!(
             "site-wide: {} of {} page(s) fail{}{}",
             failing.len(),
-            pages.len(),
+            informative,
             if control_failed {
                 ", the static control too"
             } else {
@@ -358,9 +424,17 @@ async fn survey(p: &Params) -> CheckReport {
         _ => format!(
             "page-specific: {} of {} page(s) fail ({}) while the others and the control work",
             failing.len(),
-            pages.len(),
+            informative,
             failing_list.join(", ")
         ),
+    };
+    let summary = if front_made.is_empty() || failing.is_empty() {
+        summary
+    } else {
+        format!(
+            "{summary}; {} itself, no upstream involved: not counted as working",
+            front_made.join(", ")
+        )
     };
     let mut r = CheckReport::new(DOC.kind, label, outcome, summary.clone())
         .with_fact("pages.scope", scope)
@@ -403,5 +477,19 @@ mod tests {
         let base = reqwest::Url::parse("http://127.0.0.1:8080/").unwrap();
         let html = r#"<a href="/shop">x</a><a href='cart?id=2'>y</a><a href="http://other.example/">z</a><a href="/style.css"><a href="/shop">"#;
         assert_eq!(links(&base, html, 10), vec!["/shop", "/cart?id=2"]);
+    }
+
+    #[test]
+    fn the_fronts_own_4xx_pages_are_recognised() {
+        // nginx 1.22's answer for a directory without an index file (`autoindex off`).
+        let nginx = b"<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>\r\n<center><h1>403 Forbidden</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n";
+        assert_eq!(canned_4xx(403, nginx), Some("nginx"));
+        assert_eq!(canned_4xx(200, nginx), None);
+        assert_eq!(canned_4xx(404, nginx), None, "the title names the status");
+        let apache = b"<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>403 Forbidden</title>\n</head><body>";
+        assert_eq!(canned_4xx(403, apache), Some("Apache"));
+        // An application's own 403 is the upstream answering.
+        assert_eq!(canned_4xx(403, br#"{"error":"forbidden"}"#), None);
+        assert_eq!(canned_4xx(403, b"<h1>Access denied</h1>"), None);
     }
 }

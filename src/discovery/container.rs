@@ -218,22 +218,37 @@ impl Engine {
     /// or compose service is `host`, on one of `networks`: Docker's DNS does not answer for a
     /// stopped container, so this is who `host` was.
     pub fn not_running_named(&self, host: &str, networks: &[String]) -> Option<&ContainerSummary> {
-        self.containers.iter().find(|c| {
-            c.state != "running"
-                && c.network_settings
-                    .networks
-                    .keys()
-                    .any(|n| networks.contains(n))
-                && (c.name() == host
-                    || self.inspected.get(&c.id).is_some_and(|i| {
-                        i.compose_service() == Some(host)
-                            || i.network_settings.networks.iter().any(|(n, e)| {
-                                networks.contains(n)
-                                    && (e.aliases.iter().any(|a| a == host)
-                                        || e.dns_names.iter().any(|a| a == host))
-                            })
-                    }))
+        self.containers
+            .iter()
+            .find(|c| c.state != "running" && self.answers_to(c, host, networks))
+    }
+
+    /// The container `host` names on one of `networks`, in any state (a stopped one first):
+    /// in a restart loop, Docker's DNS may not answer at the instant the Engine lists the
+    /// container running again.
+    pub fn named(&self, host: &str, networks: &[String]) -> Option<&ContainerSummary> {
+        self.not_running_named(host, networks).or_else(|| {
+            self.containers
+                .iter()
+                .find(|c| self.answers_to(c, host, networks))
         })
+    }
+
+    /// Is `c` on one of `networks`, under the name, compose service or alias `host`?
+    fn answers_to(&self, c: &ContainerSummary, host: &str, networks: &[String]) -> bool {
+        c.network_settings
+            .networks
+            .keys()
+            .any(|n| networks.contains(n))
+            && (c.name() == host
+                || self.inspected.get(&c.id).is_some_and(|i| {
+                    i.compose_service() == Some(host)
+                        || i.network_settings.networks.iter().any(|(n, e)| {
+                            networks.contains(n)
+                                && (e.aliases.iter().any(|a| a == host)
+                                    || e.dns_names.iter().any(|a| a == host))
+                        })
+                }))
     }
 
     /// Published ports from the Engine's port map.
@@ -779,11 +794,11 @@ async fn upstreams_from_container(map: &mut ServiceMap, engine: Option<&Engine>,
                 "{host} does not resolve from container {cname}: {e}"
             ));
             if let Some(engine) = engine
-                && let Some(c) = engine.not_running_named(&host, &front_networks)
+                && let Some(c) = engine.named(&host, &front_networks)
             {
                 let r = engine.reference(c, None);
                 u.listener_note = Some(format!(
-                    "{host} does not resolve from container {cname}: {e}; container {} ({host} on their network) is {}, and Docker's DNS does not answer for a container that is not running",
+                    "{host} does not resolve from container {cname}: {e}; container {} ({host} on their network) is {}, and Docker's DNS does not answer for a container that is not running (or between two restarts)",
                     r.name, c.state
                 ));
                 u.local = Some(false);
@@ -853,6 +868,20 @@ async fn upstreams_from_container(map: &mut ServiceMap, engine: Option<&Engine>,
                 "{} is in no namespace on this host, and the container engine cannot be asked",
                 endpoint(ip, port)
             ));
+        } else if let Some(engine) = engine
+            && let Some(c) = engine.not_running_named(&host, &front_networks)
+        {
+            // A container between two restarts (or just stopped): Docker's DNS answered a
+            // moment ago, the Engine lists it without an address now.
+            let r = engine.reference(c, None);
+            u.listener_note = Some(format!(
+                "{} is no container's address at the moment; container {} ({host} on their network) is {}",
+                endpoint(ip, port),
+                r.name,
+                c.state
+            ));
+            u.local = Some(false);
+            u.container = Some(r);
         } else {
             u.listener_note = Some(format!(
                 "{} is no container's address and not this host",

@@ -1,5 +1,5 @@
-//! The smallest HTTP/1.1 client the Engine API needs: one `GET` per
-//! connection (`Connection: close`) over a unix socket, the answer read
+//! The smallest HTTP/1.1 client the Engine API needs: one `GET` (or, for the restart action
+//! only, one body-less `POST`) per connection (`Connection: close`) over a unix socket, the answer read
 //! whole under a size cap and a deadline, then parsed (status line and
 //! headers with `httparse`, the body by `Content-Length`, `chunked` or to
 //! the end of the stream).
@@ -74,6 +74,25 @@ pub async fn get(
     timeout: Duration,
     max_body: usize,
 ) -> Result<Response, HttpError> {
+    request(socket, Method::Get, path, timeout, max_body).await
+}
+
+/// The two methods this client can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    /// A `POST` without a body (`Content-Length: 0`): only the restart action uses it.
+    Post,
+}
+
+/// One request without a body; see [`get`].
+pub async fn request(
+    socket: &Path,
+    method: Method,
+    path: &str,
+    timeout: Duration,
+    max_body: usize,
+) -> Result<Response, HttpError> {
     if !path.starts_with('/') || path.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(HttpError::Protocol(format!(
             "refusing to send a request path with spaces or control characters: {path:?}"
@@ -84,8 +103,16 @@ pub async fn get(
             .await
             .map_err(|e| HttpError::Connect(e.kind(), e.to_string()))?;
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: triage502/{}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
-            env!("CARGO_PKG_VERSION")
+            "{} {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: triage502/{}\r\nAccept: application/json\r\n{}Connection: close\r\n\r\n",
+            match method {
+                Method::Get => "GET",
+                Method::Post => "POST",
+            },
+            env!("CARGO_PKG_VERSION"),
+            match method {
+                Method::Get => "",
+                Method::Post => "Content-Length: 0\r\n",
+            }
         );
         stream
             .write_all(request.as_bytes())

@@ -166,7 +166,9 @@ pub const SCENARIOS: &[Scenario] = &[
         also_status: &[],
         causes: &["upstream_refused"],
         culprit: Some("php"),
-        detail: None,
+        detail: Some(
+            r"nothing listens on port 9001 inside container t502-\S+ \(it listens on [^)]*:9000",
+        ),
         proof: &[p(
             "web",
             r#"\[error\] \d+#\d+: \*\d+ connect\(\) failed \(111: Connection refused\) while connecting to upstream, .*upstream: "fastcgi://10\.[\d.]+:9001""#,
