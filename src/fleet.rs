@@ -498,8 +498,8 @@ fn ticket(r: &FleetReport) -> FleetTicket {
         if !r.outliers.is_empty() {
             let _ = write!(
                 t,
-                "; {} differ ({})",
-                plural(r.outliers.len(), "outlier", "outliers"),
+                "; {} ({})",
+                plural(r.outliers.len(), "outlier differs", "outliers differ"),
                 host_list(&r.outliers)
             );
         } else if r.failing.len() > 1 {
