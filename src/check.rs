@@ -404,6 +404,7 @@ pub enum CheckSpec {
     AccessLog(checks::access_log::Params),
     Remedy(checks::remedy::Params),
     Container(checks::container::Params),
+    Backends(checks::backends::Params),
 }
 
 /// Documentation of every kind, in the order `checks list` prints them.
@@ -428,6 +429,7 @@ pub const KINDS: &[KindDoc] = &[
     checks::access_log::DOC,
     checks::remedy::DOC,
     checks::container::DOC,
+    checks::backends::DOC,
 ];
 
 /// Upper bound on any check's own timeout: a check never holds the operator longer.
@@ -456,6 +458,7 @@ impl CheckSpec {
             CheckSpec::AccessLog(_) => checks::access_log::DOC.kind,
             CheckSpec::Remedy(_) => checks::remedy::DOC.kind,
             CheckSpec::Container(_) => checks::container::DOC.kind,
+            CheckSpec::Backends(_) => checks::backends::DOC.kind,
         }
     }
 
@@ -482,6 +485,7 @@ impl CheckSpec {
             CheckSpec::AccessLog(p) => p.label(),
             CheckSpec::Remedy(p) => p.label(),
             CheckSpec::Container(p) => p.label(),
+            CheckSpec::Backends(p) => p.label(),
         }
     }
 
@@ -508,6 +512,7 @@ impl CheckSpec {
             CheckSpec::AccessLog(p) => p.timeout(),
             CheckSpec::Remedy(p) => p.timeout(),
             CheckSpec::Container(p) => p.timeout(),
+            CheckSpec::Backends(p) => p.timeout(),
         };
         t.min(MAX_TIMEOUT)
     }
@@ -529,6 +534,9 @@ impl CheckSpec {
             // `run_from_vantage`); a unix socket lives in the proxy's mount
             // namespace, not its network one.
             CheckSpec::Tcp(_) => true,
+            // Every server from the balancer's namespace. A server given by name resolves with
+            // this host's resolver there; the evidence names the address each probe dialled.
+            CheckSpec::Backends(_) => true,
             CheckSpec::UpstreamProbe(p) => !p.address.starts_with("unix:"),
             // Only address literals: the system resolver would read this
             // host's resolv.conf from inside the container's namespace.
@@ -677,6 +685,7 @@ impl CheckSpec {
             CheckSpec::AccessLog(p) => checks::access_log::run(p, ctx).await,
             CheckSpec::Remedy(p) => checks::remedy::run(p, ctx).await,
             CheckSpec::Container(p) => checks::container::run(p, ctx).await,
+            CheckSpec::Backends(p) => checks::backends::run(p, ctx).await,
         }
     }
 

@@ -415,6 +415,32 @@ impl Report {
                 }
             }
         }
+        let backends: Vec<&crate::check::CheckReport> = self
+            .path
+            .iter()
+            .filter_map(|p| match &p.detail {
+                Record::Checks { reports, .. } => Some(reports),
+                _ => None,
+            })
+            .flatten()
+            .filter(|r| r.kind == crate::checks::backends::DOC.kind)
+            .collect();
+        for r in backends {
+            let rows = crate::checks::backends::table(r);
+            if rows.is_empty() {
+                continue;
+            }
+            let _ = writeln!(s, "\n## Backends: {}\n", r.label);
+            let _ = writeln!(s, "| server | state | health check |\n| --- | --- | --- |");
+            for (addr, state, health) in rows {
+                let health = if health.is_empty() {
+                    "-".into()
+                } else {
+                    health
+                };
+                let _ = writeln!(s, "| {addr} | {state} | {health} |");
+            }
+        }
         let _ = writeln!(s, "\n## Steps\n");
         for p in &self.path {
             let _ = writeln!(s, "- {} [{}]", p.title, p.outcome);
