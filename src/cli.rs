@@ -455,9 +455,8 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             j.path().display()
         );
     }
-    let mut report =
-        Report::from_engine(&engine, url, started_at, t0.elapsed().as_millis() as u64)
-            .with_walk(&walked);
+    let mut report = Report::from_engine(&engine, url, started_at, t0.elapsed().as_millis() as u64)
+        .with_walk(&walked);
     report.host = Some(crate::report::host_label());
     let text = match args.format {
         ReportFormat::Json => {

@@ -253,7 +253,7 @@ fn read_entry(path: &Path) -> Entry {
             return bad(format!(
                 "{} bytes: too large for a report (at most {MAX_FILE})",
                 m.len()
-            ))
+            ));
         }
         Ok(_) => match std::fs::read(path) {
             Ok(b) => b,
@@ -275,7 +275,7 @@ fn read_entry(path: &Path) -> Entry {
                 "not JSON (line {}, column {}): {e}",
                 e.line(),
                 e.column()
-            ))
+            ));
         }
     };
     if value.get("triage502_fleet").is_some() {
@@ -520,7 +520,12 @@ fn ticket(r: &FleetReport) -> FleetTicket {
         r.hosts
     );
     if !urls.is_empty() {
-        let _ = writeln!(b, "- URL{}: {}", if urls.len() == 1 { "" } else { "s" }, urls.join(", "));
+        let _ = writeln!(
+            b,
+            "- URL{}: {}",
+            if urls.len() == 1 { "" } else { "s" },
+            urls.join(", ")
+        );
     }
     if !r.unreadable.is_empty() {
         let _ = writeln!(
@@ -532,7 +537,11 @@ fn ticket(r: &FleetReport) -> FleetTicket {
     if failing > 0 {
         let _ = writeln!(b, "\n### Causes\n");
         for g in &r.failing {
-            let id = g.cause.as_deref().map(|c| format!(" (`{c}`)")).unwrap_or_default();
+            let id = g
+                .cause
+                .as_deref()
+                .map(|c| format!(" (`{c}`)"))
+                .unwrap_or_default();
             let _ = writeln!(
                 b,
                 "- **{}**{id} on {}: {}",
@@ -782,7 +791,10 @@ mod tests {
     #[test]
     fn host_names_from_files() {
         assert_eq!(host_from_file(Path::new("/r/web1.json")), "web1");
-        assert_eq!(host_from_file(Path::new("/r/web4.unreachable.json")), "web4");
+        assert_eq!(
+            host_from_file(Path::new("/r/web4.unreachable.json")),
+            "web4"
+        );
         assert_eq!(host_from_file(Path::new("/r/web5.failed.json")), "web5");
         assert_eq!(
             host_from_file(Path::new("/pssh/web6.example.com")),

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_triage502"));
@@ -89,7 +89,11 @@ fn fixture_dir() -> tempfile::TempDir {
                     "The upstream 127.0.0.1:9000 did not answer within 60 s",
                     "upstream timed out (110: Connection timed out) while reading response header from upstream",
                 ),
-                ("upstream_overloaded", "pool www is saturated", "server reached pm.max_children"),
+                (
+                    "upstream_overloaded",
+                    "pool www is saturated",
+                    "server reached pm.max_children",
+                ),
             ],
         ),
     );
@@ -168,10 +172,12 @@ fn fleet_json_groups_by_cause_and_names_the_outlier_and_the_bad_files() {
     assert_eq!(names(&v["outliers"]), ["web5"]);
     assert_eq!(names(&v["healthy"]), ["web6"]);
     assert_eq!(names(&v["unreachable"]), ["web4"]);
-    assert!(v["unreachable"][0]["reason"]
-        .as_str()
-        .unwrap()
-        .contains("Connection refused"));
+    assert!(
+        v["unreachable"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Connection refused")
+    );
 
     // Each bad file once, by name, with what is wrong; never a panic.
     let bad: Vec<(String, String)> = v["unreadable"]
@@ -207,9 +213,19 @@ fn fleet_json_groups_by_cause_and_names_the_outlier_and_the_bad_files() {
 
     let title = v["ticket"]["title"].as_str().unwrap();
     assert!(title.contains("4 of 6 hosts"), "{title}");
-    assert!(title.contains("web1, web2, web3") && title.contains("web5"), "{title}");
+    assert!(
+        title.contains("web1, web2, web3") && title.contains("web5"),
+        "{title}"
+    );
     let body = v["ticket"]["body"].as_str().unwrap();
-    for want in ["### Causes", "### Outliers", "### Not triaged", "web4", "### Healthy", "web7.json"] {
+    for want in [
+        "### Causes",
+        "### Outliers",
+        "### Not triaged",
+        "web4",
+        "### Healthy",
+        "web7.json",
+    ] {
         assert!(body.contains(want), "ticket lacks {want}:\n{body}");
     }
 }
@@ -220,7 +236,11 @@ fn fleet_markdown_and_text_from_files_given_one_by_one() {
     let p = d.path();
     let md = bin()
         .args(["fleet"])
-        .args([p.join("web1.json"), p.join("web5.json"), p.join("web6.json")])
+        .args([
+            p.join("web1.json"),
+            p.join("web5.json"),
+            p.join("web6.json"),
+        ])
         .output()
         .unwrap();
     assert_eq!(md.status.code(), Some(1));
@@ -239,7 +259,10 @@ fn fleet_markdown_and_text_from_files_given_one_by_one() {
         .unwrap();
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.contains("FAILING"), "{text}");
-    assert!(text.contains("web5") && text.contains("(outlier)"), "{text}");
+    assert!(
+        text.contains("web5") && text.contains("(outlier)"),
+        "{text}"
+    );
     assert!(text.contains("UNREACHABLE  web4"), "{text}");
     assert!(text.contains("HEALTHY  web6"), "{text}");
     assert!(!text.contains("**") && !text.contains("| ---"), "{text}");
@@ -254,7 +277,12 @@ fn fleet_exit_codes() {
         &report(Some("a"), "http://x/", "healthy", &[]),
     );
     let ok = bin().arg("fleet").arg(d.path()).output().unwrap();
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 
     let missing = bin()
         .args(["fleet", "/nonexistent/triage502-reports"])

@@ -126,7 +126,10 @@ fn start_app(lab: &mut Lab, host: &str, behaviour: &str) {
     BufReader::new(c.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert!(line.starts_with("ready"), "lab-upstream on {host}: {line:?}");
+    assert!(
+        line.starts_with("ready"),
+        "lab-upstream on {host}: {line:?}"
+    );
     lab.apps.push(c);
 }
 
@@ -290,9 +293,10 @@ fn ansible_fleet_run_groups_the_hosts_by_cause() {
         if *h == "web4" {
             continue;
         }
-        let r: Value =
-            serde_json::from_str(&std::fs::read_to_string(reports.join(format!("{h}.json"))).unwrap())
-                .unwrap();
+        let r: Value = serde_json::from_str(
+            &std::fs::read_to_string(reports.join(format!("{h}.json"))).unwrap(),
+        )
+        .unwrap();
         assert_eq!(r["host"], *h);
         assert_eq!(r["url"], format!("http://{}/", addr(i)));
     }
