@@ -292,7 +292,7 @@ fn read_entry(path: &Path) -> Entry {
             reason = format!("exit status {rc}: {reason}");
         }
         if reason.is_empty() {
-            reason = kind.clone();
+            reason.clone_from(&kind);
         }
         return Entry::NoReport(NoReport {
             host: r
@@ -366,8 +366,7 @@ fn cause_title(id: Option<&str>) -> String {
         None => "a failure was seen but no cause was established".into(),
         Some(id) => id
             .parse::<Cause>()
-            .map(|c| c.info().title.clone())
-            .unwrap_or_else(|_| id.to_owned()),
+            .map_or_else(|_| id.to_owned(), |c| c.info().title.clone()),
     }
 }
 
@@ -585,8 +584,7 @@ fn ticket(r: &FleetReport) -> FleetTicket {
                 h.host,
                 h.cause
                     .as_deref()
-                    .map(|c| format!("`{c}`"))
-                    .unwrap_or_else(|| "no cause established".into())
+                    .map_or_else(|| "no cause established".into(), |c| format!("`{c}`"))
             );
         }
     }

@@ -149,7 +149,7 @@ backend app
     let disc = triage502::checks::discovery::run(
         &triage502::checks::discovery::Params {
             url: format!("http://{front}/cart"),
-            overrides: Default::default(),
+            overrides: std::collections::BTreeMap::default(),
             timeout: None,
         },
         &ctx(),

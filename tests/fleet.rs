@@ -3,6 +3,8 @@
 //! without stopping the merge. The hand-made reports are held to `assets/report.schema.json`, so
 //! they are reports `run --format json` could have written.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 use std::path::Path;
 use std::process::Command;
 

@@ -17,6 +17,8 @@
 //! the test says which and passes without running (it is not a silent success: the reason is
 //! printed). Everything runs inside the namespaces the lab creates, removed afterwards.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

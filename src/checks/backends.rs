@@ -255,7 +255,7 @@ async fn show_stat(socket: &str, timeout: Duration) -> Result<String, String> {
     ) -> std::io::Result<Vec<u8>> {
         s.write_all(b"show stat\n").await?;
         let mut out = Vec::new();
-        let mut buf = [0u8; 16 * 1024];
+        let mut buf = vec![0u8; 16 * 1024];
         loop {
             let n = s.read(&mut buf).await?;
             if n == 0 || out.len() + n > STATS_CAP {
