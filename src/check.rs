@@ -405,6 +405,7 @@ pub enum CheckSpec {
     Remedy(checks::remedy::Params),
     Container(checks::container::Params),
     IisService(checks::iis_service::Params),
+    Backends(checks::backends::Params),
 }
 
 /// Documentation of every kind, in the order `checks list` prints them.
@@ -430,6 +431,7 @@ pub const KINDS: &[KindDoc] = &[
     checks::remedy::DOC,
     checks::container::DOC,
     checks::iis_service::DOC,
+    checks::backends::DOC,
 ];
 
 /// Upper bound on any check's own timeout: a check never holds the operator longer.
@@ -459,6 +461,7 @@ impl CheckSpec {
             CheckSpec::Remedy(_) => checks::remedy::DOC.kind,
             CheckSpec::Container(_) => checks::container::DOC.kind,
             CheckSpec::IisService(_) => checks::iis_service::DOC.kind,
+            CheckSpec::Backends(_) => checks::backends::DOC.kind,
         }
     }
 
@@ -486,6 +489,7 @@ impl CheckSpec {
             CheckSpec::Remedy(p) => p.label(),
             CheckSpec::Container(p) => p.label(),
             CheckSpec::IisService(p) => p.label(),
+            CheckSpec::Backends(p) => p.label(),
         }
     }
 
@@ -513,6 +517,7 @@ impl CheckSpec {
             CheckSpec::Remedy(p) => p.timeout(),
             CheckSpec::Container(p) => p.timeout(),
             CheckSpec::IisService(p) => p.timeout(),
+            CheckSpec::Backends(p) => p.timeout(),
         };
         t.min(MAX_TIMEOUT)
     }
@@ -537,6 +542,9 @@ impl CheckSpec {
             // `run_from_vantage`); a unix socket lives in the proxy's mount
             // namespace, not its network one.
             CheckSpec::Tcp(_) => true,
+            // Every server from the balancer's namespace. A server given by name resolves with
+            // this host's resolver there; the evidence names the address each probe dialled.
+            CheckSpec::Backends(_) => true,
             CheckSpec::UpstreamProbe(p) => !p.address.starts_with("unix:"),
             // Only address literals: the system resolver would read this
             // host's resolv.conf from inside the container's namespace.
@@ -686,6 +694,7 @@ impl CheckSpec {
             CheckSpec::Remedy(p) => checks::remedy::run(p, ctx).await,
             CheckSpec::Container(p) => checks::container::run(p, ctx).await,
             CheckSpec::IisService(p) => checks::iis_service::run(p, ctx).await,
+            CheckSpec::Backends(p) => checks::backends::run(p, ctx).await,
         }
     }
 

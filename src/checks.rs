@@ -3,6 +3,7 @@
 //! `permission`, `process` and `tool` are shared helpers, not kinds.
 
 pub mod access_log;
+pub mod backends;
 pub mod cache;
 pub mod command;
 pub mod config_test;

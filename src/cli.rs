@@ -162,6 +162,8 @@ pub enum Command {
     Sessions,
     /// Render the support ticket of a saved session (the newest by default).
     Ticket(crate::ticket::TicketArgs),
+    /// Merge the JSON reports of many hosts (Ansible, ssh in a loop, pssh) into one fleet report.
+    Fleet(crate::fleet::FleetArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -274,6 +276,7 @@ fn dispatch(cli: Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
         Some(Command::Playbook(cmd)) => playbook_command(cmd, &mut out),
         Some(Command::Sessions) => crate::ticket::sessions_command(&mut out),
         Some(Command::Ticket(args)) => crate::ticket::ticket_command(&args, &mut out),
+        Some(Command::Fleet(args)) => crate::fleet::run(&args, &mut out),
         Some(Command::Map(args)) => crate::discovery::cli::run(args, &mut out),
         Some(Command::Route(args)) => crate::discovery::offline::run(&args, &mut out),
         Some(Command::Logs(cmd)) => crate::logs::cli::run(cmd, &mut out),
@@ -452,8 +455,9 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             j.path().display()
         );
     }
-    let report = Report::from_engine(&engine, url, started_at, t0.elapsed().as_millis() as u64)
+    let mut report = Report::from_engine(&engine, url, started_at, t0.elapsed().as_millis() as u64)
         .with_walk(&walked);
+    report.host = Some(crate::report::host_label());
     let text = match args.format {
         ReportFormat::Json => {
             let mut v = serde_json::to_value(&report)?;

@@ -82,6 +82,11 @@ pub struct PathStep {
 pub struct Report {
     pub status: Status,
     pub url: Option<String>,
+    /// The host the walk ran on (`run --non-interactive`): `TRIAGE502_HOST` when set (the
+    /// Ansible role sets the inventory name), else the machine's host name. `fleet` names the
+    /// host by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub playbook: PlaybookRef,
     /// What the walk could not look at (an unprivileged run: logs, socket owners, firewall
     /// rules), why, and what would let it; read it first, it bounds what the findings can say.
@@ -229,6 +234,7 @@ impl Report {
             status: status(engine),
             unseen: unseen(engine),
             url,
+            host: None,
             playbook: PlaybookRef {
                 id: engine.root().to_owned(),
                 version: pb.map(|p| p.version.clone()).unwrap_or_default(),
@@ -287,6 +293,9 @@ impl Report {
         let _ = writeln!(s, "# triage502 report: {verdict}\n");
         if let Some(u) = &self.url {
             let _ = writeln!(s, "- URL: {u}");
+        }
+        if let Some(h) = &self.host {
+            let _ = writeln!(s, "- Host: {h}");
         }
         let _ = writeln!(
             s,
@@ -406,6 +415,32 @@ impl Report {
                 }
             }
         }
+        let backends: Vec<&crate::check::CheckReport> = self
+            .path
+            .iter()
+            .filter_map(|p| match &p.detail {
+                Record::Checks { reports, .. } => Some(reports),
+                _ => None,
+            })
+            .flatten()
+            .filter(|r| r.kind == crate::checks::backends::DOC.kind)
+            .collect();
+        for r in backends {
+            let rows = crate::checks::backends::table(r);
+            if rows.is_empty() {
+                continue;
+            }
+            let _ = writeln!(s, "\n## Backends: {}\n", r.label);
+            let _ = writeln!(s, "| server | state | health check |\n| --- | --- | --- |");
+            for (addr, state, health) in rows {
+                let health = if health.is_empty() {
+                    "-".into()
+                } else {
+                    health
+                };
+                let _ = writeln!(s, "| {addr} | {state} | {health} |");
+            }
+        }
         let _ = writeln!(s, "\n## Steps\n");
         for p in &self.path {
             let _ = writeln!(s, "- {} [{}]", p.title, p.outcome);
@@ -455,6 +490,16 @@ pub fn shell_words(argv: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The name `run` writes in the report's `host`: `TRIAGE502_HOST` when set and not empty (a
+/// runner's own name for the host, e.g. Ansible's inventory name), else the machine's host name.
+pub fn host_label() -> String {
+    std::env::var("TRIAGE502_HOST")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(crate::journal::host_name)
 }
 
 /// The JSON schema of [`Report`] (kept in `assets/report.schema.json`).

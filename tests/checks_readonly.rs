@@ -122,6 +122,10 @@ async fn no_check_kind_changes_any_file() {
     ))
     .await;
     let dns = dns_stub::start().await;
+    let _stats = listeners::unix_reply(
+        &root.join("stats.sock"),
+        b"# pxname,svname,status,check_status,addr\napp,s1,UP,L7OK,\napp,s2,DOWN,L4CON,\n",
+    );
 
     let specs = [
         format!(r#"{{ http = {{ url = "http://{http}/" }} }}"#),
@@ -157,6 +161,11 @@ async fn no_check_kind_changes_any_file() {
         // Windows only (`sc query`, `appcmd list`): on Linux the runner answers
         // inconclusive without running anything.
         r#"{ iis_service = { service = "w3svc", app_pool = "DefaultAppPool" } }"#.to_owned(),
+        // One request per server and `show stat` on the stats socket, nothing else.
+        format!(
+            r#"{{ backends = {{ addresses = "{http}\n{refused}", group = "app", path = "/a", stats_socket = "{r}/stats.sock" }} }}"#,
+            refused = listeners::closed_port()
+        ),
     ];
     let before = snapshot(root);
     let ctx = listeners::ctx();

@@ -25,6 +25,7 @@ pub const FACTS: &[&str] = &[
     "upstream.addresses",
     "upstream.socket",
     "upstream.group",
+    "upstream.servers",
     "upstream.listener",
     "upstream.scheme",
     "error_logs",
@@ -186,6 +187,10 @@ pub fn finish(map: &mut ServiceMap, overrides: &BTreeMap<String, String>) {
         src.insert("upstream".into(), u.source.clone());
         let addrs: Vec<&str> = map.upstreams.iter().map(|u| u.address.as_str()).collect();
         f.insert("upstream.addresses".into(), addrs.join("\n"));
+        // A balancer's group of several servers: the walk probes every one (`backends`).
+        if u.group.is_some() && map.upstreams.len() >= 2 {
+            f.insert("upstream.servers".into(), map.upstreams.len().to_string());
+        }
     }
     if !map.logs.error.is_empty() {
         f.insert("error_logs".into(), map.logs.error.join("\n"));

@@ -223,7 +223,10 @@ pub fn build(engine: &Engine, running: &[&CheckReport]) -> Option<PathMap> {
         route_hop(disc, latest(&reports, &["config_test"]), &fact),
         upstream_hop(
             disc,
-            latest(&reports, &["tcp", "unix_socket", "upstream_probe"]),
+            latest(
+                &reports,
+                &["tcp", "unix_socket", "upstream_probe", "backends"],
+            ),
             &fact,
         ),
     ];
@@ -462,7 +465,24 @@ fn upstream_hop(
             None => details.push("discovery saw no listener for it on this host".into()),
         }
     }
+    // A balancer's group: one line per server, its state and HAProxy's health check.
+    let table = probe
+        .filter(|p| p.kind == crate::checks::backends::DOC.kind)
+        .map(crate::checks::backends::table)
+        .unwrap_or_default();
+    for (addr, state, health) in table.iter().take(16) {
+        let health = if health.is_empty() {
+            String::new()
+        } else {
+            format!("  health check {health}")
+        };
+        details.push(format!("server {addr:<21} {state:<8}{health}"));
+    }
+    if table.len() > 16 {
+        details.push(format!("… {} more servers", table.len() - 16));
+    }
     let others: Vec<String> = fact("upstream.addresses")
+        .filter(|_| table.is_empty())
         .iter()
         .flat_map(|a| a.lines().map(str::to_owned).collect::<Vec<_>>())
         .skip(1)
