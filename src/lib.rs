@@ -18,6 +18,7 @@ pub mod docker;
 pub mod duration;
 pub mod engine;
 pub mod firewall;
+pub mod hop;
 pub mod journal;
 pub mod logs;
 pub mod playbook;
