@@ -22,7 +22,7 @@ use super::{Hop, HopStatus, Ran};
 use crate::report::Report;
 
 /// Where the binary to copy comes from.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Binary {
     /// `--hop-binary PATH` / `TRIAGE502_HOP_BINARY`; otherwise the running executable, when it
     /// is static.
@@ -76,7 +76,7 @@ pub enum Copy {
 }
 
 /// Everything a hop needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub ssh: Ssh,
     /// Hops left including this one (`--hops N`: the remote run gets N-1).
@@ -471,7 +471,6 @@ pub async fn hop_all(
     plan: &Plan,
     progress: Progress,
 ) -> Vec<(Hop, Option<Report>)> {
-    use futures::StreamExt as _;
     let loaded = if plan.copy == Copy::Allowed && !targets.is_empty() {
         let b = plan.binary.clone();
         Some(
@@ -482,15 +481,29 @@ pub async fn hop_all(
     } else {
         None
     };
-    let loaded = loaded.as_ref();
-    futures::stream::iter(
-        targets
-            .iter()
-            .map(|t| hop_one(t, plan, loaded, progress.clone())),
-    )
-    .buffered(plan.parallel.max(1))
-    .collect()
-    .await
+    let loaded = Arc::new(loaded);
+    let plan = Arc::new(plan.clone());
+    let gate = Arc::new(tokio::sync::Semaphore::new(plan.parallel.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, t) in targets.iter().cloned().enumerate() {
+        let (plan, loaded, gate, progress) =
+            (plan.clone(), loaded.clone(), gate.clone(), progress.clone());
+        set.spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            (
+                i,
+                hop_one(&t, &plan, loaded.as_ref().as_ref(), progress).await,
+            )
+        });
+    }
+    let mut done: Vec<(usize, (Hop, Option<Report>))> = Vec::new();
+    while let Some(r) = set.join_next().await {
+        if let Ok(x) = r {
+            done.push(x);
+        }
+    }
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, x)| x).collect()
 }
 
 #[cfg(test)]
