@@ -64,8 +64,10 @@ pub fn check_static(bytes: &[u8]) -> Result<(), ElfError> {
                 .ok()
                 .zip(usize::try_from(size).ok())
                 .and_then(|(o, s)| bytes.get(o..o.checked_add(s)?))
-                .map(|b| String::from_utf8_lossy(b).trim_end_matches('\0').to_owned())
-                .unwrap_or_else(|| "an interpreter".into());
+                .map_or_else(
+                    || "an interpreter".into(),
+                    |b| String::from_utf8_lossy(b).trim_end_matches('\0').to_owned(),
+                );
             return Err(ElfError::Dynamic(interp));
         }
     }

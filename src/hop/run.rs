@@ -40,18 +40,17 @@ pub struct Loaded {
 impl Binary {
     /// The static build to copy, or why there is none.
     pub fn load(&self) -> Result<Loaded, String> {
-        let path = match &self.path {
-            Some(p) => p.clone(),
-            None => {
-                let exe = std::env::current_exe()
-                    .map_err(|e| format!("cannot locate the running executable: {e}"))?;
-                if let Err(e) = super::elf::check_static_file(&exe) {
-                    return Err(format!(
-                        "{e}; give a static build with --hop-binary PATH (scripts/dist.sh makes one)"
-                    ));
-                }
-                exe
+        let path = if let Some(p) = &self.path {
+            p.clone()
+        } else {
+            let exe = std::env::current_exe()
+                .map_err(|e| format!("cannot locate the running executable: {e}"))?;
+            if let Err(e) = super::elf::check_static_file(&exe) {
+                return Err(format!(
+                    "{e}; give a static build with --hop-binary PATH (scripts/dist.sh makes one)"
+                ));
             }
+            exe
         };
         let bytes = super::elf::check_static_file(&path)?;
         let sha256 = hex(&Sha256::digest(&bytes));
@@ -64,7 +63,11 @@ impl Binary {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    use std::fmt::Write as _;
+    b.iter().fold(String::new(), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    })
 }
 
 /// May the hop copy the binary?
@@ -233,7 +236,7 @@ impl Attempt<'_> {
         let why = Unreachable::classify(out);
         self.hop.status = HopStatus::Unreachable;
         self.hop.unreachable = Some(why);
-        self.hop.summary = why.describe().to_owned();
+        why.describe().clone_into(&mut self.hop.summary);
         self.hop.stderr = cap(out.stderr.trim(), 2000);
     }
 
@@ -307,7 +310,7 @@ async fn steps(a: &mut Attempt<'_>, loaded: Option<&Result<Loaded, String>>) -> 
     {
         // A host with a name of its own (hosts sharing this one's name, such as namespaces or
         // clones, keep their address).
-        a.hop.host = name.to_owned();
+        name.clone_into(&mut a.hop.host);
     }
     if remote_version == Some(plan.version.as_str()) {
         a.hop.ran = Ran::Installed;

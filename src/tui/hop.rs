@@ -165,30 +165,30 @@ impl HopView {
 
 /// Draw the dialog over the screen.
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    let Some(h) = &app.hop else { return };
-    let t = theme(app);
-    let w = area.width.min(110);
-    let r = Rect {
-        x: area.x + (area.width - w) / 2,
+    let Some(view) = &app.hop else { return };
+    let th = theme(app);
+    let width = area.width.min(110);
+    let rect = Rect {
+        x: area.x + (area.width - width) / 2,
         y: area.y,
-        width: w,
+        width,
         height: area.height,
     };
-    frame.render_widget(Clear, r);
-    let lines: Vec<Line> = h
+    frame.render_widget(Clear, rect);
+    let lines: Vec<Line> = view
         .text()
         .into_iter()
-        .map(|(s, c)| match c {
-            Some(c) => Line::styled(t.text(&s), t.fg(c).add_modifier(Modifier::BOLD)),
-            None => Line::raw(t.text(&s)),
+        .map(|(text, color)| match color {
+            Some(c) => Line::styled(th.text(&text), th.fg(c).add_modifier(Modifier::BOLD)),
+            None => Line::raw(th.text(&text)),
         })
         .collect();
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
             .scroll((app.overlay_scroll, 0))
-            .block(block(t, h.title())),
-        r,
+            .block(block(th, view.title())),
+        rect,
     );
 }
 
