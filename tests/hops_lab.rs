@@ -11,6 +11,9 @@
 //! `cargo build --target x86_64-unknown-linux-musl --bin triage502` (the test says so when it is
 //! missing). Every step is bounded in time; the lab is removed afterwards, also on failure.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -40,11 +43,7 @@ fn skip(why: &str) -> bool {
 fn missing_requirement() -> Option<String> {
     use std::os::unix::fs::MetadataExt as _;
     // /proc/self belongs to the effective user.
-    if std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(1)
-        != 0
-    {
+    if std::fs::metadata("/proc/self").map_or(1, |m| m.uid()) != 0 {
         return Some("needs root (network namespaces, sshd)".into());
     }
     for bin in [
@@ -78,7 +77,7 @@ struct Lab {
 }
 
 impl Lab {
-    fn hosts_sh(&self, args: &[&str]) -> std::process::Output {
+    fn hosts_sh(args: &[&str]) -> std::process::Output {
         Command::new("bash")
             .arg(root().join("scripts/lab/hosts.sh"))
             .args(args)
@@ -108,7 +107,7 @@ impl Drop for Lab {
             let _ = c.wait();
         }
         let state = self.state.display().to_string();
-        let _ = self.hosts_sh(&["down", &state]);
+        let _ = Lab::hosts_sh(&["down", &state]);
     }
 }
 
@@ -192,13 +191,13 @@ fn hop_names_the_broken_web_host() {
     };
     // A previous run that was killed leaves its lab behind: remove it first.
     let s = state.display().to_string();
-    let _ = lab.hosts_sh(&["down", &s]);
+    let _ = Lab::hosts_sh(&["down", &s]);
     let _ = std::fs::remove_dir_all(&state);
     let mut up = vec!["up", &s];
     let net = NET.to_string();
     up.push(&net);
     up.extend(HOSTS);
-    let out = lab.hosts_sh(&up);
+    let out = Lab::hosts_sh(&up);
     assert!(
         out.status.success(),
         "hosts.sh up: {}",
@@ -243,9 +242,10 @@ fn hop_names_the_broken_web_host() {
     }
     let group = format!(
         "  upstream app {{\n    hash $request_uri;\n{}  }}\n",
-        (1..HOSTS.len())
-            .map(|i| format!("    server {}:80;\n", addr(i)))
-            .collect::<String>()
+        (1..HOSTS.len()).fold(String::new(), |mut s, i| {
+            let _ = writeln!(s, "    server {}:80;", addr(i));
+            s
+        })
     );
     let lb_conf = nginx_conf(
         &state.join("lb/nginx"),
@@ -276,7 +276,7 @@ fn hop_names_the_broken_web_host() {
         "web2's nginx answers 502 (its app is stopped)"
     );
     assert_eq!(get(&addr(1), "/x"), 200, "web1 is healthy");
-    let out = lab.hosts_sh(&["sshd-stop", &s, "web4"]);
+    let out = Lab::hosts_sh(&["sshd-stop", &s, "web4"]);
     assert!(out.status.success());
 
     // A URI the balancer sends to web2 (and one it does not, as a control).
@@ -412,7 +412,7 @@ fn hop_names_the_broken_web_host() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c.to_string())
+        .map(ToString::to_string)
         .collect();
     assert!(
         cmds.iter()
