@@ -1,8 +1,8 @@
-//! The hop in the multi-host lab (`scripts/lab/hosts.sh`): a balancer `lb` (nginx, an upstream
-//! group hashed on the request URI) in front of four web hosts, each nginx proxying to an app on
+//! The hop in the multi-host lab (`scripts/lab/hosts.sh`): a balancer in the root namespace
+//! (nginx, an upstream group hashed on the request URI) in front of four web hosts, each nginx proxying to an app on
 //! its own loopback (`lab-upstream`). On web2 the app is stopped, so web2's nginx answers 502
 //! (`upstream_refused`) and the balancer passes it on for the URIs that hash to web2; web4 serves
-//! but its sshd is stopped. On lb, `run --non-interactive --hops 2 --format json` must name web2
+//! but its sshd is stopped. On the balancer, `run --non-interactive --hops 2 --format json` must name web2
 //! and its cause with `host` on the finding, show web1 and web3 healthy, report web4 as
 //! unreachable over ssh, and leave no temporary directory on any host.
 //!
@@ -21,10 +21,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const NET: u32 = 20;
-const HOSTS: [&str; 5] = ["lb", "web1", "web2", "web3", "web4"];
+const HOSTS: [&str; 4] = ["web1", "web2", "web3", "web4"];
+/// The balancer is the root namespace (bridged traffic between namespaces meets the host's
+/// FORWARD policy, e.g. Docker's DROP; root ↔ namespace does not).
+const LB: &str = "10.250.20.1:18020";
 
+/// The address of web host `i` (1-based, as hosts.sh numbers them).
 fn addr(i: usize) -> String {
-    format!("10.250.{NET}.{}", 11 + i)
+    format!("10.250.{NET}.{}", 10 + i)
 }
 
 fn ns(name: &str) -> String {
@@ -126,12 +130,10 @@ fn nginx_conf(dir: &Path, listen: &str, upstream_block: &str, pass: &str) -> Pat
     p
 }
 
-/// GET `path` from `host:80`; the status code (0 when there is no answer).
-fn get(host: &str, path: &str) -> u16 {
-    let Ok(mut s) = TcpStream::connect_timeout(
-        &format!("{host}:80").parse().unwrap(),
-        Duration::from_secs(2),
-    ) else {
+/// GET `path` from `hostport`; the status code (0 when there is no answer).
+fn get(hostport: &str, path: &str) -> u16 {
+    let Ok(mut s) = TcpStream::connect_timeout(&hostport.parse().unwrap(), Duration::from_secs(2))
+    else {
         return 0;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
@@ -205,7 +207,7 @@ fn hop_names_the_broken_web_host() {
     );
 
     let upstream_bin = env!("CARGO_BIN_EXE_lab-upstream");
-    for (i, h) in HOSTS.iter().enumerate().skip(1) {
+    for (i, h) in HOSTS.iter().enumerate().map(|(i, h)| (i + 1, h)) {
         if *h != "web2" {
             lab.spawn_in(
                 h,
@@ -242,40 +244,40 @@ fn hop_names_the_broken_web_host() {
     }
     let group = format!(
         "  upstream app {{\n    hash $request_uri;\n{}  }}\n",
-        (1..HOSTS.len()).fold(String::new(), |mut s, i| {
+        (1..=HOSTS.len()).fold(String::new(), |mut s, i| {
             let _ = writeln!(s, "    server {}:80;", addr(i));
             s
         })
     );
-    let lb_conf = nginx_conf(
-        &state.join("lb/nginx"),
-        &format!("{}:80", addr(0)),
-        &group,
-        "http://app",
-    );
-    lab.spawn_in(
-        "lb",
-        &[
-            "/usr/sbin/nginx",
-            "-e",
-            &state.join("lb/nginx/stderr.log").display().to_string(),
-            "-c",
-            &lb_conf.display().to_string(),
-        ],
-    );
-    for i in 0..HOSTS.len() {
+    let lb_conf = nginx_conf(&state.join("lb/nginx"), LB, &group, "http://app");
+    let balancer = Command::new("/usr/sbin/nginx")
+        .arg("-e")
+        .arg(state.join("lb/nginx/stderr.log"))
+        .arg("-c")
+        .arg(&lb_conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    lab.children.push(balancer);
+    let web = |i: usize| format!("{}:80", addr(i));
+    wait_for("the balancer", Duration::from_secs(10), || {
+        get(LB, "/") != 0
+    });
+    for i in 1..=HOSTS.len() {
         wait_for(
             &format!("nginx on {}", addr(i)),
             Duration::from_secs(10),
-            || get(&addr(i), "/") != 0,
+            || get(&web(i), "/") != 0,
         );
     }
     assert_eq!(
-        get(&addr(2), "/x"),
+        get(&web(2), "/x"),
         502,
         "web2's nginx answers 502 (its app is stopped)"
     );
-    assert_eq!(get(&addr(1), "/x"), 200, "web1 is healthy");
+    assert_eq!(get(&web(1), "/x"), 200, "web1 is healthy");
     let out = Lab::hosts_sh(&["sshd-stop", &s, "web4"]);
     assert!(out.status.success());
 
@@ -283,19 +285,18 @@ fn hop_names_the_broken_web_host() {
     let paths: Vec<String> = (0..64).map(|n| format!("/shop/item/{n}")).collect();
     let failing = paths
         .iter()
-        .find(|p| get(&addr(0), p) == 502)
+        .find(|p| get(LB, p) == 502)
         .expect("a URI that hashes to web2");
     assert!(
-        paths.iter().any(|p| get(&addr(0), p) == 200),
+        paths.iter().any(|p| get(LB, p) == 200),
         "other URIs are served"
     );
-    let url = format!("http://{}:80{failing}", addr(0));
+    let url = format!("http://{LB}{failing}");
 
     let before = hop_dirs();
     let xdg = tempfile::tempdir().unwrap();
     let t0 = Instant::now();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns("lb"), env!("CARGO_BIN_EXE_triage502")])
+    let mut child = Command::new(env!("CARGO_BIN_EXE_triage502"))
         .args([
             "run",
             "--non-interactive",
