@@ -127,3 +127,72 @@ impl Hop {
 pub fn this_host() -> String {
     crate::journal::host_name()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Report, Status};
+
+    fn report(host: &str, status: &str, findings: serde_json::Value) -> Report {
+        serde_json::from_value(serde_json::json!({
+            "status": status, "url": "http://x/", "host": host,
+            "playbook": {"id": "502", "version": "1"},
+            "started_at": "2026-12-03T00:00:00Z", "duration_ms": 1,
+            "findings": findings, "ruled_out": [], "path": [], "end": null,
+            "recommended_actions": []
+        }))
+        .unwrap()
+    }
+
+    fn hop(address: &str, status: HopStatus) -> Hop {
+        Hop {
+            host: address.into(),
+            address: address.into(),
+            upstream: format!("{address}:80"),
+            url: format!("http://{address}:80/"),
+            from: "lb".into(),
+            depth: 1,
+            ran: Ran::Copied,
+            status,
+            unreachable: None,
+            remote_status: None,
+            summary: "ssh refused — sshd down or filtered".into(),
+            first_finding: None,
+            findings: 0,
+            duration_ms: 5,
+            temp_dir: None,
+            temp_dir_removed: None,
+            commands: vec![],
+            stderr: String::new(),
+        }
+    }
+
+    #[test]
+    fn remote_findings_carry_their_host_and_unreachable_hosts_bound_the_report() {
+        let mut local = report("lb", "inconclusive", serde_json::json!([]));
+        let remote = report(
+            "lb", // a namespace shares the balancer's name: the hop names it by address
+            "problem",
+            serde_json::json!([{"cause": "upstream_refused", "severity": "critical",
+                "summary": "nothing at 127.0.0.1:9000", "evidence": [], "node": "502/tcp"}]),
+        );
+        local.merge_hops(vec![
+            (hop("10.0.0.12", HopStatus::Done), Some(remote)),
+            (hop("10.0.0.14", HopStatus::Unreachable), None),
+        ]);
+        assert_eq!(local.status, Status::Problem);
+        assert_eq!(local.findings.len(), 1);
+        assert_eq!(local.findings[0].host.as_deref(), Some("10.0.0.12"));
+        assert_eq!(local.hops.len(), 2);
+        assert!(
+            local
+                .unseen
+                .iter()
+                .any(|u| u.what.contains("10.0.0.14") && u.why.contains("ssh refused"))
+        );
+        let md = local.to_markdown();
+        assert!(md.contains("## Hops"), "{md}");
+        assert!(md.contains("on 10.0.0.12: **"), "{md}");
+        assert!(md.contains("10.0.0.14: ssh refused"), "{md}");
+    }
+}
