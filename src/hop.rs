@@ -133,7 +133,7 @@ mod tests {
     use super::*;
     use crate::report::{Report, Status};
 
-    fn report(host: &str, status: &str, findings: serde_json::Value) -> Report {
+    fn report(host: &str, status: &str, findings: &serde_json::Value) -> Report {
         serde_json::from_value(serde_json::json!({
             "status": status, "url": "http://x/", "host": host,
             "playbook": {"id": "502", "version": "1"},
@@ -169,11 +169,11 @@ mod tests {
 
     #[test]
     fn remote_findings_carry_their_host_and_unreachable_hosts_bound_the_report() {
-        let mut local = report("lb", "inconclusive", serde_json::json!([]));
+        let mut local = report("lb", "inconclusive", &serde_json::json!([]));
         let remote = report(
             "lb", // a namespace shares the balancer's name: the hop names it by address
             "problem",
-            serde_json::json!([{"cause": "upstream_refused", "severity": "critical",
+            &serde_json::json!([{"cause": "upstream_refused", "severity": "critical",
                 "summary": "nothing at 127.0.0.1:9000", "evidence": [], "node": "502/tcp"}]),
         );
         local.merge_hops(vec![
