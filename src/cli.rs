@@ -139,6 +139,32 @@ pub struct WalkArgs {
     /// Plain ASCII marks and borders (for terminals without UTF-8 line drawing).
     #[arg(long)]
     pub ascii: bool,
+    /// The ssh config file for hops to the upstreams' hosts (`ssh -F FILE`; default: ssh's own,
+    /// ~/.ssh/config of the user's passwd home).
+    #[arg(long, value_name = "FILE", env = "TRIAGE502_SSH_CONFIG")]
+    pub ssh_config: Option<PathBuf>,
+    /// The static triage502 a hop copies to a host that lacks the same version (default: this
+    /// executable, when it is static; e.g. the musl build of scripts/dist.sh).
+    #[arg(long, value_name = "PATH", env = "TRIAGE502_HOP_BINARY")]
+    pub hop_binary: Option<PathBuf>,
+}
+
+impl WalkArgs {
+    /// The hop plan these options describe, `hops` deep.
+    pub fn hop_plan(&self, hops: u32) -> crate::hop::Plan {
+        let ssh = crate::hop::Ssh {
+            program: None,
+            config: self.ssh_config.clone(),
+            connect_timeout: 5,
+        };
+        let mut plan = crate::hop::Plan::new(ssh, hops);
+        plan.binary.path.clone_from(&self.hop_binary);
+        plan.since = self.since.to_string();
+        if self.read_only {
+            plan.copy = crate::hop::run::Copy::Forbidden("--read-only forbids it".into());
+        }
+        plan
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,6 +226,16 @@ pub struct RunArgs {
     /// Write the report here instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// With --non-interactive: when the failing path's upstream is another host, continue the
+    /// walk there over ssh (read-only), up to N hops deep (0: never, the default; at most 2).
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=2))]
+    pub hops: u32,
+    /// One progress line per step on stderr (what a hop streams from the remote run).
+    #[arg(long, hide = true)]
+    pub progress: bool,
+    /// Write no session journal (a hop's remote run leaves nothing behind on that host).
+    #[arg(long)]
+    pub no_journal: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -411,11 +447,15 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             .map(PathBuf::from)
             .filter(|p| p.is_file())
             .and_then(|p| std::fs::canonicalize(p).ok());
-        let journal = match crate::journal::Journal::create(meta) {
-            Ok(j) => Some(j),
-            Err(e) => {
-                eprintln!("warning: this session is not journalled: {e}");
-                None
+        let journal = if args.no_journal {
+            None
+        } else {
+            match crate::journal::Journal::create(meta) {
+                Ok(j) => Some(j),
+                Err(e) => {
+                    eprintln!("warning: this session is not journalled: {e}");
+                    None
+                }
             }
         };
         (engine, journal, url, jiff::Timestamp::now())
@@ -423,7 +463,11 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let t0 = std::time::Instant::now();
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let ctx = CheckContext::last(args.walk.since.0);
+    let progress = args.progress;
     let mut observe = |i: &crate::engine::Input| {
+        if progress {
+            progress_lines(i);
+        }
         if let Some(j) = journal.as_mut() {
             if let Err(e) = j.input(i) {
                 eprintln!("warning: journal write failed, journalling stops: {e}");
@@ -455,9 +499,35 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             j.path().display()
         );
     }
-    let mut report = Report::from_engine(&engine, url, started_at, t0.elapsed().as_millis() as u64)
-        .with_walk(&walked);
-    report.host = Some(crate::report::host_label());
+    let mut report = Report::from_engine(
+        &engine,
+        url.clone(),
+        started_at,
+        t0.elapsed().as_millis() as u64,
+    )
+    .with_walk(&walked);
+    if args.hops > 0 && report.status != Status::Healthy {
+        let results = rt.block_on(hop_from(&engine, url.as_deref(), &args));
+        report.merge_hops(results);
+        if let Some(j) = journal.as_mut() {
+            for h in &report.hops {
+                let findings = report
+                    .findings
+                    .iter()
+                    .filter(|f| f.host.as_deref() == Some(h.host.as_str()) && f.host != report.host)
+                    .cloned()
+                    .collect();
+                let ev = crate::journal::Event::Hop {
+                    hop: Box::new(h.clone()),
+                    findings,
+                };
+                if let Err(e) = j.append(&ev) {
+                    eprintln!("warning: journal write failed: {e}");
+                }
+            }
+        }
+        report.duration_ms = t0.elapsed().as_millis() as u64;
+    }
     let text = match args.format {
         ReportFormat::Json => {
             let mut v = serde_json::to_value(&report)?;
@@ -476,6 +546,48 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Status::Healthy => ExitCode::SUCCESS,
         Status::Problem | Status::Inconclusive => ExitCode::from(1),
     })
+}
+
+/// `--progress`: one line per step on stderr, as the walk goes.
+fn progress_lines(i: &crate::engine::Input) {
+    use crate::engine::Input;
+    match i {
+        Input::ChecksDone(reports) => {
+            for r in reports {
+                eprintln!(
+                    "progress: {} {}: {}",
+                    r.outcome.as_str(),
+                    r.label,
+                    crate::report::one_line(&r.summary)
+                );
+            }
+        }
+        Input::Answer { choice, .. } => eprintln!("progress: answered {choice}"),
+        Input::ActionDeclined { reason } => eprintln!("progress: action not run: {reason}"),
+        _ => {}
+    }
+}
+
+/// `--hops N`: hop to every remote upstream of the failing path, progress on stderr.
+async fn hop_from(
+    engine: &Engine,
+    url: Option<&str>,
+    args: &RunArgs,
+) -> Vec<(crate::hop::Hop, Option<Report>)> {
+    let here = crate::hop::Locality::here().await;
+    let (targets, skipped) = crate::hop::targets(engine.values(), url.unwrap_or_default(), &here);
+    for s in &skipped {
+        eprintln!("triage502: hop: not to {}: {}", s.upstream, s.why);
+    }
+    if targets.is_empty() {
+        eprintln!("triage502: hop: no upstream of the failing path is on another host");
+        return Vec::new();
+    }
+    let plan = args.walk.hop_plan(args.hops);
+    let progress: crate::hop::run::Progress = Arc::new(|e: crate::hop::HopEvent| {
+        eprintln!("triage502: hop {}: {}", e.host, e.line);
+    });
+    crate::hop::hop_all(&targets, &plan, progress).await
 }
 
 fn playbook_command(cmd: PlaybookCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {

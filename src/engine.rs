@@ -129,6 +129,10 @@ pub struct Finding {
     /// Direct evidence of the failing hop, or circumstantial (could explain it).
     #[serde(default)]
     pub basis: Basis,
+    /// The host it was established on (reports fill it in: this host's name, or the remote
+    /// host of a hop); the engine leaves it empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// Something seen off the failing path and set aside, with the node that saw it.
@@ -585,6 +589,7 @@ impl Engine {
                         evidence: d.evidence.clone(),
                         node: at.clone(),
                         basis: d.basis,
+                        host: None,
                     });
                 }
                 for x in &r.excluded {
@@ -618,6 +623,7 @@ impl Engine {
                 evidence,
                 node: at.clone(),
                 basis: rule.basis,
+                host: None,
             });
         }
         for r in reports {

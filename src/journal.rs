@@ -112,6 +112,14 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         node: Option<String>,
     },
+    /// A hop to an upstream's host over ssh: how it went, the exact commands, its temporary
+    /// directory and whether it was removed (the undo of the copy).
+    Hop {
+        hop: Box<crate::hop::Hop>,
+        /// The findings established there (each with its `host`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        findings: Vec<crate::engine::Finding>,
+    },
     /// The session was picked up again (after an SSH drop or a crash).
     Resumed {
         pid: u32,

@@ -19,6 +19,7 @@ pub mod duration;
 pub mod engine;
 pub mod firewall;
 pub mod fleet;
+pub mod hop;
 pub mod journal;
 pub mod logs;
 pub mod platform;

@@ -82,7 +82,7 @@ pub struct PathStep {
 pub struct Report {
     pub status: Status,
     pub url: Option<String>,
-    /// The host the walk ran on (`run --non-interactive`): `TRIAGE502_HOST` when set (the
+    /// The host the walk ran on (its findings carry this name in `host`) (`run --non-interactive`): `TRIAGE502_HOST` when set (the
     /// Ansible role sets the inventory name), else the machine's host name. `fleet` names the
     /// host by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,6 +117,10 @@ pub struct Report {
     pub applied_actions: Vec<Applied>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// `--hops N`: the walks run on the hosts of remote upstreams over ssh (their findings are
+    /// merged into `findings`, each with its `host`), and the hosts that could not be reached.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hops: Vec<crate::hop::Hop>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -230,18 +234,23 @@ impl Report {
                 _ => None,
             })
             .collect();
+        let host = crate::hop::this_host();
+        let mut findings = rank(engine.findings());
+        for f in &mut findings {
+            f.host.get_or_insert_with(|| host.clone());
+        }
         Report {
             status: status(engine),
             unseen: unseen(engine),
             url,
-            host: None,
+            host: Some(host),
             playbook: PlaybookRef {
                 id: engine.root().to_owned(),
                 version: pb.map(|p| p.version.clone()).unwrap_or_default(),
             },
             started_at: started_at.to_string(),
             duration_ms,
-            findings: rank(engine.findings()),
+            findings,
             direct_evidence: engine.findings().iter().any(|f| f.basis.is_direct()),
             ruled_out: engine.ruled_out(),
             context: engine.context().to_vec(),
@@ -260,6 +269,59 @@ impl Report {
             recommended_actions,
             applied_actions: Vec::new(),
             note,
+            hops: Vec::new(),
+        }
+    }
+
+    /// Merge the hops' results: each remote finding gets the name of the host it was
+    /// established on, the remote reports' own hops follow theirs (one level deeper), hosts
+    /// that could not be reached become `unseen` entries, and the verdict takes the remote
+    /// findings into account.
+    pub fn merge_hops(&mut self, results: Vec<(crate::hop::Hop, Option<Report>)>) {
+        use crate::hop::HopStatus;
+        for (hop, remote) in results {
+            match hop.status {
+                HopStatus::Unreachable | HopStatus::Refused | HopStatus::Failed => {
+                    self.unseen.push(Unseen::new(
+                        format!("the upstream's host {}", hop.name()),
+                        hop.summary.clone(),
+                        match hop.status {
+                            HopStatus::Refused => {
+                                "allow the copy (run without --read-only), or install the same triage502 there"
+                            }
+                            _ => "reach it with `ssh HOST` from here (keys, known_hosts, ssh config), or run triage502 there",
+                        },
+                    ));
+                }
+                HopStatus::Done => {}
+            }
+            let depth = hop.depth;
+            self.hops.push(hop.clone());
+            let Some(r) = remote else { continue };
+            for mut f in r.findings {
+                if f.host.is_none() || f.host == r.host {
+                    f.host = Some(hop.host.clone());
+                }
+                self.direct_evidence |= f.basis.is_direct();
+                self.findings.push(f);
+            }
+            for mut h in r.hops {
+                h.depth += depth;
+                if h.from == r.host.clone().unwrap_or_default() {
+                    h.from.clone_from(&hop.host);
+                }
+                self.hops.push(h);
+            }
+            for u in r.unseen {
+                let u = Unseen::new(format!("on {}: {}", hop.host, u.what), u.why, u.how);
+                if !self.unseen.contains(&u) {
+                    self.unseen.push(u);
+                }
+            }
+        }
+        self.findings = rank(&self.findings);
+        if !self.findings.is_empty() && (self.direct_evidence || self.status == Status::Healthy) {
+            self.status = Status::Problem;
         }
     }
 
@@ -333,9 +395,15 @@ impl Report {
             } else {
                 format!(", {}", f.basis.as_str())
             };
+            let on = match &f.host {
+                Some(h) if !self.hops.is_empty() || self.host.as_ref() != Some(h) => {
+                    format!("on {h}: ")
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "{}. **{}** (`{}`, {}{basis}): {}",
+                "{}. {on}**{}** (`{}`, {}{basis}): {}",
                 i + 1,
                 info.title,
                 f.cause,
@@ -352,6 +420,40 @@ impl Report {
             }
             for fix in &info.fixes {
                 let _ = writeln!(s, "   - Fix: {fix}");
+            }
+        }
+        if !self.hops.is_empty() {
+            let _ = writeln!(s, "\n## Hops (the upstreams' hosts, over ssh)\n");
+            for h in &self.hops {
+                let _ = writeln!(s, "- {}", h.line());
+                let _ = writeln!(
+                    s,
+                    "  - from {} to {} ({}), depth {}, {} ms, {}",
+                    h.from,
+                    h.upstream,
+                    h.url,
+                    h.depth,
+                    h.duration_ms,
+                    match h.ran {
+                        crate::hop::Ran::Installed => "the installed triage502",
+                        crate::hop::Ran::Copied => "a copied static triage502",
+                        crate::hop::Ran::NotRun => "nothing ran there",
+                    }
+                );
+                if let Some(d) = &h.temp_dir {
+                    let _ = writeln!(
+                        s,
+                        "  - temporary directory {d}: {}",
+                        if h.temp_dir_removed == Some(true) {
+                            "removed"
+                        } else {
+                            "NOT removed, remove it by hand"
+                        }
+                    );
+                }
+                if !h.stderr.is_empty() {
+                    let _ = writeln!(s, "  - ssh said: `{}`", one_line(&h.stderr));
+                }
             }
         }
         let _ = writeln!(s, "\n## Ruled out\n");

@@ -121,6 +121,18 @@ pub struct TicketFinding {
     pub node: String,
     /// `direct` or `circumstantial`.
     pub basis: String,
+    /// The remote host it was established on (a hop); none for this host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// A hop to an upstream's host (`run --hops`, or the wizard's).
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketHop {
+    /// "on web2: php-fpm pool www saturated", "web4 (10.0.0.14): ssh refused — ...".
+    pub line: String,
+    /// How it ran and what it left: "a copied static triage502; /tmp/... removed".
+    pub detail: String,
 }
 
 /// Seen off the failing path, set aside.
@@ -207,6 +219,9 @@ pub struct Ticket {
     pub asks: Vec<String>,
     pub notes: Vec<Note>,
     pub attachment: String,
+    /// Hops to the upstreams' hosts over ssh.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hops: Vec<TicketHop>,
 }
 
 fn hhmm(ts: &str, secs: bool) -> String {
@@ -299,6 +314,8 @@ impl Ticket {
         }];
         let mut notes = Vec::new();
         let mut resumed = 0;
+        let mut hops = Vec::new();
+        let mut remote_findings = Vec::new();
         for e in &session.events {
             let at = hhmm(&e.at, true);
             match &e.event {
@@ -342,6 +359,30 @@ impl Ticket {
                         what: format!("note: {}", one_line(text)),
                     });
                 }
+                Event::Hop { hop, findings } => {
+                    timeline.push(TimelineItem {
+                        at,
+                        what: format!("hop over ssh: {}", hop.line()),
+                    });
+                    let mut detail = match hop.ran {
+                        crate::hop::Ran::Installed => "the installed triage502".to_owned(),
+                        crate::hop::Ran::Copied => "a copied static triage502".to_owned(),
+                        crate::hop::Ran::NotRun => "nothing ran there".to_owned(),
+                    };
+                    if let Some(d) = &hop.temp_dir {
+                        let gone = if hop.temp_dir_removed == Some(true) {
+                            "removed"
+                        } else {
+                            "NOT removed"
+                        };
+                        let _ = write!(detail, "; {d} {gone}");
+                    }
+                    hops.push(TicketHop {
+                        line: hop.line(),
+                        detail,
+                    });
+                    remote_findings.extend(findings.iter().cloned());
+                }
                 Event::Resumed { .. } => {
                     resumed += 1;
                     timeline.push(TimelineItem {
@@ -359,7 +400,9 @@ impl Ticket {
         }
         let values = engine.values().clone();
         let fact = |k: &str| values.get(k).filter(|v| !v.is_empty()).cloned();
-        let findings: Vec<TicketFinding> = crate::report::rank(engine.findings())
+        let mut all = engine.findings().to_vec();
+        all.extend(remote_findings);
+        let findings: Vec<TicketFinding> = crate::report::rank(&all)
             .into_iter()
             .map(|f| {
                 let info = f.cause.info();
@@ -373,10 +416,11 @@ impl Ticket {
                     fixes: info.fixes.clone(),
                     node: f.node.clone(),
                     basis: f.basis.as_str().to_owned(),
+                    host: f.host.clone(),
                 }
             })
             .collect();
-        let direct_evidence = engine.findings().iter().any(|f| f.basis.is_direct());
+        let direct_evidence = all.iter().any(|f| f.basis.is_direct());
         let context = engine
             .context()
             .iter()
@@ -679,6 +723,7 @@ impl Ticket {
             asks,
             notes,
             attachment: session.path.display().to_string(),
+            hops,
         })
     }
 }

@@ -16,6 +16,7 @@ pub mod app;
 pub mod clipboard;
 pub mod evidence;
 pub mod help;
+pub mod hop;
 pub mod keymap;
 pub mod map;
 pub mod render;
@@ -161,6 +162,26 @@ fn carry_out(cmd: Command, runner: &mut Runner, tx: &mpsc::UnboundedSender<Msg>)
             let mut out = std::io::stdout();
             let _ = out.write_all(clipboard::osc52(&text).as_bytes());
             let _ = out.flush();
+        }
+        Command::HopTargets { values, url } => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let here = crate::hop::Locality::here().await;
+                let (targets, skipped) = crate::hop::targets(&values, &url, &here);
+                let _ = tx.send(Msg::HopTargets(targets, skipped));
+            });
+        }
+        Command::Hop { targets, plan } => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let ptx = tx.clone();
+                let progress: crate::hop::run::Progress =
+                    std::sync::Arc::new(move |e: crate::hop::HopEvent| {
+                        let _ = ptx.send(Msg::HopProgress(e));
+                    });
+                let results = crate::hop::hop_all(&targets, &plan, progress).await;
+                let _ = tx.send(Msg::HopDone(results));
+            });
         }
         Command::LoadSessions => {
             let tx = tx.clone();
@@ -325,6 +346,8 @@ pub fn interactive(url: Option<String>, walk: &WalkArgs) -> anyhow::Result<ExitC
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let app = rt.block_on(async move {
         let mut app = App::new(setup, url, started_at);
+        // The wizard hops one level: the remote run itself does not hop further unasked.
+        app.hop_plan = Some(walk.hop_plan(1));
         let (tx, mut rx) = mpsc::unbounded_channel();
         if let Some((engine, journal)) = resumed {
             app.notice = Some(format!(

@@ -70,6 +70,12 @@ pub enum Msg {
     Sessions(Vec<Row>),
     /// The session chosen from the list, opened (or why it could not be).
     Resumed(Handoff),
+    /// The failing path's upstreams on other hosts (and the ones set aside).
+    HopTargets(Vec<crate::hop::Target>, Vec<crate::hop::target::Skipped>),
+    /// A line of a hop's progress.
+    HopProgress(crate::hop::HopEvent),
+    /// Every hop ended.
+    HopDone(Vec<(crate::hop::Hop, Option<Report>)>),
 }
 
 /// What the loop must do for the app.
@@ -108,6 +114,16 @@ pub enum Command {
     Resume {
         id: String,
         vars: Vec<(String, String)>,
+    },
+    /// Find the upstreams of the failing path that are on other hosts (reads Docker's networks).
+    HopTargets {
+        values: crate::template::Values,
+        url: String,
+    },
+    /// Hop to these hosts over ssh (the operator said yes).
+    Hop {
+        targets: Vec<crate::hop::Target>,
+        plan: Box<crate::hop::Plan>,
     },
 }
 
@@ -174,6 +190,8 @@ pub enum Overlay {
     Map,
     /// The URL re-probed over time (`w`); probing runs only while it is open.
     Watch,
+    /// "Continue on the upstream's host over ssh?", then the hops' progress and results.
+    Hop,
 }
 
 /// The whole state of the wizard.
@@ -236,6 +254,10 @@ pub struct App {
     pub search: Option<Search>,
     /// The saved sessions to choose from (`--resume` without an id).
     pub sessions: Option<SessionList>,
+    /// How to hop to an upstream's host (none: the wizard does not offer it).
+    pub hop_plan: Option<crate::hop::Plan>,
+    /// The hop offered at the end of the walk, and its outcome.
+    pub hop: Option<crate::tui::hop::HopView>,
 }
 
 impl App {
@@ -281,6 +303,8 @@ impl App {
             watch: Watch::default(),
             search: None,
             sessions: None,
+            hop_plan: None,
+            hop: None,
         };
         if app.editing_url {
             app.url_error = app.validate_url("");
@@ -299,6 +323,7 @@ impl App {
             Some(Overlay::ActionResult) => return Screen::ActionResult,
             Some(Overlay::Map) => return Screen::Map,
             Some(Overlay::Watch) => return Screen::Watch,
+            Some(Overlay::Hop) => return Screen::Hop,
             None => {}
         }
         if self.executing.is_some() {
@@ -406,12 +431,11 @@ impl App {
     pub fn report(&self) -> Option<Report> {
         let e = self.engine.as_ref()?;
         let ms = self.now.saturating_duration_since(self.t0).as_millis() as u64;
-        Some(Report::from_engine(
-            e,
-            self.url.clone(),
-            self.started_at,
-            ms,
-        ))
+        let mut r = Report::from_engine(e, self.url.clone(), self.started_at, ms);
+        if let Some(h) = self.hop.as_ref().filter(|h| !h.results.is_empty()) {
+            r.merge_hops(h.results.clone());
+        }
+        Some(r)
     }
 
     /// Apply one message.
@@ -486,6 +510,49 @@ impl App {
                 None
             }
             Msg::Resumed(handoff) => self.resumed(handoff.take()?),
+            Msg::HopTargets(targets, skipped) => {
+                let plan = self.hop_plan.clone()?;
+                if targets.is_empty() || self.hop.is_some() {
+                    return None;
+                }
+                self.hop = Some(crate::tui::hop::HopView::new(targets, skipped, plan));
+                self.overlay_scroll = 0;
+                self.overlay = Some(Overlay::Hop);
+                None
+            }
+            Msg::HopProgress(e) => {
+                if let Some(h) = self.hop.as_mut() {
+                    h.progress(&e.host, &e.line);
+                }
+                None
+            }
+            Msg::HopDone(results) => {
+                let h = self.hop.as_mut()?;
+                h.phase = crate::tui::hop::Phase::Done;
+                h.results = results;
+                // Journal each hop with the findings established there (the ticket's hop
+                // section), and the copy with its removal.
+                let mut merged = self.report()?;
+                merged.findings.retain(|f| f.host != merged.host);
+                let events: Vec<crate::journal::Event> = merged
+                    .hops
+                    .iter()
+                    .map(|hop| crate::journal::Event::Hop {
+                        hop: Box::new(hop.clone()),
+                        findings: merged
+                            .findings
+                            .iter()
+                            .filter(|f| f.host.as_deref() == Some(hop.host.as_str()))
+                            .cloned()
+                            .collect(),
+                    })
+                    .collect();
+                for ev in events {
+                    self.journal_with(|j| j.append(&ev));
+                }
+                self.notice = Some("hop done: the remote findings are in the report and the ticket (t), and on the map (m)".into());
+                None
+            }
         }
     }
 
@@ -595,6 +662,13 @@ impl App {
         self.typed.clear();
         self.plan = None;
         let effect = self.engine.as_ref()?.effect().clone();
+        let offer_hop = matches!(effect, Effect::Done(_))
+            && self.hop_plan.is_some()
+            && self.hop.is_none()
+            && self
+                .engine
+                .as_ref()
+                .is_some_and(|e| crate::report::status(e) != crate::report::Status::Healthy);
         if matches!(effect, Effect::Done(_)) && !self.ended {
             self.ended = true;
             if let Some(engine) = self.engine.take() {
@@ -643,6 +717,10 @@ impl App {
                     policy: self.policy(),
                 })
             }
+            Effect::Done(_) if offer_hop => Some(Command::HopTargets {
+                values: self.engine.as_ref()?.values().clone(),
+                url: self.url.clone().unwrap_or_default(),
+            }),
             Effect::Inform { .. } | Effect::Done(_) => None,
         }
     }
@@ -911,6 +989,7 @@ impl App {
                 .map_or(0, |(_, n)| n.guidance.lines().count() + 10),
             Some(Overlay::ConfirmQuit | Overlay::Watch) => 0,
             Some(Overlay::Map) => crate::tui::map::scroll_limit(self),
+            Some(Overlay::Hop) => crate::tui::hop::scroll_limit(self),
             None => self.engine.as_ref().map_or(0, |e| evidence::lines(e).len()),
         }
     }
@@ -1057,7 +1136,35 @@ impl App {
                 None
             }
             Action::Close => {
+                if self.overlay == Some(Overlay::Hop)
+                    && let Some(h) = self.hop.as_mut()
+                    && h.phase == crate::tui::hop::Phase::Asking
+                {
+                    h.phase = crate::tui::hop::Phase::Declined;
+                    self.notice = Some("hop not made: h offers it again".into());
+                }
                 self.overlay = None;
+                None
+            }
+            Action::HopYes => {
+                let h = self.hop.as_mut()?;
+                if h.phase != crate::tui::hop::Phase::Asking {
+                    return None;
+                }
+                h.phase = crate::tui::hop::Phase::Running;
+                self.overlay_scroll = 0;
+                Some(Command::Hop {
+                    targets: h.targets.clone(),
+                    plan: Box::new(h.plan.clone()),
+                })
+            }
+            Action::OpenHop => {
+                let h = self.hop.as_mut()?;
+                if h.phase == crate::tui::hop::Phase::Declined {
+                    h.phase = crate::tui::hop::Phase::Asking;
+                }
+                self.overlay_scroll = 0;
+                self.overlay = Some(Overlay::Hop);
                 None
             }
             Action::Map => {

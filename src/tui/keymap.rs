@@ -53,6 +53,8 @@ pub enum Screen {
     Searched(Beneath),
     /// `--resume` without an id: the saved sessions to choose from.
     Sessions,
+    /// "Continue on the upstream's host over ssh?", its progress and results.
+    Hop,
 }
 
 /// The screens a search can be active on (they show the evidence).
@@ -152,6 +154,10 @@ pub enum Action {
     Search(SearchOp),
     /// Move in or take from the list of saved sessions.
     Pick(PickOp),
+    /// Yes, hop to the upstream's host over ssh.
+    HopYes,
+    /// Show the hop dialog again (`h` when the walk ended).
+    OpenHop,
 }
 
 /// The action for `key` on `screen`, if any.
@@ -187,6 +193,12 @@ pub fn keymap(screen: Screen, key: KeyEvent) -> Option<Action> {
         (S::Note, K::Char(c)) => Some(A::Type(c)),
         (S::Note, _) => None,
         (S::ActionResult, K::Esc | K::Enter | K::Char('q')) => Some(A::Close),
+        (S::Hop, K::Char('y' | 'Y')) => Some(A::HopYes),
+        (S::Hop, K::Esc | K::Enter | K::Char('n' | 'N' | 'q' | 'h')) => Some(A::Close),
+        (S::Hop, K::Up | K::Char('k')) => Some(A::ScrollUp),
+        (S::Hop, K::Down | K::Char('j')) => Some(A::ScrollDown),
+        (S::Hop, _) => None,
+        (S::Done, K::Char('h')) => Some(A::OpenHop),
         (S::Ticket, K::Char('w')) => Some(A::WriteTicket),
         (S::Ticket, K::Char('y')) => Some(A::CopyTicket),
         (S::UrlPrompt, K::Enter) => Some(A::Continue),

@@ -612,6 +612,11 @@ pub fn lines(app: &App, width: u16) -> Vec<Line<'static>> {
             }
         }
     }
+    for l in crate::tui::hop::map_lines(app) {
+        for row in wrap(&t.text(&l), width) {
+            out.push(Line::styled(row, t.title()));
+        }
+    }
     if !map.logs.is_empty() {
         out.push(Line::styled("Logs", t.title()));
         for (kind, path) in &map.logs {

@@ -78,6 +78,7 @@ pub fn render(app: &App, frame: &mut Frame) {
         Some(Overlay::ActionResult) => render_action_result(app, frame, body),
         Some(Overlay::Map) => crate::tui::map::render(app, frame, body),
         Some(Overlay::Watch) => crate::tui::watch::render(app, frame, body),
+        Some(Overlay::Hop) => crate::tui::hop::render(app, frame, body),
         None => {}
     }
 }
@@ -127,6 +128,7 @@ fn hints_for(app: &App) -> &'static str {
         Screen::Note => "type the note · Enter save · Esc cancel",
         Screen::Executing => "the action is running; wait for its result · Ctrl-C quit",
         Screen::ConfirmQuit => "y quit · n stay",
+        Screen::Hop => "y hop · n / Esc close · ↑↓ scroll · Ctrl-C quit",
         Screen::Map => crate::tui::map::HINTS,
         Screen::Watch => crate::tui::watch::HINTS,
         Screen::SearchInput => "type to search the evidence · Enter keep · Esc clear",
