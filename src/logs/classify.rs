@@ -55,8 +55,42 @@ impl Classification {
 /// FastCGI stderr entries with stack traces are the long ones).
 pub const MAX_ENTRY: usize = 64 * 1024;
 
+/// The named captures [`Catalogue::verdict`] reads.
+const CAPTURE_NAMES: [&str; 11] = [
+    "errno", "upstream", "socket", "client", "request", "uri", "host", "status", "pid", "pid2",
+    "term",
+];
+
+/// A signature's captures on this entry, or remembered from the first entry
+/// of its template ([`template::Captured`]).
+enum Caps<'a, 'h> {
+    Live(&'a regex::bytes::Captures<'h>),
+    Cached(&'a template::Captured),
+}
+
+impl Caps<'_, '_> {
+    fn has(&self, name: &str) -> bool {
+        match self {
+            Caps::Live(c) => c.name(name).is_some(),
+            Caps::Cached(c) => c.get(name).is_some(),
+        }
+    }
+
+    /// The errno the match implies (`None` inside: none; outer `None`: the
+    /// remembered captures cannot tell).
+    fn implied_errno(&self, entry: &[u8]) -> Option<Option<u32>> {
+        match self {
+            Caps::Live(_) => Some(implied_errno(self, entry)),
+            Caps::Cached(c) => c.implied_errno,
+        }
+    }
+}
+
 /// The errno a text stands for where the layout prints none.
-fn implied_errno(caps: &regex::bytes::Captures<'_>, text: &[u8]) -> Option<u32> {
+fn implied_errno(caps: &Caps<'_, '_>, text: &[u8]) -> Option<u32> {
+    let Caps::Live(caps) = caps else {
+        return None;
+    };
     if let Some(t) = caps.name("term") {
         return Some(match t.as_bytes() {
             b"SC" => 111,
@@ -82,9 +116,13 @@ fn implied_errno(caps: &regex::bytes::Captures<'_>, text: &[u8]) -> Option<u32> 
         .map(|(_, e)| *e)
 }
 
-fn cap_str(caps: &regex::bytes::Captures<'_>, name: &str) -> Option<String> {
-    caps.name(name)
-        .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
+fn cap_str(caps: &Caps<'_, '_>, name: &str) -> Option<String> {
+    match caps {
+        Caps::Live(c) => c
+            .name(name)
+            .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned()),
+        Caps::Cached(c) => c.get(name).map(str::to_owned),
+    }
 }
 
 impl Catalogue {
@@ -105,11 +143,11 @@ impl Catalogue {
         let unwrapped = wrapper::unwrap_entry(entry);
         if let std::borrow::Cow::Borrowed(entry) = unwrapped {
             return template::with_cached(self, head, entry, |cached| match cached {
-                Some(Some(sig)) => match self.confirm(sig as usize, head, entry) {
+                Some((span, Some(rem))) => match self.confirm(&rem, head, entry) {
                     Some(c) => (Some(c), None),
-                    None => self.classify_remembered(head, entry),
+                    None => self.classify_remembered(span, head, entry),
                 },
-                Some(None) => self.classify_remembered(head, entry),
+                Some((span, None)) => self.classify_remembered(span, head, entry),
                 None => (self.classify_unwrapped(head, entry), None),
             });
         }
@@ -124,23 +162,67 @@ impl Catalogue {
         self.classify_unwrapped(head, &unwrapped)
     }
 
-    /// The full path, and the signature a template may remember.
+    /// The full path, and what a template may remember: the signature, and
+    /// its captures when they all lie in the message (`span`).
     fn classify_remembered(
         &self,
+        span: (usize, usize),
         head: &Head,
         entry: &[u8],
-    ) -> (Option<Classification>, Option<u32>) {
+    ) -> (Option<Classification>, Option<template::Remembered>) {
         let c = self.classify_unwrapped(head, entry);
-        let sig = c
+        let remember = c
             .as_ref()
             .filter(|c| c.role != Role::Unmatched || c.signature.is_some())
             .and_then(|c| c.signature)
-            .map(|s| s as u32);
-        (c, sig)
+            .map(|idx| template::Remembered {
+                sig: idx as u32,
+                captures: self.captured(idx, span, entry).map(std::rc::Rc::new),
+            });
+        (c, remember)
     }
 
-    /// The verdict of signature `idx` on `entry` when its regex matches.
-    fn confirm(&self, idx: usize, head: &Head, entry: &[u8]) -> Option<Classification> {
+    /// The captures of signature `idx` on `entry` when every one the verdict
+    /// reads lies inside `span` (and so is the same on every line of the
+    /// template); `None` otherwise.
+    fn captured(
+        &self,
+        idx: usize,
+        span: (usize, usize),
+        entry: &[u8],
+    ) -> Option<template::Captured> {
+        let sig = self.signatures.get(idx)?;
+        if sig.not_a_cause {
+            return None; // a match test already decides these
+        }
+        let caps = sig.regex.get().captures(entry)?;
+        let inside = |m: regex::bytes::Match<'_>| m.start() >= span.0 && m.end() <= span.1;
+        let mut values = Vec::new();
+        for name in CAPTURE_NAMES {
+            if let Some(m) = caps.name(name) {
+                if !inside(m) {
+                    return None;
+                }
+                values.push((name, String::from_utf8_lossy(m.as_bytes()).into_owned()));
+            }
+        }
+        let whole_inside = caps.get(0).is_some_and(inside);
+        Some(template::Captured {
+            values,
+            implied_errno: whole_inside.then(|| implied_errno(&Caps::Live(&caps), entry)),
+        })
+    }
+
+    /// The verdict of the remembered signature on `entry` when its regex
+    /// matches: a match test with the template's captures when they are
+    /// remembered, a capture search otherwise.
+    fn confirm(
+        &self,
+        rem: &template::Remembered,
+        head: &Head,
+        entry: &[u8],
+    ) -> Option<Classification> {
+        let idx = rem.sig as usize;
         let sig = self.signatures.get(idx)?;
         let re = sig.regex.get();
         if sig.not_a_cause {
@@ -152,8 +234,16 @@ impl Catalogue {
                 alternatives: Vec::new(),
             });
         }
+        if let Some(captured) = &rem.captures {
+            if !re.is_match(entry) {
+                return None;
+            }
+            if let Some(v) = self.verdict(idx, sig, head, entry, &Caps::Cached(captured)) {
+                return Some(v);
+            }
+        }
         let caps = re.captures(entry)?;
-        Some(self.verdict(idx, sig, head, entry, &caps))
+        self.verdict(idx, sig, head, entry, &Caps::Live(&caps))
     }
 
     /// Classify an entry whose wrappers are already peeled.
@@ -196,7 +286,7 @@ impl Catalogue {
             let Some(caps) = re.captures(entry) else {
                 continue;
             };
-            return Some(self.verdict(i as usize, sig, head, entry, &caps));
+            return self.verdict(i as usize, sig, head, entry, &Caps::Live(&caps));
         }
         // Nothing matched: a gap worth showing only when it mentions upstream
         // trouble and the server called it an error.
@@ -210,23 +300,25 @@ impl Catalogue {
         })
     }
 
+    /// The verdict of signature `idx` from its captures; `None` only when
+    /// remembered captures cannot tell the errno the match text implies.
     fn verdict(
         &self,
         idx: usize,
         sig: &Signature,
         head: &Head,
         entry: &[u8],
-        caps: &regex::bytes::Captures<'_>,
-    ) -> Classification {
+        caps: &Caps<'_, '_>,
+    ) -> Option<Classification> {
         if sig.not_a_cause {
             // Negative controls need no fields: they are only counted.
-            return Classification {
+            return Some(Classification {
                 role: Role::Ignored,
                 cause: None,
                 signature: Some(idx),
                 fields: Fields::default(),
                 alternatives: Vec::new(),
-            };
+            });
         }
         let mut f = format::fields(head, entry);
         if let Some(e) = cap_str(caps, "errno").and_then(|s| s.parse().ok()) {
@@ -272,8 +364,8 @@ impl Catalogue {
                 CauseRule::Fixed(c) => Some(c),
                 CauseRule::None => None,
                 CauseRule::Errno => {
-                    if f.errno.is_none() || caps.name("term").is_some() {
-                        f.errno = implied_errno(caps, entry).or(f.errno);
+                    if f.errno.is_none() || caps.has("term") {
+                        f.errno = caps.implied_errno(entry)?.or(f.errno);
                     }
                     f.errno.and_then(|e| self.errno_cause(e, f.is_unix()))
                 }
@@ -295,13 +387,13 @@ impl Catalogue {
         }
         alternatives.retain(|a| Some(*a) != cause);
         alternatives.dedup();
-        Classification {
+        Some(Classification {
             role,
             cause,
             signature: Some(idx),
             fields: f,
             alternatives,
-        }
+        })
     }
 }
 

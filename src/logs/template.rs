@@ -89,19 +89,31 @@ fn template_with(
     out: &mut Vec<u8>,
     clean: &mut FxHashSet<Box<[u8]>>,
 ) -> bool {
+    template_spans(cat, head, entry, out, clean).is_some()
+}
+
+/// [`template_with`], giving the message's span in `entry` (the part kept
+/// byte for byte: after `*CONN `, before the tail) when there is a template.
+fn template_spans(
+    cat: &Catalogue,
+    head: &Head,
+    entry: &[u8],
+    out: &mut Vec<u8>,
+    clean: &mut FxHashSet<Box<[u8]>>,
+) -> Option<(usize, usize)> {
     out.clear();
     if head.format != Format::Nginx
         || entry.len() > MAX_TEMPLATE
         || memchr::memchr(b'\n', entry).is_some()
     {
-        return false;
+        return None;
     }
     // `YYYY/MM/DD HH:MM:SS [level] PID#TID: *CONN message`
     let Some(open) = memchr::memchr(b'[', &entry[..entry.len().min(32)]) else {
-        return false;
+        return None;
     };
     let Some(close) = memchr::memchr(b']', &entry[open..entry.len().min(open + 12)]) else {
-        return false;
+        return None;
     };
     let close = open + close;
     out.extend(
@@ -112,24 +124,24 @@ fn template_with(
     out.extend_from_slice(&entry[open..=close]);
     let mut p = close + 1;
     if entry.get(p) != Some(&b' ') {
-        return false;
+        return None;
     }
     p += 1;
     let n = digits(entry, p);
     if n == 0 || entry.get(p + n) != Some(&b'#') {
-        return false;
+        return None;
     }
     p += n + 1;
     let n = digits(entry, p);
     if n == 0 || !entry[p + n..].starts_with(b": ") {
-        return false;
+        return None;
     }
     p += n + 2;
     out.extend_from_slice(b" 0#0: ");
     if entry.get(p) == Some(&b'*') {
         let n = digits(entry, p + 1);
         if n == 0 || entry.get(p + 1 + n) != Some(&b' ') {
-            return false;
+            return None;
         }
         p += n + 2;
         out.extend_from_slice(b"*0 ");
@@ -141,7 +153,7 @@ fn template_with(
     let mut at = 0;
     while at < tail.len() {
         let Some(k) = key_at(tail, at) else {
-            return false;
+            return None;
         };
         let key = TAIL_KEYS[k];
         out.push(0);
@@ -159,11 +171,11 @@ fn template_with(
         }
         let value = &tail[from..end];
         if key.ends_with(b"\"") && !value.ends_with(b"\"") {
-            return false;
+            return None;
         }
         if !clean.contains(value) {
             if cat.literals.is_match(value) {
-                return false;
+                return None;
             }
             if value.len() <= CLEAN_VALUE {
                 if clean.len() >= CLEAN_CAP {
@@ -183,14 +195,42 @@ fn template_with(
         }
         at = end;
     }
-    true
+    Some((p, p + tail_at))
+}
+
+/// What a template remembers: the signature that decided it, and its
+/// captures when they all lie in the message (the same for every line of the
+/// template), so that a line of it needs a match test, not a capture search.
+#[derive(Debug, Clone)]
+pub struct Remembered {
+    pub sig: u32,
+    pub captures: Option<std::rc::Rc<Captured>>,
+}
+
+/// The named captures of a signature's match (by name), and the errno the
+/// match text implies (`None` when the match reaches outside the message, so
+/// that it may differ from line to line), taken from the first line of a
+/// template.
+#[derive(Debug, Default)]
+pub struct Captured {
+    pub values: Vec<(&'static str, String)>,
+    pub implied_errno: Option<Option<u32>>,
+}
+
+impl Captured {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Per-thread templates of one catalogue.
 #[derive(Default)]
 struct Cache {
     catalogue: u64,
-    map: FxHashMap<Box<[u8]>, u32>,
+    map: FxHashMap<Box<[u8]>, Remembered>,
     clean: FxHashSet<Box<[u8]>>,
     buf: Vec<u8>,
 }
@@ -200,13 +240,14 @@ thread_local! {
 }
 
 /// The template of `entry` built in the thread's buffer, then `f` with the
-/// signature cached for it (`Some(None)`: a template not cached yet; `None`:
-/// no template). `f` returns the signature to remember, if any.
+/// message's span and what is cached for it (`Some((span, None))`: a
+/// template not cached yet; `None`: no template). `f` returns what to
+/// remember, if anything.
 pub fn with_cached<R>(
     cat: &Catalogue,
     head: &Head,
     entry: &[u8],
-    f: impl FnOnce(Option<Option<u32>>) -> (R, Option<u32>),
+    f: impl FnOnce(Option<((usize, usize), Option<Remembered>)>) -> (R, Option<Remembered>),
 ) -> R {
     CACHE.with(|c| {
         let Ok(mut c) = c.try_borrow_mut() else {
@@ -219,11 +260,11 @@ pub fn with_cached<R>(
             c.catalogue = cat.id;
         }
         let mut buf = std::mem::take(&mut c.buf);
-        let has = template_with(cat, head, entry, &mut buf, &mut c.clean);
-        let (r, remember) = if has {
-            let hit = c.map.get(buf.as_slice()).copied();
-            let (r, remember) = f(Some(hit));
-            (r, remember.filter(|s| Some(*s) != hit))
+        let span = template_spans(cat, head, entry, &mut buf, &mut c.clean);
+        let (r, remember) = if let Some(span) = span {
+            let hit = c.map.get(buf.as_slice()).cloned();
+            let (r, remember) = f(Some((span, hit)));
+            (r, remember)
         } else {
             (f(None).0, None)
         };
