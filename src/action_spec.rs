@@ -784,7 +784,7 @@ impl ActionSpec {
             | ActionSpec::ConfigEdit(_)
             | ActionSpec::Ownership(_)
             | ActionSpec::Iis(_) => Tier::Disruptive,
-            | ActionSpec::ContainerRestart(_) => Tier::Disruptive,
+            ActionSpec::ContainerRestart(_) => Tier::Disruptive,
             ActionSpec::ClearCache(_) => Tier::Destructive,
             ActionSpec::Plugin(_) | ActionSpec::IsolatePlugins(_) | ActionSpec::Command(_) => {
                 Tier::Reversible

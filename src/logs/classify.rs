@@ -76,11 +76,11 @@ impl Caps<'_, '_> {
         }
     }
 
-    /// The errno the match implies (`None` inside: none; outer `None`: the
+    /// The errno the match implies ([`template::Implied::Unknown`]: the
     /// remembered captures cannot tell).
-    fn implied_errno(&self, entry: &[u8]) -> Option<Option<u32>> {
+    fn implied_errno(&self, entry: &[u8]) -> template::Implied {
         match self {
-            Caps::Live(_) => Some(implied_errno(self, entry)),
+            Caps::Live(_) => template::Implied::Known(implied_errno(self, entry)),
             Caps::Cached(c) => c.implied_errno,
         }
     }
@@ -209,7 +209,11 @@ impl Catalogue {
         let whole_inside = caps.get(0).is_some_and(inside);
         Some(template::Captured {
             values,
-            implied_errno: whole_inside.then(|| implied_errno(&Caps::Live(&caps), entry)),
+            implied_errno: if whole_inside {
+                template::Implied::Known(implied_errno(&Caps::Live(&caps), entry))
+            } else {
+                template::Implied::Unknown
+            },
         })
     }
 
@@ -365,7 +369,10 @@ impl Catalogue {
                 CauseRule::None => None,
                 CauseRule::Errno => {
                     if f.errno.is_none() || caps.has("term") {
-                        f.errno = caps.implied_errno(entry)?.or(f.errno);
+                        let template::Implied::Known(implied) = caps.implied_errno(entry) else {
+                            return None;
+                        };
+                        f.errno = implied.or(f.errno);
                     }
                     f.errno.and_then(|e| self.errno_cause(e, f.is_unix()))
                 }

@@ -109,12 +109,8 @@ fn template_spans(
         return None;
     }
     // `YYYY/MM/DD HH:MM:SS [level] PID#TID: *CONN message`
-    let Some(open) = memchr::memchr(b'[', &entry[..entry.len().min(32)]) else {
-        return None;
-    };
-    let Some(close) = memchr::memchr(b']', &entry[open..entry.len().min(open + 12)]) else {
-        return None;
-    };
+    let open = memchr::memchr(b'[', &entry[..entry.len().min(32)])?;
+    let close = memchr::memchr(b']', &entry[open..entry.len().min(open + 12)])?;
     let close = open + close;
     out.extend(
         entry[..open]
@@ -152,9 +148,7 @@ fn template_spans(
     let tail = &rest[tail_at..];
     let mut at = 0;
     while at < tail.len() {
-        let Some(k) = key_at(tail, at) else {
-            return None;
-        };
+        let k = key_at(tail, at)?;
         let key = TAIL_KEYS[k];
         out.push(0);
         out.push(k as u8);
@@ -214,7 +208,17 @@ pub struct Remembered {
 #[derive(Debug, Default)]
 pub struct Captured {
     pub values: Vec<(&'static str, String)>,
-    pub implied_errno: Option<Option<u32>>,
+    pub implied_errno: Implied,
+}
+
+/// The errno a remembered match implies.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Implied {
+    /// The match reached outside the message: it may differ from line to line.
+    #[default]
+    Unknown,
+    /// The same for every line of the template (`None`: it implies none).
+    Known(Option<u32>),
 }
 
 impl Captured {
