@@ -274,7 +274,7 @@ async fn show_stat(socket: &str, timeout: Duration) -> Result<String, String> {
             talk(tokio::net::TcpStream::connect(tcp).await?).await
         } else {
             let path = socket.strip_prefix("unix@").unwrap_or(socket);
-            talk(tokio::net::UnixStream::connect(path).await?).await
+            talk(crate::platform::UnixStream::connect(path).await?).await
         }
     };
     match tokio::time::timeout(timeout, fut).await {
