@@ -54,12 +54,32 @@ echo "==> shipped playbooks validate"
 ./target/debug/triage502 playbook validate playbooks/*.toml
 echo "==> walk scenarios"
 ./target/debug/triage502 playbook test playbooks/tests
-echo "==> cargo test"
 status=0
-cargo test --all-targets --no-fail-fast >/tmp/triage502-test.log 2>&1 || status=$?
+# What we ship: the static binary and the .deb, built and tested as an operator uses them (root:
+# chroot into an empty root, dpkg). Thin LTO keeps CI quick; releases use the fat default.
+if [[ $(id -u) -eq 0 ]]; then
+  echo "==> dist: scripts/dist.sh and scripts/test-dist.sh"
+  dist_status=0
+  { TRIAGE502_DIST_LTO=${TRIAGE502_DIST_LTO:-thin} bash scripts/dist.sh && bash scripts/test-dist.sh; } \
+    >/tmp/triage502-dist.log 2>&1 || dist_status=$?
+  grep -E "^(ok|FAIL|test-dist:|-rw)" /tmp/triage502-dist.log || true
+  if ((dist_status != 0)); then
+    echo "==> dist FAILED (exit $dist_status); details in /tmp/triage502-dist.log" >&2
+    tail -n 40 /tmp/triage502-dist.log >&2
+    status=$dist_status
+  fi
+fi
+# The hop lab copies the static binary to its "remote" hosts (tests/hops_lab.rs).
+if [[ -x target/x86_64-unknown-linux-musl/dist/triage502 ]]; then
+  export TRIAGE502_HOP_BINARY=$PWD/target/x86_64-unknown-linux-musl/dist/triage502
+fi
+echo "==> cargo test"
+test_status=0
+cargo test --all-targets --no-fail-fast >/tmp/triage502-test.log 2>&1 || test_status=$?
 grep -E "^(     Running|test result:)" /tmp/triage502-test.log || true
-if ((status != 0)); then
-  echo "==> FAILED (exit $status); details in /tmp/triage502-test.log" >&2
+if ((test_status != 0)); then
+  ((status != 0)) || status=$test_status
+  echo "==> FAILED (exit $test_status); details in /tmp/triage502-test.log" >&2
   grep -B2 -A40 -E "^(---- |error(\[|:))" /tmp/triage502-test.log | head -300 >&2 || true
 fi
 grep -E "^test result:" /tmp/triage502-test.log |
@@ -78,20 +98,6 @@ if ((win_status != 0)); then
   ((status != 0)) || status=$win_status
 fi
 
-# What we ship: the static binary and the .deb, built and tested as an operator uses them (root:
-# chroot into an empty root, dpkg). Thin LTO keeps CI quick; releases use the fat default.
-if [[ $(id -u) -eq 0 ]]; then
-  echo "==> dist: scripts/dist.sh and scripts/test-dist.sh"
-  dist_status=0
-  { TRIAGE502_DIST_LTO=${TRIAGE502_DIST_LTO:-thin} bash scripts/dist.sh && bash scripts/test-dist.sh; } \
-    >/tmp/triage502-dist.log 2>&1 || dist_status=$?
-  grep -E "^(ok|FAIL|test-dist:|-rw)" /tmp/triage502-dist.log || true
-  if ((dist_status != 0)); then
-    echo "==> dist FAILED (exit $dist_status); details in /tmp/triage502-dist.log" >&2
-    tail -n 40 /tmp/triage502-dist.log >&2
-    ((status != 0)) || status=$dist_status
-  fi
-fi
 
 # Every fuzz target for a few seconds on its seed corpus (long runs: scripts/fuzz.sh 600).
 echo "==> fuzz each target briefly"
