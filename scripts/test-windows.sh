@@ -130,12 +130,26 @@ fi
 cp "$lines" "$scratch/fixture.log"
 same "logs scan FILE" logs scan "$scratch/fixture.log" --since 100000d
 
-# route on an applicationHost.config fixture, when the IIS configuration reader is there.
+# route on the applicationHost.config fixture (a loopback URL: nothing is resolved; the
+# Default Web Site's global rule sends /_status/ to an address literal).
 config=$(find "$iis" -iname 'applicationHost.config' 2>/dev/null | sort | head -1 || true)
-if [[ -n $config ]] && "$linux" route --config "$config" http://localhost/ >/dev/null 2>&1; then
-  same "route --config $config http://localhost/" route --config "$config" http://localhost/
+status_url=http://127.0.0.1/_status/health
+if [[ -n $config ]]; then
+  same "route --config $config $status_url" route --config "$config" "$status_url"
+  # With no front.config given, discovery on Windows reads IIS's own configuration
+  # (%windir%\System32\inetsrv\config\applicationHost.config): the front is IIS.
+  inetsrv="$WINEPREFIX/drive_c/windows/system32/inetsrv/config"
+  mkdir -p "$inetsrv"
+  cp "$config" "$inetsrv/applicationHost.config"
+  out=$(win map "$status_url" --format json 2>&1 | tr -d '\r') || true
+  if [[ $out == *'"iis"'* && $out == *'10.0.2.50:9100'* && $out == *applicationHost.config* ]]; then
+    ok "map $status_url reads %windir%\\System32\\inetsrv\\config\\applicationHost.config: IIS front, route to 10.0.2.50:9100"
+  else
+    fail "map on Windows did not read IIS's applicationHost.config: $(head -c 800 <<<"$out")"
+  fi
+  rm -f "$inetsrv/applicationHost.config"
 else
-  echo "skip route --config applicationHost.config (no fixture, or route does not read IIS yet)"
+  fail "no applicationHost.config fixture under $iis"
 fi
 
 # A check that needs Linux answers inconclusive, "not available on this platform".

@@ -481,8 +481,22 @@ fn iis_detail(c: &iis::IisConfig, req: &Request, e: &mut Explanation) {
 /// the URL: the route read from that file, exactly as `route` gives it
 /// (the server's kind from `front.kind`, else detected from the file).
 pub fn map_from_config(map: &mut ServiceMap, overrides: &BTreeMap<String, String>) {
-    let Some(file) = overrides.get("front.config") else {
-        return;
+    // On Windows nothing is seen of the running server (no /proc): IIS's own configuration is
+    // where the route is, unless another was named.
+    let platform_default;
+    let file = match overrides.get("front.config") {
+        Some(f) => f,
+        None => match crate::platform::default_front_config() {
+            Some(p) => {
+                platform_default = p.display().to_string();
+                map.sources.insert(
+                    "front.config".into(),
+                    "the platform's web server configuration (IIS's applicationHost.config)".into(),
+                );
+                &platform_default
+            }
+            None => return,
+        },
     };
     let path = Path::new(file);
     let text = match std::fs::read(path) {

@@ -117,6 +117,12 @@ pub fn state_home() -> Option<std::path::PathBuf> {
     std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/state"))
 }
 
+/// The configuration of the web server this platform ships: none on Linux (discovery finds the
+/// running server's configuration from the process instead).
+pub fn default_front_config() -> Option<std::path::PathBuf> {
+    None
+}
+
 /// The machine's host name (`/proc/sys/kernel/hostname`, else `/etc/hostname`).
 pub fn host_name() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

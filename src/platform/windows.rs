@@ -210,6 +210,16 @@ pub fn state_home() -> Option<std::path::PathBuf> {
         .map(std::path::PathBuf::from)
 }
 
+/// The configuration of the web server this platform ships: IIS's
+/// `%windir%\System32\inetsrv\config\applicationHost.config`, when it exists.
+pub fn default_front_config() -> Option<std::path::PathBuf> {
+    let windir = std::env::var_os("windir")
+        .or_else(|| std::env::var_os("SystemRoot"))
+        .filter(|v| !v.is_empty())?;
+    let p = std::path::Path::new(&windir).join(r"System32\inetsrv\config\applicationHost.config");
+    p.is_file().then_some(p)
+}
+
 /// The machine's name (`%COMPUTERNAME%`).
 pub fn host_name() -> Option<String> {
     std::env::var("COMPUTERNAME")
