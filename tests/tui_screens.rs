@@ -74,12 +74,34 @@ fn screen_text(app: &App, w: u16, h: u16) -> String {
     let buf = t.backend().buffer();
     let mut s = String::new();
     for y in 0..h {
+        let mut row = String::new();
         for x in 0..w {
-            s.push_str(buf[(x, y)].symbol());
+            row.push_str(buf[(x, y)].symbol());
         }
+        s.push_str(&machine_neutral(&row));
         s.push('\n');
     }
     s
+}
+
+/// The report names the host it ran on (`- Host: NAME`): the machine's name is read as `HOST`,
+/// padded to the same width, so that the snapshots are the same on every machine.
+fn machine_neutral(row: &str) -> String {
+    let host = triage502::report::host_label();
+    let key = format!("- Host: {host}");
+    let Some(at) = row.find(&key) else {
+        return row.to_owned();
+    };
+    let start = at + "- Host: ".len();
+    let rest = &row[start + host.len()..];
+    let spaces = rest.len() - rest.trim_start_matches(' ').len();
+    let width = host.len() + spaces;
+    format!(
+        "{}{:<width$}{}",
+        &row[..start],
+        "HOST",
+        rest.trim_start_matches(' ')
+    )
 }
 
 /// Snapshot the screen at both sizes.
