@@ -129,7 +129,7 @@ else
 fi
 # A log file named on the command line (positional reads, the file opener).
 cp "$lines" "$scratch/fixture.log"
-same "logs scan FILE" logs scan "$scratch/fixture.log" --since 100000d
+same "logs scan FILE --all" logs scan "$scratch/fixture.log" --all
 
 # route on the applicationHost.config fixture (a loopback URL: nothing is resolved; the
 # Default Web Site's global rule sends /_status/ to an address literal).
