@@ -73,17 +73,7 @@ fn header_too_big_diff_confirmed_in_the_dialog_reaches_resolved() {
     eprintln!("{result}");
     sess.send("Escape");
     // The verification step, then the prevention advice: Enter until the end.
-    let mut done = String::new();
-    for _ in 0..20 {
-        std::thread::sleep(Duration::from_millis(400));
-        done = sess.screen();
-        if done.contains("Done: ") {
-            break;
-        }
-        if !done.contains("checks running") {
-            sess.send("Enter");
-        }
-    }
+    let done = sess.walk_to_done();
     assert!(done.contains("Resolved"), "{done}");
     assert_eq!(harness::client::get(&lab.url).status(), Some(200));
     sess.send("q");

@@ -116,17 +116,7 @@ fn exited_app_container_is_restarted_from_the_dialog_and_resolved() {
     });
     eprintln!("{result}");
     sess.send("Escape");
-    let mut done = String::new();
-    for _ in 0..20 {
-        std::thread::sleep(Duration::from_millis(400));
-        done = sess.screen();
-        if done.contains("Done: ") {
-            break;
-        }
-        if !done.contains("checks running") {
-            sess.send("Enter");
-        }
-    }
+    let done = sess.walk_to_done();
     assert!(done.contains("Resolved"), "{done}");
     assert_eq!(lab.inspect("app", "{{.State.Status}}"), "running");
     assert_eq!(lab.get().status(), Some(200));

@@ -127,6 +127,23 @@ impl Session {
         }
     }
 
+    /// Enter through the remaining steps (not while checks run) until the walk's end screen
+    /// (`Done: `), at most 20 steps 400 ms apart; the last screen read.
+    pub fn walk_to_done(&self) -> String {
+        let mut done = String::new();
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(400));
+            done = self.screen();
+            if done.contains("Done: ") {
+                break;
+            }
+            if !done.contains("checks running") {
+                self.send("Enter");
+            }
+        }
+        done
+    }
+
     /// The pid of the program started from the pane's shell.
     pub fn child_pid(&self) -> Option<String> {
         let shell = tmux(&["display", "-p", "-t", &self.name, "#{pane_pid}"]);
