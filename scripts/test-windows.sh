@@ -11,6 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target=x86_64-pc-windows-gnu
+# CARGO_TARGET_DIR lets scripts/test.sh build this beside the Linux tests without waiting on
+# their build-directory lock.
+tdir=${CARGO_TARGET_DIR:-target}
 unit=1
 [[ ${1:-} == --no-unit ]] && unit=0
 
@@ -32,6 +35,11 @@ linux=./target/debug/triage502
   echo "error: $linux missing: run cargo build first" >&2
   exit 1
 }
+# A copy: the Linux tests may rebuild target/debug while this runs beside them.
+linux_copy=$(mktemp /tmp/triage502-linux.XXXXXX)
+cp "$linux" "$linux_copy"
+linux=$linux_copy
+trap 'rm -f "$linux_copy"' EXIT
 
 secs() { date +%s.%N; }
 took() { awk -v a="$1" -v b="$(secs)" 'BEGIN {printf "%.1f", b - a}'; }
@@ -40,7 +48,7 @@ t=$(secs)
 echo "==> cargo build --target $target --bin triage502"
 cargo build --quiet --target "$target" --bin triage502
 echo "build: $(took "$t") s"
-exe=target/$target/debug/triage502.exe
+exe=$tdir/$target/debug/triage502.exe
 
 # A throwaway Wine prefix; no Mono/Gecko installers (the binary is a console program).
 WINEPREFIX=$(mktemp -d /tmp/triage502-wine.XXXXXX)
@@ -48,7 +56,7 @@ export WINEPREFIX WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 scratch=$(mktemp -d /tmp/triage502-winsmoke.XXXXXX)
 cleanup() {
   WINEPREFIX=$WINEPREFIX timeout 20 "$(dirname "$WINE")/wineserver" -k 2>/dev/null || true
-  rm -rf "$WINEPREFIX" "$scratch"
+  rm -rf "$WINEPREFIX" "$scratch" "$linux_copy"
 }
 trap cleanup EXIT
 
