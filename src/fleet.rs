@@ -46,6 +46,9 @@ pub struct FleetArgs {
     /// own report (Enter) and the fleet ticket (`t`; `w` writes it, `y` copies it).
     #[arg(long, conflicts_with = "format")]
     pub tui: bool,
+    /// With `--tui`: ASCII marks and borders only (terminals without line drawing).
+    #[arg(long, requires = "tui")]
+    pub ascii: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -765,8 +768,13 @@ pub fn run(args: &FleetArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         // Refused before anything is drawn when there is no terminal.
         crate::tui::fleet::usable(&args.inputs)?;
         let report = merge(&files);
-        let (report, written) =
-            crate::tui::fleet::run(report, &args.inputs, files.len(), args.output.clone())?;
+        let (report, written) = crate::tui::fleet::run(
+            report,
+            &args.inputs,
+            files.len(),
+            args.output.clone(),
+            args.ascii,
+        )?;
         return Ok(crate::tui::fleet::after(&report, written.as_deref()));
     }
     let report = merge(&files);

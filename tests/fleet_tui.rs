@@ -344,3 +344,82 @@ fn fleet_tui_without_a_terminal_says_what_works() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Reports the product wrote (`run --non-interactive --format json` on loopback ports where
+/// nothing listens, as three hosts) merge and open in the view: each host's report is the walk's
+/// own Markdown of that file, with its evidence.
+#[test]
+fn reports_written_by_run_open_in_the_view() {
+    let dir = PathBuf::from("target/fleet-tui/real");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    for (host, port) in [("shop-a", 9), ("shop-b", 9), ("shop-c", 1)] {
+        let out = std::process::Command::new(tmux::BIN)
+            .args(["run", "--non-interactive", "--read-only", "--no-journal"])
+            .args(["--format", "json", "--url"])
+            .arg(format!("http://127.0.0.1:{port}/checkout"))
+            .env("TRIAGE502_HOST", host)
+            .env("XDG_STATE_HOME", state.path())
+            .output()
+            .unwrap();
+        assert!(
+            !out.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(dir.join(format!("{host}.json")), &out.stdout).unwrap();
+    }
+    let inputs = vec![dir];
+    let files = triage502::fleet::collect_files(&inputs).unwrap();
+    let report = triage502::fleet::merge(&files);
+    assert!(report.unreadable.is_empty(), "{:?}", report.unreadable);
+    let mut app = FleetApp::new(
+        report,
+        &inputs,
+        files.len(),
+        state.path().join("t.md"),
+        Theme {
+            ascii: false,
+            color: false,
+        },
+    );
+    assert_eq!(app.rows.len(), 3);
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("3 failing"), "{s}");
+    assert!(s.contains("shop-a") && s.contains("shop-c"), "{s}");
+    for i in 0..3 {
+        app.selected = i;
+        key(&mut app, KeyCode::Enter);
+        let doc = app.doc.clone().unwrap();
+        let r: triage502::report::Report =
+            serde_json::from_str(&std::fs::read_to_string(&app.rows[i].file).unwrap()).unwrap();
+        assert_eq!(doc.text, triage502::redact::text(&r.to_markdown()));
+        assert!(doc.text.contains("## Findings"), "{}", doc.text);
+        assert!(doc.text.contains("Connection refused"), "{}", doc.text);
+        assert!(
+            doc.text.contains(&format!("- Host: {}", app.rows[i].name)),
+            "{}",
+            doc.text
+        );
+        key(&mut app, KeyCode::Esc);
+    }
+}
+
+/// `--ascii`: every view draws with ASCII only (marks, borders, dots, arrows, report text).
+#[test]
+fn ascii_views_are_ascii_only() {
+    let (mut app, _out) = app("ascii");
+    app.theme = Theme {
+        ascii: true,
+        color: false,
+    };
+    for open in [None, Some(KeyCode::Enter), Some(KeyCode::Char('t'))] {
+        if let Some(k) = open {
+            key(&mut app, k);
+        }
+        let s = screen(&app, 80, 24);
+        assert!(s.is_ascii(), "{s}");
+        key(&mut app, KeyCode::Esc);
+    }
+}

@@ -707,6 +707,7 @@ pub fn run(
     inputs: &[PathBuf],
     files: usize,
     save_to: Option<PathBuf>,
+    ascii: bool,
 ) -> anyhow::Result<(FleetReport, Option<PathBuf>)> {
     use crate::tui::app::Msg;
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -715,10 +716,7 @@ pub fn run(
         inputs,
         files,
         save_to.unwrap_or_else(default_ticket_path),
-        Theme {
-            ascii: false,
-            color,
-        },
+        Theme { ascii, color },
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
