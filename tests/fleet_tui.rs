@@ -274,6 +274,15 @@ fn no_key_panics_in_any_view_at_any_size() {
     }
 }
 
+/// The shell printed the exit status (a line of its own, not the typed command line).
+fn exited(screen: &str) -> bool {
+    screen.lines().any(|l| {
+        l.trim()
+            .strip_prefix("EXIT=")
+            .is_some_and(|c| !c.is_empty() && c.chars().all(|d| d.is_ascii_digit()))
+    })
+}
+
 /// The real binary in tmux at 80x24: the summary, a host's report, the ticket, quit, and the
 /// terminal restored (main screen, no mouse reporting, canonical mode and echo).
 #[test]
@@ -307,8 +316,11 @@ fn fleet_tui_in_tmux() {
     sess.send("Escape");
     sess.wait("back on the summary", |s| s.contains("Hosts (2/9"));
     sess.send("q");
-    let s = sess.wait("the exit status", |s| s.contains("EXIT="));
-    assert!(s.contains("EXIT=1"), "a failing fleet exits 1:\n{s}");
+    let s = sess.wait("the exit status", exited);
+    assert!(
+        s.lines().any(|l| l.trim() == "EXIT=1"),
+        "a failing fleet exits 1:\n{s}"
+    );
     assert!(s.contains("triage502 fleet: Gateway errors on"), "{s}");
     assert!(s.contains("skipped"), "the bad files are named after:\n{s}");
     let (alt, mouse, sgr) = sess.modes();
@@ -422,4 +434,33 @@ fn ascii_views_are_ascii_only() {
         assert!(s.is_ascii(), "{s}");
         key(&mut app, KeyCode::Esc);
     }
+}
+
+/// SIGTERM while the view is open: it quits and the terminal is restored all the same.
+#[test]
+fn fleet_tui_sigterm_restores_the_terminal() {
+    let dir = std::fs::canonicalize(fixtures("sigterm")).unwrap();
+    let sess = tmux::Session::new("fleet-term");
+    sess.type_line(&format!(
+        "'{}' fleet '{}' --tui; echo EXIT=$?",
+        tmux::BIN,
+        dir.display()
+    ));
+    sess.wait("the fleet summary", |s| s.contains("Hosts (1/9"));
+    sess.send("t");
+    sess.wait("the fleet ticket", |s| s.contains("Fleet ticket"));
+    let pid = sess.child_pid().expect("the fleet view's pid");
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let s = sess.wait("the exit status", exited);
+    assert!(s.lines().any(|l| l.trim() == "EXIT=1"), "{s}");
+    let (alt, mouse, sgr) = sess.modes();
+    assert!(
+        !alt && !mouse && !sgr,
+        "terminal modes left on: {alt} {mouse} {sgr}"
+    );
+    sess.assert_sane_terminal();
 }
