@@ -122,6 +122,9 @@ pub struct FleetApp {
     /// Where the ticket was written.
     pub ticket_file: Option<PathBuf>,
     pub theme: Theme,
+    /// The text window's inner width and height at the last frame: how far a document
+    /// scrolls depends on how its lines wrap and how many rows show.
+    pub doc_size: std::cell::Cell<(u16, u16)>,
 }
 
 /// The file name relative to the input directory it came from, for display.
@@ -218,6 +221,7 @@ impl FleetApp {
             ticket_file: None,
             theme,
             report,
+            doc_size: std::cell::Cell::new((0, 0)),
         }
     }
 
@@ -296,8 +300,16 @@ impl FleetApp {
     }
 
     fn scroll_by(&mut self, delta: i32) {
-        let limit = self.doc.as_ref().map_or(0, |d| d.text.lines().count() + 2);
-        let limit = u16::try_from(limit).unwrap_or(u16::MAX);
+        // Until the last page fills the window: the rows it has (its head line, a blank, the
+        // wrapped text) less the rows that show. Before the first frame: 80x24's window.
+        let (w, h) = self.doc_size.get();
+        let (width, height) = if w == 0 { (76, 20) } else { (w, h) };
+        let limit = self.doc.as_ref().map_or(0, |d| {
+            let lines: Vec<Line> = d.text.lines().map(Line::raw).collect();
+            wrapped_height(&lines, width)
+                .saturating_add(2)
+                .saturating_sub(height)
+        });
         let v = i32::from(self.scroll) + delta;
         self.scroll = u16::try_from(v.max(0)).unwrap_or(u16::MAX).min(limit);
     }
@@ -481,6 +493,11 @@ pub fn render(app: &FleetApp, frame: &mut Frame) {
     );
     render_summary(app, frame, body);
     if let Some(doc) = app.doc.as_ref().filter(|_| app.view != View::Summary) {
+        // The window is at most 120 wide, with borders and padding (see `text_window`).
+        app.doc_size.set((
+            body.width.min(120).saturating_sub(4),
+            body.height.saturating_sub(2),
+        ));
         text_window(
             t,
             frame,
