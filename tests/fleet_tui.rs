@@ -472,3 +472,58 @@ fn fleet_tui_sigterm_restores_the_terminal() {
     );
     sess.assert_sane_terminal();
 }
+
+/// Twenty hosts at 80x24: the host list scrolls with the selection, and the summary and the
+/// causes keep their place.
+#[test]
+fn twenty_hosts_scroll_with_the_selection() {
+    let dir = PathBuf::from("target/fleet-tui/twenty");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 1..=20 {
+        let host = format!("web{i:02}");
+        let v = if i % 7 == 0 {
+            fleet_fixtures::report(Some(&host), "http://shop.lab.test/", "healthy", &[])
+        } else {
+            fleet_fixtures::report(
+                Some(&host),
+                "http://shop.lab.test/",
+                "problem",
+                &[(
+                    "upstream_refused",
+                    "The upstream 127.0.0.1:9000 refuses connections",
+                    "connect() failed (111: Connection refused)",
+                )],
+            )
+        };
+        fleet_fixtures::write(&dir, &format!("{host}.json"), &v);
+    }
+    let inputs = vec![dir];
+    let files = triage502::fleet::collect_files(&inputs).unwrap();
+    let mut app = FleetApp::new(
+        triage502::fleet::merge(&files),
+        &inputs,
+        files.len(),
+        PathBuf::from("target/fleet-tui/twenty.ticket.md"),
+        Theme {
+            ascii: false,
+            color: false,
+        },
+    );
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("18 failing") && s.contains("2 healthy"), "{s}");
+    assert!(s.contains("✗ web01") && !s.contains("✗ web20"), "{s}");
+    // A large group names a few hosts, so the other causes stay in view.
+    assert!(s.contains("web05 and 13 more"), "{s}");
+    key(&mut app, KeyCode::End);
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("Hosts (20/20"), "{s}");
+    // The healthy ones come last: web14 is the last row.
+    assert!(s.contains("✓ web14") && !s.contains("✗ web01"), "{s}");
+    assert!(
+        s.contains("Fleet: 20 hosts") && s.contains("majority"),
+        "{s}"
+    );
+    key(&mut app, KeyCode::Enter);
+    assert!(app.doc.as_ref().unwrap().title.contains("web14"));
+}

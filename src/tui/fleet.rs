@@ -525,6 +525,9 @@ pub fn render(app: &FleetApp, frame: &mut Frame) {
     frame.render_widget(Paragraph::new(line), hints_area);
 }
 
+/// Host names shown per cause in the causes window.
+const CAUSE_NAMES: usize = 5;
+
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -583,12 +586,18 @@ fn render_summary(app: &FleetApp, frame: &mut Frame, area: Rect) {
                 let majority = g.cause.is_some() && g.cause == r.majority_cause;
                 let outlier = r.majority_cause.is_some() && !majority;
                 let id = g.cause.as_deref().unwrap_or("unexplained");
-                let names = g
+                // A few names per group, so a large group never pushes the outliers out of
+                // the window (the host list has them all).
+                let mut names = g
                     .hosts
                     .iter()
+                    .take(CAUSE_NAMES)
                     .map(|h| h.host.as_str())
                     .collect::<Vec<_>>()
                     .join(", ");
+                if g.hosts.len() > CAUSE_NAMES {
+                    let _ = write!(names, " and {} more", g.hosts.len() - CAUSE_NAMES);
+                }
                 let mut spans = vec![
                     Span::styled(
                         format!("{:<8} ", plural(g.hosts.len(), "host", "hosts")),
