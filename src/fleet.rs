@@ -38,9 +38,17 @@ pub struct FleetArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "md")]
     pub format: FleetFormat,
-    /// Write the fleet report here instead of stdout.
+    /// Write the fleet report here instead of stdout (with `--tui`: where `w` writes the
+    /// fleet ticket).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Open the fleet report full screen in this terminal: the summary, the causes, each host's
+    /// own report (Enter) and the fleet ticket (`t`; `w` writes it, `y` copies it).
+    #[arg(long, conflicts_with = "format")]
+    pub tui: bool,
+    /// With `--tui`: ASCII marks and borders only (terminals without line drawing).
+    #[arg(long, requires = "tui")]
+    pub ascii: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -741,7 +749,7 @@ pub fn schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(FleetReport)).unwrap_or_default()
 }
 
-/// `triage502 fleet`. Exit status: 0 every host healthy and every file read, 1 a host fails, is
+/// `triage502 fleet` (with `--tui`, the full-screen view: `tui::fleet`). Exit status: 0 every host healthy and every file read, 1 a host fails, is
 /// unreachable, made no report, or a file is unreadable, 2 a path that does not exist or no file.
 pub fn run(args: &FleetArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let files = collect_files(&args.inputs)?;
@@ -755,6 +763,19 @@ pub fn run(args: &FleetArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 .join(", ")
         ))
         .into());
+    }
+    if args.tui {
+        // Refused before anything is drawn when there is no terminal.
+        crate::tui::fleet::usable(&args.inputs)?;
+        let report = merge(&files);
+        let (report, written) = crate::tui::fleet::run(
+            report,
+            &args.inputs,
+            files.len(),
+            args.output.clone(),
+            args.ascii,
+        )?;
+        return Ok(crate::tui::fleet::after(&report, written.as_deref()));
     }
     let report = merge(&files);
     for u in &report.unreadable {

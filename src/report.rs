@@ -344,6 +344,39 @@ impl Report {
         self.findings.first().map(|f| f.cause)
     }
 
+    /// The serving path through the hops, one line per host where it ends, as the map draws
+    /// it: `lb → web2 (10.0.0.12) 10.0.0.12:80 (ssh) → app2 10.0.0.22:9000 (ssh) → healthy`
+    /// (a hop's parent is the hop one level up whose host it was made from).
+    pub fn hop_paths(&self) -> Vec<String> {
+        let is_parent =
+            |p: &crate::hop::Hop, h: &crate::hop::Hop| p.depth + 1 == h.depth && p.host == h.from;
+        let mut out = Vec::new();
+        for leaf in &self.hops {
+            if self.hops.iter().any(|c| is_parent(leaf, c)) {
+                continue;
+            }
+            let mut chain = vec![leaf];
+            while chain.len() <= self.hops.len() {
+                let Some(p) = self
+                    .hops
+                    .iter()
+                    .find(|p| is_parent(p, chain[chain.len() - 1]))
+                else {
+                    break;
+                };
+                chain.push(p);
+            }
+            chain.reverse();
+            let mut line = chain[0].from.clone();
+            for h in &chain {
+                let _ = write!(line, " → {} {} (ssh)", h.name(), h.upstream);
+            }
+            let _ = write!(line, " → {}", one_line(&leaf.summary));
+            out.push(line);
+        }
+        out
+    }
+
     /// Markdown for people.
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
@@ -424,6 +457,9 @@ impl Report {
         }
         if !self.hops.is_empty() {
             let _ = writeln!(s, "\n## Hops (the upstreams' hosts, over ssh)\n");
+            for p in self.hop_paths() {
+                let _ = writeln!(s, "Path: {p}\n");
+            }
             for h in &self.hops {
                 let _ = writeln!(s, "- {}", h.line());
                 let _ = writeln!(
@@ -607,4 +643,99 @@ pub fn host_label() -> String {
 /// The JSON schema of [`Report`] (kept in `assets/report.schema.json`).
 pub fn schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Report)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hop::{Hop, HopStatus, Ran};
+
+    fn hop(host: &str, address: &str, from: &str, depth: u32, summary: &str) -> Hop {
+        Hop {
+            host: host.into(),
+            address: address.into(),
+            upstream: format!("{address}:80"),
+            url: format!("http://{address}:80/checkout"),
+            from: from.into(),
+            depth,
+            ran: Ran::Copied,
+            status: HopStatus::Done,
+            unreachable: None,
+            remote_status: None,
+            summary: summary.into(),
+            first_finding: None,
+            findings: 0,
+            duration_ms: 5,
+            temp_dir: None,
+            temp_dir_removed: None,
+            commands: vec![],
+            stderr: String::new(),
+        }
+    }
+
+    fn report_with(hops: Vec<Hop>) -> Report {
+        let mut r: Report = serde_json::from_value(serde_json::json!({
+            "status": "problem", "url": "http://shop/checkout", "host": "lb",
+            "playbook": {"id": "502", "version": "1"},
+            "started_at": "2026-12-03T00:00:00Z", "duration_ms": 1,
+            "findings": [], "ruled_out": [], "path": [], "end": null,
+            "recommended_actions": []
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        r.hops = hops;
+        r
+    }
+
+    #[test]
+    fn the_markdown_draws_the_path_through_the_hops() {
+        let r = report_with(vec![
+            hop("web2", "10.250.20.12", "lb", 1, "problem: upstream refuses"),
+            hop("web3", "10.250.20.13", "lb", 1, "healthy"),
+            hop(
+                "app2",
+                "10.250.30.5",
+                "web2",
+                2,
+                "problem: php-fpm pool www saturated",
+            ),
+            hop(
+                "10.250.20.14",
+                "10.250.20.14",
+                "lb",
+                1,
+                "ssh refused — sshd down",
+            ),
+        ]);
+        assert_eq!(
+            r.hop_paths(),
+            [
+                "lb → web3 (10.250.20.13) 10.250.20.13:80 (ssh) → healthy",
+                "lb → web2 (10.250.20.12) 10.250.20.12:80 (ssh) → app2 (10.250.30.5) \
+                 10.250.30.5:80 (ssh) → problem: php-fpm pool www saturated",
+                "lb → 10.250.20.14 10.250.20.14:80 (ssh) → ssh refused — sshd down",
+            ]
+        );
+        let md = r.to_markdown();
+        let hops = md.split_once("## Hops").map(|(_, h)| h).unwrap_or_default();
+        assert!(
+            hops.contains(
+                "\n\nPath: lb → web2 (10.250.20.12) 10.250.20.12:80 (ssh) → app2 (10.250.30.5) \
+                 10.250.30.5:80 (ssh) → problem: php-fpm pool www saturated\n\n"
+            ),
+            "{md}"
+        );
+        // The path comes before the hop list, in the Hops section only.
+        assert!(
+            hops.find("Path: ") < hops.find("- on ").or(hops.find("- web2")),
+            "{md}"
+        );
+        assert_eq!(md.matches("Path: ").count(), 3, "{md}");
+    }
+
+    #[test]
+    fn no_hops_no_path() {
+        let r = report_with(vec![]);
+        assert!(r.hop_paths().is_empty());
+        assert!(!r.to_markdown().contains("Path: "));
+    }
 }

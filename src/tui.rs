@@ -15,6 +15,7 @@
 pub mod app;
 pub mod clipboard;
 pub mod evidence;
+pub mod fleet;
 pub mod help;
 pub mod hop;
 pub mod keymap;
@@ -218,7 +219,9 @@ pub fn forward_runner(
     })
 }
 
-fn spawn_inputs(tx: &mpsc::UnboundedSender<Msg>) -> anyhow::Result<()> {
+/// Keys, resizes and wheel events, a tick, and termination signals, as messages (the walk and
+/// the fleet view read their input through it).
+pub(crate) fn spawn_inputs(tx: &mpsc::UnboundedSender<Msg>) -> anyhow::Result<()> {
     use crossterm::event::{Event, KeyEventKind, MouseEventKind};
     let keys = tx.clone();
     tokio::spawn(async move {

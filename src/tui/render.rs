@@ -960,35 +960,63 @@ fn render_guidance(app: &App, frame: &mut Frame, area: Rect) {
 /// what redaction masked, scrollable.
 fn render_ticket(app: &App, frame: &mut Frame, area: Rect) {
     let t = theme(app);
-    let r = popup(area, 120, area.height);
-    frame.render_widget(Clear, r);
     let masked = match &app.ticket {
-        Some(Ok(x)) if x.masked.is_empty() => {
-            "Masked before export: nothing needed masking.".to_owned()
-        }
-        Some(Ok(x)) => {
-            let mut kinds: Vec<&str> = x.masked.iter().map(|m| m.what.as_str()).collect();
-            kinds.sort_unstable();
-            kinds.dedup();
-            format!(
-                "Masked before export: {} item(s): {}",
-                x.masked.len(),
-                kinds.join(", ")
-            )
-        }
+        Some(Ok(x)) => masked_line(&x.masked),
         Some(Err(_)) => "Not rendered.".to_owned(),
         None if app.journal.is_none() => {
             "Not journalled: this preview is the walk report (redacted).".to_owned()
         }
         None => format!("{} rendering...", t.spinner(app.ticks)),
     };
-    let mut lines = vec![Line::styled(masked, t.fg(Color::Yellow)), Line::raw("")];
-    lines.extend(app.ticket_text().lines().map(|l| Line::raw(l.to_owned())));
+    text_window(
+        t,
+        frame,
+        area,
+        " Ticket preview (Esc closes) ",
+        &masked,
+        &app.ticket_text(),
+        app.overlay_scroll,
+    );
+}
+
+/// "Masked before export: ..." for what redaction masked in an export.
+pub(crate) fn masked_line(masked: &[crate::redact::Masked]) -> String {
+    if masked.is_empty() {
+        return "Masked before export: nothing needed masking.".to_owned();
+    }
+    let mut kinds: Vec<&str> = masked.iter().map(|m| m.what.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    format!(
+        "Masked before export: {} item(s): {}",
+        masked.len(),
+        kinds.join(", ")
+    )
+}
+
+/// A document window over `area` (the ticket preview; the fleet's host reports and ticket):
+/// one highlighted line (what was masked), then the Markdown text, wrapped and scrolled.
+pub(crate) fn text_window(
+    t: Theme,
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    head: &str,
+    text: &str,
+    scroll: u16,
+) {
+    let r = popup(area, 120, area.height);
+    frame.render_widget(Clear, r);
+    let mut lines = vec![
+        Line::styled(head.to_owned(), t.fg(Color::Yellow)),
+        Line::raw(""),
+    ];
+    lines.extend(text.lines().map(|l| Line::raw(l.to_owned())));
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .scroll((app.overlay_scroll, 0))
-            .block(block(t, " Ticket preview (Esc closes) ")),
+            .scroll((scroll, 0))
+            .block(block(t, title.to_owned())),
         r,
     );
 }

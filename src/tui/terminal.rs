@@ -68,14 +68,19 @@ pub fn check(stdin_tty: bool, stdout_tty: bool, term: Option<&str>) -> Result<()
 /// The message for the operator, with the command that works instead.
 pub fn explain(why: &Unusable, url: Option<&str>) -> String {
     let url = url.unwrap_or("URL");
-    let what = match why {
+    format!(
+        "the interactive wizard needs a terminal: {}; without one, run `triage502 run --non-interactive {url}`",
+        what(why)
+    )
+}
+
+/// What is wrong with the terminal, in words (the wizard's and the fleet view's refusals).
+pub fn what(why: &Unusable) -> &'static str {
+    match why {
         Unusable::OutputNotTerminal => "standard output is not a terminal (a pipe or a file)",
         Unusable::InputNotTerminal => "standard input is not a terminal (closed or redirected)",
         Unusable::DumbTerminal => "TERM=dumb cannot draw it (set TERM, e.g. TERM=xterm)",
-    };
-    format!(
-        "the interactive wizard needs a terminal: {what}; without one, run `triage502 run --non-interactive {url}`"
-    )
+    }
 }
 
 /// Refuse (a usage error) unless stdin and stdout are terminals and TERM is not dumb.
