@@ -240,12 +240,17 @@ fn the_wizard_asks_then_hops_to_the_web_hosts() {
     let text = flowed(&done);
     let web2 = addr("web2");
     assert!(
-        text.contains(&format!("on {web2}: The upstream refuses connections")),
+        text.contains(&format!(
+            "on web2 ({web2}): The upstream refuses connections"
+        )),
         "web2's cause is not named:\n{done}"
     );
     for h in ["web1", "web3"] {
         assert!(
-            text.contains(&format!("{}: healthy: the URL answers there", addr(h))),
+            text.contains(&format!(
+                "{h} ({}): healthy: the URL answers there",
+                addr(h)
+            )),
             "{h} is not shown healthy:\n{done}"
         );
     }
@@ -275,13 +280,19 @@ fn the_wizard_asks_then_hops_to_the_web_hosts() {
     sess.wait("the rendered ticket", |s| {
         s.contains("Masked before export")
     });
+    // The finding established on web2 names it, then the Hops section lists every hop.
+    page_until(&sess, "web2's finding in the ticket", |s| {
+        flowed(s).contains("on web2: **The upstream refuses connections**")
+    });
     let ticket = page_until(&sess, "the ticket's hop section", |s| {
         s.contains("## Hops (the upstreams' hosts, over ssh)")
     });
     eprintln!("{ticket}");
     let ticket = flowed(&ticket);
     assert!(
-        ticket.contains(&format!("- on {web2}: The upstream refuses connections")),
+        ticket.contains(&format!(
+            "- on web2 ({web2}): The upstream refuses connections"
+        )),
         "{ticket}"
     );
     assert!(
@@ -300,7 +311,7 @@ fn the_wizard_asks_then_hops_to_the_web_hosts() {
     let map = flowed(&map);
     assert!(
         map.contains(&format!(
-            "→ {web2} {web2}:80 (ssh) → problem: The upstream refuses connections"
+            "→ web2 ({web2}) {web2}:80 (ssh) → problem: The upstream refuses connections"
         )),
         "{map}"
     );
