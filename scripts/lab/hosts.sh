@@ -10,7 +10,7 @@
 #                                   namespace t5hNET-NAME; sshd in each, in a UTS namespace of its
 #                                   own whose hostname is NAME (`uname -n` there says NAME). NET is
 #                                   1..200. `--path NAME=DIR`: ssh sessions on NAME get
-#                                   PATH=DIR:/usr/bin:/bin (sshd's SetEnv), e.g. a DIR holding a
+#                                   PATH=DIR:(sshd's default PATH) (SetEnv), e.g. a DIR holding a
 #                                   triage502 "installed" on that host only (the filesystem is
 #                                   shared). Every session gets TRIAGE502_SSH_CONFIG=STATE/ssh_config
 #                                   (a host hops on to another lab host with the operator's key).
@@ -109,7 +109,7 @@ AcceptEnv LANG LC_*
 Subsystem sftp internal-sftp
 CFG
     setenv="TRIAGE502_SSH_CONFIG=$state/ssh_config"
-    [[ -n ${paths[$name]:-} ]] && setenv="$setenv PATH=${paths[$name]}:/usr/bin:/bin"
+    [[ -n ${paths[$name]:-} ]] && setenv="$setenv PATH=${paths[$name]}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     echo "SetEnv $setenv" >>"$hdir/sshd_config"
     # Its own hostname: sshd starts in a new UTS namespace named NAME, its sessions inherit it.
     ip netns exec "$ns" unshare --uts sh -c 'hostname "$1" && exec /usr/sbin/sshd -f "$2" -E "$3"' \

@@ -1,6 +1,7 @@
 //! The steps of a hop, each bounded in time:
 //!
-//! 1. `triage502 --version` on the remote host: installed and the same version → use it
+//! 1. `triage502 --version` on the remote host: installed and the same release (version number,
+//!    see [`same_release`]) → use it
 //!    (ssh failing here means the host cannot be reached: DNS, refused, timeout, auth, host key,
 //!    reported as such).
 //! 2. Otherwise, when the copy is allowed: `mktemp -d` there (mode 0700), the static binary
@@ -140,6 +141,9 @@ impl Plan {
         .map(|s| (*s).to_owned())
         .collect();
         v.push(self.hops.saturating_sub(1).to_string());
+        // Read-only there; copying to a further host is allowed as it is here.
+        v.push("--hop-remote".into());
+        v.push(if self.copy == Copy::Allowed { "copy" } else { "no-copy" }.into());
         v
     }
 
@@ -177,6 +181,20 @@ fn copy_command(dir: &str) -> String {
 
 fn remove_command(dir: &str) -> String {
     format!("rm -rf -- {d} && test ! -e {d}", d = quote::quote(dir))
+}
+
+/// Whether two `--version` lines name the same release: `triage502 0.1.0 (commit …, target)`
+/// compared on the version number. The commit and the target are how that release was built (a
+/// distribution's package of it is built for another target, or from a tarball without git): the
+/// report format is the release's.
+pub fn same_release(a: &str, b: &str) -> bool {
+    let release = |l: &str| {
+        let mut w = l.split_whitespace();
+        (w.next() == Some("triage502"))
+            .then(|| w.next().map(str::to_owned))
+            .flatten()
+    };
+    release(a).is_some() && release(a) == release(b)
 }
 
 /// A directory name mktemp could have printed (absolute, no shell-special characters).
@@ -312,7 +330,7 @@ async fn steps(a: &mut Attempt<'_>, loaded: Option<&Result<Loaded, String>>) -> 
         // clones, keep their address).
         name.clone_into(&mut a.hop.host);
     }
-    if remote_version == Some(plan.version.as_str()) {
+    if remote_version.is_some_and(|v| same_release(v, &plan.version)) {
         a.hop.ran = Ran::Installed;
         a.say("triage502 of the same version is installed there");
         let argv = plan.remote_run("triage502", &a.t.url);
@@ -531,6 +549,16 @@ mod tests {
             remove_command("/tmp/triage502-hop.AbC"),
             "rm -rf -- /tmp/triage502-hop.AbC && test ! -e /tmp/triage502-hop.AbC"
         );
+        assert!(same_release(
+            "triage502 0.1.0 (commit 27c5af2d45d6, x86_64-unknown-linux-musl)",
+            "triage502 0.1.0 (commit 52a8543d443a, x86_64-unknown-linux-gnu)"
+        ));
+        assert!(!same_release(
+            "triage502 0.2.0 (commit 27c5af2d45d6, x86_64-unknown-linux-musl)",
+            "triage502 0.1.0 (commit 27c5af2d45d6, x86_64-unknown-linux-musl)"
+        ));
+        assert!(!same_release("triage502", "triage502"));
+        assert!(!same_release("other 0.1.0", "other 0.1.0"));
         assert!(plausible_dir("/tmp/triage502-hop.Ab12xY"));
         assert!(!plausible_dir("/tmp/triage502-hop.x; rm -rf /"));
         assert!(!plausible_dir("relative/triage502-hop.x"));
