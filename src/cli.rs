@@ -150,7 +150,7 @@ pub struct WalkArgs {
     /// Set by a hop on its remote run: `copy` when the operator's run allows copying triage502
     /// to a further host (its own run is still `--read-only`: the walk runs no action there),
     /// `no-copy` otherwise. A remote run at the depth limit says which hop it did not make.
-    #[arg(long, value_name = "MODE", hide = true, value_parser = ["copy", "no-copy"])]
+    #[arg(long, value_name = "MODE", hide = true, env = "TRIAGE502_HOP_REMOTE", value_parser = ["copy", "no-copy"])]
     pub hop_remote: Option<String>,
 }
 

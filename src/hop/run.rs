@@ -120,9 +120,18 @@ impl Plan {
         }
     }
 
-    /// The remote run's argv, with `BIN` the remote binary.
+    /// The remote run's argv, with `BIN` the remote binary. The walk there is read-only; whether
+    /// it may copy on to a further host follows this run (`TRIAGE502_HOP_REMOTE=copy|no-copy`,
+    /// through `env`: an installed build of the same release that predates it ignores it).
     pub fn remote_run(&self, bin: &str, url: &str) -> Vec<String> {
+        let mode = if self.copy == Copy::Allowed {
+            "TRIAGE502_HOP_REMOTE=copy"
+        } else {
+            "TRIAGE502_HOP_REMOTE=no-copy"
+        };
         let mut v: Vec<String> = [
+            "env",
+            mode,
             bin,
             "run",
             "--non-interactive",
@@ -141,9 +150,6 @@ impl Plan {
         .map(|s| (*s).to_owned())
         .collect();
         v.push(self.hops.saturating_sub(1).to_string());
-        // Read-only there; copying to a further host is allowed as it is here.
-        v.push("--hop-remote".into());
-        v.push(if self.copy == Copy::Allowed { "copy" } else { "no-copy" }.into());
         v
     }
 
@@ -541,6 +547,10 @@ mod tests {
         let cmd = quote::command(&argv);
         assert!(cmd.contains("--read-only"));
         assert!(cmd.contains("--hops 1"));
+        assert!(
+            cmd.starts_with("env TRIAGE502_HOP_REMOTE=copy /tmp/triage502-hop.AbC/triage502 run"),
+            "{cmd}"
+        );
         assert!(
             cmd.contains("'http://10.0.0.2:80/a b?x='\\''1'\\'''"),
             "{cmd}"

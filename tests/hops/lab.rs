@@ -173,6 +173,16 @@ impl Lab {
         format!("10.250.{}.1", self.net)
     }
 
+    /// A direct link between two hosts (`hosts.sh link`).
+    pub fn link(&self, a: &str, b: &str) {
+        let out = Lab::hosts_sh(&["link", &self.state_str(), a, b]);
+        assert!(
+            out.status.success(),
+            "link {a} {b}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn sshd_stop(&self, host: &str) {
         let out = Lab::hosts_sh(&["sshd-stop", &self.state_str(), host]);
         assert!(
@@ -266,6 +276,73 @@ fn nginx_conf(dir: &Path, listen: &str, upstream_block: &str, pass: &str) -> Pat
     let p = dir.join("nginx.conf");
     std::fs::write(&p, conf).unwrap();
     p
+}
+
+/// `triage502 run --non-interactive --hops N --format json` on `url` with the lab's ssh config
+/// and `bin` to copy, bounded; (exit code, the JSON report, stderr).
+pub fn run_hops(
+    lab: &Lab,
+    bin: &Path,
+    hops: u32,
+    url: &str,
+) -> (Option<i32>, serde_json::Value, String) {
+    let xdg = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_triage502"))
+        .args([
+            "run",
+            "--non-interactive",
+            "--format",
+            "json",
+            "--since",
+            "10m",
+        ])
+        .args(["--hops", &hops.to_string()])
+        .arg("--ssh-config")
+        .arg(lab.ssh_config())
+        .arg("--hop-binary")
+        .arg(bin)
+        .args(["--url", url])
+        .env("XDG_STATE_HOME", xdg.path())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut b = String::new();
+        let _ = so.read_to_string(&mut b);
+        b
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut b = String::new();
+        let _ = se.read_to_string(&mut b);
+        b
+    });
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t0.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the run with --hops {hops} took over 300 s: {}",
+                err_t.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stdout = out_t.join().unwrap();
+    let stderr = err_t.join().unwrap();
+    eprintln!(
+        "--- stderr of the run with --hops {hops} ({} ms)\n{stderr}",
+        t0.elapsed().as_millis()
+    );
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    (status.code(), report, stderr)
 }
 
 /// The web farm on NET: web1..web4 behind a balancer at 10.250.NET.1:18000+NET in the root
