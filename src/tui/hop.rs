@@ -192,7 +192,7 @@ impl HopView {
                 } else if !self.lines.is_empty() {
                     v.push(("What the hops said (↑↓ scroll):".into(), Some(Color::Cyan)));
                 }
-                let shown = if self.phase == Phase::Running { 12 } else { 60 };
+                let shown = if self.phase == Phase::Running { 40 } else { 60 };
                 let from = self.lines.len().saturating_sub(shown);
                 for l in &self.lines[from..] {
                     v.push((format!("  {l}"), None));
@@ -276,8 +276,9 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         height: area.height,
     };
     frame.render_widget(Clear, rect);
-    let inner_w = usize::from(width.saturating_sub(2));
-    let inner_h = usize::from(area.height.saturating_sub(2));
+    let frame_block = block(th, view.title());
+    let inner = frame_block.inner(rect);
+    let (inner_w, inner_h) = (usize::from(inner.width), usize::from(inner.height));
     let rows = rows(view, inner_w);
     // While the hops run the newest progress is at the bottom: keep it in view.
     let scroll = if view.phase == Phase::Running {
@@ -295,14 +296,14 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(
         Paragraph::new(lines)
             .scroll((scroll, 0))
-            .block(block(th, view.title())),
+            .block(frame_block),
         rect,
     );
 }
 
-/// Rows of the dialog, for scrolling (at the narrowest dialog the wizard draws: 78 columns).
+/// Rows of the dialog, for scrolling (at 80 columns: 76 inside the border and its padding).
 pub fn scroll_limit(app: &App) -> usize {
-    app.hop.as_ref().map_or(0, |h| rows(h, 78).len())
+    app.hop.as_ref().map_or(0, |h| rows(h, 76).len())
 }
 
 /// The map's lines for the hops made: `→ 10.0.0.12 10.0.0.12:80 (ssh) → problem: …`.
