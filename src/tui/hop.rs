@@ -294,9 +294,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         })
         .collect();
     frame.render_widget(
-        Paragraph::new(lines)
-            .scroll((scroll, 0))
-            .block(frame_block),
+        Paragraph::new(lines).scroll((scroll, 0)).block(frame_block),
         rect,
     );
 }
