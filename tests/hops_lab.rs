@@ -39,6 +39,7 @@ fn skip(why: &str) -> bool {
 
 #[test]
 fn hop_names_the_broken_web_host() {
+    let _one = lab::one_at_a_time();
     if let Some(why) = missing_requirement() {
         skip(&why);
         return;
@@ -230,6 +231,7 @@ fn hop_names_the_broken_web_host() {
 /// list both levels; with `--hops 1` the walk stops at web and says a further hop was not made.
 #[test]
 fn two_hops_deep_to_the_app_host() {
+    let _one = lab::one_at_a_time();
     if let Some(why) = missing_requirement() {
         skip(&why);
         return;
@@ -317,6 +319,7 @@ fn two_hops_deep_to_the_app_host() {
 /// `hosts.sh up --path`): the hop runs it there, copies nothing and makes no temp dir.
 #[test]
 fn an_installed_triage502_runs_without_a_copy() {
+    let _one = lab::one_at_a_time();
     if let Some(why) = missing_requirement() {
         skip(&why);
         return;

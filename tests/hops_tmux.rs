@@ -23,9 +23,6 @@ use std::time::{Duration, Instant};
 use lab::{Lab, hop_binary, hop_dirs, missing_requirement, web_farm};
 use tmux::{BIN, Session};
 
-/// The tests run one at a time: the temp dirs and processes they look for are machine-wide.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn requirements() -> Option<PathBuf> {
     if let Some(why) = missing_requirement() {
         eprintln!("SKIPPED hops_tmux: {why}");
@@ -160,9 +157,7 @@ fn page_until(sess: &Session, what: &str, pred: impl Fn(&str) -> bool) -> String
 
 #[test]
 fn the_wizard_asks_then_hops_to_the_web_hosts() {
-    let _one = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one = lab::one_at_a_time();
     let Some(bin) = requirements() else { return };
     let (lab, url) = web_farm(21);
     let addr = |h: &str| lab.addr(h);
@@ -329,9 +324,7 @@ fn the_wizard_asks_then_hops_to_the_web_hosts() {
 
 #[test]
 fn declining_the_hop_runs_nothing_remote() {
-    let _one = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one = lab::one_at_a_time();
     let Some(bin) = requirements() else { return };
     let (lab, url) = web_farm(22);
     let logins_before = logins(&lab);

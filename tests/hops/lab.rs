@@ -18,6 +18,16 @@ use std::time::{Duration, Instant};
 
 pub const FARM: [&str; 4] = ["web1", "web2", "web3", "web4"];
 
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The lab tests of one file run one at a time: the temp dirs and the processes they look for
+/// are machine-wide (`/tmp/triage502-hop.*`).
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
