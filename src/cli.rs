@@ -147,6 +147,11 @@ pub struct WalkArgs {
     /// executable, when it is static; e.g. the musl build of scripts/dist.sh).
     #[arg(long, value_name = "PATH", env = "TRIAGE502_HOP_BINARY")]
     pub hop_binary: Option<PathBuf>,
+    /// Set by a hop on its remote run: `copy` when the operator's run allows copying triage502
+    /// to a further host (its own run is still `--read-only`: the walk runs no action there),
+    /// `no-copy` otherwise. A remote run at the depth limit says which hop it did not make.
+    #[arg(long, value_name = "MODE", hide = true, env = "TRIAGE502_HOP_REMOTE", value_parser = ["copy", "no-copy"])]
+    pub hop_remote: Option<String>,
 }
 
 impl WalkArgs {
@@ -160,8 +165,17 @@ impl WalkArgs {
         let mut plan = crate::hop::Plan::new(ssh, hops);
         plan.binary.path.clone_from(&self.hop_binary);
         plan.since = self.since.to_string();
-        if self.read_only {
-            plan.copy = crate::hop::run::Copy::Forbidden("--read-only forbids it".into());
+        match self.hop_remote.as_deref() {
+            Some("copy") => {}
+            Some(_) => {
+                plan.copy = crate::hop::run::Copy::Forbidden(
+                    "the first host's run does not allow it (--read-only)".into(),
+                );
+            }
+            None if self.read_only => {
+                plan.copy = crate::hop::run::Copy::Forbidden("--read-only forbids it".into());
+            }
+            None => {}
         }
         plan
     }
@@ -527,6 +541,23 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             }
         }
         report.duration_ms = t0.elapsed().as_millis() as u64;
+    } else if args.walk.hop_remote.is_some() && report.status != Status::Healthy {
+        // A hop's remote run at the depth limit: the upstreams on further hosts bound what it
+        // can say.
+        let here = rt.block_on(crate::hop::Locality::here());
+        let (targets, _) =
+            crate::hop::targets(engine.values(), url.as_deref().unwrap_or_default(), &here);
+        for t in targets {
+            eprintln!(
+                "triage502: hop: not to {}: the hop depth limit (--hops) is reached",
+                t.ssh_host
+            );
+            report.unseen.push(crate::check::Unseen::new(
+                format!("the upstream's host {} ({})", t.ssh_host, t.upstream),
+                "a further hop was not made: the hop depth limit (--hops) is reached",
+                "run with a larger --hops (at most 2), or run triage502 on that host",
+            ));
+        }
     }
     let text = match args.format {
         ReportFormat::Json => {

@@ -4,7 +4,14 @@
 //! (`upstream_refused`) and the balancer passes it on for the URIs that hash to web2; web4 serves
 //! but its sshd is stopped. On the balancer, `run --non-interactive --hops 2 --format json` must name web2
 //! and its cause with `host` on the finding, show web1 and web3 healthy, report web4 as
-//! unreachable over ssh, and leave no temporary directory on any host.
+//! unreachable over ssh, and leave no temporary directory on any host (NET 20). Each lab host has
+//! its own hostname, so findings and hops name `web2`, not its address.
+//!
+//! Also two hops deep (NET 23: balancer → web → app, app's own app stopped; `--hops 2` names app's
+//! cause with host `app`, `--hops 1` stops at web and says the hop to app was not made), and a
+//! host where the same triage502 is installed (NET 24: it runs there, nothing is copied).
+//! The remote runs must understand this build's hop options: give a static build of the same
+//! source (`scripts/dist.sh`).
 //!
 //! Root only (network namespaces, sshd); skips with a message otherwise. The copied binary is the
 //! static musl build: `TRIAGE502_HOP_BINARY`, or
@@ -13,285 +20,37 @@
 
 #![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
 
-use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+#[path = "hops/lab.rs"]
+mod lab;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use lab::{hop_binary, hop_dirs, missing_requirement, web_farm};
+
 const NET: u32 = 20;
-const HOSTS: [&str; 4] = ["web1", "web2", "web3", "web4"];
-/// The balancer is the root namespace (bridged traffic between namespaces meets the host's
-/// FORWARD policy, e.g. Docker's DROP; root ↔ namespace does not).
-const LB: &str = "10.250.20.1:18020";
-
-/// The address of web host `i` (1-based, as hosts.sh numbers them).
-fn addr(i: usize) -> String {
-    format!("10.250.{NET}.{}", 10 + i)
-}
-
-fn ns(name: &str) -> String {
-    format!("t5h{NET}-{name}")
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn skip(why: &str) -> bool {
     eprintln!("SKIPPED hops_lab: {why}");
     true
 }
 
-fn missing_requirement() -> Option<String> {
-    use std::os::unix::fs::MetadataExt as _;
-    // /proc/self belongs to the effective user.
-    if std::fs::metadata("/proc/self").map_or(1, |m| m.uid()) != 0 {
-        return Some("needs root (network namespaces, sshd)".into());
-    }
-    for bin in [
-        "/usr/sbin/sshd",
-        "/usr/bin/ssh",
-        "/usr/sbin/nginx",
-        "/usr/sbin/ip",
-        "/usr/bin/ssh-keygen",
-    ] {
-        if !Path::new(bin).exists() {
-            return Some(format!(
-                "{bin} is missing (apt-get install openssh-server nginx iproute2)"
-            ));
-        }
-    }
-    None
-}
-
-fn hop_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("TRIAGE502_HOP_BINARY") {
-        return Some(PathBuf::from(p));
-    }
-    let p = root().join("target/x86_64-unknown-linux-musl/debug/triage502");
-    p.is_file().then_some(p)
-}
-
-/// The lab: removed on drop (servers by pid, then the namespaces and the bridge).
-struct Lab {
-    state: PathBuf,
-    children: Vec<Child>,
-}
-
-impl Lab {
-    fn hosts_sh(args: &[&str]) -> std::process::Output {
-        Command::new("bash")
-            .arg(root().join("scripts/lab/hosts.sh"))
-            .args(args)
-            .output()
-            .expect("hosts.sh")
-    }
-
-    fn spawn_in(&mut self, host: &str, argv: &[&str]) -> u32 {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &ns(host)]).args(argv);
-        let child = c
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn in namespace");
-        let pid = child.id();
-        self.children.push(child);
-        pid
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            let _ = c.wait();
-        }
-        let state = self.state.display().to_string();
-        let _ = Lab::hosts_sh(&["down", &state]);
-    }
-}
-
-fn nginx_conf(dir: &Path, listen: &str, upstream_block: &str, pass: &str) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let d = dir.display();
-    let conf = format!(
-        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-         fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-         {upstream_block}\n  server {{\n    listen {listen};\n    location / {{\n      proxy_pass {pass};\n    }}\n  }}\n}}\n"
-    );
-    let p = dir.join("nginx.conf");
-    std::fs::write(&p, conf).unwrap();
-    p
-}
-
-/// GET `path` from `hostport`; the status code (0 when there is no answer).
-fn get(hostport: &str, path: &str) -> u16 {
-    let Ok(mut s) = TcpStream::connect_timeout(&hostport.parse().unwrap(), Duration::from_secs(2))
-    else {
-        return 0;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: shop.lab\r\nConnection: close\r\n\r\n"
-    );
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
-}
-
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !ok() {
-        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn hop_dirs() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir("/tmp")
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("triage502-hop."))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 #[test]
 fn hop_names_the_broken_web_host() {
+    let _one = lab::one_at_a_time();
     if let Some(why) = missing_requirement() {
         skip(&why);
         return;
     }
     let Some(bin) = hop_binary() else {
-        skip(
-            "no static build to copy: set TRIAGE502_HOP_BINARY or run \
-             `cargo build --target x86_64-unknown-linux-musl --bin triage502`",
-        );
+        skip(lab::NO_HOP_BINARY);
         return;
     };
-    let state = PathBuf::from(format!("/tmp/triage502-hops-lab-{NET}"));
-    let mut lab = Lab {
-        state: state.clone(),
-        children: Vec::new(),
-    };
-    // A previous run that was killed leaves its lab behind: remove it first.
-    let s = state.display().to_string();
-    let _ = Lab::hosts_sh(&["down", &s]);
-    let _ = std::fs::remove_dir_all(&state);
-    let mut up = vec!["up", &s];
-    let net = NET.to_string();
-    up.push(&net);
-    up.extend(HOSTS);
-    let out = Lab::hosts_sh(&up);
-    assert!(
-        out.status.success(),
-        "hosts.sh up: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let upstream_bin = env!("CARGO_BIN_EXE_lab-upstream");
-    for (i, h) in HOSTS.iter().enumerate().map(|(i, h)| (i + 1, h)) {
-        if *h != "web2" {
-            lab.spawn_in(
-                h,
-                &[
-                    upstream_bin,
-                    "http",
-                    "--listen",
-                    "127.0.0.1:9000",
-                    "--behaviour",
-                    "healthy",
-                ],
-            );
-            let ready = lab.children.last_mut().unwrap().stdout.take().unwrap();
-            let mut line = String::new();
-            BufReader::new(ready).read_line(&mut line).unwrap();
-            assert!(line.starts_with("ready"), "lab-upstream on {h}: {line}");
-        }
-        let conf = nginx_conf(
-            &state.join(h).join("nginx"),
-            &format!("{}:80", addr(i)),
-            "",
-            "http://127.0.0.1:9000",
-        );
-        lab.spawn_in(
-            h,
-            &[
-                "/usr/sbin/nginx",
-                "-e",
-                &state.join(h).join("nginx/stderr.log").display().to_string(),
-                "-c",
-                &conf.display().to_string(),
-            ],
-        );
-    }
-    let group = format!(
-        "  upstream app {{\n    hash $request_uri;\n{}  }}\n",
-        (1..=HOSTS.len()).fold(String::new(), |mut s, i| {
-            let _ = writeln!(s, "    server {}:80;", addr(i));
-            s
-        })
-    );
-    let lb_conf = nginx_conf(&state.join("lb/nginx"), LB, &group, "http://app");
-    let balancer = Command::new("/usr/sbin/nginx")
-        .arg("-e")
-        .arg(state.join("lb/nginx/stderr.log"))
-        .arg("-c")
-        .arg(&lb_conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    lab.children.push(balancer);
-    let web = |i: usize| format!("{}:80", addr(i));
-    wait_for("the balancer", Duration::from_secs(10), || {
-        get(LB, "/") != 0
-    });
-    for i in 1..=HOSTS.len() {
-        wait_for(
-            &format!("nginx on {}", addr(i)),
-            Duration::from_secs(10),
-            || get(&web(i), "/") != 0,
-        );
-    }
-    assert_eq!(
-        get(&web(2), "/x"),
-        502,
-        "web2's nginx answers 502 (its app is stopped)"
-    );
-    assert_eq!(get(&web(1), "/x"), 200, "web1 is healthy");
-    let out = Lab::hosts_sh(&["sshd-stop", &s, "web4"]);
-    assert!(out.status.success());
-
-    // A URI the balancer sends to web2 (and one it does not, as a control).
-    let paths: Vec<String> = (0..64).map(|n| format!("/shop/item/{n}")).collect();
-    let failing = paths
-        .iter()
-        .find(|p| get(LB, p) == 502)
-        .expect("a URI that hashes to web2");
-    assert!(
-        paths.iter().any(|p| get(LB, p) == 200),
-        "other URIs are served"
-    );
-    let url = format!("http://{LB}{failing}");
+    let (lab, url) = web_farm(NET);
+    let addr = |i: usize| lab.addr(&format!("web{i}"));
+    let state = lab.state.clone();
 
     let before = hop_dirs();
     let xdg = tempfile::tempdir().unwrap();
@@ -360,18 +119,17 @@ fn hop_names_the_broken_web_host() {
         findings.iter().all(|f| f["host"].is_string()),
         "{findings:#?}"
     );
+    // Each lab host has a hostname of its own (hosts.sh): findings name it, not its address.
     let web2 = addr(2);
-    let on_web2: Vec<&serde_json::Value> = findings
-        .iter()
-        .filter(|f| f["host"] == web2.as_str())
-        .collect();
+    let on_web2: Vec<&serde_json::Value> =
+        findings.iter().filter(|f| f["host"] == "web2").collect();
     assert!(
         on_web2.iter().any(|f| f["cause"] == "upstream_refused"),
-        "web2's refused app is named with host {web2}: {findings:#?}"
+        "web2's refused app is named with host web2: {findings:#?}"
     );
-    for healthy in [addr(1), addr(3)] {
+    for healthy in ["web1", "web3", addr(1).as_str(), addr(3).as_str()] {
         assert!(
-            findings.iter().all(|f| f["host"] != healthy.as_str()),
+            findings.iter().all(|f| f["host"] != healthy),
             "healthy {healthy} is blamed: {findings:#?}"
         );
     }
@@ -385,12 +143,14 @@ fn hop_names_the_broken_web_host() {
     };
     for i in [1, 3] {
         let h = hop(&addr(i));
+        assert_eq!(h["host"], format!("web{i}"), "{h:#?}");
         assert_eq!(h["status"], "done", "{h:#?}");
         assert_eq!(h["remote_status"], "healthy", "{h:#?}");
         assert_eq!(h["ran"], "copied");
         assert_eq!(h["temp_dir_removed"], true);
     }
     let h2 = hop(&web2);
+    assert_eq!(h2["host"], "web2");
     assert_eq!(h2["status"], "done");
     assert_eq!(h2["remote_status"], "problem");
     assert_eq!(h2["ran"], "copied");
@@ -464,4 +224,148 @@ fn hop_names_the_broken_web_host() {
         stderr.contains(&format!("triage502: hop {web2}: progress:")),
         "{stderr}"
     );
+}
+
+/// balancer (root namespace) → web (nginx) → app (a third host: nginx there in front of an app
+/// that is stopped). With `--hops 2` the report names app's cause with host `app`, and the hops
+/// list both levels; with `--hops 1` the walk stops at web and says a further hop was not made.
+#[test]
+fn two_hops_deep_to_the_app_host() {
+    let _one = lab::one_at_a_time();
+    if let Some(why) = missing_requirement() {
+        skip(&why);
+        return;
+    }
+    let Some(bin) = hop_binary() else {
+        skip(lab::NO_HOP_BINARY);
+        return;
+    };
+    let mut lab = lab::Lab::up(23, &["web", "app"], &[]);
+    // web reaches app over a direct link (bridged namespace-to-namespace traffic is dropped by
+    // the host's FORWARD policy).
+    lab.link("web", "app");
+    let (web, app) = (lab.addr("web"), lab.addr("app"));
+    lab.nginx(
+        Some("app"),
+        &format!("{app}:9000"),
+        "",
+        "http://127.0.0.1:9001",
+    );
+    lab.nginx(
+        Some("web"),
+        &format!("{web}:80"),
+        "",
+        &format!("http://{app}:9000"),
+    );
+    let lb = format!("{}:18023", lab.gateway());
+    lab.nginx(None, &lb, "", &format!("http://{web}:80"));
+    assert_eq!(lab::get(&lb, "/cart"), 502, "the chain fails");
+    let url = format!("http://{lb}/cart");
+    let before = hop_dirs();
+
+    let (code, report, _) = lab::run_hops(&lab, &bin, 2, &url);
+    assert_eq!(code, Some(1), "{report:#}");
+    let findings = report["findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["host"] == "app" && f["cause"] == "upstream_refused"),
+        "app's stopped app is named with host app: {findings:#?}"
+    );
+    let hops = report["hops"].as_array().expect("a hops section");
+    let to = |a: &str| {
+        hops.iter()
+            .find(|h| h["address"] == a)
+            .unwrap_or_else(|| panic!("no hop to {a}: {hops:#?}"))
+    };
+    let h1 = to(&web);
+    assert_eq!(h1["host"], "web", "{h1:#?}");
+    assert_eq!(h1["depth"], 1, "{h1:#?}");
+    assert_eq!(h1["status"], "done", "{h1:#?}");
+    let h2 = to(&app);
+    assert_eq!(h2["host"], "app", "{h2:#?}");
+    assert_eq!(h2["depth"], 2, "{h2:#?}");
+    assert_eq!(h2["from"], "web", "{h2:#?}");
+    assert_eq!(h2["status"], "done", "{h2:#?}");
+    assert_eq!(h2["remote_status"], "problem", "{h2:#?}");
+    assert_eq!(h2["temp_dir_removed"], true, "{h2:#?}");
+    assert_eq!(hop_dirs(), before, "a hop temp dir was left behind");
+
+    let (code, report, _) = lab::run_hops(&lab, &bin, 1, &url);
+    assert_eq!(code, Some(1), "{report:#}");
+    let hops = report["hops"].as_array().expect("a hops section");
+    assert_eq!(hops.len(), 1, "one level only: {hops:#?}");
+    assert_eq!(hops[0]["host"], "web");
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["host"] != "app"),
+        "nothing was established on app"
+    );
+    let unseen = report["unseen"].as_array().unwrap();
+    assert!(
+        unseen.iter().any(|u| {
+            let w = u["what"].as_str().unwrap_or_default();
+            w.starts_with("on web:") && w.contains(&app)
+        }),
+        "the further hop to {app} is said not made: {unseen:#?}"
+    );
+    assert_eq!(hop_dirs(), before, "a hop temp dir was left behind");
+}
+
+/// A host where the same triage502 is installed (in the PATH of its ssh sessions only:
+/// `hosts.sh up --path`): the hop runs it there, copies nothing and makes no temp dir.
+#[test]
+fn an_installed_triage502_runs_without_a_copy() {
+    let _one = lab::one_at_a_time();
+    if let Some(why) = missing_requirement() {
+        skip(&why);
+        return;
+    }
+    let Some(bin) = hop_binary() else {
+        skip(lab::NO_HOP_BINARY);
+        return;
+    };
+    let installed = tempfile::tempdir().unwrap();
+    std::fs::copy(&bin, installed.path().join("triage502")).unwrap();
+    let path = format!("web1={}", installed.path().display());
+    let mut lab = lab::Lab::up(24, &["web1"], &["--path", &path]);
+    let web = lab.addr("web1");
+    lab.nginx(
+        Some("web1"),
+        &format!("{web}:80"),
+        "",
+        "http://127.0.0.1:9000",
+    );
+    let lb = format!("{}:18024", lab.gateway());
+    lab.nginx(None, &lb, "", &format!("http://{web}:80"));
+    let url = format!("http://{lb}/cart");
+    let before = hop_dirs();
+    let (code, report, stderr) = lab::run_hops(&lab, &bin, 1, &url);
+    assert_eq!(code, Some(1), "{report:#}");
+    let h = &report["hops"][0];
+    assert_eq!(h["host"], "web1", "{h:#?}");
+    assert_eq!(h["ran"], "installed", "{h:#?}");
+    assert_eq!(h["status"], "done", "{h:#?}");
+    assert!(h.get("temp_dir").is_none(), "{h:#?}");
+    let cmds = h["commands"].to_string();
+    assert!(
+        !cmds.contains("mktemp") && !cmds.contains("cat >"),
+        "nothing is copied: {cmds}"
+    );
+    assert!(
+        stderr.contains("triage502 of the same version is installed there"),
+        "{stderr}"
+    );
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["host"] == "web1" && f["cause"] == "upstream_refused"),
+        "{report:#}"
+    );
+    assert_eq!(hop_dirs(), before, "nothing was copied");
 }

@@ -95,6 +95,8 @@ fn asks_with_the_exact_copy_commands_then_hops_and_shows_each_host() {
     );
     assert!(s.contains("mktemp -d"), "{s}");
     assert!(s.contains("y hop"), "{s}");
+    // The whole offer fits 80x24: each remote command on its own numbered row(s).
+    insta::assert_snapshot!("hop_offer_80x24", s);
 
     // Nothing runs before the operator says yes; n declines and h offers it again.
     assert!(key(&mut app, 'n').is_none());
@@ -152,4 +154,5 @@ fn asks_with_the_exact_copy_commands_then_hops_and_shows_each_host() {
         "{s}"
     );
     assert!(s.contains("/tmp/triage502-hop.AbCd1234: removed"), "{s}");
+    insta::assert_snapshot!("hop_results_80x24", s);
 }

@@ -4,9 +4,20 @@
 # from this (the root) namespace with a generated operator key. Nothing leaves the bridge: the
 # namespaces have no default route, and the bridge's address is the only one in the root namespace.
 #
-#   hosts.sh up STATE NET NAME...   create hosts NAME... on bridge t5hbrNET (10.250.NET.0/24):
+#   hosts.sh up STATE NET [--path NAME=DIR]... NAME...
+#                                   create hosts NAME... on bridge t5hbrNET (10.250.NET.0/24):
 #                                   the root namespace is 10.250.NET.1, host i is 10.250.NET.(10+i),
-#                                   namespace t5hNET-NAME; sshd in each. NET is 1..200.
+#                                   namespace t5hNET-NAME; sshd in each, in a UTS namespace of its
+#                                   own whose hostname is NAME (`uname -n` there says NAME). NET is
+#                                   1..200. `--path NAME=DIR`: ssh sessions on NAME get
+#                                   PATH=DIR:(sshd's default PATH) (SetEnv), e.g. a DIR holding a
+#                                   triage502 "installed" on that host only (the filesystem is
+#                                   shared). Every session gets TRIAGE502_SSH_CONFIG=STATE/ssh_config
+#                                   (a host hops on to another lab host with the operator's key).
+#   hosts.sh link STATE NAME1 NAME2 a direct veth between two hosts, with /32 routes to each
+#                                   other's address over it: traffic between the two namespaces
+#                                   does not cross the bridge (bridged traffic meets the host's
+#                                   FORWARD policy, e.g. Docker's DROP)
 #   hosts.sh sshd-stop STATE NAME   stop one host's sshd (an unreachable host)
 #   hosts.sh down STATE             stop the sshds, delete the namespaces and the bridge
 #
@@ -27,6 +38,14 @@ case "$cmd" in
 up)
   (($# >= 3)) || die "usage: hosts.sh up STATE NET NAME..."
   state=$1 net=$2; shift 2
+  declare -A paths=()
+  while [[ ${1:-} == --path ]]; do
+    (($# >= 2)) || die "--path needs NAME=DIR"
+    [[ $2 == *=/* ]] || die "--path NAME=DIR with DIR absolute, got '$2'"
+    paths[${2%%=*}]=${2#*=}
+    shift 2
+  done
+  (($# >= 1)) || die "usage: hosts.sh up STATE NET [--path NAME=DIR]... NAME..."
   [[ $net =~ ^[0-9]+$ ]] && ((net >= 1 && net <= 200)) || die "NET must be 1..200, got '$net'"
   [[ $(id -u) -eq 0 ]] || die "must run as root (network namespaces)"
   command -v sshd >/dev/null || die "sshd is missing (apt-get install openssh-server)"
@@ -89,7 +108,12 @@ StrictModes no
 AcceptEnv LANG LC_*
 Subsystem sftp internal-sftp
 CFG
-    ip netns exec "$ns" /usr/sbin/sshd -f "$hdir/sshd_config" -E "$hdir/sshd.log"
+    setenv="TRIAGE502_SSH_CONFIG=$state/ssh_config"
+    [[ -n ${paths[$name]:-} ]] && setenv="$setenv PATH=${paths[$name]}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    echo "SetEnv $setenv" >>"$hdir/sshd_config"
+    # Its own hostname: sshd starts in a new UTS namespace named NAME, its sessions inherit it.
+    ip netns exec "$ns" unshare --uts sh -c 'hostname "$1" && exec /usr/sbin/sshd -f "$2" -E "$3"' \
+      sh "$name" "$hdir/sshd_config" "$hdir/sshd.log"
     echo "$addr,$name $(cut -d' ' -f1,2 "$hdir/ssh_host_ed25519_key.pub")" >>"$state/known_hosts"
     {
       echo "Host $name"
@@ -115,6 +139,20 @@ CFG
     die "sshd of $name ($addr) does not answer; see $state/$name/sshd.log"
   done <"$state/hosts.tsv"
   ;;
+link)
+  (($# == 3)) || die "usage: hosts.sh link STATE NAME1 NAME2"
+  state=$1 a=$2 b=$3
+  ns_a=$(awk -F'\t' -v n="$a" '$1 == n {print $2}' "$state/hosts.tsv")
+  ns_b=$(awk -F'\t' -v n="$b" '$1 == n {print $2}' "$state/hosts.tsv")
+  ad_a=$(awk -F'\t' -v n="$a" '$1 == n {print $3}' "$state/hosts.tsv")
+  ad_b=$(awk -F'\t' -v n="$b" '$1 == n {print $3}' "$state/hosts.tsv")
+  [[ -n $ns_a && -n $ns_b ]] || die "no host $a or $b in $state/hosts.tsv"
+  ip -n "$ns_a" link add "l-$b" type veth peer name "l-$a" netns "$ns_b"
+  ip -n "$ns_a" link set "l-$b" up
+  ip -n "$ns_b" link set "l-$a" up
+  ip -n "$ns_a" route add "$ad_b/32" dev "l-$b" src "$ad_a"
+  ip -n "$ns_b" route add "$ad_a/32" dev "l-$a" src "$ad_b"
+  ;;
 sshd-stop)
   (($# == 2)) || die "usage: hosts.sh sshd-stop STATE NAME"
   pidfile="$1/$2/sshd.pid"
@@ -138,6 +176,6 @@ down)
   rm -f "$state/hosts.tsv"
   ;;
 *)
-  die "usage: hosts.sh up STATE NET NAME... | sshd-stop STATE NAME | down STATE"
+  die "usage: hosts.sh up STATE NET [--path NAME=DIR]... NAME... | link STATE NAME1 NAME2 | sshd-stop STATE NAME | down STATE"
   ;;
 esac

@@ -1,6 +1,7 @@
 //! The steps of a hop, each bounded in time:
 //!
-//! 1. `triage502 --version` on the remote host: installed and the same version → use it
+//! 1. `triage502 --version` on the remote host: installed and the same release (version number,
+//!    see [`same_release`]) → use it
 //!    (ssh failing here means the host cannot be reached: DNS, refused, timeout, auth, host key,
 //!    reported as such).
 //! 2. Otherwise, when the copy is allowed: `mktemp -d` there (mode 0700), the static binary
@@ -119,9 +120,18 @@ impl Plan {
         }
     }
 
-    /// The remote run's argv, with `BIN` the remote binary.
+    /// The remote run's argv, with `BIN` the remote binary. The walk there is read-only; whether
+    /// it may copy on to a further host follows this run (`TRIAGE502_HOP_REMOTE=copy|no-copy`,
+    /// through `env`: an installed build of the same release that predates it ignores it).
     pub fn remote_run(&self, bin: &str, url: &str) -> Vec<String> {
+        let mode = if self.copy == Copy::Allowed {
+            "TRIAGE502_HOP_REMOTE=copy"
+        } else {
+            "TRIAGE502_HOP_REMOTE=no-copy"
+        };
         let mut v: Vec<String> = [
+            "env",
+            mode,
             bin,
             "run",
             "--non-interactive",
@@ -177,6 +187,20 @@ fn copy_command(dir: &str) -> String {
 
 fn remove_command(dir: &str) -> String {
     format!("rm -rf -- {d} && test ! -e {d}", d = quote::quote(dir))
+}
+
+/// Whether two `--version` lines name the same release: `triage502 0.1.0 (commit …, target)`
+/// compared on the version number. The commit and the target are how that release was built (a
+/// distribution's package of it is built for another target, or from a tarball without git): the
+/// report format is the release's.
+pub fn same_release(a: &str, b: &str) -> bool {
+    let release = |l: &str| {
+        let mut w = l.split_whitespace();
+        (w.next() == Some("triage502"))
+            .then(|| w.next().map(str::to_owned))
+            .flatten()
+    };
+    release(a).is_some() && release(a) == release(b)
 }
 
 /// A directory name mktemp could have printed (absolute, no shell-special characters).
@@ -312,7 +336,7 @@ async fn steps(a: &mut Attempt<'_>, loaded: Option<&Result<Loaded, String>>) -> 
         // clones, keep their address).
         name.clone_into(&mut a.hop.host);
     }
-    if remote_version == Some(plan.version.as_str()) {
+    if remote_version.is_some_and(|v| same_release(v, &plan.version)) {
         a.hop.ran = Ran::Installed;
         a.say("triage502 of the same version is installed there");
         let argv = plan.remote_run("triage502", &a.t.url);
@@ -524,6 +548,10 @@ mod tests {
         assert!(cmd.contains("--read-only"));
         assert!(cmd.contains("--hops 1"));
         assert!(
+            cmd.starts_with("env TRIAGE502_HOP_REMOTE=copy /tmp/triage502-hop.AbC/triage502 run"),
+            "{cmd}"
+        );
+        assert!(
             cmd.contains("'http://10.0.0.2:80/a b?x='\\''1'\\'''"),
             "{cmd}"
         );
@@ -531,6 +559,16 @@ mod tests {
             remove_command("/tmp/triage502-hop.AbC"),
             "rm -rf -- /tmp/triage502-hop.AbC && test ! -e /tmp/triage502-hop.AbC"
         );
+        assert!(same_release(
+            "triage502 0.1.0 (commit 27c5af2d45d6, x86_64-unknown-linux-musl)",
+            "triage502 0.1.0 (commit 52a8543d443a, x86_64-unknown-linux-gnu)"
+        ));
+        assert!(!same_release(
+            "triage502 0.2.0 (commit 27c5af2d45d6, x86_64-unknown-linux-musl)",
+            "triage502 0.1.0 (commit 27c5af2d45d6, x86_64-unknown-linux-musl)"
+        ));
+        assert!(!same_release("triage502", "triage502"));
+        assert!(!same_release("other 0.1.0", "other 0.1.0"));
         assert!(plausible_dir("/tmp/triage502-hop.Ab12xY"));
         assert!(!plausible_dir("/tmp/triage502-hop.x; rm -rf /"));
         assert!(!plausible_dir("relative/triage502-hop.x"));

@@ -550,7 +550,10 @@ impl App {
                 for ev in events {
                     self.journal_with(|j| j.append(&ev));
                 }
-                self.notice = Some("hop done: the remote findings are in the report and the ticket (t), and on the map (m)".into());
+                self.notice = Some(
+                    "hop done: remote findings in the report, the ticket (t) and the map (m)"
+                        .into(),
+                );
                 None
             }
         }
@@ -975,7 +978,15 @@ impl App {
     /// scrolling back up never needs presses "past the end".
     fn scroll_limit(&self) -> usize {
         match self.overlay {
-            Some(Overlay::Ticket) => self.ticket_text().lines().count() + 2,
+            // The preview wraps its lines: count the rows they take at 80 columns (a long
+            // ticket's end, e.g. its Hops section, stays reachable).
+            Some(Overlay::Ticket) => {
+                self.ticket_text()
+                    .lines()
+                    .map(|l| l.chars().count().div_ceil(70).max(1))
+                    .sum::<usize>()
+                    + 2
+            }
             Some(Overlay::ActionResult) => self
                 .last_action
                 .as_ref()
