@@ -153,12 +153,15 @@ impl Plan {
         v
     }
 
-    /// The exact commands of the copy, for the consent dialog and the plan (`DIR` stands for the
-    /// directory `mktemp -d` makes).
-    pub fn copy_commands(&self, host: &str) -> Vec<Vec<String>> {
+    /// The exact commands of a hop with a copy, for the consent dialog and the plan (`DIR` stands
+    /// for the directory `mktemp -d` makes): make the directory, copy, run the walk there on
+    /// `url`, remove the directory.
+    pub fn copy_commands(&self, host: &str, url: &str) -> Vec<Vec<String>> {
+        let run = quote::command(&self.remote_run("DIR/triage502", url));
         vec![
             self.ssh.argv(host, MKTEMP),
             self.ssh.argv(host, &copy_command("DIR")),
+            self.ssh.argv(host, &run),
             self.ssh.argv(host, &remove_command("DIR")),
         ]
     }
@@ -572,13 +575,23 @@ mod tests {
         assert!(plausible_dir("/tmp/triage502-hop.Ab12xY"));
         assert!(!plausible_dir("/tmp/triage502-hop.x; rm -rf /"));
         assert!(!plausible_dir("relative/triage502-hop.x"));
-        let copy = plan.copy_commands("web2");
-        assert_eq!(copy.len(), 3);
+        let copy = plan.copy_commands("web2", "http://10.0.0.12:80/cart");
+        assert_eq!(copy.len(), 4);
         assert!(
             copy[1]
                 .last()
                 .unwrap()
                 .starts_with("umask 077 && cat > DIR/triage502")
         );
+        let run = copy[2].last().unwrap();
+        assert!(
+            run.contains("DIR/triage502 run --non-interactive --read-only"),
+            "{run}"
+        );
+        assert!(
+            run.ends_with("--url http://10.0.0.12:80/cart --hops 1"),
+            "{run}"
+        );
+        assert!(copy[3].last().unwrap().starts_with("rm -rf -- DIR"));
     }
 }

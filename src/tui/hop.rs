@@ -124,7 +124,7 @@ impl HopView {
                             Some(Color::Yellow),
                         ));
                         if let Some(t) = self.targets.first() {
-                            let cmds = self.plan.copy_commands(&t.ssh_host);
+                            let cmds = self.plan.copy_commands(&t.ssh_host, &t.url);
                             if let Some(first) = cmds.first() {
                                 let prefix = &first[..first.len().saturating_sub(1)];
                                 let host = if self.targets.len() == 1 {
