@@ -308,7 +308,18 @@ fn the_wizard_asks_then_hops_to_the_web_hosts() {
     });
     // The map draws the remote hops.
     sess.send("m");
-    sess.wait("the map", |s| s.contains("Map: client"));
+    let first = sess.wait("the map", |s| s.contains("Map: client"));
+    eprintln!("{first}");
+    // The balancer's group is named by its failing server, not by the first server it lists.
+    let web2_5xx = format!("{web2}:80 http_5xx");
+    let first_line = first
+        .lines()
+        .find(|l| l.contains("First failing hop"))
+        .unwrap_or_else(|| panic!("no failing hop on the map:\n{first}"));
+    assert!(
+        first_line.contains("1 of 4 servers failing") && flowed(&first).contains(&web2_5xx),
+        "{first}"
+    );
     let map = page_until(&sess, "the remote hops on the map", |s| s.contains("(ssh)"));
     eprintln!("{map}");
     let map = flowed(&map);

@@ -451,6 +451,7 @@ fn upstream_hop(
         details.extend(unknown_reason(disc, "upstream"));
         "not known".into()
     };
+    let mut what = what;
     let health = if let Some(p) = probe {
         details.push(format!("{}: {}", p.kind, clip(&p.summary, 200)));
         Health::from(p.outcome)
@@ -470,6 +471,11 @@ fn upstream_hop(
         .filter(|p| p.kind == crate::checks::backends::DOC.kind)
         .map(crate::checks::backends::table)
         .unwrap_or_default();
+    // A group is named by its failing servers, not by the first server it lists (which may be a
+    // healthy one).
+    if !table.is_empty() {
+        what = group_what(&table);
+    }
     for (addr, state, health) in table.iter().take(16) {
         let health = if health.is_empty() {
             String::new()
@@ -500,6 +506,34 @@ fn upstream_hop(
         health: Some(health),
         details,
     }
+}
+
+/// A balancer group as the map names it: its failing servers first (`2 of 4 servers failing:
+/// 10.0.0.12:80 refused, …`; a slow server answers, so it is not failing).
+fn group_what(table: &[(String, String, String)]) -> String {
+    let failing: Vec<String> = table
+        .iter()
+        .filter(|(_, state, _)| state != "up" && state != "slow")
+        .map(|(addr, state, _)| format!("{addr} {state}"))
+        .collect();
+    let n = table.len();
+    if failing.is_empty() {
+        return format!(
+            "group of {n} server{}, none failing",
+            if n == 1 { "" } else { "s" }
+        );
+    }
+    let more = if failing.len() > 3 {
+        format!(", … {} more", failing.len() - 3)
+    } else {
+        String::new()
+    };
+    let shown: Vec<&str> = failing.iter().take(3).map(String::as_str).collect();
+    format!(
+        "{} of {n} servers failing: {}{more}",
+        failing.len(),
+        shown.join(", ")
+    )
 }
 
 /// The reports of the running batch already in.
@@ -673,6 +707,29 @@ pub fn scroll_limit(app: &App) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_group_is_named_by_its_failing_servers() {
+        let row = |a: &str, s: &str| (a.to_owned(), s.to_owned(), String::new());
+        let t = vec![
+            row("10.0.0.11:80", "up"),
+            row("10.0.0.12:80", "refused"),
+            row("10.0.0.13:80", "slow"),
+            row("10.0.0.14:80", "http_5xx"),
+        ];
+        assert_eq!(
+            super::group_what(&t),
+            "2 of 4 servers failing: 10.0.0.12:80 refused, 10.0.0.14:80 http_5xx"
+        );
+        assert_eq!(
+            super::group_what(&t[..1]),
+            "group of 1 server, none failing"
+        );
+        let many: Vec<_> = (0..6)
+            .map(|i| row(&format!("10.0.1.{i}:80"), "timeout"))
+            .collect();
+        assert!(super::group_what(&many).ends_with("10.0.1.2:80 timeout, … 3 more"));
+    }
+
     use super::*;
 
     #[test]
