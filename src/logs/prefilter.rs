@@ -276,7 +276,7 @@ fn grouped(grams: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {
             for r in 0..BUCKETS.min(n) {
                 for id in (r..n).step_by(BUCKETS) {
                     if let Some(g) = sorted.next() {
-                        slots[id] = g.clone();
+                        slots[id].clone_from(g);
                     }
                 }
             }
