@@ -123,16 +123,23 @@ impl Confirm {
             ..Confirm::default()
         };
         for g in grams {
-            let mut v = Vec::new();
-            for (i, l) in reduced.iter().enumerate() {
-                v.extend(memchr::memmem::find_iter(l.as_bytes(), g).map(|off| (off, i)));
-            }
-            c.owners.insert(g.as_slice().into(), v);
+            c.owners.insert(g.as_slice().into(), Vec::new());
             if !c.lengths.contains(&g.len()) {
                 c.lengths.push(g.len());
             }
         }
         c.lengths.sort_unstable_by(|a, b| b.cmp(a));
+        // Every window of every literal that is a gram (a hash look-up per
+        // window: this runs at every start).
+        for (i, l) in reduced.iter().enumerate() {
+            for &n in &c.lengths {
+                for (off, w) in l.as_bytes().windows(n).enumerate() {
+                    if let Some(v) = c.owners.get_mut(w) {
+                        v.push((off, i));
+                    }
+                }
+            }
+        }
         c
     }
 
@@ -246,6 +253,8 @@ pub fn cover(literals: &[String]) -> Vec<Vec<u8>> {
         out.push(g.to_vec());
         let b = b.clone();
         done.or(&b);
+        // Grams left with nothing to cover are out for good (this runs at every start).
+        grams.retain(|(_, b, _)| b.count_and_not(&done) > 0);
     }
     out
 }
