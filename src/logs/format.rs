@@ -537,6 +537,9 @@ pub fn fields(head: &Head, entry: &[u8]) -> Fields {
     }
 }
 
+/// Tail key places remembered per line by [`nginx_fields`].
+const TAIL_PLACES: usize = 16;
+
 const NGINX_KEYS: [(&[u8], bool); 7] = [
     (b", referrer: \"", true),
     (b", host: \"", true),
@@ -562,13 +565,48 @@ static CONN: std::sync::LazyLock<memmem::Finder<'static>> =
 
 /// Split the nginx tail from the right on its fixed keys.
 fn nginx_fields(entry: &[u8]) -> Fields {
+    nginx_fields_with(entry, TAIL_PLACES)
+}
+
+/// [`nginx_fields`] remembering at most `cap` (≤ [`TAIL_PLACES`]) key places
+/// (0: every key searched from the end, the reference the tests compare with).
+fn nginx_fields_with(entry: &[u8], cap: usize) -> Fields {
     let mut f = Fields::default();
     // The tail is on the entry's last physical line (FastCGI stderr spans lines).
     let last = memchr::memrchr(b'\n', entry).map_or(entry, |i| &entry[i + 1..]);
     let mut end = last.len();
-    let mut rest = last;
+    let rest = last;
+    // Where each key starts, in one pass over the commas (at most
+    // `TAIL_PLACES`; a line with more is searched key by key from its end).
+    let mut places = [(0usize, 0u8); TAIL_PLACES];
+    let mut n = 0;
+    let mut overflow = false;
+    for c in memchr::memchr_iter(b',', last) {
+        if let Some(k) = NGINX_KEYS
+            .iter()
+            .position(|(k, _)| last[c..].starts_with(k))
+        {
+            if n == cap.min(TAIL_PLACES) {
+                overflow = true;
+                break;
+            }
+            places[n] = (c, k as u8);
+            n += 1;
+        }
+    }
     for (i, (key, quoted)) in NGINX_KEYS.into_iter().enumerate() {
-        if let Some(at) = NGINX_FINDERS[i].rfind(&rest[..end]) {
+        // The last place of the key that ends before `end` (as `rfind` in
+        // `rest[..end]` finds it).
+        let found = if overflow {
+            NGINX_FINDERS[i].rfind(&rest[..end])
+        } else {
+            places[..n]
+                .iter()
+                .rev()
+                .find(|(at, k)| usize::from(*k) == i && at + key.len() <= end)
+                .map(|(at, _)| *at)
+        };
+        if let Some(at) = found {
             let mut v = &rest[at + key.len()..end];
             if quoted {
                 v = v.strip_suffix(b"\"").unwrap_or(v);
@@ -586,7 +624,6 @@ fn nginx_fields(entry: &[u8]) -> Fields {
             }
             end = at;
         }
-        rest = last;
     }
     let head_part = &last[..end];
     if let Some(w) = WHILE.rfind(head_part) {
@@ -690,6 +727,27 @@ fn caddy_fields(entry: &[u8]) -> Fields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_pass_tail_equals_the_key_by_key_search() {
+        let base = "2024/03/14 09:22:07 [error] 1#1: *5 upstream timed out (110: Connection timed out) while reading response header from upstream";
+        let tails = [
+            ", client: 10.0.0.1, server: e, request: \"GET /a HTTP/1.1\", upstream: \"http://127.0.0.1:8080/a\", host: \"e\"",
+            ", client: 10.0.0.1, server: e, request: \"GET /?q=, host: \"x\", upstream: \"y HTTP/1.1\", host: \"e\", referrer: \"r\"",
+            ", client: 1.1.1.1, client: 2.2.2.2, server: , request: \"GET /, server: a HTTP/1.1\"",
+            ", host: \"only\"",
+            ", upstream: \"",
+            ", client: , client: , client: , client: , client: , client: , client: , client: , client: , client: , client: , client: , client: , client: , client: , client: , client: , host: \"h\"",
+            "",
+            "\n  continued, client: 3.3.3.3, host: \"z\"",
+        ];
+        for t in tails {
+            let line = format!("{base}{t}");
+            let fast = nginx_fields(line.as_bytes());
+            let reference = nginx_fields_with(line.as_bytes(), 0);
+            assert_eq!(fast, reference, "{line}");
+        }
+    }
 
     fn h(line: &str) -> Option<Head> {
         head(line.as_bytes(), &mut Zone::utc())
