@@ -5,7 +5,7 @@
 #                                         licences, /etc/triage502/playbooks/
 #   SHA256SUMS
 # Adds the musl target with rustup and installs Debian's musl-tools when missing (as root).
-# TRIAGE502_DIST_LTO=thin trades a slightly larger binary for a quicker build (CI on 2 cores).
+# TRIAGE502_DIST_LTO=thin trades a larger binary (over the 15 MB cap test-dist.sh checks) for a quicker build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"

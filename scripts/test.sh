@@ -66,11 +66,13 @@ echo "==> walk scenarios"
 ./target/debug/triage502 playbook test playbooks/tests
 status=0
 # What we ship: the static binary and the .deb, built and tested as an operator uses them (root:
-# chroot into an empty root, dpkg). Thin LTO keeps CI quick; releases use the fat default.
+# chroot into an empty root, dpkg). Built exactly as released (fat LTO): the size cap it is tested
+# against (15 MB) is the shipped binary's, and a thin-LTO build had grown past it (15.06 MB, the
+# program at opt-level z). TRIAGE502_DIST_LTO=thin builds quicker, but may fail that one check.
 if [[ $(id -u) -eq 0 ]]; then
   echo "==> dist: scripts/dist.sh and scripts/test-dist.sh"
   dist_status=0
-  { TRIAGE502_DIST_LTO=${TRIAGE502_DIST_LTO:-thin} bash scripts/dist.sh && bash scripts/test-dist.sh; } \
+  { TRIAGE502_DIST_LTO=${TRIAGE502_DIST_LTO:-fat} bash scripts/dist.sh && bash scripts/test-dist.sh; } \
     >/tmp/triage502-dist.log 2>&1 || dist_status=$?
   grep -E "^(ok|FAIL|test-dist:|-rw)" /tmp/triage502-dist.log || true
   if ((dist_status != 0)); then
