@@ -38,6 +38,7 @@ linux=./target/debug/triage502
 # A copy: the Linux tests may rebuild target/debug while this runs beside them.
 linux_copy=$(mktemp /tmp/triage502-linux.XXXXXX)
 cp "$linux" "$linux_copy"
+chmod 0700 "$linux_copy" # mktemp makes it 0600: not executable
 linux=$linux_copy
 trap 'rm -f "$linux_copy"' EXIT
 
