@@ -23,10 +23,7 @@
 #[path = "hops/lab.rs"]
 mod lab;
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use lab::{hop_binary, hop_dirs, missing_requirement, web_farm};
 
@@ -50,68 +47,11 @@ fn hop_names_the_broken_web_host() {
     };
     let (lab, url) = web_farm(NET);
     let addr = |i: usize| lab.addr(&format!("web{i}"));
-    let state = lab.state.clone();
 
     let before = hop_dirs();
     let xdg = tempfile::tempdir().unwrap();
-    let t0 = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_triage502"))
-        .args([
-            "run",
-            "--non-interactive",
-            "--hops",
-            "2",
-            "--format",
-            "json",
-            "--since",
-            "10m",
-        ])
-        .arg("--ssh-config")
-        .arg(state.join("ssh_config"))
-        .arg("--hop-binary")
-        .arg(&bin)
-        .args(["--url", &url])
-        .env("XDG_STATE_HOME", xdg.path())
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut so = child.stdout.take().unwrap();
-    let mut se = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut b = String::new();
-        let _ = so.read_to_string(&mut b);
-        b
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut b = String::new();
-        let _ = se.read_to_string(&mut b);
-        b
-    });
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if t0.elapsed() > Duration::from_secs(240) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the run with --hops 2 took over 240 s: {}",
-                err_t.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let stdout = out_t.join().unwrap();
-    let stderr = err_t.join().unwrap();
-    eprintln!(
-        "--- stderr of the run ({} ms)\n{stderr}",
-        t0.elapsed().as_millis()
-    );
-    assert_eq!(status.code(), Some(1), "a problem was found: {stderr}");
-    let report: serde_json::Value =
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let (code, report, stderr) = lab::run_hops_in(&lab, &bin, 2, &url, xdg.path());
+    assert_eq!(code, Some(1), "a problem was found: {stderr}");
 
     // Every finding says where it was established; web2's cause is among them.
     let findings = report["findings"].as_array().unwrap();

@@ -297,6 +297,17 @@ pub fn run_hops(
     url: &str,
 ) -> (Option<i32>, serde_json::Value, String) {
     let xdg = tempfile::tempdir().unwrap();
+    run_hops_in(lab, bin, hops, url, xdg.path())
+}
+
+/// [`run_hops`] with `xdg` as the run's `XDG_STATE_HOME` (where its journal goes).
+pub fn run_hops_in(
+    lab: &Lab,
+    bin: &Path,
+    hops: u32,
+    url: &str,
+    xdg: &Path,
+) -> (Option<i32>, serde_json::Value, String) {
     let t0 = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_triage502"))
         .args([
@@ -313,7 +324,7 @@ pub fn run_hops(
         .arg("--hop-binary")
         .arg(bin)
         .args(["--url", url])
-        .env("XDG_STATE_HOME", xdg.path())
+        .env("XDG_STATE_HOME", xdg)
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
