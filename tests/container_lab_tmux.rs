@@ -29,26 +29,7 @@ mod tmux;
 
 use std::time::Duration;
 
-use tmux::{BIN, Session, tmux};
-
-/// The screen as one line of text, as an operator reads the right-hand pane and the full-width
-/// panels: on each row the last box segment, rows joined with spaces, runs of blanks collapsed
-/// (a long name or id wrapped inside a box reads whole again, a wrapped id with one space).
-fn flowed(screen: &str) -> String {
-    let rows: Vec<&str> = screen
-        .lines()
-        .map(|l| {
-            l.split('│')
-                .map(str::trim)
-                .rfind(|seg| !seg.is_empty())
-                .unwrap_or("")
-        })
-        .collect();
-    rows.join(" ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+use tmux::{BIN, Session, flowed, tmux};
 
 #[test]
 fn exited_app_container_is_restarted_from_the_dialog_and_resolved() {

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use lab::{Lab, hop_binary, hop_dirs, missing_requirement, web_farm};
-use tmux::{BIN, Session};
+use tmux::{BIN, Session, flowed};
 
 fn requirements() -> Option<PathBuf> {
     if let Some(why) = missing_requirement() {
@@ -64,25 +64,6 @@ fn hop_processes() -> Vec<String> {
         }
     }
     v
-}
-
-/// The screen as one line: on each row the text inside the box, rows joined with spaces, runs of
-/// blanks collapsed (a command wrapped inside the dialog reads whole again, with a space where
-/// it wrapped).
-fn flowed(screen: &str) -> String {
-    let rows: Vec<&str> = screen
-        .lines()
-        .map(|l| {
-            l.split('│')
-                .map(str::trim)
-                .rfind(|seg| !seg.is_empty())
-                .unwrap_or("")
-        })
-        .collect();
-    rows.join(" ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Start the wizard on the balancer's URL with the lab's ssh config and walk (Enter on the

@@ -192,6 +192,25 @@ impl Drop for Session {
     }
 }
 
+/// A screen as one line of text, as an operator reads it: on each row the last box segment (the
+/// text inside the box), rows joined with spaces, runs of blanks collapsed. A command or id wrapped
+/// inside a box reads whole again, with one space where it wrapped.
+pub fn flowed(screen: &str) -> String {
+    let rows: Vec<&str> = screen
+        .lines()
+        .map(|l| {
+            l.split('│')
+                .map(str::trim)
+                .rfind(|seg| !seg.is_empty())
+                .unwrap_or("")
+        })
+        .collect();
+    rows.join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Peak resident memory (VmHWM) of a running process, in KiB.
 pub fn peak_kib(pid: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
